@@ -1,0 +1,104 @@
+"""Settings from the command line and the environment (contract §1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from neira.structs import Base
+
+log = logging.getLogger("neira.config")
+
+DEFAULT_STAGE_DELAYS_MS = (50, 50, 50)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class Settings(Base):
+    """Everything the core and the app need to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "./var"
+    database_url: str | None = None
+    admin_token: str | None = None
+    operator_token: str | None = None
+    viewer_token: str | None = None
+    stage_delays_ms: tuple[int, int, int] = DEFAULT_STAGE_DELAYS_MS
+    capabilities: dict[str, str] = {}
+    safe_mode: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+    examples_dir: str | None = None
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as a Path."""
+        return Path(self.data_dir)
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy async URL: the given one, or SQLite in the data dir."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+            return url
+        return f"sqlite+aiosqlite:///{self.data_path / 'neira.db'}"
+
+
+def parse_stage_delays(raw: str | None) -> tuple[int, int, int]:
+    """`50,100,200` → (50, 100, 200); missing or invalid places keep their defaults."""
+    delays = list(DEFAULT_STAGE_DELAYS_MS)
+    if not raw:
+        return tuple(delays)  # type: ignore[return-value]
+    for i, part in enumerate(raw.split(",")[:3]):
+        try:
+            value = int(part.strip())
+        except ValueError:
+            log.warning("ignoring invalid stage delay at position %d", i + 1)
+            continue
+        if value < 0:
+            log.warning("ignoring negative stage delay at position %d", i + 1)
+            continue
+        delays[i] = value
+    return tuple(delays)  # type: ignore[return-value]
+
+
+def parse_capabilities(raw: str | None) -> dict[str, str]:
+    """`factory_script=experimental,organs_builder=disabled` → dict (validated later by the policy engine)."""
+    result: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        name, sep, state = part.partition("=")
+        if sep and name.strip() and state.strip():
+            result[name.strip()] = state.strip()
+    return result
+
+
+def _flag(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from NEIRA_* and ORGANS_BUILDER_* variables; explicit overrides (CLI flags) win."""
+    env = os.environ if env is None else env
+    delays_raw = env.get("ORGANS_BUILDER_STAGE_DELAYS")
+    if delays_raw is None and env.get("ORGANS_BUILDER_STAGE_DELAYS_MS") is not None:
+        log.warning("ORGANS_BUILDER_STAGE_DELAYS_MS is deprecated; use ORGANS_BUILDER_STAGE_DELAYS")
+        delays_raw = env["ORGANS_BUILDER_STAGE_DELAYS_MS"]
+    values: dict[str, object] = {
+        "host": env.get("NEIRA_HOST", "127.0.0.1"),
+        "port": int(env.get("NEIRA_PORT", "8000")),
+        "data_dir": env.get("NEIRA_DATA_DIR", "./var"),
+        "database_url": env.get("NEIRA_DATABASE_URL") or None,
+        "admin_token": env.get("NEIRA_ADMIN_TOKEN") or None,
+        "operator_token": env.get("NEIRA_OPERATOR_TOKEN") or None,
+        "viewer_token": env.get("NEIRA_VIEWER_TOKEN") or None,
+        "stage_delays_ms": parse_stage_delays(delays_raw),
+        "capabilities": parse_capabilities(env.get("NEIRA_CAPABILITIES")),
+        "safe_mode": _flag(env.get("NEIRA_SAFE_MODE")),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

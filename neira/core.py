@@ -1,0 +1,52 @@
+"""The core container: every service, wired once, handed to the HTTP layer by create_app()."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from neira.audit import Audit
+from neira.catalog import Catalog
+from neira.config import Settings
+from neira.events import EventBus
+from neira.factory import Factory
+from neira.metrics import Metrics
+from neira.organs import OrganBuilder
+from neira.policy import PolicyEngine
+from neira.storage.db import Database
+
+log = logging.getLogger("neira")
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+class Core:
+    """Owns storage, the event bus, audit, metrics, policy, the catalog, the factory and the organ builder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.db = Database(settings.db_url)
+        self.events = EventBus(self.db, self.metrics)
+        self.audit = Audit(self.db, self.metrics)
+        self.policy = PolicyEngine(self.db, self.events, self.audit, self.metrics)
+        self.catalog = Catalog(self.db, settings.data_path / "cells", self.metrics)
+        self.factory = Factory(self.db, self.catalog, self.policy, self.events, self.audit, self.metrics)
+        self.organs = OrganBuilder(
+            self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
+            settings.stage_delays_ms,
+        )
+
+    async def start(self) -> None:
+        """Create the schema, load policy state, register the example catalog, resume in-flight builds."""
+        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        await self.db.create()
+        await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
+        await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
+        await self.factory.start()
+        await self.organs.start()
+
+    async def stop(self) -> None:
+        """Stop timers and close storage. Nothing is lost: state is already committed."""
+        await self.organs.close()
+        await self.db.close()

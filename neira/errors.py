@@ -1,0 +1,110 @@
+"""One error root for the core. Each error has a stable `code`; api/ maps codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NeiraError(Exception):
+    """Root of every error the core raises on purpose.
+
+    `code` is stable and public; `reason` is a sentence for people; `extra` holds the contract's
+    additional fields (`capability`, `errors`, `violations`, `from`, `to`, ...).
+    """
+
+    code = "internal"
+
+    def __init__(self, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The contract's error body."""
+        return {"code": self.code, "reason": self.reason, **self.extra}
+
+
+class InvalidRequest(NeiraError):
+    code = "invalid_request"
+
+
+class InvalidTemplate(NeiraError):
+    code = "invalid_template"
+
+    def __init__(self, errors: list[dict[str, str]], reason: str = "template is invalid") -> None:
+        super().__init__(reason, errors=errors)
+        self.errors = errors
+
+
+class Unauthorized(NeiraError):
+    code = "unauthorized"
+
+
+class Forbidden(NeiraError):
+    code = "forbidden"
+
+
+class CapabilityDisabled(NeiraError):
+    code = "capability_disabled"
+
+    def __init__(self, capability: str, reason: str | None = None) -> None:
+        super().__init__(reason or f"capability {capability} is disabled", capability=capability)
+
+
+class CapabilityLocked(NeiraError):
+    code = "capability_locked"
+
+    def __init__(self, capability: str, reason: str | None = None) -> None:
+        super().__init__(reason or f"capability {capability} is locked", capability=capability)
+
+
+class SafeModeActive(NeiraError):
+    code = "safe_mode"
+
+
+class PolicyDenied(NeiraError):
+    code = "policy_denied"
+
+    def __init__(self, violations: list[dict[str, Any]], reason: str = "denied by policy") -> None:
+        super().__init__(reason, violations=violations)
+
+
+class NotFound(NeiraError):
+    code = "not_found"
+
+
+class InvalidTransition(NeiraError):
+    code = "invalid_transition"
+
+    def __init__(self, from_state: str, to_state: str, reason: str | None = None) -> None:
+        super().__init__(reason or f"cannot move from {from_state} to {to_state}", **{"from": from_state, "to": to_state})
+
+
+class Conflict(NeiraError):
+    code = "conflict"
+
+
+class PlanStale(NeiraError):
+    code = "plan_stale"
+
+
+class PayloadTooLarge(NeiraError):
+    code = "payload_too_large"
+
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_template": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "capability_disabled": 403,
+    "capability_locked": 403,
+    "safe_mode": 403,
+    "policy_denied": 403,
+    "not_found": 404,
+    "invalid_transition": 409,
+    "conflict": 409,
+    "plan_stale": 409,
+    "payload_too_large": 413,
+    "internal": 500,
+}

@@ -1,0 +1,200 @@
+"""The PolicyEngine: capability gates, roles and safe mode. Every check is a Decision with an id."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from neira.audit import Audit
+from neira.errors import (
+    CapabilityDisabled,
+    CapabilityLocked,
+    Forbidden,
+    InvalidRequest,
+    NeiraError,
+    NotFound,
+    PolicyDenied,
+    SafeModeActive,
+)
+from neira.events import EventBus
+from neira.metrics import Metrics
+from neira.storage import tables
+from neira.storage.db import Database
+from neira.structs import Base
+
+
+class GateState(StrEnum):
+    """States of a capability gate (like Kubernetes feature gates: locked cannot change at run time)."""
+
+    LOCKED = "locked"
+    DISABLED = "disabled"
+    EXPERIMENTAL = "experimental"
+    STABLE = "stable"
+
+
+class Role(StrEnum):
+    """Who is asking."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+    SYSTEM = "system"  # the service itself: timers, auto-heal, restart recovery
+
+
+DEFAULT_CAPABILITIES: dict[str, GateState] = {
+    "factory_adapter": GateState.EXPERIMENTAL,
+    "factory_script": GateState.LOCKED,
+    "factory_wasm": GateState.LOCKED,
+    "organs_builder": GateState.EXPERIMENTAL,
+    "self_edit": GateState.LOCKED,
+}
+OPEN_STATES = (GateState.EXPERIMENTAL, GateState.STABLE)
+
+
+class Decision(Base):
+    """One policy evaluation: which rule, what it decided, and why."""
+
+    decision_id: str
+    rule: str
+    action: str  # allow | deny | warn
+    reason: str
+    capability: str | None = None
+
+    @property
+    def denied(self) -> bool:
+        """True when the decision refuses the request."""
+        return self.action == "deny"
+
+
+def _decision(rule: str, action: str, reason: str, capability: str | None = None) -> Decision:
+    return Decision(decision_id=f"dec-{secrets.token_hex(6)}", rule=rule, action=action, reason=reason, capability=capability)
+
+
+class PolicyEngine:
+    """Holds gate states and safe mode (persisted), and evaluates requests against them."""
+
+    def __init__(self, db: Database, events: EventBus, audit: Audit, metrics: Metrics) -> None:
+        self.db, self.events, self.audit, self.metrics = db, events, audit, metrics
+        self.capabilities: dict[str, GateState] = dict(DEFAULT_CAPABILITIES)
+        self.safe_mode = False
+        self.safe_mode_reason: str | None = None
+
+    async def load(self, overrides: dict[str, str], safe_mode: bool) -> None:
+        """Stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES, NEIRA_SAFE_MODE)."""
+        async with self.db.read() as conn:
+            rows = {r.key: r.value for r in await conn.execute(select(tables.settings))}
+        for name, state in (rows.get("capabilities") or {}).items():
+            if name in self.capabilities and self.capabilities[name] is not GateState.LOCKED:
+                self.capabilities[name] = GateState(state)
+        for name, state in overrides.items():
+            try:
+                self.capabilities[name] = GateState(state)
+            except ValueError:
+                raise InvalidRequest(f"NEIRA_CAPABILITIES: unknown state {state!r} for {name}") from None
+        stored = rows.get("safe_mode") or {}
+        self.safe_mode = safe_mode or bool(stored.get("enabled"))
+        self.safe_mode_reason = "NEIRA_SAFE_MODE" if safe_mode else stored.get("reason")
+        self._export()
+
+    def _export(self) -> None:
+        for name, state in self.capabilities.items():
+            for s in GateState:
+                self.metrics.capability_state.labels(name, s.value).set(1 if s is state else 0)
+        self.metrics.safe_mode.set(1 if self.safe_mode else 0)
+
+    def _count(self, d: Decision) -> Decision:
+        self.metrics.policy_decisions.labels(d.rule, d.action).inc()
+        return d
+
+    # --- evaluations -------------------------------------------------------------------------------
+    def gate(self, name: str) -> Decision:
+        """Whether capability `name` is open (experimental or stable)."""
+        state = self.capabilities.get(name)
+        if state is None:
+            return self._count(_decision(f"capability.{name}", "deny", f"unknown capability {name}", name))
+        if state in OPEN_STATES:
+            return self._count(_decision(f"capability.{name}", "allow", f"{name} is {state.value}", name))
+        return self._count(_decision(f"capability.{name}", "deny", f"{name} is {state.value}", name))
+
+    def access(self, role: Role | str, write: bool, admin_only: bool = False) -> list[Decision]:
+        """Role and safe-mode decisions for a request."""
+        role = Role(role)
+        if role is Role.SYSTEM or role is Role.ADMIN:
+            return [self._count(_decision("role", "allow", f"{role.value} may do this"))]
+        if admin_only:
+            return [self._count(_decision("role", "deny", "only the admin may do this"))]
+        if write and role is Role.VIEWER:
+            return [self._count(_decision("role", "deny", "the viewer role may only read"))]
+        decisions = [self._count(_decision("role", "allow", f"{role.value} may do this"))]
+        if write and self.safe_mode:
+            decisions.append(self._count(_decision("safe_mode", "deny", "safe mode is on: only the admin may write")))
+        return decisions
+
+    @staticmethod
+    def enforce(decisions: list[Decision]) -> None:
+        """Raise the contract's error for the first denying decision."""
+        for d in decisions:
+            if d.denied:
+                raise decision_error(d)
+
+    # --- runtime changes ---------------------------------------------------------------------------
+    async def set_capability(self, actor: str, name: str, state: str, reason: str | None = None) -> dict[str, Any]:
+        """Flip a gate at run time; locked gates never change."""
+        if name not in self.capabilities:
+            raise NotFound(f"unknown capability {name}")
+        try:
+            new = GateState(state)
+        except ValueError:
+            raise InvalidRequest("state must be one of disabled, experimental, stable") from None
+        old = self.capabilities[name]
+        if old is GateState.LOCKED:
+            raise CapabilityLocked(name)
+        if new is GateState.LOCKED:
+            raise InvalidRequest("a gate can only be locked at start (NEIRA_CAPABILITIES)")
+        d = self._count(_decision(f"capability.{name}", "allow", f"{actor} set {name} to {new.value}", name))
+        async with self.db.transaction() as tx:
+            self.capabilities[name] = new
+            await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": self._stored_caps()}, ["key"]))
+            await self.audit.record(tx, actor, "capability.set", name, old.value, new.value, reason, [d.decision_id])
+            await self.events.emit(tx, "capability.changed", f"capability:{name}", {"name": name, "from": old.value, "to": new.value})
+        self._export()
+        return {"name": name, "state": new.value}
+
+    def _stored_caps(self) -> dict[str, str]:
+        return {k: v.value for k, v in self.capabilities.items() if v is not GateState.LOCKED}
+
+    async def set_safe_mode(self, actor: str, enabled: bool, reason: str | None = None) -> dict[str, Any]:
+        """Turn safe mode on or off; audited and published."""
+        d = self._count(_decision("safe_mode", "allow", f"{actor} turned safe mode {'on' if enabled else 'off'}"))
+        old = self.safe_mode
+        async with self.db.transaction() as tx:
+            self.safe_mode, self.safe_mode_reason = enabled, reason
+            await tx.conn.execute(self.db.upsert(tables.settings, {"key": "safe_mode", "value": {"enabled": enabled, "reason": reason}}, ["key"]))
+            await self.audit.record(tx, actor, "safe_mode.set", "safe_mode", old, enabled, reason, [d.decision_id])
+            await self.events.emit(tx, "safe_mode.changed", "safe_mode", {"enabled": enabled, "reason": reason})
+        self._export()
+        return self.safe_mode_status()
+
+    def safe_mode_status(self) -> dict[str, Any]:
+        """`{enabled, reason}`."""
+        return {"enabled": self.safe_mode, "reason": self.safe_mode_reason}
+
+    def capability_list(self) -> dict[str, str]:
+        """Gate name → state."""
+        return {k: v.value for k, v in self.capabilities.items()}
+
+
+def decision_error(d: Decision) -> NeiraError:
+    """The contract's error for a denying decision."""
+    if d.rule.startswith("capability.") and d.capability:
+        if d.reason.endswith("locked"):
+            return CapabilityDisabled(d.capability, f"capability {d.capability} is locked")
+        return CapabilityDisabled(d.capability)
+    if d.rule == "role":
+        return Forbidden(d.reason)
+    if d.rule == "safe_mode":
+        return SafeModeActive(d.reason)
+    return PolicyDenied([{"rule": d.rule, "reason": d.reason, "decision_id": d.decision_id}], d.reason)

@@ -1,0 +1,91 @@
+"""The database handle: an async SQLAlchemy engine, one writer at a time, post-commit hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from neira.storage import tables
+
+
+class Tx:
+    """A write transaction: the connection plus work to run after it commits (events to subscribers)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._after: list[Callable[[], None]] = []
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once the transaction has committed; dropped on rollback."""
+        self._after.append(fn)
+
+    async def next_counter(self, name: str) -> int:
+        """Increment and return a named counter; ids made from it are never reused."""
+        row = (await self.conn.execute(select(tables.counters.c.value).where(tables.counters.c.name == name))).first()
+        if row is None:
+            await self.conn.execute(tables.counters.insert().values(name=name, value=1))
+            return 1
+        await self.conn.execute(update(tables.counters).where(tables.counters.c.name == name).values(value=row[0] + 1))
+        return row[0] + 1
+
+
+class Database:
+    """Owns the engine. Writes are serialised in-process so read-modify-write sequences are atomic."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine: AsyncEngine = create_async_engine(url, future=True)
+        self._write_lock = asyncio.Lock()
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def create(self) -> None:
+        """Create the tables that do not exist yet."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(tables.metadata.create_all)
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A serialised write transaction; post-commit hooks run after a successful commit."""
+        async with self._write_lock:
+            async with self.engine.begin() as conn:
+                tx = Tx(conn)
+                yield tx
+        for fn in tx._after:
+            fn()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
+        """An insert-or-update statement for this dialect."""
+        if self.is_sqlite:
+            stmt = sqlite_insert(table).values(**values)
+        else:  # pragma: no cover - exercised once the PostgreSQL backend lands
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table).values(**values)
+        return stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

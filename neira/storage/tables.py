@@ -1,0 +1,128 @@
+"""The schema, dialect-neutral (SQLite now, PostgreSQL later): SQLAlchemy Core tables on one MetaData."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+catalog = Table(
+    "catalog",
+    metadata,
+    Column("family", String(8), primary_key=True),  # "cell" | "organ"
+    Column("id", String(128), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # analysis|action|memory, or "organ"
+    Column("kind_value", String(128), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+cell_records = Table(
+    "cell_records",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("template_id", String(128), nullable=False, index=True),
+    Column("version", String(64), nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("previous_state", String(16)),
+    Column("hitl", Boolean, nullable=False),
+    Column("template", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_cell_records_identity", "template_id", "version", "backend", unique=True),
+)
+
+record_history = Table(
+    "record_history",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(64), nullable=False, index=True),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(32), nullable=False),
+    Column("reason", Text),
+)
+
+organs = Table(
+    "organs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("template_id", String(128), nullable=False, index=True),
+    Column("template", JSON, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("auto", Boolean, nullable=False),  # automatic progression on; manual status stops it
+    Column("deadline", Float),  # wall-clock time of the next automatic stage, when building
+    Column("attempts", Integer, nullable=False),
+    Column("cells", JSON, nullable=False),  # [{id, record_id}] the organ's cells and their records
+    Column("stage_times", JSON, nullable=False),  # {state: at}
+    Column("build_started_at", Float),
+    Column("build_finished_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("subject", String(160), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(160), nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("reason", Text),
+    Column("decision_ids", JSON, nullable=False),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(128), index=True),
+    Column("base", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("applied_at", Float),
+    Column("result", JSON),
+)
