@@ -103,8 +103,17 @@ def _decode(data: Any, cls: type[Base]) -> Any:
     try:
         return msgspec.convert(data, cls)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        raise InvalidTemplate([{"path": path.rstrip("`") or "$", "message": message}]) from None
+        raise InvalidTemplate([validation_error(exc)]) from None
+
+
+def validation_error(exc: msgspec.ValidationError) -> dict[str, str]:
+    """A msgspec validation error as `{path, message}` (an unknown field's path names the field)."""
+    message, _, path = str(exc).partition(" - at `")
+    path = path.rstrip("`") or "$"
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}"
+    return {"path": path, "message": message}
 
 
 def _check_id(value: str, path: str, errors: list[dict[str, str]]) -> None:

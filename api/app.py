@@ -1,0 +1,69 @@
+"""create_app(): the Litestar app around a Core. Controllers stay thin; the core does the work."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import CacheControlHeader, State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.static_files import create_static_files_router
+
+from api.auth import OPEN_PATHS, TokenAuthMiddleware, TokenTable, access_guard
+from api.controllers.platform import HealthController, PlatformController
+from api.errors import EXCEPTION_HANDLERS
+from neira.core import Core
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CONTROLLER_MODULES = ("cells", "factory", "organs", "commands")
+log = logging.getLogger("neira.api")
+
+
+def _controllers() -> list[type]:
+    """Every controller class exported as `CONTROLLERS` by api/controllers/<name>.py."""
+    found: list[type] = [HealthController, PlatformController]
+    for name in CONTROLLER_MODULES:
+        try:
+            module = importlib.import_module(f"api.controllers.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"api.controllers.{name}":
+                raise
+            continue
+        found.extend(getattr(module, "CONTROLLERS", []))
+    return found
+
+
+def create_app(core: Core) -> Litestar:
+    """The HTTP app for `core`: auth, policy guard, error bodies, metrics, OpenAPI and the web pages."""
+    tokens = TokenTable(core.settings)
+    prometheus = PrometheusConfig(app_name="neira", prefix="neira_http", group_path=True, exclude=["^/metrics$"])
+    static = create_static_files_router(
+        path="/",
+        directories=[WEB_DIR],
+        html_mode=True,
+        opt={"exclude_from_auth": True},
+        cache_control=CacheControlHeader(no_cache=True, public=True),
+        include_in_schema=False,
+    )
+    return Litestar(
+        route_handlers=[*_controllers(), static],
+        dependencies={"core": Provide(lambda: core, sync_to_thread=False, use_cache=True)},
+        state=State({"core": core, "tokens": tokens}),
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(TokenAuthMiddleware, tokens=tokens, exclude=OPEN_PATHS, scopes={"http"}),
+        ],
+        guards=[access_guard],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=core.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="neira", version="0.1.0", path="/schema"),
+        on_startup=[core.start],
+        on_shutdown=[core.stop],
+        debug=False,
+        logging_config=None,
+    )

@@ -1,0 +1,117 @@
+"""The `neira` command: `serve` runs the HTTP server; `chat` and `say` talk to a running one.
+
+It lives in api/ because it wires the HTTP layer; the core in neira/ never imports api/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import msgspec
+
+from neira.config import Settings, settings_from_env
+from neira.logs import configure_logging
+
+
+def _admin_token(settings: Settings) -> tuple[str, bool]:
+    """The admin token: from the environment, else stored in <data-dir>/admin_token (0600), else new."""
+    if settings.admin_token:
+        return settings.admin_token, False
+    path = settings.data_path / "admin_token"
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start uvicorn with the app on the embedded default (or NEIRA_DATABASE_URL)."""
+    import uvicorn
+
+    from api.app import create_app
+    from neira.core import Core
+
+    configure_logging()
+    settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    token, created = _admin_token(settings)
+    settings = msgspec.structs.replace(settings, admin_token=token)
+    app = create_app(Core(settings))
+    shown = "localhost" if settings.host in ("0.0.0.0", "127.0.0.1", "::") else settings.host
+    note = f" (new admin token stored in {settings.data_path / 'admin_token'})" if created else ""
+    print(f"neira: chat page at http://{shown}:{settings.port}/#token={token}{note}", flush=True)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, access_log=False, log_config=None,
+        timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("NEIRA_URL", "http://127.0.0.1:8000"), help="server URL (env NEIRA_URL)")
+    p.add_argument("--token", default=None, help="bearer token (env NEIRA_TOKEN, else NEIRA_ADMIN_TOKEN, else <data-dir>/admin_token)")
+    p.add_argument("--data-dir", default=os.environ.get("NEIRA_DATA_DIR", "./var"), help="where to find admin_token")
+    p.add_argument("--session", default=None, help="session id (keeps 'apply' working across calls)")
+
+
+def client_token(args: argparse.Namespace) -> str:
+    """The token for chat/say."""
+    token = args.token or os.environ.get("NEIRA_TOKEN") or os.environ.get("NEIRA_ADMIN_TOKEN")
+    if not token:
+        path = Path(args.data_dir) / "admin_token"
+        if path.exists():
+            token = path.read_text().strip()
+    if not token:
+        raise SystemExit("neira: no token: pass --token, set NEIRA_TOKEN, or run next to the server's data dir")
+    return token
+
+
+def talk(args: argparse.Namespace) -> int:
+    """`neira chat` / `neira say`: the Command Cell over HTTP."""
+    from neira.commands import chat_cli
+
+    token = client_token(args)
+    if args.cmd == "say":
+        return chat_cli.say(args.url, token, " ".join(args.text), args.session)
+    return chat_cli.chat(args.url, token, args.session)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="neira", description="neira: grow an assistant out of cells and organs.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="run the HTTP server (REST, WebSockets, metrics, web pages)")
+    p.add_argument("--host", default=None, help="bind address (env NEIRA_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (env NEIRA_PORT, default 8000)")
+    p.add_argument("--data-dir", default=None, help="data directory (env NEIRA_DATA_DIR, default ./var)")
+    p.set_defaults(func=serve)
+    p = sub.add_parser("chat", help="interactive chat with a running server (history with the arrow keys)")
+    _client_args(p)
+    p.set_defaults(func=talk)
+    p = sub.add_parser("say", help="send one command to a running server and print the reply")
+    p.add_argument("text", nargs="+", help="the command, e.g. 'создай голосовой орган v1'")
+    _client_args(p)
+    p.set_defaults(func=talk)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `neira` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

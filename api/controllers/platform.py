@@ -1,0 +1,137 @@
+"""Platform routes: health, metrics, introspection, capabilities, safe mode, events and audit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, WebSocket, get, post, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import Parameter
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from api.auth import websocket_role
+from neira import introspection
+from neira.core import Core
+from neira.structs import Base, to_builtins
+
+
+class CapabilityChange(Base):
+    """Body of `POST /api/neira/capabilities/{name}`."""
+
+    state: str
+    reason: str | None = None
+
+
+class SafeModeChange(Base):
+    """Body of `POST /api/neira/safe-mode`."""
+
+    enabled: bool
+    reason: str | None = None
+
+
+class HealthController(Controller):
+    """Open routes: liveness and Prometheus metrics."""
+
+    opt = {"exclude_from_auth": True}
+
+    @get("/healthz", sync_to_thread=False)
+    def healthz(self) -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @get("/metrics", sync_to_thread=False)
+    def metrics(self, core: Core) -> Response:
+        """Prometheus text: the app's registry plus HTTP request metrics."""
+        body = generate_latest(core.metrics.registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class PlatformController(Controller):
+    """`/api/neira/...` platform routes."""
+
+    path = "/api/neira"
+
+    @get("/introspection/status")
+    async def introspection_status(self, core: Core) -> dict[str, Any]:
+        """Safe mode, gates and counts of records, organs and catalog entries."""
+        return await introspection.status(core.db, core.policy)
+
+    @get("/capabilities", sync_to_thread=False)
+    def capabilities(self, core: Core) -> dict[str, str]:
+        """Gate name → state."""
+        return core.policy.capability_list()
+
+    @post("/capabilities/{name:str}", status_code=200, opt={"admin": True})
+    async def set_capability(self, core: Core, request: Request, name: str, data: CapabilityChange) -> dict[str, Any]:
+        """Flip a gate (admin; locked gates never change)."""
+        return await core.policy.set_capability(request.user, name, data.state, data.reason)
+
+    @get("/safe-mode", sync_to_thread=False)
+    def safe_mode(self, core: Core) -> dict[str, Any]:
+        """`{enabled, reason}`."""
+        return core.policy.safe_mode_status()
+
+    @post("/safe-mode", status_code=200, opt={"admin": True})
+    async def set_safe_mode(self, core: Core, request: Request, data: SafeModeChange) -> dict[str, Any]:
+        """Safe mode on or off (admin)."""
+        return await core.policy.set_safe_mode(request.user, data.enabled, data.reason)
+
+    @get("/events")
+    async def events(
+        self, core: Core, since: int = Parameter(default=0, ge=0), limit: int = Parameter(default=100, ge=1, le=1000)
+    ) -> list[dict[str, Any]]:
+        """Stored events after `since`, oldest first."""
+        return [to_builtins(e) for e in await core.events.list(since, limit)]  # type: ignore[misc]
+
+    @get("/audit")
+    async def audit(
+        self, core: Core, since: int = Parameter(default=0, ge=0), limit: int = Parameter(default=500, ge=1, le=5000)
+    ) -> list[dict[str, Any]]:
+        """The audit trail after `since`, oldest first."""
+        return [to_builtins(r) for r in await core.audit.list(since, limit)]  # type: ignore[misc]
+
+    @websocket("/events/stream", opt={"exclude_from_auth": True})
+    async def events_stream(self, socket: WebSocket, core: Core) -> None:
+        """Every event as it happens, `{seq, at, type, subject, data}`; `?since=` replays stored ones first."""
+        await socket.accept()
+        if websocket_role(socket) is None:
+            await socket.close(code=4401, reason="unauthorized")
+            return
+        sub = core.events.subscribe("*")
+        try:
+            since = int(socket.query_params.get("since", "-1"))
+            last = 0
+            if since >= 0:
+                for ev in await core.events.list(since, 1000):
+                    await socket.send_text(msgspec.json.encode(ev).decode())
+                    last = ev.seq
+            await _pump(socket, sub, last)
+        except (WebSocketDisconnect, ValueError):
+            pass
+        finally:
+            core.events.unsubscribe("*", sub)
+
+
+async def _pump(socket: WebSocket, sub: Any, last: int) -> None:
+    """Forward events until the client goes away; a lagging client is told how many frames it missed."""
+    receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
+    try:
+        while True:
+            getter = asyncio.ensure_future(sub.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                getter.cancel()
+                receiver.result()  # raises WebSocketDisconnect when the client left
+                receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
+                continue
+            ev = getter.result()
+            if sub.lagged:
+                sub.lagged = False
+                await socket.send_text(msgspec.json.encode({"type": "stream.lagged", "seq": ev.seq}).decode())
+            if ev.seq > last:
+                await socket.send_text(msgspec.json.encode(ev).decode())
+    finally:
+        receiver.cancel()

@@ -1,0 +1,74 @@
+"""The one place that turns errors into the contract's body `{code, reason, ...}` and status."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from neira.errors import STATUS_BY_CODE, NeiraError
+
+log = logging.getLogger("neira.api")
+
+CODE_BY_STATUS = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=body, status_code=status, media_type="application/json", headers=headers)
+
+
+def neira_error_handler(_: Request, exc: NeiraError) -> Response:
+    """Domain errors: status from the code table."""
+    return _json(exc.body(), STATUS_BY_CODE.get(exc.code, 500))
+
+
+def http_error_handler(_: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (validation, routing, body size) in the contract's shape, without internals."""
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_handler(_, exc)
+    code = CODE_BY_STATUS.get(status, "invalid_request" if status < 500 else "internal")
+    reason = _reason(exc, status)
+    headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+    return _json({"code": code, "reason": reason}, status, headers)
+
+
+def _reason(exc: HTTPException, status: int) -> str:
+    if status == 413:
+        return "request body is larger than the limit"
+    if status == 404:
+        return "no such route or resource"
+    if status == 405:
+        return "method not allowed on this route"
+    if isinstance(exc, ValidationException):
+        details = exc.extra if isinstance(exc.extra, list) else []
+        parts = [f"{d.get('key') or 'body'}: {d.get('message')}" for d in details if isinstance(d, dict)]
+        return "invalid request: " + "; ".join(parts) if parts else "invalid request body or parameters"
+    return str(exc.detail) if exc.detail else "invalid request"
+
+
+def internal_error_handler(_: Request, exc: Exception) -> Response:
+    """Anything unexpected: an opaque error id for the operator, nothing about the internals for the client."""
+    error_id = secrets.token_hex(6)
+    log.error("internal error %s (%s)", error_id, type(exc).__name__)
+    return _json({"code": "internal", "reason": f"internal error {error_id}"}, HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+EXCEPTION_HANDLERS = {
+    NeiraError: neira_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,87 @@
+"""The transition table, exhaustively, and random event sequences against its invariants."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neira.errors import InvalidTransition
+from neira.lifecycle import CELL_TRANSITIONS, CellEvent, CellState, advance, can, next_organ_stage
+
+S, E = CellState, CellEvent
+
+EXPECTED = {
+    (S.DRAFT, E.APPROVE): S.CANARY,
+    (S.CANARY, E.APPROVE): S.EXPERIMENTAL,
+    (S.EXPERIMENTAL, E.APPROVE): S.STABLE,
+    (S.STABLE, E.DEPRECATE): S.DEPRECATED,
+    (S.DEPRECATED, E.RESTORE): S.STABLE,
+    (S.HEALING, E.HEAL_FAIL): S.FAILED,
+}
+for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.HEALING, S.FAILED):
+    EXPECTED[(s, E.DISABLE)] = S.DISABLED
+for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED):
+    EXPECTED[(s, E.ROLLBACK)] = S.ROLLED_BACK
+    EXPECTED[(s, E.AUTO_ROLLBACK)] = S.ROLLED_BACK
+for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.DISABLED, S.FAILED):
+    EXPECTED[(s, E.HEAL)] = S.HEALING
+
+
+@pytest.mark.parametrize(("state", "event"), list(itertools.product(CellState, [e for e in CellEvent if e is not E.HEAL_OK])))
+def test_every_state_event_pair(state: CellState, event: CellEvent) -> None:
+    expected = EXPECTED.get((state, event))
+    if expected is None:
+        with pytest.raises(InvalidTransition) as info:
+            advance(state, event)
+        assert info.value.body()["from"] == state.value
+        assert not can(state, event)
+    else:
+        assert advance(state, event) is expected
+        assert can(state, event)
+
+
+def test_table_is_exactly_the_expected_one() -> None:
+    assert CELL_TRANSITIONS == EXPECTED
+
+
+def test_rolled_back_is_terminal() -> None:
+    assert not any(can(S.ROLLED_BACK, e) for e in CellEvent)
+
+
+@pytest.mark.parametrize("previous", [S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DISABLED])
+def test_heal_ok_returns_to_the_previous_state(previous: CellState) -> None:
+    assert advance(advance(previous, E.HEAL), E.HEAL_OK, previous) is previous
+
+
+def test_heal_ok_outside_healing_is_refused() -> None:
+    with pytest.raises(InvalidTransition):
+        advance(S.CANARY, E.HEAL_OK, S.DRAFT)
+
+
+def test_organ_stages() -> None:
+    assert [next_organ_stage(s) for s in ("draft", "canary", "experimental", "stable", "failed")] == [
+        "canary", "experimental", "stable", None, None,
+    ]
+
+
+@given(st.lists(st.sampled_from(list(CellEvent)), max_size=40))
+def test_random_sequences_stay_legal(events: list[CellEvent]) -> None:
+    """Any sequence: every accepted move is in the table, refused ones change nothing, and rolled_back is final."""
+    state, before_heal = S.DRAFT, None
+    for event in events:
+        try:
+            nxt = advance(state, event, before_heal)
+        except InvalidTransition:
+            assert not (state is S.HEALING and event is E.HEAL_OK and before_heal not in (None, S.HEALING))
+            continue
+        if event is E.HEAL_OK:
+            assert nxt is before_heal
+        else:
+            assert CELL_TRANSITIONS[(state, event)] is nxt
+        assert state is not S.ROLLED_BACK
+        if nxt is S.HEALING:
+            before_heal = state
+        state = nxt
