@@ -33,6 +33,14 @@ def _admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+def chat_url(settings: Settings, token: str, from_env: bool) -> str:
+    """The chat page's URL. The token goes in the fragment (never sent to a server), and is printed only when
+    neira made or stored it: a token given in NEIRA_ADMIN_TOKEN is already known and stays out of the output."""
+    host = "localhost" if settings.host in ("0.0.0.0", "127.0.0.1", "::") else settings.host
+    fragment = "#token=<NEIRA_ADMIN_TOKEN>" if from_env else f"#token={token}"
+    return f"http://{host}:{settings.port}/{fragment}"
+
+
 def serve(args: argparse.Namespace) -> int:
     """Start uvicorn with the app on the embedded default (or NEIRA_DATABASE_URL)."""
     import uvicorn
@@ -42,12 +50,13 @@ def serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    from_env = bool(settings.admin_token)
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)
     app = create_app(Core(settings))
-    shown = "localhost" if settings.host in ("0.0.0.0", "127.0.0.1", "::") else settings.host
-    note = f" (new admin token stored in {settings.data_path / 'admin_token'})" if created else ""
-    print(f"neira: chat page at http://{shown}:{settings.port}/#token={token}{note}", flush=True)
+    print(f"neira: chat page at {chat_url(settings, token, from_env)}", flush=True)
+    if created:
+        print(f"neira: a new admin token was stored in {settings.data_path / 'admin_token'} (mode 0600)", flush=True)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, access_log=False, log_config=None,
         timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes,

@@ -1,0 +1,115 @@
+"""Platform routes over HTTP: health, metrics, introspection, gates, safe mode, events, audit, error bodies."""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import auth
+
+
+async def test_open_routes_need_no_token(client: AsyncTestClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+async def test_metrics_name_every_seed_metric(client: AsyncTestClient) -> None:
+    await client.get("/api/neira/capabilities", headers=auth())
+    text = (await client.get("/metrics")).text
+    for name in (
+        "factory_cells_created_total", "factory_cells_active", "factory_exec_errors_total",
+        "factory_dryrun_requests_total", "factory_approvals_total", "factory_rollbacks_total",
+        "organ_build_attempts_total", "organ_build_failures_total", "organ_build_duration_ms",
+        "organ_build_status_queries_total", "training_iterations_total", "training_converged_total",
+        "neira_http_requests_total",
+    ):
+        assert f"# TYPE {name}" in text or f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+async def test_capabilities_flip_and_locked(client: AsyncTestClient) -> None:
+    caps = (await client.get("/api/neira/capabilities", headers=auth("viewer"))).json()
+    assert caps["factory_script"] == "locked" and caps["organs_builder"] == "experimental"
+    r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled", "reason": "drill"}, headers=auth())
+    assert (r.status_code, r.json()) == (200, {"name": "organs_builder", "state": "disabled"})
+    r = await client.post("/api/neira/capabilities/factory_wasm", json={"state": "stable"}, headers=auth())
+    assert (r.status_code, r.json()["code"], r.json()["capability"]) == (403, "capability_locked", "factory_wasm")
+    r = await client.post("/api/neira/capabilities/nope", json={"state": "stable"}, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "sideways"}, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "stable"}, headers=auth("operator"))
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+
+
+async def test_safe_mode_blocks_operator_writes(client: AsyncTestClient) -> None:
+    assert (await client.get("/api/neira/safe-mode", headers=auth("operator"))).json() == {"enabled": False, "reason": None}
+    r = await client.post("/api/neira/safe-mode", json={"enabled": True, "reason": "incident"}, headers=auth())
+    assert r.json() == {"enabled": True, "reason": "incident"}
+    r = await client.post("/factory/cells/dryrun", json={"template": {}}, headers=auth("operator"))
+    assert (r.status_code, r.json()["code"]) == (403, "safe_mode")
+    assert (await client.get("/api/neira/introspection/status", headers=auth("operator"))).json()["safe_mode"]["enabled"]
+    r = await client.post("/api/neira/safe-mode", json={"enabled": False}, headers=auth("operator"))
+    assert r.json()["code"] == "forbidden"
+
+
+async def test_events_and_audit_record_changes(client: AsyncTestClient) -> None:
+    await client.post("/api/neira/safe-mode", json={"enabled": True, "reason": "drill"}, headers=auth())
+    await client.post("/api/neira/capabilities/factory_adapter", json={"state": "stable"}, headers=auth())
+    events = (await client.get("/api/neira/events", headers=auth("viewer"))).json()
+    assert [(e["type"], e["subject"]) for e in events[-2:]] == [
+        ("safe_mode.changed", "safe_mode"), ("capability.changed", "capability:factory_adapter"),
+    ]
+    since = events[-2]["seq"]
+    assert [e["type"] for e in (await client.get(f"/api/neira/events?since={since}", headers=auth())).json()] == ["capability.changed"]
+    audit = (await client.get("/api/neira/audit", headers=auth())).json()
+    assert [(a["actor"], a["action"], a["before"], a["after"]) for a in audit[-2:]] == [
+        ("admin", "safe_mode.set", False, True), ("admin", "capability.set", "experimental", "stable"),
+    ]
+
+
+async def test_introspection_shape(client: AsyncTestClient) -> None:
+    body = (await client.get("/api/neira/introspection/status", headers=auth())).json()
+    assert {"safe_mode", "capabilities", "factory", "organs", "cells"} <= body.keys()
+    assert body["cells"]["catalog_versions"] > 0
+
+
+async def test_events_stream_sends_live_events(client: AsyncTestClient) -> None:
+    from tests.conftest import ADMIN
+
+    async with client.websocket_connect(f"/api/neira/events/stream?token={ADMIN}") as ws:
+        await client.post("/api/neira/safe-mode", json={"enabled": True, "reason": "ws"}, headers=auth())
+        frame = ws.receive_json(timeout=5)
+        assert (frame["type"], frame["data"]) == ("safe_mode.changed", {"enabled": True, "reason": "ws"})
+
+
+async def test_events_stream_refuses_bad_token(client: AsyncTestClient) -> None:
+    from litestar.exceptions import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as info:
+        async with client.websocket_connect("/api/neira/events/stream?token=wrong") as ws:
+            ws.receive_json(timeout=5)
+    assert info.value.code == 4401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/no/such/route", {}, 404, "not_found"),
+        ("DELETE", "/api/neira/capabilities", {}, 405, "method_not_allowed"),
+        ("POST", "/api/neira/safe-mode", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        ("POST", "/api/neira/safe-mode", {"json": {"enabled": "yes"}}, 400, "invalid_request"),
+        ("POST", "/api/neira/safe-mode", {"json": {"enabled": True, "extra": 1}}, 400, "invalid_request"),
+        ("GET", "/api/neira/events?limit=0", {}, 400, "invalid_request"),
+        ("POST", "/api/neira/safe-mode", {"content": b"\xff\xfe\xfa", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        ("POST", "/api/neira/safe-mode", {"content": b"[" * 5000 + b"]" * 5000, "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        ("POST", "/api/neira/safe-mode", {"content": b"x" * (1024 * 1024 + 1)}, 413, "payload_too_large"),
+    ],
+)
+async def test_error_bodies(client: AsyncTestClient, method: str, path: str, kwargs: dict, status: int, code: str) -> None:
+    headers = {**auth(), **kwargs.pop("headers", {})}
+    r = await client.request(method, path, headers=headers, **kwargs)
+    assert (r.status_code, r.json()["code"]) == (status, code)
+    assert set(r.json()) >= {"code", "reason"}
+    assert "Traceback" not in r.text and "/work" not in r.text and "site-packages" not in r.text
