@@ -1,0 +1,289 @@
+"""The cells catalog: immutable template versions as files under `<data-dir>/cells/`, indexed in the DB.
+
+A template is validated before anything is written; its file name is built only from a validated id and
+version and checked to stay inside the root; the file is written atomically (tmp + os.replace) inside the
+transaction that inserts its index row, so a rejected template never lands on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neira.errors import Conflict, InvalidRequest, InvalidTemplate, NeiraError, NotFound
+from neira.metrics import Metrics
+from neira.storage import tables
+from neira.storage.db import Database, Tx
+from neira.templates import (
+    ID_RE,
+    SEMVER_RE,
+    CellTemplate,
+    OrganTemplate,
+    aliases,
+    parse_cell_template,
+    parse_organ_template,
+    semver_key,
+    template_dict,
+)
+
+log = logging.getLogger("neira.catalog")
+
+CELL, ORGAN = "cell", "organ"
+CELL_KINDS = ("analysis", "action", "memory")
+ORGANS_DIR = "_organs"  # cannot clash with a cell id: ids start with a letter
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """`value` if it is a valid catalog id (full match, no trailing newline), else 400 invalid_request."""
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise InvalidRequest(f"{what} must be lower-case letters, digits, '_', '-', '.', start with a letter, at most 128 characters")
+    return value
+
+
+def check_version(value: str) -> str:
+    """`value` if it is a SemVer 2.0 version, else 400 invalid_request."""
+    if not isinstance(value, str) or not SEMVER_RE.fullmatch(value):
+        raise InvalidRequest("version must be SemVer 2.0, e.g. 1.0.0")
+    return value
+
+
+def template_digest(t: CellTemplate | OrganTemplate) -> str:
+    """The content hash of a template's canonical form (key order and defaults do not matter)."""
+    return hashlib.sha256(msgspec.json.encode(template_dict(t), order="sorted")).hexdigest()
+
+
+def _strict(t: CellTemplate | OrganTemplate) -> None:
+    # templates.ID_RE/SEMVER_RE end in `$`, which also matches before a trailing newline: re-check in full.
+    errors = []
+    if not ID_RE.fullmatch(t.id):
+        errors.append({"path": "$.id", "message": "id must not contain line breaks"})
+    if not SEMVER_RE.fullmatch(t.version):
+        errors.append({"path": "$.version", "message": "version must be SemVer 2.0, e.g. 1.0.0"})
+    links = t.links if isinstance(t, CellTemplate) else t.cells
+    errors += [{"path": "$.links", "message": f"invalid id {x!r}"} for x in links if not ID_RE.fullmatch(x)]
+    if errors:
+        raise InvalidTemplate(errors)
+
+
+def parse_cell(data: Any) -> CellTemplate:
+    """A validated cell template (every rule of templates.py plus full-match ids)."""
+    t = parse_cell_template(data)
+    _strict(t)
+    return t
+
+
+def parse_organ(data: Any) -> OrganTemplate:
+    """A validated organ template."""
+    t = parse_organ_template(data)
+    _strict(t)
+    return t
+
+
+def cell_summary(body: dict[str, Any], versions: list[str]) -> dict[str, Any]:
+    """The catalog's list entry for a cell: enough to search and to name it in commands."""
+    kind = next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
+    return {
+        "id": body["id"],
+        "version": body["version"],
+        "versions": versions,
+        "kind": kind,
+        "kind_value": body.get(f"{kind}_type", ""),
+        "description": body.get("description"),
+        "aliases": aliases(body.get("metadata") or {}),
+        "links": body.get("links", []),
+    }
+
+
+def organ_summary(body: dict[str, Any], versions: list[str]) -> dict[str, Any]:
+    """The catalog's list entry for an organ template."""
+    meta = body.get("metadata") or {}
+    return {
+        "id": body["id"],
+        "version": body["version"],
+        "versions": versions,
+        "description": body.get("description") or meta.get("description"),
+        "aliases": aliases(meta),
+        "cells": body["cells"],
+    }
+
+
+def matches(summary: dict[str, Any], q: str) -> bool:
+    """Case-insensitive substring search over id, kind value, description and aliases."""
+    needle = q.casefold().replace("ё", "е")
+    names = [summary["id"], summary.get("kind_value") or "", summary.get("description") or ""]
+    names += [a for langs in summary["aliases"].values() for a in langs]
+    return any(needle in n.casefold().replace("ё", "е") for n in names)
+
+
+def latest(versions: list[str]) -> str:
+    """The highest SemVer of `versions`."""
+    return max(versions, key=semver_key)
+
+
+class Catalog:
+    """Cell and organ templates: `<root>/<id>/<version>.json` (organs under `<root>/_organs/`) + the `catalog` table."""
+
+    def __init__(self, db: Database, root: Path, metrics: Metrics) -> None:
+        self.db = db
+        self.root = Path(root)
+        self.metrics = metrics
+
+    # --- files -------------------------------------------------------------------------------------
+    def path_for(self, family: str, id: str, version: str) -> Path:
+        """The file of (id, version); never outside the root, whatever the input."""
+        check_id(id)
+        check_version(version)
+        base = self.root / ORGANS_DIR if family == ORGAN else self.root
+        path = base / id / f"{version}.json"
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise InvalidRequest("id escapes the catalog")
+        return path
+
+    def _write(self, path: Path, body: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # --- writes ------------------------------------------------------------------------------------
+    async def register(self, tx: Tx, t: CellTemplate | OrganTemplate) -> bool:
+        """Inside `tx`: index and store a validated template. True if new, False if identical;
+        409 conflict if the same id+version holds other content. The file is written last."""
+        family = ORGAN if isinstance(t, OrganTemplate) else CELL
+        digest = template_digest(t)
+        c = tables.catalog.c
+        row = (
+            await tx.conn.execute(
+                select(c.digest).where(c.family == family, c.id == t.id, c.version == t.version)
+            )
+        ).first()
+        if row is not None:
+            if row.digest != digest:
+                raise Conflict(f"{t.id} {t.version} is already registered with other content")
+            return False
+        path = self.path_for(family, t.id, t.version)
+        body = template_dict(t)
+        kind = "organ" if family == ORGAN else t.kind  # type: ignore[union-attr]
+        kind_value = "organ" if family == ORGAN else t.kind_value  # type: ignore[union-attr]
+        await tx.conn.execute(
+            tables.catalog.insert().values(
+                family=family, id=t.id, version=t.version, kind=kind, kind_value=kind_value,
+                digest=digest, body=body, created_at=time.time(),
+            )
+        )
+        self._write(path, body)
+        return True
+
+    async def _put(self, family: str, data: Any) -> tuple[dict[str, str], bool]:
+        t = parse_organ(data) if family == ORGAN else parse_cell(data)
+        async with self.db.transaction() as tx:
+            created = await self.register(tx, t)
+        return {"id": t.id, "version": t.version}, created
+
+    async def put_cell(self, data: Any) -> tuple[dict[str, str], bool]:
+        """Register a cell template: ({id, version}, created). Identical again → created False; 409 otherwise."""
+        return await self._put(CELL, data)
+
+    async def put_organ_template(self, data: Any) -> tuple[dict[str, str], bool]:
+        """Register an organ template (own rules only; its cells are checked by the organ builder)."""
+        return await self._put(ORGAN, data)
+
+    async def register_examples(self, directory: Path) -> dict[str, int]:
+        """Load `<dir>/cells/*.json` then `<dir>/organs/*.json`; idempotent. Broken or conflicting files
+        are logged and skipped, never fatal. Returns how many versions were new."""
+        directory = Path(directory)
+        added = {CELL: 0, ORGAN: 0}
+        parsed: list[CellTemplate | OrganTemplate] = []
+        for family, sub, parse in ((CELL, "cells", parse_cell), (ORGAN, "organs", parse_organ)):
+            for file in sorted((directory / sub).glob("*.json")) if (directory / sub).is_dir() else []:
+                try:
+                    parsed.append(parse(json.loads(file.read_text(encoding="utf-8"))))
+                except (ValueError, NeiraError) as exc:
+                    log.warning("skipping example %s/%s: %s", sub, file.name, getattr(exc, "reason", exc))
+        async with self.db.transaction() as tx:
+            for t in parsed:
+                try:  # a conflict is raised before anything is written, so the transaction goes on
+                    if await self.register(tx, t):
+                        added[ORGAN if isinstance(t, OrganTemplate) else CELL] += 1
+                except Conflict as exc:
+                    log.warning("example %s %s not registered: %s", t.id, t.version, exc.reason)
+        return {"cells": added[CELL], "organs": added[ORGAN]}
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def versions(self, conn: AsyncConnection, family: str, id: str) -> dict[str, dict[str, Any]]:
+        """version → body of every stored version of `id`."""
+        c = tables.catalog.c
+        rows = await conn.execute(select(c.version, c.body).where(c.family == family, c.id == id))
+        return {r.version: r.body for r in rows}
+
+    async def _get(self, family: str, id: str, version: str | None) -> dict[str, Any]:
+        check_id(id)
+        if version is not None:
+            check_version(version)
+        async with self.db.read() as conn:
+            found = await self.versions(conn, family, id)
+        if not found:
+            raise NotFound(f"no {'organ template' if family == ORGAN else 'cell'} {id} in the catalog")
+        if version is None:
+            return found[latest(list(found))]
+        if version not in found:
+            raise NotFound(f"{id} has no version {version}")
+        return found[version]
+
+    async def get_cell(self, id: str, version: str | None = None) -> dict[str, Any]:
+        """A cell template: the given version, or the latest by SemVer."""
+        return await self._get(CELL, id, version)
+
+    async def get_organ_template(self, id: str, version: str | None = None) -> dict[str, Any]:
+        """An organ template: the given version, or the latest by SemVer."""
+        return await self._get(ORGAN, id, version)
+
+    async def latest_bodies(self, conn: AsyncConnection, family: str = CELL) -> dict[str, dict[str, Any]]:
+        """id → body of the latest version, for every id of `family` (the dependency graph reads this)."""
+        return {id: body for id, (body, _) in (await self._latest(conn, family)).items()}
+
+    async def _latest(self, conn: AsyncConnection, family: str) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        c = tables.catalog.c
+        rows = await conn.execute(select(c.id, c.version, c.body).where(c.family == family))
+        by_id: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            by_id.setdefault(r.id, {})[r.version] = r.body
+        return {
+            id: (vs[latest(list(vs))], sorted(vs, key=semver_key))
+            for id, vs in sorted(by_id.items())
+        }
+
+    async def _list(self, family: str, summarize: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            found = await self._latest(conn, family)
+        return [summarize(body, versions) for body, versions in found.values()]
+
+    async def list_cells(self, kind: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+        """Latest version of every cell, sorted by id; `kind` filters analysis|action|memory, `q` searches."""
+        if kind is not None and kind not in CELL_KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(CELL_KINDS)}")
+        items = await self._list(CELL, cell_summary)
+        return [s for s in items if (kind is None or s["kind"] == kind) and (not q or matches(s, q))]
+
+    async def list_organ_templates(self) -> list[dict[str, Any]]:
+        """Latest version of every organ template, sorted by id."""
+        return await self._list(ORGAN, organ_summary)
