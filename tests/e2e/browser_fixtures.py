@@ -1,0 +1,133 @@
+"""Fixtures for the browser tests: a real `neira serve` subprocess and headless Debian Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import server as server_module
+from tests.e2e.server import Server
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path(os.environ.get("NEIRA_E2E_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "e2e-browser-admin-token"
+FAST_DELAYS = "100,100,100"
+SLOW_DELAYS = "4000,4000,4000"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally when a tool is missing; in CI (CI=true) fail loudly instead."""
+    if condition:
+        return
+    if _in_ci():
+        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: str) -> Iterator[Server]:
+    """A `neira serve` on a free port with its own data dir and stage delays; stopped after the module."""
+    if os.environ.get("NEIRA_E2E_SERVER"):  # a stand-in executable, for work on the pages alone
+        server_module.NEIRA = Path(os.environ["NEIRA_E2E_SERVER"])
+    base = tmp_path_factory.mktemp(name)
+    server = Server(base / "data", token=TOKEN, env={"ORGANS_BUILDER_STAGE_DELAYS": delays})
+    server.env.pop("ORGANS_BUILDER_STAGE_DELAYS_MS", None)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc)[-4000:], pytrace=False)
+    try:
+        yield server
+    finally:
+        try:
+            server.stop(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def neira_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose builds go draft → stable in about 300 ms."""
+    yield from _start_server(tmp_path_factory, "neira-fast", FAST_DELAYS)
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose builds take seconds per stage, so there is time to cancel one."""
+    yield from _start_server(tmp_path_factory, "neira-slow", SLOW_DELAYS)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - the venv has it
+        require(False, "playwright is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Tab:
+    """A page plus everything it reported: console errors, uncaught exceptions, failed responses, URLs."""
+
+    page: object
+    errors: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)
+
+    def unexpected_errors(self) -> list[str]:
+        return [e for e in self.errors if not any(a in e for a in self.allowed)]
+
+
+@pytest.fixture
+def open_tab(browser, request):
+    """Factory: open_tab(locale=..., viewport=...) → Tab; fails the test on any console error it saw."""
+    contexts = []
+    tabs: list[Tab] = []
+
+    def make(locale: str = "ru-RU", width: int = 1280, height: int = 860, context=None) -> Tab:
+        if context is None:
+            context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+            contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        tab = Tab(page=page)
+        page.on("console", lambda msg: msg.type == "error" and tab.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
+        page.on("request", lambda req: tab.urls.append(req.url))
+        page.on("response", lambda res: res.status >= 400 and tab.errors.append(f"HTTP {res.status} {res.url}"))
+        page.on("requestfailed", lambda req: tab.errors.append(f"request failed: {req.url} {req.failure}"))
+        tabs.append(tab)
+        return tab
+
+    yield make
+    for context in contexts:
+        context.close()
+    problems = [e for tab in tabs for e in tab.unexpected_errors()]
+    assert not problems, "browser reported errors:\n" + "\n".join(problems)

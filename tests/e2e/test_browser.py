@@ -1,0 +1,176 @@
+"""The chat page and the organs panel in headless Chromium, against a real `neira serve`."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from playwright.sync_api import expect
+
+from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, slow_server  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+SEED_PHRASES = [
+    "создай голосовой орган v1",
+    "обнови зрение до v2 (grayscale)",
+    "собери speak-pipeline normalize→phonemes→adapter",
+]
+REPLY = "#messages > li.msg-neira:not(.msg-thinking)"
+
+
+def send(page, text: str) -> None:
+    box = page.locator("#input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def last_reply(page, count: int):
+    """Wait until there are `count` replies, and return the newest one."""
+    replies = page.locator(REPLY)
+    expect(replies).to_have_count(count)
+    return replies.nth(count - 1)
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
+    """Each seed phrase shows a plan; Apply builds an organ to stable; the panel lists them live."""
+    tab = open_tab(locale="ru-RU")
+    page = tab.page
+    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    expect(page.locator("#input")).to_be_visible()
+    assert "token" not in page.url, "the token must leave the address bar"
+    expect(page.locator("#input")).to_have_attribute("placeholder", re.compile("Введите команду"))
+
+    organ_ids = []
+    for n, phrase in enumerate(SEED_PHRASES, start=1):
+        send(page, phrase)
+        reply = last_reply(page, n)
+        plan = reply.locator(".plan-text")
+        expect(plan).to_be_visible()
+        expect(plan.locator(".line-add, .line-change").first).to_be_visible()
+        if n == 1:
+            page.screenshot(path=str(ARTIFACTS / "chat-plan.png"))
+        reply.get_by_role("button", name="Применить").click()
+        expect(reply.locator(".plan-state")).to_have_text("Применён")
+        item = reply.locator(".organ-item").first
+        expect(item).to_have_attribute("data-state", "stable")
+        expect(item.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "3")
+        organ_ids.append(item.get_attribute("data-organ-id"))
+    assert len(set(organ_ids)) == 3, organ_ids
+    page.screenshot(path=str(ARTIFACTS / "chat-applied.png"), full_page=True)
+
+    # The session survives a reload: same id, same history, same finished builds.
+    session_label = page.locator("#session-id").inner_text()
+    page.reload()
+    expect(page.locator(REPLY)).to_have_count(3)
+    expect(page.locator("#session-id")).to_have_text(session_label)
+    expect(page.locator('.organ-item[data-state="stable"]')).to_have_count(3)
+    # ↑ recalls the last command.
+    page.locator("#input").press("ArrowUp")
+    expect(page.locator("#input")).to_have_value(SEED_PHRASES[-1])
+
+    # The panel lists the organs with their template and a stable badge.
+    page.get_by_role("link", name="Органы").click()
+    expect(page).to_have_url(re.compile(r"/organs\.html"))
+    for organ_id in organ_ids:
+        row = page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
+        expect(row).to_have_attribute("data-state", "stable")
+        expect(row.locator(".badge")).to_have_text("стабильный")
+    expect(page.locator("#organs-body").get_by_text("organ.voice.v1")).to_be_visible()
+    expect(page.locator("#caps li")).not_to_have_count(0)
+    # Status opens a detail row with the organ's cells and stage timings.
+    row = page.locator(f'#organs-body tr[data-organ-id="{organ_ids[0]}"]')
+    row.get_by_role("button", name="Статус").click()
+    detail = page.locator(f'#organs-body tr[data-detail-for="{organ_ids[0]}"]')
+    expect(detail.locator(".status-detail")).to_be_visible()
+    expect(row.get_by_role("button", name="Скрыть")).to_have_attribute("aria-expanded", "true")
+    page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
+    assert all("token=" not in u for u in tab.urls if u.startswith("http")), "token leaked into an HTTP URL"
+
+
+def test_cancel_slow_build_from_panel(slow_server, open_tab):
+    """A slow build started in the chat is cancelled from the panel; both pages show it failed."""
+    chat = open_tab(locale="en-US")
+    page = chat.page
+    page.goto(f"{slow_server.url}/#token={slow_server.token}")
+    send(page, "create voice organ v1")
+    reply = last_reply(page, 1)
+    reply.get_by_role("button", name="Apply").click()
+    item = reply.locator(".organ-item").first
+    expect(item).to_be_visible()
+    organ_id = item.get_attribute("data-organ-id")
+
+    panel = open_tab(context=page.context)
+    panel.page.goto(f"{slow_server.url}/organs.html")
+    row = panel.page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Cancel build").click()
+    dialog = panel.page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(organ_id)
+    dialog.get_by_role("button", name="Yes, do it").click()
+    expect(row).to_have_attribute("data-state", "failed")
+    expect(row.locator(".badge")).to_have_text("failed")
+    expect(row.get_by_role("button", name="Cancel build")).to_be_disabled()
+    panel.page.screenshot(path=str(ARTIFACTS / "panel-cancelled.png"), full_page=True)
+
+    # The chat's live progress bar, fed by the organ's stream, shows the failure too.
+    expect(item).to_have_attribute("data-state", "failed")
+    expect(item.locator(".stages")).to_have_class(re.compile("is-failed"))
+    expect(item.locator(".organ-note")).to_have_text("The build failed.")
+    page.screenshot(path=str(ARTIFACTS / "chat-failed.png"))
+
+
+def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
+    """At 360 px both pages fit the width, with a plan on screen and the tables as cards."""
+    tab = open_tab(locale="ru-RU", width=360, height=740)
+    page = tab.page
+    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    send(page, SEED_PHRASES[2])
+    expect(last_reply(page, 1).locator(".plan-text")).to_be_visible()
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=str(ARTIFACTS / "chat-360.png"))
+    page.goto(f"{neira_server.url}/organs.html")
+    expect(page.locator("#organs-body tr").first).to_be_visible()
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=str(ARTIFACTS / "panel-360.png"), full_page=True)
+
+
+def test_login_language_switch_and_keyboard(neira_server, open_tab):
+    """Without a token the page asks for one, a wrong one is asked again; English UI with a working switch."""
+    tab = open_tab(locale="en-US")
+    tab.allowed.append("401")  # the wrong token is meant to be refused
+    page = tab.page
+    page.goto(f"{neira_server.url}/")
+    token_box = page.get_by_label("Access token")
+    expect(token_box).to_be_focused()
+    token_box.fill("not-the-token")
+    token_box.press("Enter")
+    expect(page.locator("#login-error")).to_have_text("The token was not accepted. Enter it again.")
+    page.get_by_label("Access token").fill(neira_server.token)
+    page.get_by_role("button", name="Sign in").click()
+    box = page.get_by_role("textbox", name="Command")
+    expect(box).to_be_focused()
+
+    # Shift+Enter breaks the line, Enter sends.
+    box.type("list")
+    box.press("Shift+Enter")
+    box.type("organs")
+    expect(box).to_have_value("list\norgans")
+    box.fill("")
+    # A welcome suggestion fills the input when clicked.
+    page.get_by_role("button", name="create voice organ v1").click()
+    expect(box).to_have_value("create voice organ v1")
+
+    page.get_by_role("button", name="RU").click()
+    expect(page.get_by_role("button", name="Отправить")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    page.reload()
+    expect(page.get_by_role("button", name="Отправить")).to_be_visible()
+    page.get_by_role("button", name="EN").click()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()

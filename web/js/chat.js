@@ -1,0 +1,371 @@
+// The chat page: send commands, show plans, apply them and follow each organ's build live.
+
+import { api, openStream } from "./api.js";
+import { currentLang, t } from "./i18n.js";
+import { renderPlan, renderSuggestions, renderViolations } from "./plan.js";
+import { el, initShell, showError } from "./shell.js";
+import { STAGES, TERMINAL, setStage, stageBar } from "./stages.js";
+
+const SESSION_KEY = "neira.session";
+const MAX_MESSAGES = 200;
+const EXAMPLES = {
+  ru: ["создай голосовой орган v1", "обнови зрение до v2 (grayscale)", "собери speak-pipeline normalize→phonemes→adapter"],
+  en: ["create voice organ v1", "update vision to v2 (grayscale)", "build speak-pipeline normalize -> phonemes -> adapter"],
+};
+
+const list = document.querySelector("#messages");
+const form = document.querySelector("#composer");
+const input = document.querySelector("#input");
+const sendButton = document.querySelector("#send");
+
+let session = loadSession();
+const streams = new Map(); // organ id → open stream
+const bars = new Map(); // organ id → Set of progress bars on screen
+let recall = null; // index into session.commands while ↑/↓ walks them
+
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function loadSession() {
+  try {
+    const data = JSON.parse(localStorage.getItem(SESSION_KEY));
+    if (data?.id && Array.isArray(data.messages)) return { commands: [], ...data };
+  } catch {
+    /* a damaged session starts afresh */
+  }
+  return { id: newId(), messages: [], commands: [] };
+}
+
+function saveSession() {
+  session.messages = session.messages.slice(-MAX_MESSAGES);
+  session.commands = session.commands.slice(-MAX_MESSAGES);
+  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+function fillInput(text) {
+  input.value = text;
+  autosize();
+  input.focus();
+  input.setSelectionRange(text.length, text.length);
+}
+
+function autosize() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+}
+
+// ---- rendering -------------------------------------------------------------
+
+function renderAll() {
+  bars.clear();
+  list.replaceChildren();
+  document.querySelector("#session-id").textContent = t("chat.session", { id: session.id.slice(0, 8) });
+  if (!session.messages.length) list.append(renderWelcome());
+  for (const msg of session.messages) list.append(renderMessage(msg));
+  scrollToEnd();
+}
+
+function renderWelcome() {
+  return el(
+    "li",
+    { class: "msg msg-welcome" },
+    el("div", { class: "card" }, renderSuggestions(EXAMPLES[currentLang()], fillInput, t("chat.welcome"))),
+  );
+}
+
+function renderMessage(msg) {
+  if (msg.role === "user") {
+    return el(
+      "li",
+      { class: "msg msg-user" },
+      el("span", { class: "visually-hidden" }, `${t("chat.you")}: `),
+      el("div", { class: "bubble" }, msg.text),
+    );
+  }
+  if (msg.role === "error") {
+    return el("li", { class: "msg msg-neira" }, el("div", { class: "card card-error", role: "alert" }, msg.text));
+  }
+  const node = el("li", { class: "msg msg-neira", dataset: { msgId: msg.id } });
+  node.append(renderReply(msg));
+  return node;
+}
+
+function replyText(res) {
+  const reply = res?.reply;
+  if (typeof reply === "string") return reply;
+  return reply?.text || "";
+}
+
+function renderReply(msg) {
+  const res = msg.response || {};
+  const card = el("article", { class: "card", dataset: { intent: res.intent || "", understood: String(res.understood !== false) } });
+  card.append(el("span", { class: "visually-hidden" }, `${t("chat.neira")}: `));
+  const text = replyText(res);
+  if (text) card.append(el("p", { class: "reply-text" }, text));
+
+  if (res.understood === false && res.error) {
+    const err = res.error;
+    if (err.expected?.length) {
+      const words = err.expected.join(", ");
+      const where = Number.isInteger(err.position) ? ` (${t("reply.position", { pos: err.position })})` : "";
+      card.append(el("p", { class: "expected" }, t("reply.expected", { words }) + where));
+    }
+  }
+  const suggestions = res.error?.suggestions || res.suggestions;
+  const sugg = renderSuggestions(suggestions, fillInput);
+  if (sugg) card.append(sugg);
+
+  const violations = renderViolations(res.policy?.violations);
+  if (res.plan) card.append(renderPlan(res.plan));
+  if (violations) card.append(violations);
+  if (res.plan) card.append(renderPlanActions(msg));
+  if (msg.organs?.length) card.append(renderOrgans(msg));
+  return card;
+}
+
+function canApply(res) {
+  return res.policy?.allowed !== false && (res.plan?.changes?.length ?? 1) > 0;
+}
+
+function renderPlanActions(msg) {
+  const res = msg.response;
+  const box = el("div", { class: "plan-actions" });
+  const state = msg.plan_state || "pending";
+  if (state === "pending" || state === "applying") {
+    const busy = state === "applying";
+    if (res.policy?.allowed === false) box.append(el("p", { class: "denied" }, t("plan.denied")));
+    box.append(
+      el(
+        "button",
+        { type: "button", class: "button primary", disabled: busy || !canApply(res), onclick: () => applyPlan(msg) },
+        busy ? t("plan.applying") : t("plan.apply"),
+      ),
+      el("button", { type: "button", class: "button", disabled: busy, onclick: () => discardPlan(msg) }, t("plan.discard")),
+    );
+  } else {
+    box.append(el("p", { class: `plan-state plan-${state}`, role: "status" }, t(`plan.${state}`)));
+    if (msg.apply_result_reply) box.append(el("p", { class: "reply-text" }, msg.apply_result_reply));
+  }
+  if (msg.apply_error) box.append(el("p", { class: "apply-error", role: "alert" }, msg.apply_error));
+  return box;
+}
+
+function renderOrgans(msg) {
+  const wrap = el("ul", { class: "organ-progress" });
+  for (const organ of msg.organs) {
+    const label = t("organ.progress", { id: organ.id });
+    const bar = stageBar(organ.state, { label });
+    if (organ.reached !== undefined) bar.dataset.reached = String(organ.reached);
+    setStage(bar, organ.state);
+    if (!bars.has(organ.id)) bars.set(organ.id, new Set());
+    bars.get(organ.id).add(bar);
+    const note = organ.state === "failed" ? t("organ.failed") : organ.state === "stable" ? t("organ.stable") : "";
+    wrap.append(
+      el(
+        "li",
+        { class: "organ-item", dataset: { organId: organ.id, state: organ.state } },
+        el(
+          "div",
+          { class: "organ-head" },
+          el("span", { class: "organ-label" }, label),
+          el("a", { href: `organs.html#organ=${encodeURIComponent(organ.id)}` }, t("organ.open")),
+        ),
+        bar,
+        el("p", { class: "organ-note", "aria-live": "polite" }, organ.error || note),
+      ),
+    );
+  }
+  return wrap;
+}
+
+function rerender(msg) {
+  const old = list.querySelector(`[data-msg-id="${msg.id}"]`);
+  if (old) old.replaceWith(renderMessage(msg));
+}
+
+function scrollToEnd() {
+  list.lastElementChild?.scrollIntoView({ block: "end" });
+}
+
+// ---- actions ---------------------------------------------------------------
+
+async function send(raw) {
+  const text = raw.trim();
+  if (!text) return;
+  recall = null;
+  input.value = "";
+  autosize();
+  list.querySelector(".msg-welcome")?.remove();
+  const userMsg = { id: newId(), role: "user", text };
+  session.messages.push(userMsg);
+  session.commands.push(text);
+  saveSession();
+  list.append(renderMessage(userMsg));
+  const thinking = el("li", { class: "msg msg-neira msg-thinking", "aria-hidden": "true" }, el("div", { class: "card" }, t("chat.thinking")));
+  list.append(thinking);
+  scrollToEnd();
+  sendButton.disabled = true;
+  try {
+    const res = await api("POST", "/api/neira/commands", { text, session_id: session.id });
+    const msg = { id: newId(), role: "neira", response: res };
+    if (res?.intent === "apply" && res.understood !== false) takeApplied(msg, res);
+    session.messages.push(msg);
+    thinking.replaceWith(renderMessage(msg));
+    watchOrgans(msg);
+  } catch (err) {
+    thinking.remove();
+    if (err.status !== 401) {
+      const msg = { id: newId(), role: "error", text: err.code === "network" ? t("error.network") : err.reason };
+      session.messages.push(msg);
+      list.append(renderMessage(msg));
+    }
+  } finally {
+    sendButton.disabled = false;
+    saveSession();
+    scrollToEnd();
+  }
+}
+
+/** Organ ids an apply started: every `organ_id`, and the ids in any `organs` list. */
+export function organIdsFrom(value, found = new Set()) {
+  if (Array.isArray(value)) {
+    value.forEach((v) => organIdsFrom(v, found));
+  } else if (value && typeof value === "object") {
+    for (const [key, v] of Object.entries(value)) {
+      if (key === "organ_id" && typeof v === "string") found.add(v);
+      else if (key === "organ_ids" && Array.isArray(v)) v.forEach((id) => typeof id === "string" && found.add(id));
+      else if (key === "organs" && Array.isArray(v)) {
+        for (const o of v) {
+          if (typeof o === "string") found.add(o);
+          else if (o && typeof (o.organ_id ?? o.id) === "string") found.add(o.organ_id ?? o.id);
+        }
+      } else if (key !== "plan" && key !== "spec") organIdsFrom(v, found);
+    }
+  }
+  return [...found];
+}
+
+function takeApplied(msg, result) {
+  msg.organs = organIdsFrom(result).map((id) => ({ id, state: "draft", reached: 0 }));
+  // "apply" typed in the chat carries out the last pending plan of the session.
+  const pending = [...session.messages].reverse().find((m) => m.role === "neira" && m.response?.plan && (m.plan_state || "pending") === "pending");
+  if (pending && msg.response !== pending.response) {
+    pending.plan_state = "applied";
+    rerender(pending);
+  }
+}
+
+async function applyPlan(msg) {
+  msg.plan_state = "applying";
+  msg.apply_error = "";
+  rerender(msg);
+  try {
+    const planId = encodeURIComponent(msg.response.plan.id);
+    const result = await api("POST", `/api/neira/commands/plans/${planId}/apply`);
+    msg.plan_state = "applied";
+    msg.apply_result_reply = replyText(result);
+    msg.organs = organIdsFrom(result).map((id) => ({ id, state: "draft", reached: 0 }));
+  } catch (err) {
+    msg.plan_state = "pending";
+    msg.apply_error = err.status === 401 ? "" : err.code === "network" ? t("error.network") : err.reason;
+  }
+  saveSession();
+  rerender(msg);
+  watchOrgans(msg);
+  if (msg === session.messages.at(-1)) scrollToEnd();
+  input.focus();
+}
+
+function discardPlan(msg) {
+  msg.plan_state = "discarded";
+  saveSession();
+  rerender(msg);
+  input.focus();
+}
+
+/** Follow every unfinished organ of a message through its WebSocket stream. */
+function watchOrgans(msg) {
+  for (const organ of msg.organs || []) {
+    if (TERMINAL.has(organ.state) || streams.has(organ.id)) continue;
+    const update = (state, error = "") => {
+      for (const m of session.messages) {
+        for (const o of m.organs || []) {
+          if (o.id !== organ.id) continue;
+          if (state) {
+            o.state = state;
+            if (STAGES.includes(state)) o.reached = STAGES.indexOf(state);
+          }
+          o.error = error;
+        }
+      }
+      saveSession();
+      for (const bar of bars.get(organ.id) || []) {
+        setStage(bar, organ.state);
+        const item = bar.closest(".organ-item");
+        item.dataset.state = organ.state;
+        const note = organ.state === "failed" ? t("organ.failed") : organ.state === "stable" ? t("organ.stable") : "";
+        item.querySelector(".organ-note").textContent = error || note;
+      }
+    };
+    const stream = openStream(`/organs/${encodeURIComponent(organ.id)}/stream`, {
+      onFrame: (frame) => frame?.state && update(frame.state),
+      onRefused: (err) => update(null, err.reason || ""),
+      done: (frame) => TERMINAL.has(frame?.state),
+      onStatus: (status) => status === "closed" && streams.delete(organ.id),
+    });
+    streams.set(organ.id, stream);
+  }
+}
+
+function newSession() {
+  for (const stream of streams.values()) stream.close();
+  streams.clear();
+  session = { id: newId(), messages: [], commands: session.commands };
+  saveSession();
+  renderAll();
+  input.focus();
+}
+
+// ---- input -----------------------------------------------------------------
+
+input.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    form.requestSubmit();
+    return;
+  }
+  const cmds = session.commands;
+  const atStart = input.selectionStart === 0 && input.selectionEnd === 0;
+  if (ev.key === "ArrowUp" && cmds.length && (input.value === "" || (recall !== null && atStart) || (recall !== null && input.value === cmds[recall]))) {
+    ev.preventDefault();
+    recall = recall === null ? cmds.length - 1 : Math.max(recall - 1, 0);
+    fillInput(cmds[recall]);
+  } else if (ev.key === "ArrowDown" && recall !== null && input.value === cmds[recall]) {
+    ev.preventDefault();
+    recall += 1;
+    if (recall >= cmds.length) {
+      recall = null;
+      fillInput("");
+    } else fillInput(cmds[recall]);
+  }
+});
+input.addEventListener("input", () => {
+  autosize();
+  if (recall !== null && input.value !== session.commands[recall]) recall = null;
+});
+form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (!sendButton.disabled) send(input.value);
+});
+document.querySelector("#new-session").addEventListener("click", newSession);
+document.addEventListener("langchange", renderAll);
+
+initShell({
+  onReady: () => {
+    renderAll();
+    for (const msg of session.messages) watchOrgans(msg);
+    input.focus();
+  },
+});

@@ -1,0 +1,399 @@
+// The organs panel: live organs and cell records, their actions, gates and safe mode.
+
+import { api, openStream } from "./api.js";
+import { stateLabel, t } from "./i18n.js";
+import { el, formatTime, initShell, notify, showError } from "./shell.js";
+import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
+import { renderTimeline } from "./timeline.js";
+
+const $ = (sel) => document.querySelector(sel);
+const organs = new Map(); // id → organ record as last seen
+const openStatus = new Set(); // organ ids whose status row is open
+const BUILDING = new Set(["draft", "canary", "experimental"]);
+let events = null;
+
+/** Run fn at most once per `ms`, always running the last call. */
+function throttle(fn, ms) {
+  let timer = null;
+  let again = false;
+  const run = () => {
+    timer = null;
+    if (again) {
+      again = false;
+      fn();
+      timer = setTimeout(run, ms);
+    }
+  };
+  return () => {
+    again = true;
+    if (!timer) run();
+  };
+}
+
+const listOf = (data, ...keys) => {
+  if (Array.isArray(data)) return data;
+  for (const key of keys) if (Array.isArray(data?.[key])) return data[key];
+  return [];
+};
+
+// ---- organs ----------------------------------------------------------------
+
+async function loadOrgans() {
+  try {
+    const list = listOf(await api("GET", "/organs"), "organs", "items");
+    const seen = new Set();
+    for (const organ of list) {
+      seen.add(organ.id);
+      organs.set(organ.id, { ...organs.get(organ.id), ...organ });
+    }
+    for (const id of [...organs.keys()]) if (!seen.has(id)) organs.delete(id);
+    renderOrgans();
+  } catch (err) {
+    showError(err);
+  }
+}
+const refreshOrgans = throttle(loadOrgans, 300);
+
+function renderOrgans() {
+  const body = $("#organs-body");
+  const sorted = [...organs.values()].sort((a, b) => String(b.updated_at ?? "").localeCompare(String(a.updated_at ?? "")) || String(a.id).localeCompare(String(b.id)));
+  const rows = [];
+  for (const organ of sorted) {
+    let row = body.querySelector(`tr[data-organ-id="${CSS.escape(organ.id)}"]`);
+    if (!row) row = organRow(organ);
+    updateOrganRow(row, organ);
+    rows.push(row);
+    const detail = body.querySelector(`tr[data-detail-for="${CSS.escape(organ.id)}"]`);
+    if (detail && openStatus.has(organ.id)) rows.push(detail);
+  }
+  // Reorder by moving existing nodes, so the focused button keeps its focus.
+  body.querySelectorAll("tr").forEach((tr) => !rows.includes(tr) && tr.remove());
+  rows.forEach((row, i) => body.children[i] !== row && body.insertBefore(row, body.children[i] || null));
+  $("#organs-empty").hidden = organs.size > 0;
+  $("#organs-table").hidden = organs.size === 0;
+}
+
+function organRow(organ) {
+  const id = organ.id;
+  const detailId = `status-${id.replace(/[^\w-]/g, "_")}`;
+  const statusBtn = el("button", { type: "button", class: "button small", "aria-expanded": "false", "aria-controls": detailId, dataset: { act: "status" }, onclick: () => toggleStatus(id) });
+  const cancelBtn = el("button", { type: "button", class: "button small danger", dataset: { act: "cancel" }, onclick: () => cancelBuild(id) });
+  const rebuildBtn = el("button", { type: "button", class: "button small", dataset: { act: "rebuild" }, onclick: () => rebuild(id) });
+  return el(
+    "tr",
+    { dataset: { organId: id, detailId } },
+    el("td", { class: "mono", dataset: { col: "id" } }, id),
+    el("td", { class: "mono", dataset: { col: "template" } }),
+    el("td", { dataset: { col: "state" } }),
+    el("td", { dataset: { col: "progress" } }, stageBar(organ.state, { compact: true, label: id })),
+    el("td", { dataset: { col: "updated" } }),
+    el("td", { dataset: { col: "actions" } }, el("div", { class: "actions" }, statusBtn, cancelBtn, rebuildBtn)),
+  );
+}
+
+function updateOrganRow(row, organ) {
+  const cell = (col) => row.querySelector(`td[data-col="${col}"]`);
+  const labels = { id: "col.id", template: "col.template", state: "col.state", progress: "col.progress", updated: "col.updated", actions: "col.actions" };
+  for (const [col, key] of Object.entries(labels)) cell(col).dataset.label = t(key);
+  row.dataset.state = organ.state;
+  cell("template").textContent = organ.template_id ?? "—";
+  cell("state").replaceChildren(stateBadge(organ.state));
+  const bar = cell("progress").querySelector(".stages");
+  if (organ.reached !== undefined) bar.dataset.reached = String(organ.reached);
+  setStage(bar, organ.state);
+  bar.setAttribute("aria-label", `${t("col.progress")}: ${organ.id}`);
+  const time = formatTime(organ.updated_at);
+  cell("updated").replaceChildren(el("time", { datetime: time.iso || null }, time.text));
+  const open = openStatus.has(organ.id);
+  const statusBtn = row.querySelector('[data-act="status"]');
+  statusBtn.textContent = open ? t("act.hide") : t("act.status");
+  statusBtn.setAttribute("aria-expanded", String(open));
+  const cancelBtn = row.querySelector('[data-act="cancel"]');
+  cancelBtn.textContent = t("act.cancel");
+  cancelBtn.disabled = !BUILDING.has(organ.state);
+  row.querySelector('[data-act="rebuild"]').textContent = t("act.rebuild");
+}
+
+async function toggleStatus(id) {
+  const body = $("#organs-body");
+  const existing = body.querySelector(`tr[data-detail-for="${CSS.escape(id)}"]`);
+  if (openStatus.has(id)) {
+    openStatus.delete(id);
+    existing?.remove();
+    renderOrgans();
+    return;
+  }
+  openStatus.add(id);
+  const row = body.querySelector(`tr[data-organ-id="${CSS.escape(id)}"]`);
+  const detail = el("tr", { class: "detail-row", dataset: { detailFor: id } }, el("td", { colspan: "6", id: row.dataset.detailId }, el("p", { class: "muted" }, "…")));
+  row.after(detail);
+  renderOrgans();
+  await loadStatus(id);
+}
+
+async function loadStatus(id) {
+  if (!openStatus.has(id)) return;
+  try {
+    const status = await api("GET", `/organs/${encodeURIComponent(id)}/status`);
+    const td = $("#organs-body").querySelector(`tr[data-detail-for="${CSS.escape(id)}"] > td`);
+    if (td) td.replaceChildren(renderStatus(status));
+  } catch (err) {
+    showError(err);
+  }
+}
+const statusRefreshers = new Map();
+function refreshStatus(id) {
+  if (!openStatus.has(id)) return;
+  if (!statusRefreshers.has(id)) statusRefreshers.set(id, throttle(() => loadStatus(id), 300));
+  statusRefreshers.get(id)();
+}
+
+function renderStatus(status) {
+  const cells = listOf(status.cells, "items");
+  const cellList = cells.length
+    ? el("ul", {}, cells.map((c) => el("li", {}, el("code", {}, c.id ?? String(c)), c.state ? stateBadge(c.state) : null)))
+    : el("p", { class: "muted" }, "—");
+  const scalars = Object.entries(status.metrics || {}).filter(([, v]) => ["number", "string", "boolean"].includes(typeof v));
+  return el(
+    "div",
+    { class: "status-detail", dataset: { statusFor: status.id } },
+    el("div", {}, el("h4", {}, t("status.timeline")), renderTimeline(status)),
+    el("div", {}, el("h4", {}, t("status.cells")), cellList),
+    scalars.length
+      ? el("div", {}, el("h4", {}, t("status.metrics")), el("dl", { class: "metrics-list" }, scalars.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])))
+      : null,
+  );
+}
+
+async function cancelBuild(id) {
+  if (!(await confirmAction(t("confirm.cancel", { id })))) return;
+  try {
+    const res = await api("DELETE", `/organs/${encodeURIComponent(id)}/build`);
+    setOrganState(id, res?.state || "failed");
+    notify(t("done.cancel", { id }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function rebuild(id) {
+  if (!(await confirmAction(t("confirm.rebuild", { id })))) return;
+  try {
+    const res = await api("POST", `/organs/${encodeURIComponent(id)}/rebuild`);
+    const organ = organs.get(id);
+    if (organ) organ.reached = 0;
+    setOrganState(res?.organ_id || id, res?.state || "draft");
+    notify(t("done.rebuild", { id }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function setOrganState(id, state, at) {
+  const organ = organs.get(id);
+  if (!organ) return refreshOrgans();
+  organ.state = state;
+  if (STAGES.includes(state)) organ.reached = STAGES.indexOf(state);
+  if (at) organ.updated_at = at;
+  renderOrgans();
+  refreshStatus(id);
+}
+
+// ---- cell records ------------------------------------------------------------
+
+const CELL_ACTIONS = [
+  { act: "approve", when: (s) => BUILDING.has(s), confirm: null },
+  { act: "disable", when: (s) => !["disabled", "rolled_back"].includes(s), confirm: "confirm.disable" },
+  { act: "rollback", when: (s) => s !== "rolled_back", confirm: "confirm.rollback" },
+];
+
+async function loadCells() {
+  try {
+    renderCells(listOf(await api("GET", "/factory/cells"), "records", "cells", "items"));
+  } catch (err) {
+    showError(err);
+  }
+}
+const refreshCells = throttle(loadCells, 300);
+
+function cellTemplate(rec) {
+  const tpl = rec.template || rec.tpl || rec.spec;
+  const id = rec.template_id ?? tpl?.id;
+  const version = rec.version ?? rec.template_version ?? tpl?.version;
+  return [id, version].filter(Boolean).join(" @ ") || "—";
+}
+
+function cellUpdated(rec) {
+  return rec.updated_at ?? rec.history?.at?.(-1)?.at ?? rec.created_at;
+}
+
+function renderCells(records) {
+  const body = $("#cells-body");
+  const focused = document.activeElement?.closest?.("#cells-body button");
+  const focusKey = focused ? `${focused.closest("tr").dataset.cellId}:${focused.dataset.act}` : null;
+  body.replaceChildren(
+    ...records.map((rec) => {
+      const time = formatTime(cellUpdated(rec));
+      return el(
+        "tr",
+        { dataset: { cellId: rec.id, state: rec.state } },
+        el("td", { class: "mono", dataset: { label: t("col.id") } }, rec.id),
+        el("td", { class: "mono", dataset: { label: t("col.template") } }, cellTemplate(rec)),
+        el("td", { dataset: { label: t("col.state") } }, stateBadge(rec.state)),
+        el("td", { dataset: { label: t("col.updated") } }, el("time", { datetime: time.iso || null }, time.text)),
+        el(
+          "td",
+          { dataset: { label: t("col.actions") } },
+          el(
+            "div",
+            { class: "actions" },
+            CELL_ACTIONS.map(({ act, when, confirm }) =>
+              el(
+                "button",
+                { type: "button", class: `button small${confirm ? " danger" : ""}`, disabled: !when(rec.state), dataset: { act }, onclick: () => cellAction(rec.id, act, confirm) },
+                t(`act.${act}`),
+              ),
+            ),
+          ),
+        ),
+      );
+    }),
+  );
+  if (focusKey) {
+    const [cellId, act] = focusKey.split(":");
+    body.querySelector(`tr[data-cell-id="${CSS.escape(cellId)}"] button[data-act="${act}"]`)?.focus();
+  }
+  $("#cells-empty").hidden = records.length > 0;
+  $("#cells-table").hidden = records.length === 0;
+}
+
+async function cellAction(id, act, confirmKey) {
+  if (confirmKey && !(await confirmAction(t(confirmKey, { id })))) return;
+  try {
+    const res = await api("POST", `/factory/cells/${encodeURIComponent(id)}/${act}`);
+    notify(t(`done.${act}`, { id, state: stateLabel(res?.state) }));
+  } catch (err) {
+    showError(err);
+  }
+  loadCells();
+}
+
+// ---- gates and safe mode -------------------------------------------------------
+
+function normaliseCaps(data) {
+  const source = data?.capabilities ?? data?.gates ?? data;
+  if (Array.isArray(source)) return source.map((c) => ({ name: c.name ?? c.id, state: c.state, locked: c.locked }));
+  return Object.entries(source || {}).map(([name, v]) =>
+    typeof v === "object" && v !== null ? { name, state: v.state, locked: v.locked } : { name, state: v },
+  );
+}
+
+async function loadCaps() {
+  try {
+    const caps = normaliseCaps(await api("GET", "/api/neira/capabilities"));
+    $("#caps").replaceChildren(
+      ...caps.map((c) =>
+        el("li", { dataset: { capability: c.name } }, el("code", {}, c.name), stateBadge(c.state), c.locked && c.state !== "locked" ? stateBadge("locked") : null),
+      ),
+    );
+    $("#caps-empty").hidden = caps.length > 0;
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function loadSafeMode() {
+  try {
+    const data = await api("GET", "/api/neira/safe-mode");
+    const on = Boolean(data?.enabled ?? data?.safe_mode);
+    $("#safe-mode").hidden = !on;
+    $("#safe-mode-reason").textContent = on && data?.reason ? t("panel.safe.reason", { reason: data.reason }) : "";
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ---- live events -----------------------------------------------------------------
+
+const refreshCaps = throttle(loadCaps, 300);
+const refreshSafe = throttle(loadSafeMode, 300);
+
+/** Route one event frame {seq, at, type, subject, data} to what it changes. */
+function onEvent(frame) {
+  const type = String(frame?.type ?? "");
+  const data = frame?.data || {};
+  const subject = typeof frame?.subject === "string" ? frame.subject : data.id ?? data.organ_id;
+  if (type.startsWith("organ")) {
+    const state = data.to ?? data.state;
+    if (subject && organs.has(subject) && state) setOrganState(subject, state, frame.at);
+    else refreshOrgans();
+    if (subject) refreshStatus(subject);
+  } else if (type.startsWith("factory") || type.startsWith("cell")) {
+    refreshCells();
+  } else if (type.includes("capabilit") || type.includes("gate")) {
+    refreshCaps();
+  } else if (type.includes("safe")) {
+    refreshSafe();
+  } else {
+    refreshOrgans();
+    refreshCells();
+  }
+}
+
+function setLive(status) {
+  const live = $("#live");
+  live.dataset.status = status;
+  live.textContent = status === "open" ? t("live.on") : status === "connecting" ? t("live.connecting") : t("live.off");
+}
+
+// ---- confirmation ------------------------------------------------------------------
+
+/** Ask before a destructive action; resolves true only on an explicit yes. */
+function confirmAction(message) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = message;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("#confirm-back").focus();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
+}
+
+// ---- start ---------------------------------------------------------------------------
+
+function loadAll() {
+  return Promise.all([loadOrgans(), loadCells(), loadCaps(), loadSafeMode()]);
+}
+
+async function start() {
+  await loadAll();
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("organ");
+  if (wanted && organs.has(wanted) && !openStatus.has(wanted)) {
+    await toggleStatus(wanted);
+    $("#organs-body").querySelector(`tr[data-organ-id="${CSS.escape(wanted)}"]`)?.scrollIntoView({ block: "center" });
+  }
+  if (events) return;
+  let opened = false;
+  events = openStream("/api/neira/events/stream", {
+    onFrame: onEvent,
+    onStatus: (status) => {
+      setLive(status);
+      // Anything missed while the stream was down is picked up by one full reload.
+      if (status === "open" && opened) loadAll();
+      if (status === "open") opened = true;
+      if (status === "closed") events = null;
+    },
+    onRefused: showError,
+  });
+}
+
+$("#refresh").addEventListener("click", loadAll);
+document.addEventListener("langchange", () => {
+  renderOrgans();
+  loadCells();
+  loadCaps();
+  loadSafeMode();
+  for (const id of openStatus) loadStatus(id);
+  setLive($("#live").dataset.status);
+});
+
+initShell({ onReady: start });
