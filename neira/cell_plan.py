@@ -1,0 +1,242 @@
+"""Factory requests and the cell dry-run: report (deps, links, risks, compat, selector, policy) and plan.
+
+Everything here is pure: the factory reads what is needed into a `Snapshot`, and `plan_cell` turns a
+template plus that snapshot into the report and plan the dry-run shows, the Command Cell quotes, and the
+real create follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from neira.errors import InvalidRequest
+from neira.policy import Decision
+from neira.selector import Candidate, Selection, select
+from neira.structs import Base
+from neira.templates import CellTemplate, find_cycle, semver_key
+
+BACKENDS = ("adapter", "script", "wasm")
+TEMPLATE_KEYS = ("template", "tpl", "spec")
+_FIELDS = {*TEMPLATE_KEYS, "backend", "mode", "hitl"}
+MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
+
+
+class CellRequest(Base, frozen=True):
+    """A parsed factory body: the template (a dict, or a catalog reference `id` / `id@version`)."""
+
+    template: Any
+    backend: str = "adapter"
+    hitl: bool = True
+
+
+class Snapshot(Base, frozen=True):
+    """What a dry-run reads: the catalog (latest body per cell id, all versions of the template's id) and
+    the records of every template involved."""
+
+    latest: dict[str, dict[str, Any]]
+    versions: dict[str, str]  # version → digest, for the template's own id
+    records: dict[str, list[Candidate]]  # template id → its records
+
+
+def parse_request(body: Any) -> CellRequest:
+    """Validate a factory body: exactly one of template|tpl|spec, `backend` (alias `mode`), `hitl`.
+    A `spec` may also be a whole factory spec `{template, backend?, hitl?}` (what the Command Cell emits)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown fields: {', '.join(unknown)}")
+    given = [k for k in TEMPLATE_KEYS if k in body]
+    if len(given) != 1:
+        raise InvalidRequest("give the template as exactly one of template, tpl or spec")
+    fields = {k: v for k, v in body.items() if k not in TEMPLATE_KEYS}
+    template = body[given[0]]
+    if given[0] == "spec" and isinstance(template, dict) and "template" in template and "id" not in template:
+        inner = template
+        extra = sorted(set(inner) - {"template", "backend", "mode", "hitl"})
+        if extra:
+            raise InvalidRequest(f"unknown fields in spec: {', '.join(extra)}")
+        for key in ("backend", "mode", "hitl"):
+            if key in inner:
+                if key in fields and fields[key] != inner[key]:
+                    raise InvalidRequest(f"{key} is given twice with different values")
+                fields[key] = inner[key]
+        template = inner["template"]
+    if "mode" in fields:
+        mode = fields.pop("mode")
+        if "backend" in fields and fields["backend"] != mode:
+            raise InvalidRequest("backend and mode disagree")
+        fields["backend"] = mode
+    backend = fields.get("backend", "adapter")
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise InvalidRequest(f"backend must be one of {', '.join(BACKENDS)}")
+    hitl = fields.get("hitl", True)
+    if not isinstance(hitl, bool):
+        raise InvalidRequest("hitl must be true or false")
+    if not isinstance(template, (dict, str)):
+        raise InvalidRequest("the template must be an object or a catalog id")
+    return CellRequest(template=template, backend=backend, hitl=hitl)
+
+
+def _best(records: list[Candidate]) -> dict[str, Any] | None:
+    """The record that best represents a template: live over draft, then the highest version, then newest."""
+    if not records:
+        return None
+    order = {"stable": 4, "experimental": 3, "canary": 2, "draft": 1}
+    best = max(records, key=lambda r: (order.get(r.state, 0), semver_key(r.version), r.number))
+    return {"id": best.id, "state": best.state, "version": best.version}
+
+
+def _resolve_deps(t: CellTemplate, snap: Snapshot) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Breadth-first closure of the template's links through the catalog; the graph for the cycle check."""
+    graph: dict[str, list[str]] = {t.id: list(t.links)}
+    deps: list[dict[str, Any]] = []
+    seen = {t.id}
+    frontier = [(link, t.id) for link in t.links]
+    depth = 1
+    while frontier:
+        nxt: list[tuple[str, str]] = []
+        for cid, via in sorted(frontier):
+            if cid in seen:
+                continue
+            seen.add(cid)
+            body = snap.latest.get(cid)
+            deps.append({
+                "id": cid, "depth": depth, "via": via,
+                "status": "present" if body is not None else "missing",
+                "version": body["version"] if body is not None else None,
+                "record": _best(snap.records.get(cid, [])),
+            })
+            links = list(body.get("links", [])) if body is not None else []
+            graph[cid] = links
+            nxt += [(link, cid) for link in links]
+        frontier, depth = nxt, depth + 1
+    return deps, graph
+
+
+def _compat(t: CellTemplate, digest: str, snap: Snapshot, identity: Candidate | None) -> dict[str, Any]:
+    versions = snap.versions
+    latest_version = max(versions, key=semver_key) if versions else None
+    if t.version in versions:
+        catalog = "identical" if versions[t.version] == digest else "conflict"
+    else:
+        catalog = "new"
+    if latest_version is None:
+        order = "first"
+    else:
+        cmp = (semver_key(t.version) > semver_key(latest_version)) - (semver_key(t.version) < semver_key(latest_version))
+        order = {1: "newer", 0: "same", -1: "older"}[cmp]
+    latest_kind = _kind_of(snap.latest[t.id]) if t.id in snap.latest else None
+    return {
+        "schema": "v1",
+        "catalog": catalog,
+        "latest_version": latest_version,
+        "order": order,
+        "kind": "new" if latest_kind is None else ("same" if latest_kind == t.kind else "changed"),
+        "record": {"id": identity.id, "state": identity.state} if identity else None,
+    }
+
+
+def _kind_of(body: Mapping[str, Any]) -> str:
+    return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
+
+
+def _risks(t: CellTemplate, deps: list[dict[str, Any]], cycle: list[str] | None, compat: dict[str, Any],
+           gate: Decision, hitl: bool) -> list[dict[str, Any]]:
+    risks: list[dict[str, Any]] = []
+    for d in deps:
+        if d["status"] == "missing":
+            risks.append({"code": "missing_link", "severity": "error", "id": d["id"],
+                          "message": f"{d['via']} links to {d['id']}, which is not in the catalog"})
+    if cycle:
+        risks.append({"code": "link_cycle", "severity": "error", "cycle": cycle,
+                      "message": "links form a cycle: " + " → ".join(cycle)})
+    if gate.denied:
+        risks.append({"code": "capability_disabled", "severity": "error", "capability": gate.capability,
+                      "message": gate.reason})
+    if compat["catalog"] == "conflict":
+        risks.append({"code": "catalog_conflict", "severity": "error",
+                      "message": f"{t.id} {t.version} is already in the catalog with other content"})
+    if compat["order"] == "older":
+        risks.append({"code": "older_version", "severity": "warning",
+                      "message": f"{t.version} is older than the catalog's latest {compat['latest_version']}"})
+    if compat["kind"] == "changed":
+        risks.append({"code": "kind_changed", "severity": "warning",
+                      "message": f"{t.id} changes its kind to {t.kind}"})
+    if not hitl:
+        risks.append({"code": "no_hitl", "severity": "warning",
+                      "message": "hitl is off: stages advance without a human review"})
+    return risks
+
+
+def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snapshot,
+              decisions: list[Decision]) -> dict[str, Any]:
+    """The dry-run result `{ok, report, plan}` for creating a record of `t` on `backend`. Pure.
+    `decisions` are the policy's (the backend gate first)."""
+    own = snap.records.get(t.id, [])
+    identity = next((r for r in own if r.version == t.version and r.backend == backend), None)
+    deps, graph = _resolve_deps(t, snap)
+    cycle = find_cycle(graph)
+    compat = _compat(t, digest, snap, identity)
+    selection = select(t.id, t.version, t.kind, digest, own)
+    gate = decisions[0]
+    risks = _risks(t, deps, cycle, compat, gate, hitl)
+    violations = [_decision(d) for d in decisions if d.denied]
+    report = {
+        "kind": t.kind,
+        f"{t.kind}_type": t.kind_value,
+        "backend": backend,
+        "hitl": hitl,
+        "deps": deps,
+        "links": [{k: d[k] for k in ("id", "status", "version", "record")} for d in deps if d["depth"] == 1],
+        "risks": risks,
+        "compat": compat,
+        "selector": _selection(selection),
+        "policy": {"allowed": not violations, "decisions": [_decision(d) for d in decisions], "violations": violations},
+    }
+    ok = not violations and not any(r["severity"] == "error" for r in risks)
+    return {"ok": ok, "report": report, "plan": _plan(t, backend, identity, compat, selection)}
+
+
+def _decision(d: Decision) -> dict[str, Any]:
+    out = {"decision_id": d.decision_id, "rule": d.rule, "action": d.action, "reason": d.reason}
+    if d.capability:
+        out["capability"] = d.capability
+    return out
+
+
+def _selection(s: Selection) -> dict[str, Any]:
+    return {"action": s.action, "reason": s.reason, "record_id": s.record_id, "state": s.state}
+
+
+def _plan(t: CellTemplate, backend: str, identity: Candidate | None, compat: dict[str, Any], s: Selection) -> dict[str, Any]:
+    change: dict[str, Any] = {"kind": "cell", "id": t.id, "version": t.version, "backend": backend}
+    if identity is not None:
+        change |= {"action": "no-op", "record_id": identity.id,
+                   "reason": f"{identity.id} already holds {t.id} {t.version} on {backend} ({identity.state}); it is returned unchanged"}
+    elif compat["latest_version"] is not None and compat["latest_version"] != t.version:
+        change |= {"action": "update", "before": compat["latest_version"], "after": t.version,
+                   "reason": f"new draft record of {t.id} {t.version} (catalog has {compat['latest_version']})"}
+    else:
+        change |= {"action": "create", "after": t.version, "reason": f"new draft record: {s.reason}" if s.action == "create"
+                   else f"new draft record (selector: {s.reason})"}
+    return {"changes": [change], "text": render([change])}
+
+
+def render(changes: list[dict[str, Any]]) -> str:
+    """The plan as text: one line per change with `+ ~ - =` markers, then a summary line."""
+    lines = []
+    for c in changes:
+        what = f"{c['kind']} {c['id']}"
+        if c["action"] == "update":
+            what += f" {c.get('before')} → {c.get('after')}"
+        elif c.get("version"):
+            what += f" {c['version']}"
+        lines.append(f"{MARKERS[c['action']]} {what}: {c.get('reason', '')}".rstrip(": "))
+    count = {a: sum(1 for c in changes if c["action"] == a) for a in MARKERS}
+    lines.append(
+        f"Plan: {count['create']} to create, {count['update']} to update, {count['delete']} to delete, "
+        f"{count['reuse'] + count['no-op']} unchanged."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,401 @@
+"""The stem-cell factory: dry-run, create, and every lifecycle move of cell records (HITL approvals,
+disable, rollback, auto-heal, auto-rollback). Every move goes through `lifecycle.advance`, is stored with
+its history row, audited, published as `cell.transition`, and counted after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import case, select, update
+
+from neira import idempotency
+from neira.audit import Audit
+from neira.catalog import CELL, Catalog, check_id, latest, parse_cell, template_digest
+from neira.cell_plan import Snapshot, parse_request, plan_cell
+from neira.errors import Conflict, InvalidRequest, NeiraError, NotFound
+from neira.events import EventBus
+from neira.lifecycle import CellEvent, CellState, advance
+from neira.metrics import Metrics
+from neira.policy import Decision, PolicyEngine
+from neira.selector import LIVE_STATES, Candidate, candidate, select as select_record
+from neira.storage import tables
+from neira.storage.db import Database, Tx
+from neira.templates import CellTemplate, template_dict
+
+log = logging.getLogger("neira.factory")
+
+IDEMPOTENCY_SCOPE = "factory.cells"
+R = tables.cell_records
+
+
+def record_dict(row: Any) -> dict[str, Any]:
+    """The wire form of a cell record."""
+    return {
+        "id": row.id,
+        "state": row.state,
+        "template_id": row.template_id,
+        "version": row.version,
+        "backend": row.backend,
+        "hitl": row.hitl,
+        "kind": candidate(row).kind,
+        "previous_state": row.previous_state,
+        "digest": row.digest,
+        "template": row.template,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
+    """The lifecycle table's verdict on a move, as a decision with an id for the audit trail."""
+    return Decision(
+        decision_id=f"dec-{secrets.token_hex(6)}", rule=f"lifecycle.{event.value}", action="allow",
+        reason=f"{before} → {after} is in the transition table",
+    )
+
+
+def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
+    """An adapter template for a cell the catalog does not know yet."""
+    return {
+        "id": cell_id, "version": "0.1.0", "analysis_type": "adapter", "links": [],
+        "metadata": {"schema": "v1", "generated_for": context},
+    }
+
+
+class Factory:
+    """Cell records and their lifecycle. Construct once per Core; `start()` resumes interrupted heals."""
+
+    def __init__(self, db: Database, catalog: Catalog, policy: PolicyEngine, events: EventBus, audit: Audit,
+                 metrics: Metrics, heal_delay_s: float = 0.05) -> None:
+        self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
+        self.heal_delay_s = heal_delay_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- start / stop ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Set the active gauge from storage and finish heals a previous run left in `healing`."""
+        async with self.db.read() as conn:
+            rows = list(await conn.execute(select(R.c.id, R.c.state)))
+        self.metrics.factory_cells_active.set(sum(1 for r in rows if r.state in LIVE_STATES))
+        for r in rows:
+            if r.state == CellState.HEALING:
+                self._spawn_heal(r.id)
+
+    async def close(self) -> None:
+        """Cancel background heals (they are re-driven by the next start)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait for the background heals running now (tests and orderly shutdowns)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- dry-run -----------------------------------------------------------------------------------
+    async def _template(self, ref: Any) -> CellTemplate:
+        if isinstance(ref, dict):
+            return parse_cell(ref)
+        cell_id, _, version = ref.partition("@")
+        return parse_cell(await self.catalog.get_cell(cell_id, version or None))
+
+    async def _snapshot(self, conn: Any, t: CellTemplate) -> Snapshot:
+        latest_bodies = await self.catalog.latest_bodies(conn, CELL)
+        c = tables.catalog.c
+        versions = {r.version: r.digest for r in await conn.execute(
+            select(c.version, c.digest).where(c.family == CELL, c.id == t.id))}
+        ids = {t.id, *t.links}
+        frontier = list(t.links)
+        while frontier:  # every template the closure of links reaches
+            body = latest_bodies.get(frontier.pop())
+            for link in (body or {}).get("links", []):
+                if link not in ids:
+                    ids.add(link)
+                    frontier.append(link)
+        records: dict[str, list[Candidate]] = {}
+        for row in await conn.execute(select(R).where(R.c.template_id.in_(sorted(ids)))):
+            records.setdefault(row.template_id, []).append(candidate(row))
+        return Snapshot(latest=latest_bodies, versions=versions, records=records)
+
+    async def plan(self, template: dict[str, Any] | str, backend: str = "adapter", hitl: bool = True) -> dict[str, Any]:
+        """`{ok, report, plan}` for creating a record of `template` (the dry-run, for the Command Cell). Reads only."""
+        req = parse_request({"template": template, "backend": backend, "hitl": hitl})
+        t = await self._template(req.template)
+        gate = self.policy.gate(f"factory_{req.backend}")
+        async with self.db.read() as conn:
+            snap = await self._snapshot(conn, t)
+        return plan_cell(t, template_digest(t), req.backend, req.hitl, snap, [gate])
+
+    async def dryrun(self, body: Any, actor: str) -> dict[str, Any]:
+        """`POST /factory/cells/dryrun`: the report and plan; never writes, never refuses for a closed gate."""
+        req = parse_request(body)
+        result = await self.plan(req.template, req.backend, req.hitl)
+        self.metrics.factory_dryrun_requests.labels(str(result["ok"]).lower()).inc()
+        return result
+
+    # --- create ------------------------------------------------------------------------------------
+    async def create(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+        """`POST /factory/cells`: 201 new draft record, or 200 the existing record of the same
+        template+version+backend, unchanged. The template is registered in the catalog too."""
+        try:
+            return await self._create(body, actor, idempotency_key)
+        except NeiraError:
+            self.metrics.factory_exec_errors.labels("create").inc()
+            raise
+
+    async def _create(self, body: Any, actor: str, key: str | None) -> tuple[int, dict[str, Any]]:
+        if key is not None and (not key or len(key) > 200):
+            raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
+        req = parse_request(body)
+        t = await self._template(req.template)
+        digest = template_digest(t)
+        gate = self.policy.gate(f"factory_{req.backend}")
+        self.policy.enforce([gate])
+        body_digest = idempotency.body_hash(body)
+        async with self.db.transaction() as tx:
+            if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
+                return hit
+            row = (await tx.conn.execute(select(R).where(
+                R.c.template_id == t.id, R.c.version == t.version, R.c.backend == req.backend))).first()
+            if row is not None:
+                if row.digest != digest:
+                    raise Conflict(f"{t.id} {t.version} already has a record with other content")
+                status, record = 200, record_dict(row)
+            else:
+                status = 201
+                record = await self._insert(tx, t, digest, req.backend, req.hitl, actor, None, [gate.decision_id])
+            await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
+            await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
+        return status, record
+
+    async def _insert(self, tx: Tx, t: CellTemplate, digest: str, backend: str, hitl: bool, actor: str,
+                      reason: str | None, decision_ids: list[str]) -> dict[str, Any]:
+        record_id = f"cell-{await tx.next_counter('cell')}"
+        now = time.time()
+        values = {
+            "id": record_id, "template_id": t.id, "version": t.version, "backend": backend,
+            "state": CellState.DRAFT.value, "previous_state": None, "hitl": hitl,
+            "template": template_dict(t), "digest": digest,
+            "created_at": now, "updated_at": now,
+        }
+        await tx.conn.execute(R.insert().values(**values))
+        await self._log_move(tx, record_id, t.id, t.version, None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
+        tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
+        return record_dict(_Row(values))
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def list(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Records, oldest first; `state` filters (validated)."""
+        query = select(R).order_by(R.c.created_at, R.c.id)
+        if state is not None:
+            if state not in {s.value for s in CellState}:
+                raise InvalidRequest(f"state must be one of {', '.join(s.value for s in CellState)}")
+            query = query.where(R.c.state == state)
+        async with self.db.read() as conn:
+            return [record_dict(r) for r in await conn.execute(query)]
+
+    async def get(self, id: str) -> dict[str, Any]:
+        """A record with its `history: [{from, to, at, actor, reason}]`."""
+        check_id(id, "record id")
+        h = tables.record_history.c
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(R).where(R.c.id == id))).first()
+            if row is None:
+                raise NotFound(f"no cell record {id}")
+            history = await conn.execute(select(tables.record_history).where(h.record_id == id).order_by(h.seq))
+            return record_dict(row) | {"history": [
+                {"from": r.from_state, "to": r.to_state, "at": r.at, "actor": r.actor, "reason": r.reason} for r in history
+            ]}
+
+    # --- moves -------------------------------------------------------------------------------------
+    async def _row(self, tx: Tx, id: str) -> Any:
+        check_id(id, "record id")
+        row = (await tx.conn.execute(select(R).where(R.c.id == id))).first()
+        if row is None:
+            raise NotFound(f"no cell record {id}")
+        return row
+
+    async def _log_move(self, tx: Tx, id: str, template_id: str, version: str, before: str | None, after: str,
+                        actor: str, action: str, reason: str | None, decision_ids: list[str], at: float) -> None:
+        await tx.conn.execute(tables.record_history.insert().values(
+            record_id=id, from_state=before, to_state=after, at=at, actor=actor, reason=reason))
+        await self.audit.record(tx, actor, f"cell.{action}", f"cell:{id}", before, after, reason, decision_ids)
+        await self.events.emit(tx, "cell.transition", f"cell:{id}", {
+            "id": id, "template_id": template_id, "version": version, "from": before, "to": after,
+            "action": action, "actor": actor, "reason": reason,
+        })
+        delta = (after in LIVE_STATES) - (before in LIVE_STATES if before else False)
+        if delta:
+            tx.after_commit(lambda: self.metrics.factory_cells_active.inc(delta))
+
+    async def _move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
+                    decisions: Iterable[Decision] = ()) -> CellState:
+        new = advance(row.state, event, previous=row.previous_state)
+        ids = [d.decision_id for d in decisions] + [lifecycle_decision(event, row.state, new.value).decision_id]
+        now = time.time()
+        await tx.conn.execute(update(R).where(R.c.id == row.id).values(
+            state=new.value, previous_state=row.state if new is CellState.HEALING else None, updated_at=now))
+        await self._log_move(tx, row.id, row.template_id, row.version, row.state, new.value, actor, event.value, reason, ids, now)
+        return new
+
+    async def approve(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """draft → canary → experimental → stable; reaching stable deprecates the other stable record
+        of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition."""
+        async with self.db.transaction() as tx:
+            row = await self._row(tx, id)
+            advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
+            gate = self.policy.gate(f"factory_{row.backend}")
+            self.policy.enforce([gate])
+            new = await self._move(tx, row, CellEvent.APPROVE, actor, reason, [gate])
+            if new is CellState.STABLE:
+                others = await tx.conn.execute(select(R).where(
+                    R.c.template_id == row.template_id, R.c.state == CellState.STABLE.value, R.c.id != id))
+                for other in list(others):
+                    await self._move(tx, other, CellEvent.DEPRECATE, actor, f"{id} ({row.version}) became stable")
+            tx.after_commit(lambda: self._count_approval(new))
+        return {"id": id, "state": new.value}
+
+    def _count_approval(self, new: CellState) -> None:
+        self.metrics.factory_approvals.labels(new.value).inc()
+        self.metrics.training_iterations.inc()
+        if new is CellState.STABLE:
+            self.metrics.training_converged.inc()
+
+    async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Any non-terminal state → disabled."""
+        async with self.db.transaction() as tx:
+            new = await self._move(tx, await self._row(tx, id), CellEvent.DISABLE, actor, reason)
+        return {"id": id, "state": new.value}
+
+    async def _restore(self, tx: Tx, row: Any, actor: str) -> str | None:
+        """After a rollback: the stable record of the same template, or the most recently deprecated one
+        made stable again. One query on the indexed template id."""
+        found = (await tx.conn.execute(
+            select(R).where(R.c.template_id == row.template_id, R.c.id != row.id,
+                            R.c.state.in_([CellState.STABLE.value, CellState.DEPRECATED.value]))
+            .order_by(case((R.c.state == CellState.STABLE.value, 0), else_=1), R.c.updated_at.desc(), R.c.created_at.desc())
+            .limit(1)
+        )).first()
+        if found is None:
+            return None
+        if found.state == CellState.DEPRECATED:
+            await self._move(tx, found, CellEvent.RESTORE, actor, f"{row.id} was rolled back")
+        return found.id
+
+    async def _rollback(self, id: str, actor: str, reason: str | None, event: CellEvent) -> dict[str, Any]:
+        async with self.db.transaction() as tx:
+            row = await self._row(tx, id)
+            new = await self._move(tx, row, event, actor, reason)
+            restored = await self._restore(tx, row, actor)
+            kind = "auto" if event is CellEvent.AUTO_ROLLBACK else "manual"
+            if event is CellEvent.AUTO_ROLLBACK:
+                await self.events.emit(tx, "factory.auto_rollback", f"cell:{id}", {
+                    "id": id, "from": row.state, "state": new.value, "restored": restored, "reason": reason})
+            tx.after_commit(lambda: self.metrics.factory_rollbacks.labels(kind).inc())
+        return {"id": id, "state": new.value, "restored": restored}
+
+    async def rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """→ rolled_back; the last stable version of the same template becomes active again (`restored`)."""
+        return await self._rollback(id, actor, reason, CellEvent.ROLLBACK)
+
+    async def auto_rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """The Immune System's rollback: like rollback, plus a `factory.auto_rollback` event."""
+        return await self._rollback(id, actor, reason, CellEvent.AUTO_ROLLBACK)
+
+    async def auto_heal(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """→ healing now; a background check then returns the record to its previous state, or to
+        `failed` when its template no longer validates or its links are missing from the catalog."""
+        async with self.db.transaction() as tx:
+            row = await self._row(tx, id)
+            new = await self._move(tx, row, CellEvent.HEAL, actor, reason)
+            await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
+                "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
+            tx.after_commit(lambda: self._spawn_heal(id))
+        return {"id": id, "state": new.value}
+
+    def _spawn_heal(self, id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._heal(id), name=f"heal {id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heal(self, id: str) -> None:
+        try:
+            await asyncio.sleep(self.heal_delay_s)
+            await self.finish_heal(id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a heal must never take the service down; it is retried on the next start
+            log.exception("auto-heal of %s did not finish", id)
+
+    async def health_problems(self, conn: Any, template: Any) -> list[str]:
+        """Why a record cannot run: its template breaks the rules, or links to cells the catalog lacks."""
+        try:
+            t = parse_cell(template)
+        except NeiraError as exc:
+            return [f"template no longer validates: {exc.reason}"]
+        c = tables.catalog.c
+        known = {r.id for r in await conn.execute(
+            select(c.id).where(c.family == CELL, c.id.in_(t.links)).distinct())} if t.links else set()
+        return [f"link {link} is missing from the catalog" for link in t.links if link not in known]
+
+    async def finish_heal(self, id: str) -> str | None:
+        """End a heal now: back to the previous state, or `failed`. None if the record is not healing."""
+        async with self.db.transaction() as tx:
+            row = await self._row(tx, id)
+            if row.state != CellState.HEALING:
+                return None
+            problems = await self.health_problems(tx.conn, row.template)
+            event = CellEvent.HEAL_FAIL if problems else CellEvent.HEAL_OK
+            why = "; ".join(problems) if problems else "checks passed"
+            new = await self._move(tx, row, event, "system", why)
+            await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
+                "id": id, "phase": "finished", "state": new.value, "problems": problems})
+            if problems:
+                tx.after_commit(lambda: self.metrics.factory_exec_errors.labels("auto_heal").inc())
+        return new.value
+
+    # --- for the organ builder ---------------------------------------------------------------------
+    async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:
+        """Inside the caller's transaction: for each cell id, reuse a live record (or a draft of the same
+        content), or create a draft from the catalog template (a generated adapter template if the catalog
+        does not know the id). Creating needs `factory_adapter`; its decision ids come back per item."""
+        out: list[dict[str, Any]] = []
+        gate: Decision | None = None
+        for cell_id in cell_ids:
+            check_id(cell_id, "cell id")
+            versions = await self.catalog.versions(tx.conn, CELL, cell_id)
+            known = bool(versions)
+            t = parse_cell(versions[latest(list(versions))] if known else generated_template(cell_id, context))
+            digest = template_digest(t)
+            rows = list(await tx.conn.execute(select(R).where(R.c.template_id == cell_id)))
+            choice = select_record(cell_id, t.version, t.kind, digest, [candidate(r) for r in rows])
+            same = next((r for r in rows if r.version == t.version and r.backend == "adapter"), None)
+            if choice.action == "reuse":
+                out.append({"id": cell_id, "record_id": choice.record_id, "action": "reuse", "reason": choice.reason,
+                            "state": choice.state, "decision_ids": []})
+            elif same is not None:  # the record of this very version exists but is not live: reuse, say so
+                out.append({"id": cell_id, "record_id": same.id, "action": "reuse", "state": same.state,
+                            "reason": f"{same.id} already holds {cell_id} {t.version} ({same.state})", "decision_ids": []})
+            else:
+                if gate is None:
+                    gate = self.policy.gate("factory_adapter")
+                    self.policy.enforce([gate])
+                why = f"{choice.reason}; created for {context}" if context else choice.reason
+                rec = await self._insert(tx, t, digest, "adapter", True, actor, why, [gate.decision_id])
+                if not known:
+                    await self.catalog.register(tx, t)
+                out.append({"id": cell_id, "record_id": rec["id"], "action": "create", "reason": choice.reason,
+                            "state": rec["state"], "decision_ids": [gate.decision_id]})
+        return out
+
+
+class _Row:
+    """Attribute access over a values dict, so a fresh insert renders like a fetched row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)

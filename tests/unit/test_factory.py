@@ -1,0 +1,522 @@
+"""The factory: create, idempotency, every lifecycle move with its history/audit/events/metrics, heals,
+rollbacks, the dry-run (which writes nothing) and ensure_cells for the organ builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from neira.audit import Audit
+from neira.catalog import Catalog
+from neira.cell_plan import parse_request, render
+from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
+from neira.events import EventBus
+from neira.factory import Factory, generated_template
+from neira.metrics import Metrics
+from neira.policy import PolicyEngine
+from neira.storage import tables
+from neira.storage.db import Database
+
+T = "analysis.summarize.v1"
+
+
+def tpl(version: str = "1.0.0", id: str = T, **extra: Any) -> dict[str, Any]:
+    return {"id": id, "version": version, "analysis_type": "summarize", "links": [], "metadata": {"schema": "v1"}} | extra
+
+
+@dataclass
+class Services:
+    db: Database
+    metrics: Metrics
+    events: EventBus
+    audit: Audit
+    policy: PolicyEngine
+    catalog: Catalog
+    factory: Factory
+    data: Path
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def make_services(data: Path, heal_delay_s: float = 0.01) -> Services:
+    metrics = Metrics()
+    db = Database(f"sqlite+aiosqlite:///{data / 'neira.db'}")
+    await db.create()
+    events, audit = EventBus(db, metrics), Audit(db, metrics)
+    policy = PolicyEngine(db, events, audit, metrics)
+    await policy.load({}, False)
+    catalog = Catalog(db, data / "cells", metrics)
+    factory = Factory(db, catalog, policy, events, audit, metrics, heal_delay_s=heal_delay_s)
+    await factory.start()
+    return Services(db, metrics, events, audit, policy, catalog, factory, data)
+
+
+@pytest.fixture
+async def s(tmp_path: Path):
+    services = await make_services(tmp_path)
+    yield services
+    await services.factory.close()
+    await services.db.close()
+
+
+async def put_cells(s: Services, *bodies: dict[str, Any]) -> None:
+    for body in bodies:
+        await s.catalog.put_cell(body)
+
+
+async def state_of(s: Services, id: str) -> str:
+    return (await s.factory.get(id))["state"]
+
+
+async def dump(s: Services) -> dict[str, Any]:
+    """Every row of every table and every file under the data dir."""
+    out: dict[str, Any] = {}
+    async with s.db.read() as conn:
+        for name, table in tables.metadata.tables.items():
+            out[name] = [tuple(r) for r in await conn.execute(select(table))]
+    out["files"] = sorted((str(p), p.read_bytes()) for p in s.data.rglob("*") if p.is_file() and "neira.db" not in p.name)
+    return out
+
+
+# --- requests --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"template": {"id": "x"}}, ({"id": "x"}, "adapter", True)),
+    ({"tpl": {"id": "x"}, "backend": "wasm", "hitl": False}, ({"id": "x"}, "wasm", False)),
+    ({"spec": "analysis.x.v1", "mode": "script"}, ("analysis.x.v1", "script", True)),
+    ({"spec": {"template": {"id": "x"}, "backend": "script", "hitl": False}}, ({"id": "x"}, "script", False)),
+    ({"spec": {"template": {"id": "x"}, "backend": "script"}, "backend": "script"}, ({"id": "x"}, "script", True)),
+])
+def test_parse_request(body, expected):
+    r = parse_request(body)
+    assert (r.template, r.backend, r.hitl) == expected
+
+
+@pytest.mark.parametrize("body", [
+    [], {}, {"template": {}, "tpl": {}}, {"template": {}, "extra": 1}, {"template": {}, "backend": "rust"},
+    {"template": {}, "backend": 1}, {"template": {}, "hitl": "yes"}, {"template": 5}, {"template": None},
+    {"template": {}, "backend": "adapter", "mode": "wasm"}, {"spec": {"template": {}, "backend": "wasm"}, "backend": "adapter"},
+    {"spec": {"template": {}, "x": 1}},
+])
+def test_parse_request_rejects(body):
+    with pytest.raises(InvalidRequest):
+        parse_request(body)
+
+
+def test_render_uses_markers_and_sums_up():
+    changes = [
+        {"action": "create", "kind": "cell", "id": "a", "version": "1.0.0", "reason": "new"},
+        {"action": "update", "kind": "cell", "id": "b", "before": "1.0.0", "after": "1.1.0", "reason": "newer"},
+        {"action": "delete", "kind": "cell", "id": "c", "reason": "gone"},
+        {"action": "reuse", "kind": "cell", "id": "d", "reason": "live"},
+        {"action": "no-op", "kind": "cell", "id": "e", "version": "2.0.0"},
+    ]
+    assert render(changes) == (
+        "+ cell a 1.0.0: new\n~ cell b 1.0.0 → 1.1.0: newer\n- cell c: gone\n= cell d: live\n= cell e 2.0.0\n"
+        "Plan: 1 to create, 1 to update, 1 to delete, 2 unchanged."
+    )
+
+
+# --- create ----------------------------------------------------------------------------------------
+async def test_create_makes_a_draft_record_and_registers_the_template(s: Services):
+    status, record = await s.factory.create({"tpl": tpl()}, "operator")
+    assert status == 201
+    assert record == {
+        "id": "cell-1", "state": "draft", "template_id": T, "version": "1.0.0", "backend": "adapter", "hitl": True,
+        "kind": "analysis", "previous_state": None, "digest": record["digest"], "template": tpl(),
+        "created_at": record["created_at"], "updated_at": record["created_at"],
+    }
+    assert await s.catalog.get_cell(T) == tpl()
+    got = await s.factory.get("cell-1")
+    assert got == record | {"history": [{"from": None, "to": "draft", "at": got["history"][0]["at"], "actor": "operator", "reason": None}]}
+    assert s.metric("factory_cells_created_total", backend="adapter") == 1
+
+
+async def test_the_same_template_again_returns_the_record_unchanged(s: Services):
+    _, first = await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
+    status, again = await s.factory.create({"template": tpl(), "hitl": False}, "admin")
+    assert status == 200
+    assert again["id"] == "cell-1" and again["state"] == "canary" and again["hitl"] is True
+    assert [r["id"] for r in await s.factory.list()] == ["cell-1"]
+    assert s.metric("factory_cells_created_total", backend="adapter") == 1
+
+
+async def test_other_content_under_the_same_version_is_a_conflict(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    before = await dump(s)
+    with pytest.raises(Conflict):
+        await s.factory.create({"tpl": tpl(description="other")}, "admin")
+    assert await dump(s) == before
+    assert s.metric("factory_exec_errors_total", operation="create") == 1
+
+
+async def test_other_backend_or_version_makes_another_record_and_ids_are_never_reused(s: Services):
+    await s.policy.load({"factory_script": "experimental"}, False)  # a start-time override opens it
+    ids = [(await s.factory.create(body, "admin"))[1]["id"] for body in (
+        {"tpl": tpl()}, {"tpl": tpl(), "backend": "script"}, {"tpl": tpl("1.1.0")})]
+    assert ids == ["cell-1", "cell-2", "cell-3"]
+
+
+async def test_create_from_a_catalog_reference(s: Services):
+    await put_cells(s, tpl("1.0.0"), tpl("1.2.0"))
+    assert (await s.factory.create({"spec": T}, "admin"))[1]["version"] == "1.2.0"
+    assert (await s.factory.create({"spec": f"{T}@1.0.0"}, "admin"))[1]["version"] == "1.0.0"
+    with pytest.raises(NotFound):
+        await s.factory.create({"spec": "analysis.unknown.v1"}, "admin")
+
+
+async def test_invalid_templates_are_400_and_write_nothing(s: Services):
+    before = await dump(s)
+    with pytest.raises(InvalidTemplate):
+        await s.factory.create({"tpl": tpl(id="../../etc")}, "admin")
+    with pytest.raises(InvalidTemplate):
+        await s.factory.create({"tpl": {"id": T}}, "admin")
+    assert await dump(s) == before
+
+
+@pytest.mark.parametrize(("backend", "capability"), [("script", "factory_script"), ("wasm", "factory_wasm")])
+async def test_a_closed_gate_refuses_create(s: Services, backend: str, capability: str):
+    with pytest.raises(CapabilityDisabled) as err:
+        await s.factory.create({"tpl": tpl(), "backend": backend}, "admin")
+    assert err.value.body() == {"code": "capability_disabled", "reason": f"capability {capability} is locked", "capability": capability}
+    await s.policy.set_capability("admin", "factory_adapter", "disabled")
+    with pytest.raises(CapabilityDisabled):
+        await s.factory.create({"tpl": tpl()}, "admin")
+    assert await s.factory.list() == []
+
+
+async def test_idempotency_key_replays_the_first_response(s: Services):
+    first = await s.factory.create({"tpl": tpl()}, "admin", "key-1")
+    await s.factory.approve("cell-1", "admin")
+    assert await s.factory.create({"tpl": tpl()}, "admin", "key-1") == first  # the stored response, status 201
+    with pytest.raises(Conflict):
+        await s.factory.create({"tpl": tpl("2.0.0")}, "admin", "key-1")
+    assert (await s.factory.create({"tpl": tpl()}, "admin", "key-2"))[0] == 200
+    with pytest.raises(InvalidRequest):
+        await s.factory.create({"tpl": tpl()}, "admin", "k" * 201)
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
+async def test_approve_walks_the_stages_then_refuses(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    states = [(await s.factory.approve("cell-1", "operator", f"step {i}"))["state"] for i in range(3)]
+    assert states == ["canary", "experimental", "stable"]
+    with pytest.raises(InvalidTransition) as err:
+        await s.factory.approve("cell-1", "admin")
+    assert err.value.body() == {"code": "invalid_transition", "reason": "cannot move from stable to next stage", "from": "stable", "to": "next stage"}
+    assert s.metric("factory_approvals_total", to="stable") == 1
+    assert s.metric("training_iterations_total") == 3
+    assert s.metric("training_converged_total") == 1
+    assert s.metric("factory_cells_active") == 1
+
+
+@pytest.mark.parametrize("terminal", ["disable", "rollback", "auto_rollback"])
+async def test_approve_on_a_terminal_state_is_409(s: Services, terminal: str):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await getattr(s.factory, terminal)("cell-1", "admin")
+    with pytest.raises(InvalidTransition):
+        await s.factory.approve("cell-1", "admin")
+
+
+async def test_approve_needs_the_backend_gate(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.policy.set_capability("admin", "factory_adapter", "disabled")
+    with pytest.raises(CapabilityDisabled):
+        await s.factory.approve("cell-1", "admin")
+    assert await state_of(s, "cell-1") == "draft"
+
+
+async def promote(s: Services, version: str) -> str:
+    _, record = await s.factory.create({"tpl": tpl(version)}, "admin")
+    for _ in range(3):
+        await s.factory.approve(record["id"], "admin")
+    return record["id"]
+
+
+async def test_a_new_stable_deprecates_the_old_and_rollback_restores_it(s: Services):
+    old = await promote(s, "1.0.0")
+    new = await promote(s, "1.1.0")
+    assert [await state_of(s, i) for i in (old, new)] == ["deprecated", "stable"]
+    assert await s.factory.rollback(new, "admin", "bad release") == {"id": new, "state": "rolled_back", "restored": old}
+    assert [await state_of(s, i) for i in (old, new)] == ["stable", "rolled_back"]
+    history = (await s.factory.get(old))["history"]
+    assert [(h["from"], h["to"], h["reason"]) for h in history][-2:] == [
+        ("stable", "deprecated", f"{new} (1.1.0) became stable"), ("deprecated", "stable", f"{new} was rolled back")]
+    assert s.metric("factory_rollbacks_total", kind="manual") == 1
+    assert s.metric("factory_cells_active") == 1
+
+
+async def test_rollback_restores_the_most_recently_deprecated(s: Services):
+    a, b, c = [await promote(s, v) for v in ("1.0.0", "1.1.0", "1.2.0")]
+    assert (await s.factory.rollback(c, "admin"))["restored"] == b
+    assert [await state_of(s, i) for i in (a, b, c)] == ["deprecated", "stable", "rolled_back"]
+
+
+async def test_rollback_of_a_canary_keeps_the_stable_one(s: Services):
+    stable = await promote(s, "1.0.0")
+    _, canary = await s.factory.create({"tpl": tpl("1.1.0")}, "admin")
+    assert await s.factory.rollback(canary["id"], "admin") == {"id": canary["id"], "state": "rolled_back", "restored": stable}
+    assert await state_of(s, stable) == "stable"
+
+
+async def test_rollback_without_a_previous_version(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    assert await s.factory.rollback("cell-1", "admin") == {"id": "cell-1", "state": "rolled_back", "restored": None}
+    with pytest.raises(InvalidTransition):
+        await s.factory.rollback("cell-1", "admin")
+
+
+async def test_auto_rollback_emits_its_event(s: Services):
+    old = await promote(s, "1.0.0")
+    new = await promote(s, "2.0.0")
+    assert await s.factory.auto_rollback(new, "system", "error budget spent") == {"id": new, "state": "rolled_back", "restored": old}
+    events = [e for e in await s.events.list() if e.type == "factory.auto_rollback"]
+    assert [(e.subject, e.data) for e in events] == [(f"cell:{new}", {
+        "id": new, "from": "stable", "state": "rolled_back", "restored": old, "reason": "error budget spent"})]
+    assert s.metric("factory_rollbacks_total", kind="auto") == 1
+
+
+async def test_disable_from_every_live_state(s: Services):
+    for i, approvals in enumerate(range(4)):
+        _, record = await s.factory.create({"tpl": tpl(f"1.{i}.0")}, "admin")
+        for _ in range(approvals):
+            await s.factory.approve(record["id"], "admin")
+        assert (await s.factory.disable(record["id"], "admin"))["state"] == "disabled"
+    with pytest.raises(InvalidTransition):
+        await s.factory.disable("cell-1", "admin")
+    assert s.metric("factory_cells_active") == 0
+
+
+async def test_every_move_is_in_history_audit_and_events(s: Services):
+    await s.factory.create({"tpl": tpl()}, "operator")
+    await s.factory.approve("cell-1", "admin", "looks good")
+    await s.factory.disable("cell-1", "operator", "noisy")
+    history = [(h["from"], h["to"], h["actor"], h["reason"]) for h in (await s.factory.get("cell-1"))["history"]]
+    assert history == [(None, "draft", "operator", None), ("draft", "canary", "admin", "looks good"), ("canary", "disabled", "operator", "noisy")]
+    audit = [(a.actor, a.action, a.subject, a.before, a.after, a.reason) for a in await s.audit.list()]
+    assert audit == [
+        ("operator", "cell.create", "cell:cell-1", None, "draft", None),
+        ("admin", "cell.approve", "cell:cell-1", "draft", "canary", "looks good"),
+        ("operator", "cell.disable", "cell:cell-1", "canary", "disabled", "noisy"),
+    ]
+    assert all(a.decision_ids for a in await s.audit.list())
+    approve_audit = (await s.audit.list())[1]
+    assert len(approve_audit.decision_ids) == 2  # the backend gate and the lifecycle table
+    transitions = [(e.subject, e.data["from"], e.data["to"]) for e in await s.events.list() if e.type == "cell.transition"]
+    assert transitions == [("cell:cell-1", None, "draft"), ("cell:cell-1", "draft", "canary"), ("cell:cell-1", "canary", "disabled")]
+
+
+async def test_auto_heal_returns_to_the_previous_state(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
+    assert await s.factory.auto_heal("cell-1", "system", "probe failed") == {"id": "cell-1", "state": "healing"}
+    assert s.metric("factory_cells_active") == 0
+    await s.factory.drain()
+    assert await state_of(s, "cell-1") == "canary"
+    assert s.metric("factory_cells_active") == 1
+    heal_events = [e.data for e in await s.events.list() if e.type == "factory.auto_heal"]
+    assert heal_events == [
+        {"id": "cell-1", "phase": "started", "from": "canary", "state": "healing", "reason": "probe failed"},
+        {"id": "cell-1", "phase": "finished", "state": "canary", "problems": []},
+    ]
+    assert await s.factory.finish_heal("cell-1") is None  # nothing left to finish
+
+
+async def test_auto_heal_fails_when_links_are_missing(s: Services):
+    await put_cells(s, tpl(id="analysis.dep.v1"))
+    await s.factory.create({"tpl": tpl(links=["analysis.dep.v1", "analysis.gone.v1"])}, "admin")
+    await s.factory.auto_heal("cell-1", "admin")
+    await s.factory.drain()
+    got = await s.factory.get("cell-1")
+    assert got["state"] == "failed"
+    assert got["history"][-1] | {"at": 0} == {
+        "from": "healing", "to": "failed", "at": 0, "actor": "system", "reason": "link analysis.gone.v1 is missing from the catalog"}
+    assert s.metric("factory_exec_errors_total", operation="auto_heal") == 1
+
+
+async def test_auto_heal_fails_when_the_template_no_longer_validates(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    async with s.db.transaction() as tx:  # a record written by an older version of the rules
+        await tx.conn.execute(tables.cell_records.update().values(template=tpl(confidence_threshold=7)))
+    await s.factory.auto_heal("cell-1", "admin")
+    assert await s.factory.finish_heal("cell-1") == "failed"
+    await s.factory.drain()
+    assert await state_of(s, "cell-1") == "failed"
+
+
+async def test_heals_left_behind_are_finished_on_start(tmp_path: Path):
+    first = await make_services(tmp_path, heal_delay_s=60)
+    await first.factory.create({"tpl": tpl()}, "admin")
+    await first.factory.auto_heal("cell-1", "admin")
+    await first.factory.close()  # the process "dies" before the heal finishes
+    await first.db.close()
+    second = await make_services(tmp_path, heal_delay_s=0)
+    try:
+        await second.factory.drain()
+        assert await state_of(second, "cell-1") == "draft"
+    finally:
+        await second.factory.close()
+        await second.db.close()
+
+
+async def test_reads(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.create({"tpl": tpl("1.1.0")}, "admin")
+    await s.factory.approve("cell-2", "admin")
+    assert [r["id"] for r in await s.factory.list()] == ["cell-1", "cell-2"]
+    assert [r["id"] for r in await s.factory.list("canary")] == ["cell-2"]
+    assert await s.factory.list("stable") == []
+    with pytest.raises(InvalidRequest):
+        await s.factory.list("bogus")
+    with pytest.raises(NotFound):
+        await s.factory.get("cell-99")
+    for bad in ("..", "../cell-1", "cell-1/../x"):
+        with pytest.raises(InvalidRequest):
+            await s.factory.get(bad)
+        with pytest.raises(InvalidRequest):
+            await s.factory.approve(bad, "admin")
+    with pytest.raises(NotFound):
+        await s.factory.approve("cell-99", "admin")
+
+
+# --- dry-run ---------------------------------------------------------------------------------------
+async def test_dryrun_writes_nothing(s: Services):
+    await put_cells(s, tpl(id="analysis.dep.v1"))
+    await s.factory.create({"tpl": tpl()}, "admin")
+    before = await dump(s)
+    for body in ({"tpl": tpl("2.0.0", links=["analysis.dep.v1", "analysis.nope.v1"])}, {"tpl": tpl()},
+                 {"spec": tpl(), "backend": "script"}, {"template": tpl(id="analysis.new.v1"), "hitl": False}):
+        await s.factory.dryrun(body, "admin")
+    assert await dump(s) == before
+    assert s.metric("factory_dryrun_requests_total", ok="true") == 2  # the identical one, and no_hitl is a warning
+    assert s.metric("factory_dryrun_requests_total", ok="false") == 2
+
+
+async def test_dryrun_report_for_a_new_cell(s: Services):
+    await put_cells(s, tpl(id="analysis.text_normalize.v1"))
+    await s.factory.create({"tpl": tpl(id="analysis.text_normalize.v1")}, "admin")
+    result = await s.factory.dryrun({"tpl": tpl("0.1.0", links=["analysis.text_normalize.v1"])}, "admin")
+    decision = result["report"]["policy"]["decisions"][0]
+    assert result == {
+        "ok": True,
+        "report": {
+            "kind": "analysis", "analysis_type": "summarize", "backend": "adapter", "hitl": True,
+            "deps": [{"id": "analysis.text_normalize.v1", "depth": 1, "via": T, "status": "present", "version": "1.0.0",
+                      "record": {"id": "cell-1", "state": "draft", "version": "1.0.0"}}],
+            "links": [{"id": "analysis.text_normalize.v1", "status": "present", "version": "1.0.0",
+                       "record": {"id": "cell-1", "state": "draft", "version": "1.0.0"}}],
+            "risks": [],
+            "compat": {"schema": "v1", "catalog": "new", "latest_version": None, "order": "first", "kind": "new", "record": None},
+            "selector": {"action": "create", "reason": f"no record of {T} yet", "record_id": None, "state": None},
+            "policy": {"allowed": True, "violations": [], "decisions": [{
+                "decision_id": decision["decision_id"], "rule": "capability.factory_adapter", "action": "allow",
+                "reason": "factory_adapter is experimental", "capability": "factory_adapter"}]},
+        },
+        "plan": {
+            "changes": [{"action": "create", "kind": "cell", "id": T, "version": "0.1.0", "backend": "adapter", "after": "0.1.0",
+                         "reason": f"new draft record: no record of {T} yet"}],
+            "text": f"+ cell {T} 0.1.0: new draft record: no record of {T} yet\nPlan: 1 to create, 0 to update, 0 to delete, 0 unchanged.",
+        },
+    }
+    assert decision["decision_id"].startswith("dec-")
+
+
+async def test_dryrun_shows_a_closed_gate_as_a_violation(s: Services):
+    result = await s.factory.dryrun({"tpl": tpl(), "backend": "wasm"}, "admin")
+    assert result["ok"] is False
+    policy = result["report"]["policy"]
+    assert policy["allowed"] is False
+    assert [(v["rule"], v["action"], v["capability"]) for v in policy["violations"]] == [("capability.factory_wasm", "deny", "factory_wasm")]
+    assert [r["code"] for r in result["report"]["risks"]] == ["capability_disabled"]
+
+
+async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
+    await put_cells(s, tpl(id="analysis.a.v1", links=["analysis.b.v1"]), tpl(id="analysis.b.v1", links=[T]),
+                    tpl("2.0.0", memory_type="ctx", analysis_type=None))
+    body = tpl("1.0.0", links=["analysis.a.v1", "analysis.missing.v1"])
+    result = await s.factory.dryrun({"tpl": body, "hitl": False}, "admin")
+    risks = result["report"]["risks"]
+    assert [(r["code"], r["severity"]) for r in risks] == [
+        ("missing_link", "error"), ("link_cycle", "error"), ("older_version", "warning"), ("kind_changed", "warning"), ("no_hitl", "warning")]
+    assert risks[1]["cycle"] in ([T, "analysis.a.v1", "analysis.b.v1", T], ["analysis.a.v1", "analysis.b.v1", T, "analysis.a.v1"])
+    assert [(d["id"], d["depth"], d["status"]) for d in result["report"]["deps"]] == [
+        ("analysis.a.v1", 1, "present"), ("analysis.missing.v1", 1, "missing"), ("analysis.b.v1", 2, "present")]
+    assert result["ok"] is False
+    await put_cells(s, tpl("1.0.0"))
+    conflicting = await s.factory.dryrun({"tpl": tpl("1.0.0", description="x")}, "admin")
+    assert conflicting["report"]["compat"]["catalog"] == "conflict"
+    assert "catalog_conflict" in [r["code"] for r in conflicting["report"]["risks"]]
+
+
+async def test_dryrun_plan_follows_what_create_would_do(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
+    same = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    assert same["plan"]["changes"][0]["action"] == "no-op"
+    assert same["plan"]["text"].startswith(f"= cell {T} 1.0.0: cell-1 already holds")
+    assert same["report"]["selector"] == {"action": "reuse", "record_id": "cell-1", "state": "canary",
+                                          "reason": f"cell-1 runs {T} 1.0.0 (canary), compatible with 1.0.0"}
+    assert same["report"]["compat"]["record"] == {"id": "cell-1", "state": "canary"}
+    newer = await s.factory.dryrun({"tpl": tpl("1.1.0")}, "admin")
+    assert newer["plan"]["changes"][0] | {"reason": ""} == {
+        "action": "update", "kind": "cell", "id": T, "version": "1.1.0", "backend": "adapter", "before": "1.0.0", "after": "1.1.0", "reason": ""}
+
+
+async def test_plan_for_the_command_cell_takes_a_catalog_id(s: Services):
+    await put_cells(s, tpl())
+    result = await s.factory.plan(T)
+    assert result["ok"] is True and result["report"]["compat"]["catalog"] == "identical"
+
+
+# --- ensure_cells ----------------------------------------------------------------------------------
+async def test_ensure_cells_reuses_live_records_and_creates_drafts(s: Services):
+    await put_cells(s, tpl(id="analysis.known.v1"))
+    live = await promote(s, "1.0.0")
+    async with s.db.transaction() as tx:
+        items = await s.factory.ensure_cells(tx, [T, "analysis.known.v1", "analysis.fresh.v1"], "admin", "organ.x.v1")
+    gate_ids = items[1]["decision_ids"]
+    assert items == [
+        {"id": T, "record_id": live, "action": "reuse", "state": "stable", "decision_ids": [],
+         "reason": f"{live} runs {T} 1.0.0 (stable), compatible with 1.0.0"},
+        {"id": "analysis.known.v1", "record_id": "cell-2", "action": "create", "state": "draft", "decision_ids": gate_ids,
+         "reason": "no record of analysis.known.v1 yet"},
+        {"id": "analysis.fresh.v1", "record_id": "cell-3", "action": "create", "state": "draft", "decision_ids": gate_ids,
+         "reason": "no record of analysis.fresh.v1 yet"},
+    ]
+    assert await s.catalog.get_cell("analysis.fresh.v1") == generated_template("analysis.fresh.v1", "organ.x.v1")
+    assert (await s.factory.get("cell-2"))["template"] == tpl(id="analysis.known.v1")
+    async with s.db.transaction() as tx:  # a second build reuses the drafts it made
+        again = await s.factory.ensure_cells(tx, ["analysis.known.v1", "analysis.fresh.v1"], "admin", "organ.y.v1")
+    assert [(i["record_id"], i["action"]) for i in again] == [("cell-2", "reuse"), ("cell-3", "reuse")]
+
+
+async def test_ensure_cells_reuses_a_dead_record_of_the_same_version(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.disable("cell-1", "admin")
+    async with s.db.transaction() as tx:
+        items = await s.factory.ensure_cells(tx, [T], "admin", None)
+    assert items == [{"id": T, "record_id": "cell-1", "action": "reuse", "state": "disabled", "decision_ids": [],
+                      "reason": f"cell-1 already holds {T} 1.0.0 (disabled)"}]
+
+
+async def test_ensure_cells_needs_the_adapter_gate_and_rolls_back_with_the_caller(s: Services):
+    await s.policy.set_capability("admin", "factory_adapter", "disabled")
+    with pytest.raises(CapabilityDisabled):
+        async with s.db.transaction() as tx:
+            await s.factory.ensure_cells(tx, ["analysis.fresh.v1"], "admin", "organ.x.v1")
+    await s.policy.set_capability("admin", "factory_adapter", "experimental")
+    with pytest.raises(RuntimeError):
+        async with s.db.transaction() as tx:
+            await s.factory.ensure_cells(tx, ["analysis.fresh.v1"], "admin", "organ.x.v1")
+            raise RuntimeError("the organ build failed later")
+    assert await s.factory.list() == []
+    with pytest.raises(NotFound):
+        await s.catalog.get_cell("analysis.fresh.v1")
+    with pytest.raises(InvalidRequest):
+        async with s.db.transaction() as tx:
+            await s.factory.ensure_cells(tx, ["../x"], "admin", None)
