@@ -1,0 +1,117 @@
+"""`/organs`: build, list, status, manual moves, cancel, rebuild and the live stream of one organ."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from api.auth import websocket_role
+from api.controllers.cells import json_body
+from neira.core import Core
+from neira.errors import NeiraError
+from neira.structs import Base
+
+WS_CLOSE = {"unauthorized": 4401, "capability_disabled": 4403, "forbidden": 4403, "not_found": 4404}
+
+
+class StatusChange(Base):
+    """Body of `POST /organs/{id}/status`."""
+
+    state: str
+    reason: str | None = None
+
+
+class OrgansController(Controller):
+    """The organ builder (gate `organs_builder` on every route)."""
+
+    path = "/organs"
+    tags = ["organs"]
+
+    @post("/build")
+    async def build(self, core: Core, request: Request) -> Response[dict[str, Any]]:
+        """201 `{organ_id, state: draft}`; `dryrun: true` → 200 `{organ_id: null, dryrun, ok, report, plan}`."""
+        key = request.headers.get("idempotency-key")
+        status, body = await core.organs.build(await json_body(request), request.user, key)
+        return Response(body, status_code=status)
+
+    @get("/")
+    async def list_organs(self, core: Core) -> list[dict[str, Any]]:
+        """`[{id, state, template_id, updated_at}]`, oldest first."""
+        return await core.organs.list()
+
+    @get("/{organ_id:str}/status")
+    async def status(self, core: Core, organ_id: str) -> dict[str, Any]:
+        """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...}}`."""
+        return await core.organs.status(organ_id)
+
+    @post("/{organ_id:str}/status", status_code=200)
+    async def set_status(self, core: Core, request: Request, organ_id: str, data: StatusChange) -> dict[str, Any]:
+        """Move by hand (draft|canary|experimental|stable|failed); stops the automatic progression."""
+        return await core.organs.set_status(organ_id, data.state, data.reason, request.user)
+
+    @delete("/{organ_id:str}/build", status_code=200)
+    async def cancel(self, core: Core, request: Request, organ_id: str) -> dict[str, Any]:
+        """Cancel a build in flight → `{id, state: failed}`; 409 when it is not building."""
+        return await core.organs.cancel(organ_id, request.user)
+
+    @post("/{organ_id:str}/rebuild", status_code=200)
+    async def rebuild(self, core: Core, request: Request, organ_id: str) -> dict[str, Any]:
+        """Build again with the same id: `{organ_id, state: draft}`, fresh stages, attempts + 1."""
+        return await core.organs.rebuild(organ_id, request.user)
+
+    @websocket("/{organ_id:str}/stream", opt={"exclude_from_auth": True})
+    async def stream(self, socket: WebSocket, core: Core, organ_id: str) -> None:
+        """`?token=`; first frame `{id, state, seq}`, then one per change. Closes 4401 (token), 4403 (gate
+        closed), 4404 (unknown organ)."""
+        await socket.accept()
+        if websocket_role(socket) is None:
+            await socket.close(code=4401, reason="unauthorized")
+            return
+        try:
+            frames = core.organs.stream(organ_id)
+            first = await anext(frames)
+        except NeiraError as exc:
+            await socket.close(code=WS_CLOSE.get(exc.code, 4400), reason=exc.reason[:120])
+            return
+        try:
+            await _send(socket, first)
+            await _pump(socket, frames)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await frames.aclose()
+
+
+async def _send(socket: WebSocket, frame: dict[str, Any]) -> None:
+    await socket.send_text(msgspec.json.encode(frame).decode())
+
+
+async def _pump(socket: WebSocket, frames: AsyncIterator[dict[str, Any]]) -> None:
+    """Forward frames until the client leaves; messages from the client are read (to notice a close) and
+    ignored. Only this connection waits on a slow client: the builder publishes without waiting."""
+    receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
+    nxt: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        while True:
+            if nxt is None:
+                nxt = asyncio.ensure_future(anext(frames))
+            done, _ = await asyncio.wait({nxt, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                receiver.result()  # WebSocketDisconnect when the client has gone
+                receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
+            if nxt in done:
+                frame, nxt = nxt.result(), None
+                await _send(socket, frame)
+    finally:
+        for fut in (receiver, nxt):
+            if fut is not None and not fut.done():
+                fut.cancel()
+        await asyncio.gather(*(f for f in (receiver, nxt) if f is not None), return_exceptions=True)
+
+
+CONTROLLERS = [OrgansController]

@@ -1,0 +1,97 @@
+"""One timer task for every organ build: a heap of (deadline, organ id, generation).
+
+A task per organ would cost a coroutine frame and a timer handle each, and wake the loop once per organ;
+here one task sleeps until the earliest deadline and hands every entry due at that moment to a single
+callback, which advances them in one transaction. Entries are never removed: a cancel, rebuild or manual
+move bumps the organ's generation, so its old entries no longer match and are dropped when they surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("neira.organs")
+
+Due = list[tuple[str, int]]
+RETRY_S = 0.5  # a failed batch (e.g. the database was briefly unavailable) is retried after this
+
+
+class StageScheduler:
+    """Sleeps until the earliest deadline, then calls `advance(due)` with every (organ id, generation) due."""
+
+    def __init__(self, advance: Callable[[Due], Awaitable[None]], clock: Callable[[], float] = time.time) -> None:
+        self._advance = advance
+        self._clock = clock
+        self._heap: list[tuple[float, str, int]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def start(self) -> None:
+        """Start the timer task (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="neira-organ-scheduler")
+
+    async def close(self) -> None:
+        """Stop the timer task; pending entries are dropped (their deadlines are in the database)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    def push(self, deadline: float, organ_id: str, generation: int) -> None:
+        """Schedule a stage; wakes the task when this deadline is now the earliest."""
+        heapq.heappush(self._heap, (deadline, organ_id, generation))
+        if self._heap[0][1] == organ_id and self._heap[0][2] == generation:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _sleep(self, delay: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        timer = loop.call_later(delay, self._wake) if delay is not None else None
+        try:
+            await self._waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter = None
+
+    def _pop_due(self, now: float) -> Due:
+        due: Due = []
+        while self._heap and self._heap[0][0] <= now:
+            _, organ_id, generation = heapq.heappop(self._heap)
+            due.append((organ_id, generation))
+        return due
+
+    async def _run(self) -> None:
+        while True:
+            if not self._heap:
+                await self._sleep(None)
+                continue
+            now = self._clock()
+            if self._heap[0][0] > now:
+                await self._sleep(self._heap[0][0] - now)
+                continue
+            due = self._pop_due(now)
+            try:
+                await self._advance(due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("organ stage batch of %d failed; retrying in %.1fs", len(due), RETRY_S)
+                retry = self._clock() + RETRY_S
+                for organ_id, generation in due:
+                    heapq.heappush(self._heap, (retry, organ_id, generation))

@@ -1,0 +1,49 @@
+"""The live stream of one organ: a snapshot, then one frame per change, never blocking the builder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from neira.events import EventBus
+from neira.organs import store
+from neira.storage.db import Database
+
+QUEUE_SIZE = 64  # frames a slow client may fall behind before it gets a fresh snapshot instead
+
+
+async def snapshot(db: Database, organ_id: str) -> dict[str, Any]:
+    """`{id, state, seq}` read in one transaction, so the state and its event's seq agree (404 if unknown)."""
+    async with db.read() as conn:
+        row = await store.get_row(conn, organ_id)
+        seq = await store.last_seq(conn, organ_id)
+    return {"id": organ_id, "state": row.state, "seq": seq}
+
+
+async def organ_stream(db: Database, events: EventBus, organ_id: str) -> AsyncIterator[dict[str, Any]]:
+    """Subscribe first, then read the snapshot: every later change is then either in the snapshot or in the
+    queue, and seq filters the overlap, so no change is lost or repeated. The publisher never waits for us:
+    when our bounded queue overflows we skip what we missed and send a fresh snapshot."""
+    topic = f"organ:{organ_id}"
+    sub = events.subscribe(topic, maxsize=QUEUE_SIZE)
+    try:
+        frame = await snapshot(db, organ_id)
+        last = frame["seq"]
+        yield frame
+        while True:
+            ev = await sub.get()
+            if sub.lagged:
+                sub.lagged = False
+                while not sub.queue.empty():
+                    sub.queue.get_nowait()
+                frame = await snapshot(db, organ_id)
+                if frame["seq"] > last:
+                    last = frame["seq"]
+                    yield frame
+                continue
+            if ev.type != "organ.stage" or ev.seq <= last:
+                continue
+            last = ev.seq
+            yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq}
+    finally:
+        events.unsubscribe(topic, sub)
