@@ -1,0 +1,89 @@
+"""Typo suggestions constrained to the lexicon: one edit (insert, delete, substitute, swap) at most.
+
+A suggestion is only a suggestion: the Command Cell never executes a guessed word. When two different
+meanings are equally close the index abstains, because picking one would be a coin toss.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Hashable, NamedTuple
+
+MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to guess from
+
+
+class Guess(NamedTuple):
+    """Outcome of a lookup: the suggested surface word, or the competing words when it abstained."""
+
+    suggestion: str | None
+    candidates: tuple[str, ...]
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """True when a and b differ by at most one insertion, deletion, substitution or adjacent swap."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
+class FuzzyIndex:
+    """Maps a misspelt word to known words one edit away (a symmetric-delete index, built once)."""
+
+    def __init__(self) -> None:
+        self._by_variant: dict[str, set[str]] = defaultdict(set)
+        self._meaning: dict[str, Hashable] = {}
+        self._preferred: set[str] = set()
+
+    def add(self, word: str, meaning: Hashable, preferred: bool = False) -> None:
+        """Index `word`; words with the same `meaning` (forms of one lemma) never compete with each other."""
+        if len(word) < MIN_LENGTH - 1 or word in self._meaning:
+            return
+        self._meaning[word] = meaning
+        if preferred:
+            self._preferred.add(word)
+        self._by_variant[word].add(word)
+        for variant in _deletes(word):
+            self._by_variant[variant].add(word)
+
+    def guess(self, word: str, allowed: set[Hashable] | None = None, kinds: set[str] | None = None) -> Guess:
+        """The closest known word, or none; `kinds` restricts meanings to those whose first element is listed."""
+        if len(word) < MIN_LENGTH or word in self._meaning:
+            return Guess(None, ())
+        found: set[str] = set(self._by_variant.get(word, ()))
+        for variant in _deletes(word):
+            found |= self._by_variant.get(variant, set())
+        by_meaning: dict[Hashable, list[str]] = defaultdict(list)
+        for cand in found:
+            meaning = self._meaning[cand]
+            if kinds is not None and meaning[0] not in kinds:  # type: ignore[index]
+                continue
+            if allowed is not None and meaning not in allowed:
+                continue
+            if within_one_edit(word, cand):
+                by_meaning[meaning].append(cand)
+        if not by_meaning:
+            return Guess(None, ())
+        best = [self._best(words) for words in by_meaning.values()]
+        if len(best) > 1:
+            return Guess(None, tuple(sorted(best)))
+        return Guess(best[0], ())
+
+    def _best(self, words: list[str]) -> str:
+        preferred = sorted(w for w in words if w in self._preferred)
+        return preferred[0] if preferred else sorted(words, key=lambda w: (len(w), w))[0]

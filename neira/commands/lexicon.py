@@ -1,0 +1,160 @@
+"""The lexicon: which words mean what. Function words come from grammar/lexicon.json, catalog nouns
+from the templates' `metadata.aliases`, so a new organ kind or cell is a JSON file and no code change.
+
+Every known word or phrase maps to an Entry: its class (a grammar terminal), the text it stands for in
+the canonical token stream the grammar parses, and the language it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple
+
+from neira.commands.fuzzy import FuzzyIndex, Guess
+from neira.commands.morph import is_cyrillic, phrase_forms
+from neira.commands.normalize import fold, pieces
+
+GRAMMAR_DIR = Path(__file__).resolve().parents[2] / "grammar"
+_NOUN_CLASS = {"organ": "ORGAN", "cell": "CELL", "pipeline": "PIPELINE"}
+_PARTICLE_CLASS = {"to": ("TO", "^to"), "from": ("FROM", "^from"), "version": ("VWORD", "^version"), "then": ("ARROW", ">")}
+
+
+class Entry(NamedTuple):
+    """What a known word or phrase stands for."""
+
+    cls: str
+    canon: str
+    lang: str
+
+
+class Alias(NamedTuple):
+    """A catalog noun: its lemma and the organ and cell template ids it names."""
+
+    lemma: str
+    organs: tuple[str, ...]
+    cells: tuple[str, ...]
+    words: dict[str, tuple[str, ...]]
+
+
+def _words(phrase: str) -> tuple[str, ...]:
+    return tuple(p.text for p in pieces(phrase) if p.shape == "word")
+
+
+def lemma_of(phrase: str) -> str:
+    """The key an alias is known by: its folded words joined with '_' («оттенки серого» → оттенки_серого)."""
+    return "_".join(_words(phrase))
+
+
+class Lexicon:
+    """Word → meaning tables, the fuzzy index over them, and the word lists replies and errors use."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.phrases: dict[tuple[str, ...], Entry] = {}
+        self.max_len: dict[str, int] = {}
+        self.aliases: dict[str, Alias] = {}
+        self.fuzzy = FuzzyIndex()
+        self.verbs: dict[str, dict[str, list[str]]] = data["verbs"]
+        self.nouns: dict[str, dict[str, list[str]]] = data["nouns"]
+        self.particles: dict[str, dict[str, list[str]]] = data["particles"]
+        for verb, by_lang in self.verbs.items():
+            self._add_all(by_lang, Entry(verb.upper(), "!" + verb, ""))
+        for noun, by_lang in self.nouns.items():
+            entry = Entry(_NOUN_CLASS[noun], "#" + noun, "") if noun in _NOUN_CLASS else Entry("KIND", "%" + noun, "")
+            self._add_all(by_lang, entry)
+        for particle, by_lang in self.particles.items():
+            cls, canon = _PARTICLE_CLASS[particle]
+            self._add_all(by_lang, Entry(cls, canon, ""))
+        self._add_all(data["fillers"], Entry("FILLER", "", ""))
+
+    @classmethod
+    def from_templates(cls, cells: Iterable[dict], organs: Iterable[dict], data: dict[str, Any] | None = None) -> "Lexicon":
+        """Build the lexicon from grammar/lexicon.json (or `data`) plus the catalog's aliases."""
+        if data is None:
+            data = json.loads((GRAMMAR_DIR / "lexicon.json").read_text(encoding="utf-8"))
+        lex = cls(data)
+        found: dict[str, dict[str, Any]] = {}
+        for kind, templates in (("organs", organs), ("cells", cells)):
+            for template in templates:
+                aliases = (template.get("metadata") or {}).get("aliases") or {}
+                for lang in ("ru", "en"):
+                    for phrase in aliases.get(lang) or ():
+                        words = _words(str(phrase))
+                        if not words:
+                            continue
+                        slot = found.setdefault("_".join(words), {"organs": [], "cells": [], "words": {}})
+                        if template["id"] not in slot[kind]:
+                            slot[kind].append(template["id"])
+                        slot["words"][lang] = words
+        for lemma, slot in sorted(found.items()):
+            lex.aliases[lemma] = Alias(lemma, tuple(slot["organs"]), tuple(slot["cells"]), slot["words"])
+            for lang, words in slot["words"].items():
+                lex._add_alias(words, lemma, lang)
+        return lex
+
+    def _add_all(self, by_lang: dict[str, list[str]], entry: Entry) -> None:
+        for lang, phrases in by_lang.items():
+            for phrase in phrases:
+                words = _words(phrase)
+                if words:
+                    self._put(words, entry._replace(lang=lang), preferred=True, override=True)
+
+    def _add_alias(self, words: tuple[str, ...], lemma: str, lang: str) -> None:
+        entry = Entry("ALIAS", "@" + lemma, lang)
+        alias = self.aliases[lemma]
+        meaning = ("ALIAS", alias.organs + alias.cells)  # «голос» and «голосовой» name the same organ: no contest
+        self._put(words, entry, preferred=True, override=False, meaning=meaning)
+        forms = phrase_forms(words) if is_cyrillic(words[0]) else {words, words[:-1] + (words[-1] + "s",)}
+        for form in sorted(forms):
+            self._put(form, entry, preferred=False, override=False, meaning=meaning)
+
+    def _put(self, words: tuple[str, ...], entry: Entry, preferred: bool, override: bool,
+             meaning: tuple | None = None) -> None:
+        if not override and words in self.phrases:
+            return  # function words win over catalog nouns; the first alias to claim a form keeps it
+        self.phrases[words] = entry
+        self.max_len[words[0]] = max(self.max_len.get(words[0], 0), len(words))
+        meaning = meaning or (entry.cls, entry.canon)
+        for word in words:
+            self.fuzzy.add(word, meaning, preferred=preferred)
+
+    def match(self, words: list[str], start: int) -> tuple[Entry, int] | None:
+        """The longest known phrase starting at words[start], and how many words it covers."""
+        longest = self.max_len.get(words[start])
+        if longest is None:
+            return None
+        for n in range(min(longest, len(words) - start), 0, -1):
+            entry = self.phrases.get(tuple(words[start:start + n]))
+            if entry is not None:
+                return entry, n
+        return None
+
+    def guess(self, word: str, classes: set[str] | None = None) -> Guess:
+        """A known word one edit away from `word`, restricted to terminal `classes` when given."""
+        return self.fuzzy.guess(word, kinds=classes)
+
+    def alias_words(self, lang: str, kind: str, limit: int = 4) -> list[str]:
+        """A few alias lemmas in `lang` that name organs (`kind="organs"`) or cells, for hints."""
+        out = [" ".join(a.words[lang]) for a in self.aliases.values() if lang in a.words and getattr(a, kind)]
+        return out[:limit]
+
+    def first_form(self, table: str, key: str, lang: str) -> str | None:
+        """The dictionary form of a verb, noun or particle in `lang` (the first listed)."""
+        forms = getattr(self, table).get(key, {}).get(lang) or []
+        return forms[0] if forms else None
+
+
+def detect_lang(entries_langs: Iterable[str], text: str) -> str:
+    """ru or en: by the known words first (verbs count double upstream), then by the letters typed."""
+    ru = en = 0
+    for lang in entries_langs:
+        if lang == "ru":
+            ru += 1
+        elif lang == "en":
+            en += 1
+    if ru != en:
+        return "ru" if ru > en else "en"
+    folded = fold(text)
+    cyr = sum(1 for ch in folded if "\u0400" <= ch <= "\u04ff")
+    lat = sum(1 for ch in folded if "a" <= ch <= "z")
+    return "ru" if cyr > lat else "en"

@@ -1,0 +1,148 @@
+"""parse(text, lexicon) → Command | ParseFailure. Pure, no I/O; "not understood" is a value, not an exception.
+
+text → normalise and classify (tokens.py) → Lark LALR with the contextual lexer over the canonical stream
+(grammar/command.lark) → Command (transform.py). Raw Lark errors never leave this module: explain() turns
+them into a ParseFailure with a position in the user's text, expected words in the user's language and,
+when one known word is a single edit away, a suggestion.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+from lark import Lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from neira.commands.lexicon import GRAMMAR_DIR, Lexicon
+from neira.commands.model import BuildPipeline, Command, ParseFailure
+from neira.commands.tokens import Stream, Tok, stream
+from neira.commands.transform import Rejected, ToCommand
+
+MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
+_NAME_NEIGHBOURS = ("PIPELINE", "COLON")
+_VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
+                           "REBUILD", "APPLY", "HELP"})
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    """The grammar compiled once: LALR, contextual lexer, transformer applied inline (no tree is built)."""
+    text = (GRAMMAR_DIR / "command.lark").read_text(encoding="utf-8")
+    return Lark(text, parser="lalr", lexer="contextual", transformer=ToCommand(), cache=False)
+
+
+def parse(text: str, lexicon: Lexicon) -> Command | ParseFailure:
+    """Understand one phrase. Never raises for any str input."""
+    s = stream(text[:MAX_TEXT], lexicon)
+    if not s.toks:
+        return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]
+    try:
+        command = parser().parse(s.canon)
+    except UnexpectedInput as exc:
+        return explain(exc, s, lexicon)
+    except Rejected as exc:
+        index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
+        return _failure_at(index, s, lexicon, expected=set())
+    typo = _typo_in_items(command, s, lexicon)
+    if typo is not None:
+        return typo
+    return msgspec.structs.replace(command, lang=s.lang)
+
+
+def _typo_in_items(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:
+    """An unknown step, option or cell name one edit from a catalog alias is a typo: suggest, don't execute."""
+    name = command.name.value if isinstance(command, BuildPipeline) and command.name else None
+    for i, tok in enumerate(s.toks):
+        if tok.cls != "WORD":
+            continue
+        if tok.text == name and _is_name_position(s.toks, i):
+            continue
+        failure = _guess_failure(i, tok, s, lexicon, classes={"ALIAS"})
+        if failure is not None:
+            return failure
+    return None
+
+
+def _is_name_position(toks: list[Tok], i: int) -> bool:
+    before = toks[i - 1].cls if i > 0 else ""
+    after = toks[i + 1].cls if i + 1 < len(toks) else ""
+    return before in _NAME_NEIGHBOURS or after in _NAME_NEIGHBOURS or before == "MAKE"
+
+
+def explain(exc: UnexpectedInput, s: Stream, lexicon: Lexicon) -> ParseFailure:
+    """Turn a raw Lark error into a ParseFailure the user can act on."""
+    if isinstance(exc, UnexpectedCharacters):
+        index, expected = s.index_at(exc.pos_in_stream), set(exc.allowed or ())
+    elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        index, expected = s.index_at(exc.token.start_pos), set(exc.expected or ())
+    else:  # ran out of words
+        expected = set(getattr(exc, "expected", ()) or ())
+        typo = _earlier_typo(len(s.toks) - 1, s, lexicon)
+        if typo is not None:
+            return typo
+        return _failure(s, lexicon, "incomplete", None, expected, position=_text_end(s))
+    return _failure_at(index, s, lexicon, expected)
+
+
+def _failure_at(index: int, s: Stream, lexicon: Lexicon, expected: set[str]) -> ParseFailure:
+    tok = s.toks[index]
+    if tok.cls == "WORD":
+        classes = {t for t in expected if t in lexicon_classes()} or None
+        failure = _guess_failure(index, tok, s, lexicon, classes=classes)
+        if failure is None and classes is not None:
+            failure = _guess_failure(index, tok, s, lexicon, classes=None)
+        if failure is not None:
+            return failure
+    typo = _earlier_typo(index - 1, s, lexicon)
+    if typo is not None:
+        return typo
+    only_verbs_before = all(t.cls in _VERB_CLASSES for t in s.toks[:index])
+    if (tok.cls == "WORD" and only_verbs_before) or (index == 0 and tok.cls not in _VERB_CLASSES):
+        return _failure(s, lexicon, "unknown_command", tok, expected or set(_VERB_CLASSES))
+    code = "unrecognized_word" if tok.cls == "WORD" else "unexpected_word"
+    return _failure(s, lexicon, code, tok, expected)
+
+
+def _earlier_typo(last: int, s: Stream, lexicon: Lexicon) -> ParseFailure | None:
+    for i in range(last, -1, -1):
+        if s.toks[i].cls == "WORD":
+            failure = _guess_failure(i, s.toks[i], s, lexicon, classes=None)
+            if failure is not None:
+                return failure
+    return None
+
+
+def _guess_failure(index: int, tok: Tok, s: Stream, lexicon: Lexicon, classes: set[str] | None) -> ParseFailure | None:
+    guess = lexicon.guess(tok.text, classes)
+    if guess.suggestion is not None:
+        corrected = _original(s, tok, guess.suggestion)
+        return ParseFailure(code="unrecognized_word", lang=s.lang, position=tok.start, word=tok.text,  # type: ignore[arg-type]
+                            suggestions=(guess.suggestion,), corrected=corrected)
+    if guess.candidates:
+        return ParseFailure(code="ambiguous", lang=s.lang, position=tok.start, word=tok.text,  # type: ignore[arg-type]
+                            candidates=guess.candidates)
+    return None
+
+
+def _failure(s: Stream, lexicon: Lexicon, code: str, tok: Tok | None, expected: set[str],
+             position: int | None = None) -> ParseFailure:
+    from neira.commands.hints import expected_words
+
+    return ParseFailure(code=code, lang=s.lang, position=tok.start if tok else position,  # type: ignore[arg-type]
+                        word=tok.text if tok else None, expected=expected_words(expected, s.lang, lexicon))
+
+
+def _original(s: Stream, tok: Tok, replacement: str) -> str:
+    """The user's phrase with one word replaced, for «did you mean …» replies."""
+    return s.text[:tok.start] + replacement + s.text[tok.end:]
+
+
+def _text_end(s: Stream) -> int:
+    return s.toks[-1].end if s.toks else 0
+
+
+@lru_cache(maxsize=1)
+def lexicon_classes() -> frozenset[str]:
+    """Terminal classes that come from the lexicon (candidates for typo suggestions)."""
+    return _VERB_CLASSES | {"ORGAN", "CELL", "PIPELINE", "KIND", "TO", "FROM", "VWORD", "ALIAS"}

@@ -1,0 +1,121 @@
+"""Pieces of text → classified tokens, and the canonical token stream the grammar parses.
+
+A token's class is a grammar terminal name (MAKE, ORGAN, ALIAS, WORD, ID, VERSION, ...); `canon` is how it
+appears in the stream given to Lark («создайте» → `!make`, «голосового» → `@голосовой`); `start`/`end` is
+the span in the user's text, so a parse error at a canonical offset maps back to what the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from typing import NamedTuple
+
+from neira.commands.lexicon import Lexicon, detect_lang
+from neira.commands.normalize import Piece, pieces, word_shape
+
+_PUNCT_CANON = {"ARROW": ">", "COMMA": ",", "COLON": ":", "LPAR": "(", "RPAR": ")"}
+_SPLIT_RE = re.compile(r"[-_]+")
+_ALPHA_RUN_RE = re.compile(r"[^\W\d_]+")
+
+
+class Tok(NamedTuple):
+    """One classified token with its span in the original text."""
+
+    cls: str
+    canon: str
+    text: str
+    start: int
+    end: int
+    lang: str
+
+
+class Stream(NamedTuple):
+    """Tokens, the canonical text for the grammar, where each token starts in it, and the language."""
+
+    toks: list[Tok]
+    canon: str
+    offsets: list[int]
+    lang: str
+    text: str
+
+    def index_at(self, canon_pos: int) -> int:
+        """Index of the token that covers a character offset of the canonical text."""
+        return max(0, bisect_right(self.offsets, canon_pos) - 1)
+
+
+def _word_tok(lex: Lexicon, word: str, start: int, end: int) -> list[Tok]:
+    shape = word_shape(word)
+    if shape == "PLAIN":
+        entry = lex.phrases.get((word,))
+        if entry is None:
+            return [Tok("WORD", word, word, start, end, "")]
+        return [] if entry.cls == "FILLER" else [Tok(entry.cls, entry.canon, word, start, end, entry.lang)]
+    if shape != "JUNK" and not ("-" in word or "_" in word):
+        return [Tok(shape, word, word, start, end, "")]
+    parts = _SPLIT_RE.split(word)
+    tail = lex.phrases.get((parts[-1],))
+    if len(parts) > 1 and tail is not None and tail.cls == "PIPELINE":  # speak-pipeline → speak + pipeline
+        head = "-".join(parts[:-1])
+        return _word_tok(lex, head, start, end - len(parts[-1]) - 1) + [
+            Tok("PIPELINE", tail.canon, parts[-1], end - len(parts[-1]), end, tail.lang)]
+    if shape != "JUNK":
+        return [Tok(shape, word, word, start, end, "")]
+    return [Tok("WORD", run, run, start, end, "") for run in _ALPHA_RUN_RE.findall(word)]
+
+
+def _classify(lex: Lexicon, ps: list[Piece]) -> list[Tok]:
+    words = [p.text if p.shape == "word" else "" for p in ps]
+    out: list[Tok] = []
+    i = 0
+    while i < len(ps):
+        p = ps[i]
+        if p.shape != "word":
+            out.append(Tok(p.shape, _PUNCT_CANON[p.shape], p.text, p.start, p.end, ""))
+            i += 1
+            continue
+        found = lex.match(words, i) if p.text in lex.max_len else None
+        if found is not None and found[1] > 1:
+            entry, n = found
+            if entry.cls != "FILLER":
+                out.append(Tok(entry.cls, entry.canon, " ".join(words[i:i + n]), p.start, ps[i + n - 1].end, entry.lang))
+            i += n
+            continue
+        out.extend(_word_tok(lex, p.text, p.start, p.end))
+        i += 1
+    return _trim(out)
+
+
+def _trim(toks: list[Tok]) -> list[Tok]:
+    """Drop separators left dangling by removed fillers: «пожалуйста, создай…», «…v1.»."""
+    start, end = 0, len(toks)
+    while start < end and toks[start].cls in ("COMMA", "COLON", "ARROW"):
+        start += 1
+    while end > start and toks[end - 1].cls in ("COMMA", "COLON", "ARROW"):
+        end -= 1
+    out: list[Tok] = []
+    for tok in toks[start:end]:
+        if out and tok.cls in ("COMMA", "ARROW") and out[-1].cls in ("COMMA", "ARROW", "COLON"):
+            if tok.cls == "ARROW" and out[-1].cls == "COMMA":
+                out[-1] = tok  # «a, затем b» is one separator
+            continue
+        out.append(tok)
+    return out
+
+
+def stream(text: str, lex: Lexicon) -> Stream:
+    """Classify the text and render the canonical stream the grammar parses."""
+    toks = _classify(lex, pieces(text))
+    offsets: list[int] = []
+    parts: list[str] = []
+    pos = 0
+    for tok in toks:
+        if parts and tok.canon[:1].isalnum():  # sigil tokens delimit themselves; raw words need a space
+            parts.append(" ")
+            pos += 1
+        offsets.append(pos)
+        parts.append(tok.canon)
+        pos += len(tok.canon)
+    verb_langs = [t.lang for t in toks if t.lang and t.canon.startswith("!")]
+    langs = verb_langs[:1] or [t.lang for t in toks if t.lang]  # the verb decides: «собери speak-pipeline …» is ru
+    return Stream(toks, "".join(parts), offsets, detect_lang(langs, text), text)
