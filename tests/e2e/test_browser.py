@@ -167,6 +167,14 @@ def test_login_language_switch_and_keyboard(neira_server, open_tab):
     page.get_by_role("button", name="create voice organ v1").click()
     expect(box).to_have_value("create voice organ v1")
 
+    # A typo is not executed: the reply offers the corrected phrase, and a click puts it in the input.
+    send(page, "craate voice organ v1")
+    reply = last_reply(page, 1)
+    expect(reply.locator("article")).to_have_attribute("data-understood", "false")
+    reply.locator(".suggestions").get_by_role("button", name="create voice organ v1").click()
+    expect(box).to_have_value("create voice organ v1")
+    expect(box).to_be_focused()
+
     page.get_by_role("button", name="RU").click()
     expect(page.get_by_role("button", name="Отправить")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "ru")

@@ -113,8 +113,7 @@ function renderReply(msg) {
       card.append(el("p", { class: "expected" }, t("reply.expected", { words }) + where));
     }
   }
-  const suggestions = res.error?.suggestions || res.suggestions;
-  const sugg = renderSuggestions(suggestions, fillInput);
+  const sugg = renderSuggestions(suggestedPhrases(res, msg.request), fillInput);
   if (sugg) card.append(sugg);
 
   const violations = renderViolations(res.policy?.violations);
@@ -123,6 +122,35 @@ function renderReply(msg) {
   if (res.plan) card.append(renderPlanActions(msg));
   if (msg.organs?.length) card.append(renderOrgans(msg));
   return card;
+}
+
+/**
+ * Whole phrases to offer for a reply that was not understood: the corrected text when the parser gives one,
+ * else the typed text with the unknown word replaced by each suggestion (or candidate), else the words alone.
+ */
+export function suggestedPhrases(res, typed = "") {
+  const err = res?.error || {};
+  const corrected = typeof err.corrected === "string" && err.corrected ? err.corrected : "";
+  // The corrected text already carries the suggestions; ambiguous candidates still need one phrase each.
+  const words = [...(corrected ? [] : err.suggestions || res?.suggestions || []), ...(err.candidates || [])]
+    .map((s) => (typeof s === "string" ? s : s?.text || s?.phrase || ""))
+    .filter(Boolean);
+  const phrases = [];
+  if (corrected) phrases.push(corrected);
+  for (const word of words) {
+    if (word.includes(" ")) phrases.push(word);
+    else if (err.word && typed.includes(err.word)) phrases.push(typed.replace(err.word, word));
+    else if (Number.isInteger(err.position) && typed) phrases.push(replaceWordAt(typed, err.position, word));
+    else phrases.push(word);
+  }
+  return [...new Set(phrases)];
+}
+
+function replaceWordAt(text, position, word) {
+  const start = text.slice(0, position).search(/\S*$/);
+  const rest = text.slice(start);
+  const len = rest.search(/\s|$/);
+  return text.slice(0, start) + word + rest.slice(len);
 }
 
 function canApply(res) {
@@ -209,7 +237,7 @@ async function send(raw) {
   sendButton.disabled = true;
   try {
     const res = await api("POST", "/api/neira/commands", { text, session_id: session.id });
-    const msg = { id: newId(), role: "neira", response: res };
+    const msg = { id: newId(), role: "neira", request: text, response: res };
     if (res?.intent === "apply" && res.understood !== false) takeApplied(msg, res);
     session.messages.push(msg);
     thinking.replaceWith(renderMessage(msg));

@@ -4,13 +4,14 @@ import { api, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { el, formatTime, initShell, notify, showError } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
-import { renderTimeline } from "./timeline.js";
+import { renderMetrics, renderTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
 const organs = new Map(); // id → organ record as last seen
 const openStatus = new Set(); // organ ids whose status row is open
 const BUILDING = new Set(["draft", "canary", "experimental"]);
 let events = null;
+let rank = 0; // order of first sight
 
 /** Run fn at most once per `ms`, always running the last call. */
 function throttle(fn, ms) {
@@ -44,7 +45,8 @@ async function loadOrgans() {
     const seen = new Set();
     for (const organ of list) {
       seen.add(organ.id);
-      organs.set(organ.id, { ...organs.get(organ.id), ...organ });
+      const known = organs.get(organ.id);
+      organs.set(organ.id, { ...known, ...organ, rank: known?.rank ?? (rank += 1) });
     }
     for (const id of [...organs.keys()]) if (!seen.has(id)) organs.delete(id);
     renderOrgans();
@@ -56,7 +58,8 @@ const refreshOrgans = throttle(loadOrgans, 300);
 
 function renderOrgans() {
   const body = $("#organs-body");
-  const sorted = [...organs.values()].sort((a, b) => String(b.updated_at ?? "").localeCompare(String(a.updated_at ?? "")) || String(a.id).localeCompare(String(b.id)));
+  // Newest first (the server lists oldest first); rows never jump around while builds move on.
+  const sorted = [...organs.values()].sort((a, b) => b.rank - a.rank);
   const rows = [];
   for (const organ of sorted) {
     let row = body.querySelector(`tr[data-organ-id="${CSS.escape(organ.id)}"]`);
@@ -153,15 +156,13 @@ function renderStatus(status) {
   const cellList = cells.length
     ? el("ul", {}, cells.map((c) => el("li", {}, el("code", {}, c.id ?? String(c)), c.state ? stateBadge(c.state) : null)))
     : el("p", { class: "muted" }, "—");
-  const scalars = Object.entries(status.metrics || {}).filter(([, v]) => ["number", "string", "boolean"].includes(typeof v));
+  const metrics = renderMetrics(status.metrics);
   return el(
     "div",
     { class: "status-detail", dataset: { statusFor: status.id } },
     el("div", {}, el("h4", {}, t("status.timeline")), renderTimeline(status)),
     el("div", {}, el("h4", {}, t("status.cells")), cellList),
-    scalars.length
-      ? el("div", {}, el("h4", {}, t("status.metrics")), el("dl", { class: "metrics-list" }, scalars.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])))
-      : null,
+    metrics ? el("div", {}, el("h4", {}, t("status.metrics")), metrics) : null,
   );
 }
 
@@ -322,7 +323,8 @@ const refreshSafe = throttle(loadSafeMode, 300);
 function onEvent(frame) {
   const type = String(frame?.type ?? "");
   const data = frame?.data || {};
-  const subject = typeof frame?.subject === "string" ? frame.subject : data.id ?? data.organ_id;
+  // Subjects look like "organ:<id>" or "cell:<id>"; the data usually names the id too.
+  const subject = data.id ?? data.organ_id ?? String(frame?.subject ?? "").replace(/^\w+:/, "");
   if (type.startsWith("organ")) {
     const state = data.to ?? data.state;
     if (subject && organs.has(subject) && state) setOrganState(subject, state, frame.at);

@@ -91,12 +91,18 @@ export function showError(err) {
   notify(text, "error");
 }
 
+/** Milliseconds since the epoch from an ISO string or epoch seconds/ms; NaN when it is neither. */
+export function toMs(value) {
+  if (value === undefined || value === null || value === "") return Number.NaN;
+  if (typeof value === "number") return value < 1e12 ? value * 1000 : value;
+  if (/^\d+(\.\d+)?$/.test(String(value))) return toMs(Number(value));
+  return new Date(value).getTime();
+}
+
 /** Format an ISO time (or epoch seconds/ms) as a short local time, with the full value for <time>. */
 export function formatTime(value) {
   if (value === undefined || value === null || value === "") return { text: "—", iso: "" };
-  let date;
-  if (typeof value === "number") date = new Date(value < 1e12 ? value * 1000 : value);
-  else date = new Date(value);
+  const date = new Date(toMs(value));
   if (Number.isNaN(date.getTime())) return { text: String(value), iso: "" };
   const sameDay = date.toDateString() === new Date().toDateString();
   const opts = sameDay
