@@ -1,0 +1,155 @@
+"""`/organs` over HTTP and WebSocket: status codes, bodies, roles, the closed gate, and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import auth
+
+VOICE = "organ.voice.v1"
+STAGES = ["draft", "canary", "experimental", "stable"]
+
+
+async def build(client: AsyncTestClient, template: Any = VOICE, role: str = "admin") -> str:
+    r = await client.post("/organs/build", json={"organ_template": template}, headers=auth(role))
+    assert r.status_code == 201, r.text
+    assert r.json()["state"] == "draft"
+    return r.json()["organ_id"]
+
+
+async def state(client: AsyncTestClient, organ_id: str) -> str:
+    r = await client.get(f"/organs/{organ_id}/status", headers=auth())
+    assert r.status_code == 200, r.text
+    return r.json()["state"]
+
+
+async def until(client: AsyncTestClient, organ_id: str, wanted: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while await state(client, organ_id) != wanted:
+        assert time.monotonic() < deadline, f"{organ_id} never reached {wanted}"
+        await asyncio.sleep(0.01)
+
+
+async def test_build_progresses_and_status_shape(client: AsyncTestClient) -> None:
+    organ_id = await build(client)
+    await until(client, organ_id, "stable")
+    body = (await client.get(f"/organs/{organ_id}/status", headers=auth("viewer"))).json()
+    assert body["id"] == organ_id and body["state"] == "stable"
+    assert [c["id"] for c in body["cells"]] == ["analysis.text_normalize.v1", "analysis.text_to_phonemes.v1", "analysis.speak_adapter.v1"]
+    assert {"attempts", "stage_times", "build_duration_ms"} <= body["metrics"].keys()
+    assert list(body["metrics"]["stage_times"]) == STAGES
+    listed = (await client.get("/organs", headers=auth("viewer"))).json()
+    assert listed == [{"id": organ_id, "state": "stable", "template_id": VOICE, "updated_at": listed[0]["updated_at"]}]
+
+
+async def test_build_inline_template_and_dryrun(client: AsyncTestClient) -> None:
+    template = {"id": "organ.mini.v1", "version": "1.0.0", "cells": ["analysis.summarize.v1"], "metadata": {"schema": "v1"}}
+    r = await client.post("/organs/build", json={"organ_template": template, "dryrun": True}, headers=auth())
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["organ_id"], body["dryrun"], body["ok"]) == (None, True, True)
+    assert {"report", "plan"} <= body.keys()
+    assert (await client.get("/organs", headers=auth())).json() == []
+    assert await build(client, template) == "organ-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"organ_template": {"id": "organ.bad.v1", "version": "1.0", "cells": []}}, 400, "invalid_template"),
+        ({"organ_template": "organ.nothing.v1"}, 404, "not_found"),
+        ({"organ_template": VOICE, "unknown": True}, 400, "invalid_request"),
+        ({"template": VOICE}, 400, "invalid_request"),
+    ],
+)
+async def test_build_errors(client: AsyncTestClient, body: dict, status: int, code: str) -> None:
+    r = await client.post("/organs/build", json=body, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    if code == "invalid_template":
+        assert {e["path"] for e in r.json()["errors"]} == {"$.version", "$.cells"}
+
+
+async def test_malformed_json(client: AsyncTestClient) -> None:
+    r = await client.post("/organs/build", content=b"{nope", headers={**auth(), "Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+
+
+async def test_idempotency_key_header(client: AsyncTestClient) -> None:
+    headers = {**auth(), "Idempotency-Key": "abc"}
+    first = await client.post("/organs/build", json={"organ_template": VOICE}, headers=headers)
+    again = await client.post("/organs/build", json={"organ_template": VOICE}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201) and first.json() == again.json()
+    other = await client.post("/organs/build", json={"organ_template": "organ.echo.v1"}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (409, "conflict")
+
+
+async def test_manual_status_cancel_rebuild(client: AsyncTestClient) -> None:
+    organ_id = await build(client)
+    r = await client.post(f"/organs/{organ_id}/status", json={"state": "draft", "reason": "hold"}, headers=auth("operator"))
+    assert (r.status_code, r.json()) == (200, {"id": organ_id, "state": "draft"})
+    r = await client.post(f"/organs/{organ_id}/status", json={"state": "retired"}, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    r = await client.delete(f"/organs/{organ_id}/build", headers=auth())
+    assert (r.status_code, r.json()) == (200, {"id": organ_id, "state": "failed"})
+    r = await client.delete(f"/organs/{organ_id}/build", headers=auth())
+    assert (r.status_code, r.json()["code"], r.json()["from"], r.json()["to"]) == (409, "invalid_transition", "failed", "failed")
+    r = await client.post(f"/organs/{organ_id}/rebuild", headers=auth())
+    assert (r.status_code, r.json()) == (200, {"organ_id": organ_id, "state": "draft"})
+    await until(client, organ_id, "stable")
+    status = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
+    assert status["metrics"]["attempts"] == 2
+    actions = [a["action"] for a in (await client.get("/api/neira/audit", headers=auth())).json() if a["subject"] == f"organ:{organ_id}"]
+    assert actions == ["organ.build", "organ.status", "organ.cancel", "organ.rebuild"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("GET", "/organs/organ-77/status", None),
+        ("POST", "/organs/organ-77/status", {"state": "stable"}),
+        ("DELETE", "/organs/organ-77/build", None),
+        ("POST", "/organs/organ-77/rebuild", None),
+    ],
+)
+async def test_unknown_organ_is_404(client: AsyncTestClient, method: str, path: str, json: Any) -> None:
+    r = await client.request(method, path, json=json, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+
+
+ROUTES = [
+    ("POST", "/organs/build", {"organ_template": VOICE}),
+    ("POST", "/organs/build", {"organ_template": VOICE, "dryrun": True}),
+    ("GET", "/organs", None),
+    ("GET", "/organs/organ-1/status", None),
+    ("POST", "/organs/organ-1/status", {"state": "stable"}),
+    ("DELETE", "/organs/organ-1/build", None),
+    ("POST", "/organs/organ-1/rebuild", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "json"), ROUTES)
+async def test_closed_gate_on_every_route(client: AsyncTestClient, method: str, path: str, json: Any) -> None:
+    await build(client)
+    r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
+    assert r.status_code == 200
+    r = await client.request(method, path, json=json, headers=auth())
+    assert r.status_code == 403
+    assert r.json() == {"code": "capability_disabled", "reason": r.json()["reason"], "capability": "organs_builder"}
+
+
+@pytest.mark.parametrize(("method", "path", "json"), [r for r in ROUTES if r[0] != "GET"])
+async def test_viewer_cannot_write(client: AsyncTestClient, method: str, path: str, json: Any) -> None:
+    await build(client)
+    r = await client.request(method, path, json=json, headers=auth("viewer"))
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+
+
+async def test_no_token_is_401(client: AsyncTestClient) -> None:
+    for method, path, json in ROUTES:
+        r = await client.request(method, path, json=json)
+        assert (r.status_code, r.json()["code"]) == (401, "unauthorized")

@@ -1,0 +1,129 @@
+"""`WS /organs/{id}/stream` over real WebSockets: uvicorn serves the app in the test's own event loop, and a
+`websockets` client talks to it, so the builder's timers, the stream and the client share one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from api.app import create_app
+from neira.config import Settings
+from neira.core import Core
+from tests.conftest import ADMIN, VIEWER, auth
+from tests.e2e.server import free_port
+
+VOICE = "organ.voice.v1"
+STAGES = ["draft", "canary", "experimental", "stable"]
+TIMEOUT = 5
+
+
+class Live:
+    """A served app: its HTTP client and WebSocket URL."""
+
+    def __init__(self, port: int, http: httpx.AsyncClient, core: Core) -> None:
+        self.port, self.http, self.core = port, http, core
+
+    def ws(self, path: str) -> Any:
+        return connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=TIMEOUT)
+
+    async def build(self) -> str:
+        r = await self.http.post("/organs/build", json={"organ_template": VOICE})
+        assert r.status_code == 201, r.text
+        return r.json()["organ_id"]
+
+    async def move(self, organ_id: str, state: str) -> None:
+        r = await self.http.post(f"/organs/{organ_id}/status", json={"state": state})
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[Live]:
+    core = Core(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(core), host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "server exited"
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=TIMEOUT) as http:
+        yield Live(port, http, core)
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
+
+
+async def frame(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def close_code(live: Live, path: str) -> int:
+    async with live.ws(path) as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            await frame(ws)
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code
+
+
+async def test_refusals(live: Live) -> None:
+    organ_id = await live.build()
+    assert await close_code(live, f"/organs/{organ_id}/stream") == 4401
+    assert await close_code(live, f"/organs/{organ_id}/stream?token=wrong") == 4401
+    assert await close_code(live, f"/organs/organ-404/stream?token={ADMIN}") == 4404
+    await live.http.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"})
+    assert await close_code(live, f"/organs/{organ_id}/stream?token={ADMIN}") == 4403
+
+
+async def test_frames_in_order_and_isolated(live: Live) -> None:
+    first, second = await live.build(), await live.build()
+    for organ_id in (first, second):  # hold both in draft: every later change is one the test makes
+        await live.move(organ_id, "draft")
+    async with live.ws(f"/organs/{first}/stream?token={VIEWER}") as ws1, live.ws(f"/organs/{second}/stream?token={VIEWER}") as ws2:
+        snap1, snap2 = await frame(ws1), await frame(ws2)
+        assert (snap1["id"], snap1["state"], snap2["id"], snap2["state"]) == (first, "draft", second, "draft")
+        for target in ("canary", "experimental", "stable"):
+            await live.move(first, target)
+        await live.move(second, "failed")
+        frames = [await frame(ws1) for _ in range(3)]
+        assert [(f["id"], f["state"]) for f in frames] == [(first, "canary"), (first, "experimental"), (first, "stable")]
+        seqs = [snap1["seq"], *(f["seq"] for f in frames)]
+        assert seqs == sorted(set(seqs))
+        only = await frame(ws2)  # none of the first organ's frames reached this socket
+        assert (only["id"], only["state"]) == (second, "failed") and only["seq"] > frames[-1]["seq"]
+
+
+async def test_follows_an_automatic_build(live: Live) -> None:
+    organ_id = await live.build()
+    async with live.ws(f"/organs/{organ_id}/stream?token={ADMIN}") as ws:
+        frames = [await frame(ws)]
+        while frames[-1]["state"] != "stable":
+            frames.append(await frame(ws))
+    states = [f["state"] for f in frames]
+    assert states == STAGES[STAGES.index(states[0]):]
+    assert [f["seq"] for f in frames] == sorted({f["seq"] for f in frames})
+
+
+async def test_a_client_that_never_reads_does_not_hold_up_builds(live: Live) -> None:
+    """A subscriber that stops reading; builds still finish on time, and when it reads again it ends on
+    the organ's current state (the lag itself is covered in tests/unit/test_organs_stream.py)."""
+    organ_id = await live.build()
+    async with live.ws(f"/organs/{organ_id}/stream?token={ADMIN}") as stalled:
+        for target in ["canary", "experimental", "draft"] * 40:
+            await live.move(organ_id, target)
+        await live.move(organ_id, "stable")
+        ids = [(await live.http.post("/organs/build", json={"organ_template": VOICE})).json()["organ_id"] for _ in range(50)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while {o["state"] for o in (await live.http.get("/organs")).json() if o["id"] in ids} != {"stable"}:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        frames = [await frame(stalled)]
+        while frames[-1]["state"] != "stable":
+            frames.append(await frame(stalled))
+        seqs = [f["seq"] for f in frames]
+        assert seqs == sorted(set(seqs)) and all(f["id"] == organ_id for f in frames)

@@ -1,0 +1,53 @@
+"""The per-organ stream: snapshot first, one frame per change, and a fresh snapshot after falling behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from neira.core import Core
+from neira.organs import stream as organ_stream_module
+from neira.errors import NotFound
+
+VOICE = "organ.voice.v1"
+
+
+async def held_organ(core: Core) -> str:
+    _, body = await core.organs.build({"organ_template": VOICE}, "admin")
+    await core.organs.set_status(body["organ_id"], "draft", None, "admin")
+    return body["organ_id"]
+
+
+async def test_snapshot_then_changes(core: Core) -> None:
+    organ_id = await held_organ(core)
+    frames = core.organs.stream(organ_id)
+    first = await anext(frames)
+    assert (first["id"], first["state"]) == (organ_id, "draft") and first["seq"] > 0
+    await core.organs.set_status(organ_id, "canary", None, "admin")
+    await core.organs.cancel(organ_id, "admin")
+    second, third = await anext(frames), await anext(frames)
+    assert [(f["state"], f["seq"] > first["seq"]) for f in (second, third)] == [("canary", True), ("failed", True)]
+    await frames.aclose()
+    assert not core.events._subs  # unsubscribed
+
+
+async def test_unknown_organ(core: Core) -> None:
+    with pytest.raises(NotFound):
+        await anext(core.organs.stream("organ-1"))
+    assert not core.events._subs
+
+
+async def test_lagging_subscriber_gets_a_fresh_snapshot(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(organ_stream_module, "QUEUE_SIZE", 4)
+    organ_id = await held_organ(core)
+    frames = core.organs.stream(organ_id)
+    await anext(frames)
+    for target in ["canary", "experimental", "draft"] * 5:  # 15 changes into a queue of 4: publisher never waits
+        await core.organs.set_status(organ_id, target, None, "admin")
+    frame = await anext(frames)
+    latest = [e for e in await core.events.list(0, 1000) if e.subject == f"organ:{organ_id}"][-1]
+    assert frame == {"id": organ_id, "state": "draft", "seq": latest.seq}
+    await core.organs.set_status(organ_id, "stable", None, "admin")
+    assert (await asyncio.wait_for(anext(frames), 5))["state"] == "stable"
+    await frames.aclose()
