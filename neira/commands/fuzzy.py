@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Hashable, NamedTuple
 
 MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to guess from
+SHORT = 4
 
 
 class Guess(NamedTuple):
@@ -75,6 +76,8 @@ class FuzzyIndex:
                 continue
             if allowed is not None and meaning not in allowed:
                 continue
+            if len(word) <= SHORT and cand[0] != word[0]:
+                continue  # «tell» is not a typo of «cell»: short words must at least start right
             if within_one_edit(word, cand):
                 by_meaning[meaning].append(cand)
         if not by_meaning:

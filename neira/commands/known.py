@@ -95,11 +95,24 @@ class Known:
             lambda c: c in context_cells,
             lambda c: bool(words_of(c) & context_words),
             lambda c: previous is not None and previous in (self.cells.get(c, {}).get("links") or []),
+            lambda c: previous is not None and previous in self.upstream(c),
         ):
             chosen = [c for c in candidates if test(c)]
             if len(chosen) == 1:
                 return chosen[0]
         return None
+
+
+    def upstream(self, cell_id: str) -> set[str]:
+        """Every cell reachable through links from `cell_id` (what it builds on, directly or not)."""
+        seen: set[str] = set()
+        todo = list(self.cells.get(cell_id, {}).get("links") or [])
+        while todo:
+            link = todo.pop()
+            if link not in seen:
+                seen.add(link)
+                todo.extend(self.cells.get(link, {}).get("links") or [])
+        return seen
 
 
 def _newest_by_id(templates: Iterable[dict]) -> dict[str, dict]:

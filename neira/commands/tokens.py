@@ -45,12 +45,12 @@ class Stream(NamedTuple):
 
 
 def _word_tok(lex: Lexicon, word: str, start: int, end: int) -> list[Tok]:
+    entry = lex.phrases.get((word,))
+    if entry is not None:  # known words first, hyphenated ones too («черно-белый»)
+        return [] if entry.cls == "FILLER" else [Tok(entry.cls, entry.canon, word, start, end, entry.lang)]
     shape = word_shape(word)
     if shape == "PLAIN":
-        entry = lex.phrases.get((word,))
-        if entry is None:
-            return [Tok("WORD", word, word, start, end, "")]
-        return [] if entry.cls == "FILLER" else [Tok(entry.cls, entry.canon, word, start, end, entry.lang)]
+        return [Tok("WORD", word, word, start, end, "")]
     if shape != "JUNK" and not ("-" in word or "_" in word):
         return [Tok(shape, word, word, start, end, "")]
     parts = _SPLIT_RE.split(word)
@@ -95,6 +95,8 @@ def _trim(toks: list[Tok]) -> list[Tok]:
         end -= 1
     out: list[Tok] = []
     for tok in toks[start:end]:
+        if tok.cls == "COMMA" and out and out[-1].canon.startswith("!"):
+            continue  # «создай мне, пожалуйста, …»: the fillers are gone, their commas go too
         if out and tok.cls in ("COMMA", "ARROW") and out[-1].cls in ("COMMA", "ARROW", "COLON"):
             if tok.cls == "ARROW" and out[-1].cls == "COMMA":
                 out[-1] = tok  # «a, затем b» is one separator
