@@ -90,6 +90,28 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     expect(detail.locator(".status-detail")).to_be_visible()
     expect(row.get_by_role("button", name="Скрыть")).to_have_attribute("aria-expanded", "true")
     page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
+
+    # A build started elsewhere shows up and moves on through the events stream, without a reload.
+    with neira_server.client() as api:
+        started = api.post("/organs/build", json={"organ_template": "organ.echo.v1"})
+    assert started.status_code == 201, started.text
+    new_row = page.locator(f'#organs-body tr[data-organ-id="{started.json()["organ_id"]}"]')
+    expect(new_row).to_have_attribute("data-state", "stable")
+    expect(page.locator("#live")).to_have_attribute("data-status", "open")
+
+    # Cell records: approve moves a draft on; disable asks first, and "keep as is" keeps it.
+    cell_row = page.locator('#cells-body tr[data-state="draft"]').first
+    cell_id = cell_row.get_attribute("data-cell-id")
+    cell_row = page.locator(f'#cells-body tr[data-cell-id="{cell_id}"]')
+    cell_row.get_by_role("button", name="Одобрить").click()
+    expect(cell_row).to_have_attribute("data-state", "canary")
+    cell_row.get_by_role("button", name="Отключить").click()
+    page.get_by_role("dialog").get_by_role("button", name="Оставить как есть").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(cell_row).to_have_attribute("data-state", "canary")
+    cell_row.get_by_role("button", name="Отключить").click()
+    page.get_by_role("dialog").get_by_role("button", name="Да, выполнить").click()
+    expect(cell_row).to_have_attribute("data-state", "disabled")
     assert all("token=" not in u for u in tab.urls if u.startswith("http")), "token leaked into an HTTP URL"
 
 
