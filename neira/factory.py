@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_id, latest, parse_cell, template_digest
 from neira.cell_plan import Snapshot, parse_request, plan_cell
-from neira.errors import Conflict, InvalidRequest, NeiraError, NotFound
+from neira.cell_records import Records, record_dict
+from neira.errors import Conflict, InvalidRequest, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
@@ -25,38 +23,12 @@ from neira.policy import Decision, PolicyEngine
 from neira.selector import LIVE_STATES, Candidate, candidate, select as select_record
 from neira.storage import tables
 from neira.storage.db import Database, Tx
-from neira.templates import CellTemplate, template_dict
+from neira.templates import CellTemplate
 
 log = logging.getLogger("neira.factory")
 
 IDEMPOTENCY_SCOPE = "factory.cells"
 R = tables.cell_records
-
-
-def record_dict(row: Any) -> dict[str, Any]:
-    """The wire form of a cell record."""
-    return {
-        "id": row.id,
-        "state": row.state,
-        "template_id": row.template_id,
-        "version": row.version,
-        "backend": row.backend,
-        "hitl": row.hitl,
-        "kind": candidate(row).kind,
-        "previous_state": row.previous_state,
-        "digest": row.digest,
-        "template": row.template,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
-
-
-def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
-    """The lifecycle table's verdict on a move, as a decision with an id for the audit trail."""
-    return Decision(
-        decision_id=f"dec-{secrets.token_hex(6)}", rule=f"lifecycle.{event.value}", action="allow",
-        reason=f"{before} → {after} is in the transition table",
-    )
 
 
 def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
@@ -73,6 +45,7 @@ class Factory:
     def __init__(self, db: Database, catalog: Catalog, policy: PolicyEngine, events: EventBus, audit: Audit,
                  metrics: Metrics, heal_delay_s: float = 0.05) -> None:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
+        self.records = Records(events, audit, metrics)
         self.heal_delay_s = heal_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -160,103 +133,42 @@ class Factory:
         async with self.db.transaction() as tx:
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
                 return hit
-            row = (await tx.conn.execute(select(R).where(
-                R.c.template_id == t.id, R.c.version == t.version, R.c.backend == req.backend))).first()
+            row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
                 if row.digest != digest:
                     raise Conflict(f"{t.id} {t.version} already has a record with other content")
                 status, record = 200, record_dict(row)
             else:
                 status = 201
-                record = await self._insert(tx, t, digest, req.backend, req.hitl, actor, None, [gate.decision_id])
+                record = await self.records.insert(tx, t, digest, req.backend, req.hitl, actor, None, [gate.decision_id])
             await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
             await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
         return status, record
 
-    async def _insert(self, tx: Tx, t: CellTemplate, digest: str, backend: str, hitl: bool, actor: str,
-                      reason: str | None, decision_ids: list[str]) -> dict[str, Any]:
-        record_id = f"cell-{await tx.next_counter('cell')}"
-        now = time.time()
-        values = {
-            "id": record_id, "template_id": t.id, "version": t.version, "backend": backend,
-            "state": CellState.DRAFT.value, "previous_state": None, "hitl": hitl,
-            "template": template_dict(t), "digest": digest,
-            "created_at": now, "updated_at": now,
-        }
-        await tx.conn.execute(R.insert().values(**values))
-        await self._log_move(tx, record_id, t.id, t.version, None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
-        tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
-        return record_dict(_Row(values))
-
     # --- reads -------------------------------------------------------------------------------------
     async def list(self, state: str | None = None) -> list[dict[str, Any]]:
         """Records, oldest first; `state` filters (validated)."""
-        query = select(R).order_by(R.c.created_at, R.c.id)
-        if state is not None:
-            if state not in {s.value for s in CellState}:
-                raise InvalidRequest(f"state must be one of {', '.join(s.value for s in CellState)}")
-            query = query.where(R.c.state == state)
         async with self.db.read() as conn:
-            return [record_dict(r) for r in await conn.execute(query)]
+            return await self.records.list(conn, state)
 
     async def get(self, id: str) -> dict[str, Any]:
         """A record with its `history: [{from, to, at, actor, reason}]`."""
-        check_id(id, "record id")
-        h = tables.record_history.c
         async with self.db.read() as conn:
-            row = (await conn.execute(select(R).where(R.c.id == id))).first()
-            if row is None:
-                raise NotFound(f"no cell record {id}")
-            history = await conn.execute(select(tables.record_history).where(h.record_id == id).order_by(h.seq))
-            return record_dict(row) | {"history": [
-                {"from": r.from_state, "to": r.to_state, "at": r.at, "actor": r.actor, "reason": r.reason} for r in history
-            ]}
+            row = await self.records.row(conn, id)
+            return record_dict(row) | {"history": await self.records.history(conn, id)}
 
     # --- moves -------------------------------------------------------------------------------------
-    async def _row(self, tx: Tx, id: str) -> Any:
-        check_id(id, "record id")
-        row = (await tx.conn.execute(select(R).where(R.c.id == id))).first()
-        if row is None:
-            raise NotFound(f"no cell record {id}")
-        return row
-
-    async def _log_move(self, tx: Tx, id: str, template_id: str, version: str, before: str | None, after: str,
-                        actor: str, action: str, reason: str | None, decision_ids: list[str], at: float) -> None:
-        await tx.conn.execute(tables.record_history.insert().values(
-            record_id=id, from_state=before, to_state=after, at=at, actor=actor, reason=reason))
-        await self.audit.record(tx, actor, f"cell.{action}", f"cell:{id}", before, after, reason, decision_ids)
-        await self.events.emit(tx, "cell.transition", f"cell:{id}", {
-            "id": id, "template_id": template_id, "version": version, "from": before, "to": after,
-            "action": action, "actor": actor, "reason": reason,
-        })
-        delta = (after in LIVE_STATES) - (before in LIVE_STATES if before else False)
-        if delta:
-            tx.after_commit(lambda: self.metrics.factory_cells_active.inc(delta))
-
-    async def _move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
-                    decisions: Iterable[Decision] = ()) -> CellState:
-        new = advance(row.state, event, previous=row.previous_state)
-        ids = [d.decision_id for d in decisions] + [lifecycle_decision(event, row.state, new.value).decision_id]
-        now = time.time()
-        await tx.conn.execute(update(R).where(R.c.id == row.id).values(
-            state=new.value, previous_state=row.state if new is CellState.HEALING else None, updated_at=now))
-        await self._log_move(tx, row.id, row.template_id, row.version, row.state, new.value, actor, event.value, reason, ids, now)
-        return new
-
     async def approve(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """draft → canary → experimental → stable; reaching stable deprecates the other stable record
         of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition."""
         async with self.db.transaction() as tx:
-            row = await self._row(tx, id)
+            row = await self.records.row(tx.conn, id)
             advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
             gate = self.policy.gate(f"factory_{row.backend}")
             self.policy.enforce([gate])
-            new = await self._move(tx, row, CellEvent.APPROVE, actor, reason, [gate])
+            new = await self.records.move(tx, row, CellEvent.APPROVE, actor, reason, [gate])
             if new is CellState.STABLE:
-                others = await tx.conn.execute(select(R).where(
-                    R.c.template_id == row.template_id, R.c.state == CellState.STABLE.value, R.c.id != id))
-                for other in list(others):
-                    await self._move(tx, other, CellEvent.DEPRECATE, actor, f"{id} ({row.version}) became stable")
+                await self.records.deprecate_others(tx, row, actor)
             tx.after_commit(lambda: self._count_approval(new))
         return {"id": id, "state": new.value}
 
@@ -269,29 +181,14 @@ class Factory:
     async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Any non-terminal state → disabled."""
         async with self.db.transaction() as tx:
-            new = await self._move(tx, await self._row(tx, id), CellEvent.DISABLE, actor, reason)
+            new = await self.records.move(tx, await self.records.row(tx.conn, id), CellEvent.DISABLE, actor, reason)
         return {"id": id, "state": new.value}
-
-    async def _restore(self, tx: Tx, row: Any, actor: str) -> str | None:
-        """After a rollback: the stable record of the same template, or the most recently deprecated one
-        made stable again. One query on the indexed template id."""
-        found = (await tx.conn.execute(
-            select(R).where(R.c.template_id == row.template_id, R.c.id != row.id,
-                            R.c.state.in_([CellState.STABLE.value, CellState.DEPRECATED.value]))
-            .order_by(case((R.c.state == CellState.STABLE.value, 0), else_=1), R.c.updated_at.desc(), R.c.created_at.desc())
-            .limit(1)
-        )).first()
-        if found is None:
-            return None
-        if found.state == CellState.DEPRECATED:
-            await self._move(tx, found, CellEvent.RESTORE, actor, f"{row.id} was rolled back")
-        return found.id
 
     async def _rollback(self, id: str, actor: str, reason: str | None, event: CellEvent) -> dict[str, Any]:
         async with self.db.transaction() as tx:
-            row = await self._row(tx, id)
-            new = await self._move(tx, row, event, actor, reason)
-            restored = await self._restore(tx, row, actor)
+            row = await self.records.row(tx.conn, id)
+            new = await self.records.move(tx, row, event, actor, reason)
+            restored = await self.records.restore(tx, row, actor)
             kind = "auto" if event is CellEvent.AUTO_ROLLBACK else "manual"
             if event is CellEvent.AUTO_ROLLBACK:
                 await self.events.emit(tx, "factory.auto_rollback", f"cell:{id}", {
@@ -311,8 +208,8 @@ class Factory:
         """→ healing now; a background check then returns the record to its previous state, or to
         `failed` when its template no longer validates or its links are missing from the catalog."""
         async with self.db.transaction() as tx:
-            row = await self._row(tx, id)
-            new = await self._move(tx, row, CellEvent.HEAL, actor, reason)
+            row = await self.records.row(tx.conn, id)
+            new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
             await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
                 "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
             tx.after_commit(lambda: self._spawn_heal(id))
@@ -346,13 +243,13 @@ class Factory:
     async def finish_heal(self, id: str) -> str | None:
         """End a heal now: back to the previous state, or `failed`. None if the record is not healing."""
         async with self.db.transaction() as tx:
-            row = await self._row(tx, id)
+            row = await self.records.row(tx.conn, id)
             if row.state != CellState.HEALING:
                 return None
             problems = await self.health_problems(tx.conn, row.template)
             event = CellEvent.HEAL_FAIL if problems else CellEvent.HEAL_OK
             why = "; ".join(problems) if problems else "checks passed"
-            new = await self._move(tx, row, event, "system", why)
+            new = await self.records.move(tx, row, event, "system", why)
             await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
                 "id": id, "phase": "finished", "state": new.value, "problems": problems})
             if problems:
@@ -372,7 +269,7 @@ class Factory:
             known = bool(versions)
             t = parse_cell(versions[latest(list(versions))] if known else generated_template(cell_id, context))
             digest = template_digest(t)
-            rows = list(await tx.conn.execute(select(R).where(R.c.template_id == cell_id)))
+            rows = await self.records.of_template(tx.conn, cell_id)
             choice = select_record(cell_id, t.version, t.kind, digest, [candidate(r) for r in rows])
             same = next((r for r in rows if r.version == t.version and r.backend == "adapter"), None)
             if choice.action == "reuse":
@@ -386,16 +283,9 @@ class Factory:
                     gate = self.policy.gate("factory_adapter")
                     self.policy.enforce([gate])
                 why = f"{choice.reason}; created for {context}" if context else choice.reason
-                rec = await self._insert(tx, t, digest, "adapter", True, actor, why, [gate.decision_id])
+                rec = await self.records.insert(tx, t, digest, "adapter", True, actor, why, [gate.decision_id])
                 if not known:
                     await self.catalog.register(tx, t)
                 out.append({"id": cell_id, "record_id": rec["id"], "action": "create", "reason": choice.reason,
                             "state": rec["state"], "decision_ids": [gate.decision_id]})
         return out
-
-
-class _Row:
-    """Attribute access over a values dict, so a fresh insert renders like a fetched row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

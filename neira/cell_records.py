@@ -1,0 +1,161 @@
+"""Cell records in storage: the wire form, inserts, and the one way a record changes state — a move judged
+by `lifecycle.advance`, written with its history row, audited, published as `cell.transition`, and
+reflected in the active gauge after the commit."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neira.audit import Audit
+from neira.catalog import check_id
+from neira.errors import InvalidRequest, NotFound
+from neira.events import EventBus
+from neira.lifecycle import CellEvent, CellState, advance
+from neira.metrics import Metrics
+from neira.policy import Decision
+from neira.selector import LIVE_STATES, candidate
+from neira.storage import tables
+from neira.storage.db import Tx
+from neira.templates import CellTemplate, template_dict
+
+R = tables.cell_records
+H = tables.record_history
+
+
+def record_dict(row: Any) -> dict[str, Any]:
+    """The wire form of a cell record."""
+    return {
+        "id": row.id,
+        "state": row.state,
+        "template_id": row.template_id,
+        "version": row.version,
+        "backend": row.backend,
+        "hitl": row.hitl,
+        "kind": candidate(row).kind,
+        "previous_state": row.previous_state,
+        "digest": row.digest,
+        "template": row.template,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
+    """The lifecycle table's verdict on a move, as a decision with an id for the audit trail."""
+    return Decision(
+        decision_id=f"dec-{secrets.token_hex(6)}", rule=f"lifecycle.{event.value}", action="allow",
+        reason=f"{before} → {after} is in the transition table",
+    )
+
+
+class _Row:
+    """Attribute access over a values dict, so a fresh insert renders like a fetched row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+class Records:
+    """Reads and writes of `cell_records` and `record_history`; every write inside the caller's transaction."""
+
+    def __init__(self, events: EventBus, audit: Audit, metrics: Metrics) -> None:
+        self.events, self.audit, self.metrics = events, audit, metrics
+
+    async def row(self, conn: AsyncConnection, id: str) -> Any:
+        """The record row; 400 for a malformed id, 404 for an unknown one."""
+        check_id(id, "record id")
+        found = (await conn.execute(select(R).where(R.c.id == id))).first()
+        if found is None:
+            raise NotFound(f"no cell record {id}")
+        return found
+
+    async def of_template(self, conn: AsyncConnection, template_id: str) -> list[Any]:
+        """Every record of a template (indexed)."""
+        return list(await conn.execute(select(R).where(R.c.template_id == template_id)))
+
+    async def identity(self, conn: AsyncConnection, template_id: str, version: str, backend: str) -> Any | None:
+        """The record of exactly this template version on this backend, if any (unique)."""
+        return (await conn.execute(select(R).where(
+            R.c.template_id == template_id, R.c.version == version, R.c.backend == backend))).first()
+
+    async def list(self, conn: AsyncConnection, state: str | None = None) -> list[dict[str, Any]]:
+        """Records, oldest first; `state` filters (validated)."""
+        query = select(R).order_by(R.c.created_at, R.c.id)
+        if state is not None:
+            if state not in {s.value for s in CellState}:
+                raise InvalidRequest(f"state must be one of {', '.join(s.value for s in CellState)}")
+            query = query.where(R.c.state == state)
+        return [record_dict(r) for r in await conn.execute(query)]
+
+    async def history(self, conn: AsyncConnection, id: str) -> list[dict[str, Any]]:
+        """`[{from, to, at, actor, reason}]`, oldest first."""
+        rows = await conn.execute(select(H).where(H.c.record_id == id).order_by(H.c.seq))
+        return [{"from": r.from_state, "to": r.to_state, "at": r.at, "actor": r.actor, "reason": r.reason} for r in rows]
+
+    async def insert(self, tx: Tx, t: CellTemplate, digest: str, backend: str, hitl: bool, actor: str,
+                     reason: str | None, decision_ids: list[str]) -> dict[str, Any]:
+        """A new draft record `cell-<n>` (ids from a counter, never reused)."""
+        record_id = f"cell-{await tx.next_counter('cell')}"
+        now = time.time()
+        values = {
+            "id": record_id, "template_id": t.id, "version": t.version, "backend": backend,
+            "state": CellState.DRAFT.value, "previous_state": None, "hitl": hitl,
+            "template": template_dict(t), "digest": digest, "created_at": now, "updated_at": now,
+        }
+        await tx.conn.execute(R.insert().values(**values))
+        await self._log(tx, _Row(values), None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
+        tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
+        return record_dict(_Row(values))
+
+    async def move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
+                   decisions: Iterable[Decision] = ()) -> CellState:
+        """Apply `event` to the record (409 invalid_transition if the table says no) and log it."""
+        new = advance(row.state, event, previous=row.previous_state)
+        ids = [d.decision_id for d in decisions] + [lifecycle_decision(event, row.state, new.value).decision_id]
+        now = time.time()
+        await tx.conn.execute(update(R).where(R.c.id == row.id).values(
+            state=new.value, previous_state=row.state if new is CellState.HEALING else None, updated_at=now))
+        await self._log(tx, row, row.state, new.value, actor, event.value, reason, ids, now)
+        return new
+
+    async def _log(self, tx: Tx, row: Any, before: str | None, after: str, actor: str, action: str,
+                   reason: str | None, decision_ids: list[str], at: float) -> None:
+        await tx.conn.execute(H.insert().values(
+            record_id=row.id, from_state=before, to_state=after, at=at, actor=actor, reason=reason))
+        await self.audit.record(tx, actor, f"cell.{action}", f"cell:{row.id}", before, after, reason, decision_ids)
+        await self.events.emit(tx, "cell.transition", f"cell:{row.id}", {
+            "id": row.id, "template_id": row.template_id, "version": row.version, "from": before, "to": after,
+            "action": action, "actor": actor, "reason": reason,
+        })
+        delta = (after in LIVE_STATES) - (before in LIVE_STATES if before else False)
+        if delta:
+            tx.after_commit(lambda: self.metrics.factory_cells_active.inc(delta))
+
+    async def deprecate_others(self, tx: Tx, row: Any, actor: str) -> list[str]:
+        """`row` became stable: every other stable record of its template becomes deprecated."""
+        others = list(await tx.conn.execute(select(R).where(
+            R.c.template_id == row.template_id, R.c.state == CellState.STABLE.value, R.c.id != row.id)))
+        for other in others:
+            await self.move(tx, other, CellEvent.DEPRECATE, actor, f"{row.id} ({row.version}) became stable")
+        return [o.id for o in others]
+
+    async def restore(self, tx: Tx, row: Any, actor: str) -> str | None:
+        """After `row` was rolled back: the stable record of its template, or the most recently deprecated one
+        made stable again. One query on the indexed template id."""
+        found = (await tx.conn.execute(
+            select(R).where(R.c.template_id == row.template_id, R.c.id != row.id,
+                            R.c.state.in_([CellState.STABLE.value, CellState.DEPRECATED.value]))
+            .order_by(case((R.c.state == CellState.STABLE.value, 0), else_=1), R.c.updated_at.desc(), R.c.created_at.desc())
+            .limit(1)
+        )).first()
+        if found is None:
+            return None
+        if found.state == CellState.DEPRECATED:
+            await self.move(tx, found, CellEvent.RESTORE, actor, f"{row.id} was rolled back")
+        return found.id
