@@ -36,7 +36,7 @@ def expected_words(terminals: set[str], lang: str, lexicon: Lexicon) -> tuple[st
     if "KIND" in terminals:
         out.extend(w for w in (lexicon.first_form("nouns", k, lang) for k in ("analysis", "action", "memory")) if w)
     if "ALIAS" in terminals:
-        out.extend(lexicon.alias_words(lang, "organs", 2) + lexicon.alias_words(lang, "cells", 2))
+        out.extend(lexicon.alias_words(lang, "organs", 3) + lexicon.alias_words(lang, "cells", 1))
     elif "ID" in terminals:
         out.append(_FIXED[lang]["ID"])
     for terminal in ("VERSION", "ORGAN_ID", "_ARROW", "_LPAR", "_RPAR"):

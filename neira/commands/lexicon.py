@@ -53,6 +53,7 @@ class Lexicon:
         self.phrases: dict[tuple[str, ...], Entry] = {}
         self.max_len: dict[str, int] = {}
         self.aliases: dict[str, Alias] = {}
+        self.names: dict[tuple[str, str], list[str]] = {}  # (organs|cells, lang) → each template's first alias
         self.fuzzy = FuzzyIndex()
         self.verbs: dict[str, dict[str, list[str]]] = data["verbs"]
         self.nouns: dict[str, dict[str, list[str]]] = data["nouns"]
@@ -78,6 +79,10 @@ class Lexicon:
             for template in templates:
                 aliases = (template.get("metadata") or {}).get("aliases") or {}
                 for lang in ("ru", "en"):
+                    first = next(iter(aliases.get(lang) or ()), None)
+                    names = lex.names.setdefault((kind, lang), [])
+                    if first and fold(str(first)) not in names:
+                        names.append(fold(str(first)))
                     for phrase in aliases.get(lang) or ():
                         words = _words(str(phrase))
                         if not words:
@@ -134,9 +139,8 @@ class Lexicon:
         return self.fuzzy.guess(word, kinds=classes)
 
     def alias_words(self, lang: str, kind: str, limit: int = 4) -> list[str]:
-        """A few alias lemmas in `lang` that name organs (`kind="organs"`) or cells, for hints."""
-        out = [" ".join(a.words[lang]) for a in self.aliases.values() if lang in a.words and getattr(a, kind)]
-        return out[:limit]
+        """The first alias of a few organs (`kind="organs"`) or cells in `lang`, for hints."""
+        return self.names.get((kind, lang), [])[:limit]
 
     def first_form(self, table: str, key: str, lang: str) -> str | None:
         """The dictionary form of a verb, noun or particle in `lang` (the first listed)."""
