@@ -137,6 +137,12 @@ class Records:
         if delta:
             tx.after_commit(lambda: self.metrics.factory_cells_active.inc(delta))
 
+    async def other_stable(self, conn: AsyncConnection, row: Any) -> str | None:
+        """The id of another stable record of the same template, if any."""
+        found = (await conn.execute(select(R.c.id).where(
+            R.c.template_id == row.template_id, R.c.state == CellState.STABLE.value, R.c.id != row.id).limit(1))).first()
+        return found.id if found else None
+
     async def deprecate_others(self, tx: Tx, row: Any, actor: str) -> list[str]:
         """`row` became stable: every other stable record of its template becomes deprecated."""
         others = list(await tx.conn.execute(select(R).where(

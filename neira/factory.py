@@ -250,6 +250,10 @@ class Factory:
             event = CellEvent.HEAL_FAIL if problems else CellEvent.HEAL_OK
             why = "; ".join(problems) if problems else "checks passed"
             new = await self.records.move(tx, row, event, "system", why)
+            if new is CellState.STABLE and (current := await self.records.other_stable(tx.conn, row)) is not None:
+                # another version became stable while this one healed: it stays the active one
+                healed = await self.records.row(tx.conn, id)
+                new = await self.records.move(tx, healed, CellEvent.DEPRECATE, "system", f"{current} became stable while {id} was healing")
             await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
                 "id": id, "phase": "finished", "state": new.value, "problems": problems})
             if problems:

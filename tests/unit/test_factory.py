@@ -3,11 +3,15 @@ rollbacks, the dry-run (which writes nothing) and ensure_cells for the organ bui
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from neira.audit import Audit
@@ -349,6 +353,21 @@ async def test_auto_heal_fails_when_the_template_no_longer_validates(s: Services
     assert await state_of(s, "cell-1") == "failed"
 
 
+async def test_a_heal_ending_after_another_version_became_stable_keeps_one_stable(tmp_path: Path):
+    s = await make_services(tmp_path, heal_delay_s=3600)
+    try:
+        old = await promote(s, "1.0.0")
+        await s.factory.auto_heal(old, "system")
+        new = await promote(s, "1.1.0")
+        assert await s.factory.finish_heal(old) == "deprecated"
+        assert [(h["from"], h["to"]) for h in (await s.factory.get(old))["history"]][-2:] == [("healing", "stable"), ("stable", "deprecated")]
+        assert [await state_of(s, i) for i in (old, new)] == ["deprecated", "stable"]
+        assert s.metric("factory_cells_active") == 1
+    finally:
+        await s.factory.close()
+        await s.db.close()
+
+
 async def test_heals_left_behind_are_finished_on_start(tmp_path: Path):
     first = await make_services(tmp_path, heal_delay_s=60)
     await first.factory.create({"tpl": tpl()}, "admin")
@@ -520,3 +539,52 @@ async def test_ensure_cells_needs_the_adapter_gate_and_rolls_back_with_the_calle
     with pytest.raises(InvalidRequest):
         async with s.db.transaction() as tx:
             await s.factory.ensure_cells(tx, ["../x"], "admin", None)
+
+
+# --- random sequences of moves ---------------------------------------------------------------------
+MOVES = ("approve", "disable", "rollback", "auto_rollback", "auto_heal", "finish_heal", "create")
+LIVE = {"canary", "experimental", "stable"}
+
+
+async def _run_sequence(data: Path, steps: list[tuple[str, int]]) -> None:
+    s = await make_services(data, heal_delay_s=3600)  # heals finish only when the sequence says so
+    try:
+        await s.factory.create({"tpl": tpl("1.0.0")}, "admin")
+        for action, n in steps:
+            records = await s.factory.list()
+            if action == "create":
+                await s.factory.create({"tpl": tpl(f"1.{len(records)}.0")}, "admin")
+                continue
+            target = records[n % len(records)]
+            if action == "finish_heal":
+                assert await s.factory.finish_heal(target["id"]) == (None if target["state"] != "healing" else (await s.factory.get(target["id"]))["state"])
+                continue
+            try:
+                result = await getattr(s.factory, action)(target["id"], "admin", None)
+            except InvalidTransition as err:
+                assert err.body()["from"] == target["state"]
+                assert (await s.factory.get(target["id"]))["state"] == target["state"]
+                continue
+            assert (await s.factory.get(target["id"]))["state"] == result["state"]
+            if "restored" in result and result["restored"]:
+                assert (await s.factory.get(result["restored"]))["state"] == "stable"
+        final = await s.factory.list()
+        assert sum(r["state"] == "stable" for r in final) <= 1
+        assert s.metric("factory_cells_active") == sum(r["state"] in LIVE for r in final)
+        for r in final:
+            history = (await s.factory.get(r["id"]))["history"]
+            assert history[-1]["to"] == r["state"]
+            assert all(a["to"] == b["from"] for a, b in zip(history, history[1:]))
+            assert (r["previous_state"] is not None) == (r["state"] == "healing")
+    finally:
+        await s.factory.close()
+        await s.db.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(MOVES), st.integers(0, 5)), max_size=14))
+def test_any_sequence_of_moves_keeps_the_invariants(tmp_path: Path, steps: list[tuple[str, int]]):
+    """At most one stable record per template, the active gauge matches storage, history chains up, and
+    every refused move leaves the record as it was."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as data:
+        asyncio.run(_run_sequence(Path(data), steps))
