@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def cell(version: str = "1.0.0", **extra) -> dict:
 
 def cells_root(client: AsyncTestClient) -> Path:
     return client.app.state.core.settings.data_path / "cells"
+
+
+def deep(levels: int) -> dict:
+    value: dict = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
 
 
 @pytest.fixture
@@ -74,6 +82,10 @@ async def test_invalid_templates_and_bodies(client: AsyncTestClient):
     assert (r.status_code, r.json()) == (400, {"code": "invalid_request", "reason": "malformed JSON body"})
     r = await client.post("/cells", content=b"", headers=auth())
     assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    for raw in (b"[" * 5000 + b"]" * 5000, b"\xff\xfe\xfa", json.dumps(cell(metadata={"schema": "v1", "x": deep(100)})).encode()):
+        r = await client.post("/cells", content=raw, headers=auth() | {"content-type": "application/json"})
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), raw[:20]
+    assert (await client.post("/cells", json=cell(metadata={"schema": "v1", "x": deep(50)}), headers=auth())).status_code == 201
     r = await client.post("/cells", json=[cell()], headers=auth())
     assert (r.status_code, r.json()["code"]) == (400, "invalid_template")
     r = await client.post("/cells", json=cell(description="x" * (1024 * 1024 + 10)), headers=auth())

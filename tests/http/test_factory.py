@@ -114,6 +114,8 @@ async def test_malformed_json(client: AsyncTestClient):
     for route in ("/factory/cells/dryrun", "/factory/cells", "/factory/cells/cell-1/approve"):
         r = await client.post(route, content=b"{oops", headers=auth() | {"content-type": "application/json"})
         assert (r.status_code, r.json()) == (400, {"code": "invalid_request", "reason": "malformed JSON body"})
+        r = await client.post(route, content=b"[" * 3000 + b"]" * 3000, headers=auth() | {"content-type": "application/json"})
+        assert (r.status_code, r.json()) == (400, {"code": "invalid_request", "reason": "JSON body nests deeper than 64 levels"})
 
 
 # --- create ----------------------------------------------------------------------------------------
