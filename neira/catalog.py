@@ -226,7 +226,22 @@ class Catalog:
                         added[ORGAN if isinstance(t, OrganTemplate) else CELL] += 1
                 except Conflict as exc:
                     log.warning("example %s %s not registered: %s", t.id, t.version, exc.reason)
+        await self.repair_files()
         return {"cells": added[CELL], "organs": added[ORGAN]}
+
+    async def repair_files(self) -> int:
+        """Rewrite the file of every indexed version whose file is missing (the index is the source of
+        truth; a file lost to a crash or a careless `rm` comes back on the next start)."""
+        c = tables.catalog.c
+        async with self.db.read() as conn:
+            rows = list(await conn.execute(select(c.family, c.id, c.version, c.body)))
+        missing = [(r, self.path_for(r.family, r.id, r.version)) for r in rows]
+        missing = [(r, p) for r, p in missing if not p.is_file()]
+        for r, path in missing:
+            self._write(path, r.body)
+        if missing:
+            log.warning("restored %d catalog file(s) from the index", len(missing))
+        return len(missing)
 
     # --- reads -------------------------------------------------------------------------------------
     async def versions(self, conn: AsyncConnection, family: str, id: str) -> dict[str, dict[str, Any]]:

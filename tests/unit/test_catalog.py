@@ -198,6 +198,14 @@ async def test_a_changed_example_under_the_same_version_keeps_the_stored_one(tmp
     assert await catalog.get_cell("analysis.summarize.v1") == cell()
 
 
+async def test_lost_files_come_back_from_the_index(tmp_path: Path, catalog: Catalog):
+    await catalog.put_cell(cell())
+    (catalog.root / "analysis.summarize.v1" / "1.0.0.json").unlink()
+    assert await catalog.register_examples(tmp_path / "nowhere") == {"cells": 0, "organs": 0}
+    assert json.loads((catalog.root / "analysis.summarize.v1" / "1.0.0.json").read_text()) == cell()
+    assert await catalog.repair_files() == 0
+
+
 async def test_a_missing_examples_dir_registers_nothing(tmp_path: Path, catalog: Catalog):
     assert await catalog.register_examples(tmp_path / "nowhere") == {"cells": 0, "organs": 0}
 
