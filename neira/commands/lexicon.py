@@ -52,6 +52,9 @@ class Lexicon:
     def __init__(self, data: dict[str, Any]) -> None:
         self.phrases: dict[tuple[str, ...], Entry] = {}
         self.max_len: dict[str, int] = {}
+        self.multi_first: set[str] = set()  # words that start a phrase of two or more words
+        self.word_memo: dict[str, tuple] = {}  # word → its tokens (tokens.py); a pure function of the lexicon
+        self.parse_memo: dict[str, object] = {}  # canonical stream → Command (parse.py); ditto
         self.aliases: dict[str, Alias] = {}
         self.names: dict[tuple[str, str], list[str]] = {}  # (organs|cells, lang) → each template's first alias
         self.fuzzy = FuzzyIndex()
@@ -119,6 +122,8 @@ class Lexicon:
             return  # function words win over catalog nouns; the first alias to claim a form keeps it
         self.phrases[words] = entry
         self.max_len[words[0]] = max(self.max_len.get(words[0], 0), len(words))
+        if len(words) > 1:
+            self.multi_first.add(words[0])
         meaning = meaning or (entry.cls, entry.canon)
         for word in words:
             self.fuzzy.add(word, meaning, preferred=preferred)

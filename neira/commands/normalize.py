@@ -8,6 +8,7 @@ decides what a piece of text *looks* like: a plain word, an id, a version, a num
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 _LAT_TO_CYR = str.maketrans("aceopxykmthb", "асеорхукмтнв")
@@ -68,6 +69,7 @@ def fix_script(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=65536)
 def _fix_word(word: str) -> str:
     if word.isascii():
         return word
@@ -78,16 +80,18 @@ def _fix_word(word: str) -> str:
 
 def pieces(text: str) -> list[Piece]:
     """Split folded text into words, arrows and punctuation; everything else (?, !, quotes) is dropped."""
-    folded = fold(text)
     out: list[Piece] = []
-    for m in _TOKEN_RE.finditer(folded):
-        kind = m.lastgroup
-        if kind == "word":
-            out.append(Piece("word", _fix_word(m.group()), m.start(), m.end()))
-        elif kind == "arrow":
-            out.append(Piece("ARROW", ">", m.start(), m.end()))
+    append = out.append
+    make = tuple.__new__  # Piece(...) without the namedtuple's Python-level __new__: this loop is hot
+    for m in _TOKEN_RE.finditer(fold(text)):
+        kind = m.lastindex
+        start, end = m.span()
+        if kind == 2:
+            append(make(Piece, ("word", _fix_word(m.group()), start, end)))
+        elif kind == 1:
+            append(make(Piece, ("ARROW", ">", start, end)))
         else:
-            out.append(Piece(_PUNCT[m.group()], m.group(), m.start(), m.end()))
+            append(make(Piece, (_PUNCT[m.group()], m.group(), start, end)))
     return out
 
 

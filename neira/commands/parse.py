@@ -20,6 +20,7 @@ from neira.commands.tokens import Stream, Tok, stream
 from neira.commands.transform import Rejected, ToCommand
 
 MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
+MEMO_LIMIT = 4096
 _NAME_NEIGHBOURS = ("PIPELINE", "COLON")
 _VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
                            "REBUILD", "APPLY", "HELP"})
@@ -32,22 +33,34 @@ def parser() -> Lark:
     return Lark(text, parser="lalr", lexer="contextual", transformer=ToCommand(), cache=False)
 
 
-def parse(text: str, lexicon: Lexicon) -> Command | ParseFailure:
-    """Understand one phrase. Never raises for any str input."""
+def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseFailure:
+    """Understand one phrase. Never raises for any str input.
+
+    Many phrasings share one canonical stream («создай голосовой орган v1», «создайте голосового органа
+    версии 1» → `!make@голосовой#organ v1`), so successful parses are memoised per canonical stream on the
+    lexicon (bounded; `memo=False` skips it, e.g. to measure the grammar itself).
+    """
     s = stream(text[:MAX_TEXT], lexicon)
     if not s.toks:
         return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]
-    try:
-        command = parser().parse(s.canon)
-    except UnexpectedInput as exc:
-        return explain(exc, s, lexicon)
-    except Rejected as exc:
-        index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
-        return _failure_at(index, s, lexicon, expected=set())
-    typo = _typo_in_items(command, s, lexicon)
-    if typo is not None:
-        return typo
-    return msgspec.structs.replace(command, lang=s.lang)
+    command = lexicon.parse_memo.get(s.canon) if memo else None
+    if command is None:
+        try:
+            command = parser().parse(s.canon)
+        except UnexpectedInput as exc:
+            return explain(exc, s, lexicon)
+        except Rejected as exc:
+            index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
+            return _failure_at(index, s, lexicon, expected=set())
+        if memo:
+            if len(lexicon.parse_memo) >= MEMO_LIMIT:
+                lexicon.parse_memo.clear()
+            lexicon.parse_memo[s.canon] = command
+    if any(t.cls == "WORD" for t in s.toks):
+        typo = _typo_in_items(command, s, lexicon)
+        if typo is not None:
+            return typo
+    return command if command.lang == s.lang else msgspec.structs.replace(command, lang=s.lang)
 
 
 def _typo_in_items(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:

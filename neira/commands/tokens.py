@@ -64,24 +64,44 @@ def _word_tok(lex: Lexicon, word: str, start: int, end: int) -> list[Tok]:
     return [Tok("WORD", run, run, start, end, "") for run in _ALPHA_RUN_RE.findall(word)]
 
 
+_MEMO_LIMIT = 20_000
+_make = tuple.__new__
+
+
+def _word_protos(lex: Lexicon, word: str) -> tuple[tuple, ...]:
+    """The tokens one word makes, with offsets relative to the word; memoised per lexicon (pure function)."""
+    memo = lex.word_memo
+    protos = memo.get(word)
+    if protos is None:
+        protos = tuple((t.cls, t.canon, t.text, t.start, t.end, t.lang) for t in _word_tok(lex, word, 0, len(word)))
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[word] = protos
+    return protos
+
+
 def _classify(lex: Lexicon, ps: list[Piece]) -> list[Tok]:
     words = [p.text if p.shape == "word" else "" for p in ps]
     out: list[Tok] = []
-    i = 0
-    while i < len(ps):
+    append = out.append
+    multi = lex.multi_first
+    i, n_ps = 0, len(ps)
+    while i < n_ps:
         p = ps[i]
         if p.shape != "word":
-            out.append(Tok(p.shape, _PUNCT_CANON[p.shape], p.text, p.start, p.end, ""))
+            append(_make(Tok, (p.shape, _PUNCT_CANON[p.shape], p.text, p.start, p.end, "")))
             i += 1
             continue
-        found = lex.match(words, i) if p.text in lex.max_len else None
+        found = lex.match(words, i) if p.text in multi else None
         if found is not None and found[1] > 1:
             entry, n = found
             if entry.cls != "FILLER":
-                out.append(Tok(entry.cls, entry.canon, " ".join(words[i:i + n]), p.start, ps[i + n - 1].end, entry.lang))
+                append(Tok(entry.cls, entry.canon, " ".join(words[i:i + n]), p.start, ps[i + n - 1].end, entry.lang))
             i += n
             continue
-        out.extend(_word_tok(lex, p.text, p.start, p.end))
+        start = p.start
+        for cls, canon, text, s, e, lang in _word_protos(lex, p.text):
+            append(_make(Tok, (cls, canon, text, start + s, start + e, lang)))
         i += 1
     return _trim(out)
 
@@ -120,4 +140,4 @@ def stream(text: str, lex: Lexicon) -> Stream:
         pos += len(tok.canon)
     verb_langs = [t.lang for t in toks if t.lang and t.canon.startswith("!")]
     langs = verb_langs[:1] or [t.lang for t in toks if t.lang]  # the verb decides: «собери speak-pipeline …» is ru
-    return Stream(toks, "".join(parts), offsets, detect_lang(langs, text), text)
+    return _make(Stream, (toks, "".join(parts), offsets, detect_lang(langs, text), text))
