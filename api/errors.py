@@ -67,7 +67,13 @@ def internal_error_handler(_: Request, exc: Exception) -> Response:
     return _json({"code": "internal", "reason": f"internal error {error_id}"}, HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+def too_deep_handler(_: Request, exc: RecursionError) -> Response:
+    """Decoding a body nested beyond the decoder's depth limit: the client's input, not our failure."""
+    return _json({"code": "invalid_request", "reason": "request body is nested too deeply"}, 400)
+
+
 EXCEPTION_HANDLERS = {
+    RecursionError: too_deep_handler,
     NeiraError: neira_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import auth
+from tests.conftest import ADMIN, auth
+from tests.http.test_organs_stream import Live, close_code, frame, live  # noqa: F401  (the live-server fixture)
 
 
 async def test_open_routes_need_no_token(client: AsyncTestClient) -> None:
@@ -75,22 +76,23 @@ async def test_introspection_shape(client: AsyncTestClient) -> None:
     assert body["cells"]["catalog_versions"] > 0
 
 
-async def test_events_stream_sends_live_events(client: AsyncTestClient) -> None:
-    from tests.conftest import ADMIN
-
-    async with client.websocket_connect(f"/api/neira/events/stream?token={ADMIN}") as ws:
-        await client.post("/api/neira/safe-mode", json={"enabled": True, "reason": "ws"}, headers=auth())
-        frame = ws.receive_json(timeout=5)
-        assert (frame["type"], frame["data"]) == ("safe_mode.changed", {"enabled": True, "reason": "ws"})
+async def test_events_stream_sends_live_events(live: Live) -> None:
+    async with live.ws(f"/api/neira/events/stream?token={ADMIN}") as ws:
+        await live.http.post("/api/neira/safe-mode", json={"enabled": True, "reason": "ws"})
+        got = await frame(ws)
+        assert (got["type"], got["data"]) == ("safe_mode.changed", {"enabled": True, "reason": "ws"})
 
 
-async def test_events_stream_refuses_bad_token(client: AsyncTestClient) -> None:
-    from litestar.exceptions import WebSocketDisconnect
+async def test_events_stream_replays_since(live: Live) -> None:
+    await live.http.post("/api/neira/safe-mode", json={"enabled": True, "reason": "one"})
+    async with live.ws(f"/api/neira/events/stream?token={ADMIN}&since=0") as ws:
+        got = await frame(ws)
+        assert (got["type"], got["data"]["reason"]) == ("safe_mode.changed", "one")
 
-    with pytest.raises(WebSocketDisconnect) as info:
-        async with client.websocket_connect("/api/neira/events/stream?token=wrong") as ws:
-            ws.receive_json(timeout=5)
-    assert info.value.code == 4401
+
+async def test_events_stream_refuses_bad_token(live: Live) -> None:
+    assert await close_code(live, "/api/neira/events/stream?token=wrong") == 4401
+    assert await close_code(live, "/api/neira/events/stream") == 4401
 
 
 @pytest.mark.parametrize(
