@@ -6,10 +6,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from neira.core import Core
 from neira.errors import InvalidRequest
 
+CoreDep = NamedDependency[Core]
 MAX_DEPTH = 64  # templates nest a few levels; deeper bodies only serve to exhaust the stack
 
 
@@ -53,28 +56,30 @@ class CellsController(Controller):
     tags = ["cells"]
 
     @get("/")
-    async def list_cells(self, core: Core, kind: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+    async def list_cells(
+        self, core: CoreDep, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None
+    ) -> list[dict[str, Any]]:
         """Latest version of every cell; `kind` (analysis|action|memory) filters, `q` searches id, kind,
         description and aliases."""
         return await core.catalog.list_cells(kind=kind or None, q=q or None)
 
     @get("/{cell_id:str}")
-    async def get_cell(self, core: Core, cell_id: str) -> dict[str, Any]:
+    async def get_cell(self, core: CoreDep, cell_id: FromPath[str]) -> dict[str, Any]:
         """The latest version (by SemVer) of a cell template."""
         return await core.catalog.get_cell(cell_id)
 
     @get("/{cell_id:str}/{version:str}")
-    async def get_cell_version(self, core: Core, cell_id: str, version: str) -> dict[str, Any]:
+    async def get_cell_version(self, core: CoreDep, cell_id: FromPath[str], version: FromPath[str]) -> dict[str, Any]:
         """One version of a cell template."""
         return await core.catalog.get_cell(cell_id, version)
 
     @get("/{cell_id:str}/{version:str}/{rest:path}", include_in_schema=False)
-    async def reject_nested(self, cell_id: str, version: str, rest: str) -> None:
+    async def reject_nested(self, cell_id: FromPath[str], version: FromPath[str], rest: FromPath[str]) -> None:
         """A `/` inside an id or version (also sent as %2F): never a path, always 400."""
         raise InvalidRequest("cell ids and versions cannot contain '/'")
 
     @post("/")
-    async def put_cell(self, core: Core, request: Request) -> Response[dict[str, str]]:
+    async def put_cell(self, core: CoreDep, request: Request) -> Response[dict[str, str]]:
         """201 `{id, version}`; the identical template again 200; the same id+version with other content 409."""
         body, created = await core.catalog.put_cell(await json_body(request))
         return Response(body, status_code=201 if created else 200)

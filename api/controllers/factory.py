@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, route
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
-from api.controllers.cells import json_body
-from neira.core import Core
+from api.controllers.cells import CoreDep, json_body
 from neira.catalog import check_id
 from neira.errors import InvalidRequest, NotFound
 
@@ -38,12 +37,12 @@ class FactoryController(Controller):
     tags = ["factory"]
 
     @post("/dryrun", status_code=200)
-    async def dryrun(self, core: Core, request: Request) -> dict[str, Any]:
+    async def dryrun(self, core: CoreDep, request: Request) -> dict[str, Any]:
         """`{ok, report, plan}`; never writes; a closed gate is a violation (ok false), not a 403."""
         return await core.factory.dryrun(await json_body(request), request.user)
 
     @post("/")
-    async def create(self, core: Core, request: Request) -> Response[dict[str, Any]]:
+    async def create(self, core: CoreDep, request: Request) -> Response[dict[str, Any]]:
         """201 a new draft record; 200 the existing record of the same template+version+backend."""
         key = request.headers.get("idempotency-key")
         status, record = await core.factory.create(await json_body(request), request.user, key)
@@ -51,43 +50,43 @@ class FactoryController(Controller):
 
     @get("/")
     async def list_records(
-        self, core: Core, state_filter: str | None = Parameter(query="state", default=None, required=False)
+        self, core: CoreDep, state_filter: Annotated[str | None, QueryParameter(name="state")] = None
     ) -> list[dict[str, Any]]:
         """Every record, oldest first; `?state=` filters."""
         return await core.factory.list(state_filter)
 
     @get("/{record_id:str}")
-    async def get_record(self, core: Core, record_id: str) -> dict[str, Any]:
+    async def get_record(self, core: CoreDep, record_id: FromPath[str]) -> dict[str, Any]:
         """A record with its history."""
         return await core.factory.get(record_id)
 
     @post("/{record_id:str}/approve", status_code=200)
-    async def approve(self, core: Core, request: Request, record_id: str) -> dict[str, Any]:
+    async def approve(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
         """draft → canary → experimental → stable."""
         return await core.factory.approve(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/disable", status_code=200)
-    async def disable(self, core: Core, request: Request, record_id: str) -> dict[str, Any]:
+    async def disable(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
         """→ disabled."""
         return await core.factory.disable(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/rollback", status_code=200)
-    async def rollback(self, core: Core, request: Request, record_id: str) -> dict[str, Any]:
+    async def rollback(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back; `restored` names the record of the same template that is stable now, if any."""
         return await core.factory.rollback(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_heal", status_code=200)
-    async def auto_heal(self, core: Core, request: Request, record_id: str) -> dict[str, Any]:
+    async def auto_heal(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
         """→ healing; the check finishes in the background (previous state, or failed)."""
         return await core.factory.auto_heal(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_rollback", status_code=200)
-    async def auto_rollback(self, core: Core, request: Request, record_id: str) -> dict[str, Any]:
+    async def auto_rollback(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back, with a `factory.auto_rollback` event."""
         return await core.factory.auto_rollback(record_id, request.user, await move_reason(request))
 
     @route("/{record_id:str}/{rest:path}", http_method=["GET", "POST"], include_in_schema=False)
-    async def reject_nested(self, record_id: str, rest: str) -> None:
+    async def reject_nested(self, record_id: FromPath[str], rest: FromPath[str]) -> None:
         """A `/` inside a record id (also sent as %2F) is a bad request; an unknown move is not found."""
         check_id(record_id, "record id")
         raise NotFound(f"no route {rest.strip('/')} for cell records; moves are {', '.join(MOVES)}")
