@@ -13,6 +13,9 @@ const EXAMPLES = {
   en: ["create voice organ v1", "update vision to v2 (grayscale)", "build speak-pipeline normalize -> phonemes -> adapter"],
 };
 
+// Commands about one organ whose progress is worth following live in the reply.
+const FOLLOW_TARGET = new Set(["status", "rebuild", "cancel_build"]);
+
 const list = document.querySelector("#messages");
 const form = document.querySelector("#composer");
 const input = document.querySelector("#input");
@@ -41,7 +44,15 @@ function loadSession() {
 function saveSession() {
   session.messages = session.messages.slice(-MAX_MESSAGES);
   session.commands = session.commands.slice(-MAX_MESSAGES);
-  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  // When storage is full, keep the newer half of the history rather than nothing.
+  for (let keep = session.messages.length; keep >= 0; keep = keep ? Math.floor(keep / 2) : -1) {
+    try {
+      localStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, messages: session.messages.slice(-keep || session.messages.length) }));
+      return;
+    } catch {
+      /* quota exceeded: try with less */
+    }
+  }
 }
 
 function fillInput(text) {
@@ -239,6 +250,9 @@ async function send(raw) {
     const res = await api("POST", "/api/neira/commands", { text, session_id: session.id });
     const msg = { id: newId(), role: "neira", request: text, response: res };
     if (res?.intent === "apply" && res.understood !== false) takeApplied(msg, res);
+    else if (FOLLOW_TARGET.has(res?.intent) && res.target?.kind === "organ" && res.target.id) {
+      msg.organs = [{ id: res.target.id, state: res.result?.state || "draft" }];
+    }
     session.messages.push(msg);
     thinking.replaceWith(renderMessage(msg));
     watchOrgans(msg);
