@@ -21,6 +21,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from neira import idempotency
 from neira.errors import Conflict, InvalidRequest, InvalidTemplate, NeiraError, NotFound
 from neira.metrics import Metrics
 from neira.storage import tables
@@ -193,19 +194,28 @@ class Catalog:
         self._write(path, body)
         return True
 
-    async def _put(self, family: str, data: Any) -> tuple[dict[str, str], bool]:
+    async def _put(self, family: str, data: Any, key: str | None) -> tuple[dict[str, str], bool]:
+        if key is not None and not 0 < len(key) <= 200:
+            raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
         t = parse_organ(data) if family == ORGAN else parse_cell(data)
+        digest = idempotency.body_hash(data)
+        scope = f"catalog.{family}"
         async with self.db.transaction() as tx:
+            if (hit := await idempotency.replay(tx, scope, key, digest)) is not None:
+                return hit[1], hit[0] == 201
             created = await self.register(tx, t)
-        return {"id": t.id, "version": t.version}, created
+            body = {"id": t.id, "version": t.version}
+            await idempotency.remember(tx, scope, key, digest, 201 if created else 200, body)
+        return body, created
 
-    async def put_cell(self, data: Any) -> tuple[dict[str, str], bool]:
-        """Register a cell template: ({id, version}, created). Identical again → created False; 409 otherwise."""
-        return await self._put(CELL, data)
+    async def put_cell(self, data: Any, idempotency_key: str | None = None) -> tuple[dict[str, str], bool]:
+        """Register a cell template: ({id, version}, created). Identical again → created False; 409 otherwise.
+        An `Idempotency-Key` replays the first answer for the same body and is a 409 with another one."""
+        return await self._put(CELL, data, idempotency_key)
 
-    async def put_organ_template(self, data: Any) -> tuple[dict[str, str], bool]:
+    async def put_organ_template(self, data: Any, idempotency_key: str | None = None) -> tuple[dict[str, str], bool]:
         """Register an organ template (own rules only; its cells are checked by the organ builder)."""
-        return await self._put(ORGAN, data)
+        return await self._put(ORGAN, data, idempotency_key)
 
     async def register_examples(self, directory: Path) -> dict[str, int]:
         """Load `<dir>/cells/*.json` then `<dir>/organs/*.json`; idempotent. Broken or conflicting files

@@ -81,7 +81,7 @@ class CellsController(Controller):
     @post("/")
     async def put_cell(self, core: CoreDep, request: Request) -> Response[dict[str, str]]:
         """201 `{id, version}`; the identical template again 200; the same id+version with other content 409."""
-        body, created = await core.catalog.put_cell(await json_body(request))
+        body, created = await core.catalog.put_cell(await json_body(request), request.headers.get("idempotency-key"))
         return Response(body, status_code=201 if created else 200)
 
 

@@ -45,6 +45,13 @@ async def test_register_then_identical_then_conflict(client: AsyncTestClient):
     r = await client.post("/cells", json=cell(description="other"), headers=auth())
     assert (r.status_code, r.json()) == (409, {"code": "conflict", "reason": f"{ID} 1.0.0 is already registered with other content"})
     assert (cells_root(client) / ID / "1.0.0.json").is_file()
+    key = {"Idempotency-Key": "cells-1"}
+    r = await client.post("/cells", json=cell("2.0.0"), headers=auth() | key)
+    assert (r.status_code, r.json()) == (201, {"id": ID, "version": "2.0.0"})
+    r = await client.post("/cells", json=cell("2.0.0"), headers=auth() | key)
+    assert (r.status_code, r.json()) == (201, {"id": ID, "version": "2.0.0"})
+    r = await client.post("/cells", json=cell("3.0.0"), headers=auth() | key)
+    assert (r.status_code, r.json()["code"]) == (409, "conflict")
 
 
 async def test_reads_latest_and_exact_versions(client: AsyncTestClient):

@@ -60,6 +60,17 @@ async def test_identical_again_is_not_created_whatever_the_key_order(catalog: Ca
     assert (await catalog.put_cell(no_links))[1] is False
 
 
+async def test_idempotency_key_replays_the_first_answer(catalog: Catalog):
+    assert await catalog.put_cell(cell(), "k1") == ({"id": "analysis.summarize.v1", "version": "1.0.0"}, True)
+    assert await catalog.put_cell(cell(), "k1") == ({"id": "analysis.summarize.v1", "version": "1.0.0"}, True)
+    assert await catalog.put_cell(cell(), "k2") == ({"id": "analysis.summarize.v1", "version": "1.0.0"}, False)
+    with pytest.raises(Conflict):
+        await catalog.put_cell(cell(version="2.0.0"), "k1")
+    with pytest.raises(InvalidRequest):
+        await catalog.put_cell(cell(), "")
+    assert await index_rows(catalog) == [("cell", "analysis.summarize.v1", "1.0.0")]
+
+
 async def test_same_version_with_other_content_is_a_conflict_and_keeps_the_first(catalog: Catalog):
     await catalog.put_cell(cell())
     with pytest.raises(Conflict):
