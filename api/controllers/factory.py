@@ -53,7 +53,7 @@ class FactoryController(Controller):
         self, core: CoreDep, state_filter: Annotated[str | None, QueryParameter(name="state")] = None
     ) -> list[dict[str, Any]]:
         """Every record, oldest first; `?state=` filters."""
-        return await core.factory.list(state_filter)
+        return await core.factory.list(state_filter or None)
 
     @get("/{record_id:str}")
     async def get_record(self, core: CoreDep, record_id: FromPath[str]) -> dict[str, Any]:

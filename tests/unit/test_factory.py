@@ -581,7 +581,7 @@ async def _run_sequence(data: Path, steps: list[tuple[str, int]]) -> None:
         await s.db.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.sampled_from(MOVES), st.integers(0, 5)), max_size=14))
 def test_any_sequence_of_moves_keeps_the_invariants(tmp_path: Path, steps: list[tuple[str, int]]):
     """At most one stable record per template, the active gauge matches storage, history chains up, and
