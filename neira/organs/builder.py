@@ -38,6 +38,9 @@ log = logging.getLogger("neira.organs")
 GATE = "organs_builder"
 IDEMPOTENCY_SCOPE = "organs.build"
 STATES = ", ".join(s.value for s in OrganState)
+DRAFT, STABLE, FAILED = OrganState.DRAFT.value, OrganState.STABLE.value, OrganState.FAILED.value
+# The lifecycle's automatic next stage, as plain strings for the scheduler's hot loop.
+NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
 
 
 class BuildRequest(Base):
@@ -48,10 +51,12 @@ class BuildRequest(Base):
 
 
 class _Job(Base):
-    """One queued build: who asked, the validated template, and the idempotency key and body digest."""
+    """One queued build: who asked, the template (inline or an id; `ref_key` groups equal ones), and the
+    idempotency key and body digest."""
 
     actor: str
-    resolved: plan.Resolved
+    ref: dict[str, Any] | str
+    ref_key: str
     decision_id: str
     key: str | None = None
     digest: str = ""
@@ -74,12 +79,13 @@ class OrganBuilder:
         self.db, self.catalog, self.factory, self.policy = db, catalog, factory, policy
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
+        # seconds a build stays in each stage before the next one (draft, canary, experimental)
+        self._delays_s = {s.value: d / 1000 for s, d in zip(ORGAN_STAGES, self.stage_delays_ms, strict=False)}
         self._flights: dict[str, _Flight] = {}
         self._generations = itertools.count(1)
         self._building = 0
         self._scheduler = StageScheduler(self._advance)
         self._builds: GroupCommit[_Job] = GroupCommit(self._build_batch)
-        self._resolving: dict[str, asyncio.Future[plan.Resolved]] = {}
 
     # --- life ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,10 +115,6 @@ class OrganBuilder:
         self.policy.enforce([decision])
         return decision
 
-    def _delay_s(self, state: str) -> float:
-        """How long a build stays in `state` before the next stage."""
-        return self.stage_delays_ms[ORGAN_STAGES.index(OrganState(state))] / 1000
-
     # --- build -----------------------------------------------------------------------------------------
     async def build(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
         """Start a build: (201, {organ_id, state: draft}); a dry-run answers (200, {organ_id: null, dryrun,
@@ -124,25 +126,17 @@ class OrganBuilder:
             raise InvalidRequest(f"invalid build request: {exc}") from None
         if req.dryrun:
             return 200, await self._dryrun(req, actor, decision)
-        resolved = await self._resolve(req.organ_template)
-        digest = idempotency.body_hash(body) if idempotency_key else ""
-        job = _Job(actor=actor, resolved=resolved, decision_id=decision.decision_id, key=idempotency_key or None, digest=digest)
+        ref = req.organ_template
+        job = _Job(actor=actor, ref=ref, ref_key=ref if isinstance(ref, str) else idempotency.body_hash(ref),
+                   decision_id=decision.decision_id, key=idempotency_key or None,
+                   digest=idempotency.body_hash(body) if idempotency_key else "")
         return await self._builds.submit(job)
-
-    async def _resolve(self, ref: Any) -> plan.Resolved:
-        """Validate a template once for all concurrent requests naming the same one (single flight)."""
-        key = f"id:{ref}" if isinstance(ref, str) else "body:" + idempotency.body_hash(ref)
-        fut = self._resolving.get(key)
-        if fut is None:
-            fut = asyncio.ensure_future(plan.resolve(self.catalog, self.db, ref))
-            self._resolving[key] = fut
-            fut.add_done_callback(lambda _: self._resolving.pop(key, None))
-        return await asyncio.shield(fut)
 
     async def _dryrun(self, req: BuildRequest, actor: str, decision: Decision) -> dict[str, Any]:
         """The build's own steps inside a transaction that is always rolled back."""
         try:
-            resolved = await self._resolve(req.organ_template)
+            async with self.db.read() as conn:
+                resolved = await plan.resolve(self.catalog, conn, req.organ_template)
         except NeiraError as exc:
             if exc.code != "invalid_template":
                 raise
@@ -190,29 +184,36 @@ class OrganBuilder:
         answers: list[tuple[asyncio.Future[Any], Any]] = []
         async with self.db.transaction() as tx:
             fresh, followers = await self._replays(tx, batch, answers)
-            ids = await store.reserve_ids(tx, "organ", len(fresh)) if fresh else []
+            valid = await self._resolve_all(tx, fresh, followers)
+            ids = await store.reserve_ids(tx, "organ", len(valid)) if valid else []
             now = time.time()
-            deadline = now + self._delay_s(OrganState.DRAFT)
+            deadline = now + self._delays_s[DRAFT]
             rows, evs, audits, started = [], [], [], []
-            cells_by_template: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for (job, fut), n in zip(fresh, ids, strict=True):
+            # Values shared by a whole group are one object, so they are built and JSON-encoded once.
+            times = {DRAFT: now}
+            groups: dict[tuple[str, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+            for (job, fut, resolved), n in zip(valid, ids, strict=True):
                 organ_id = f"organ-{n}"
-                t = job.resolved.template
-                group = (job.resolved.digest, job.actor)
-                if group not in cells_by_template:  # the selector's answer is the same for the whole batch
-                    cells_by_template[group] = await self._ensure_cells(tx, list(t.cells), job.actor, organ_id)
-                cells = [{"id": c["id"], "record_id": c["record_id"]} for c in cells_by_template[group]]
+                t = resolved.template
+                group = groups.get((job.ref_key, job.actor))
+                if group is None:  # the selector's answer is the same for the whole batch
+                    chosen = await self._ensure_cells(tx, list(t.cells), job.actor, organ_id)
+                    group = groups[(job.ref_key, job.actor)] = (
+                        [{"id": c["id"], "record_id": c["record_id"]} for c in chosen],
+                        {"state": DRAFT, "template_id": t.id, "version": t.version},
+                    )
+                cells, audit_after = group
+                subject = f"organ:{organ_id}"
                 rows.append({
-                    "id": organ_id, "template_id": t.id, "template": job.resolved.body, "state": OrganState.DRAFT.value,
+                    "id": organ_id, "template_id": t.id, "template": resolved.body, "state": DRAFT,
                     "auto": True, "deadline": deadline, "attempts": 1, "cells": cells,
-                    "stage_times": {OrganState.DRAFT.value: now}, "build_started_at": now, "build_finished_at": None,
+                    "stage_times": times, "build_started_at": now, "build_finished_at": None,
                     "created_at": now, "updated_at": now,
                 })
-                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": OrganState.DRAFT.value, "attempt": 1}))
-                audits.append({"actor": job.actor, "action": "organ.build", "subject": f"organ:{organ_id}",
-                               "after": {"state": OrganState.DRAFT.value, "template_id": t.id, "version": t.version},
-                               "decision_ids": [job.decision_id]})
-                response = {"organ_id": organ_id, "state": OrganState.DRAFT.value}
+                evs.append(("organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1}))
+                audits.append({"actor": job.actor, "action": "organ.build", "subject": subject,
+                               "after": audit_after, "decision_ids": [job.decision_id]})
+                response = {"organ_id": organ_id, "state": DRAFT}
                 if job.key:
                     await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, response)
                 answers.append((fut, (201, response)))
@@ -224,6 +225,26 @@ class OrganBuilder:
             tx.after_commit(lambda: self._started(started, deadline, now))
         for fut, answer in answers:
             _settle(fut, answer)
+
+    async def _resolve_all(self, tx: Tx, jobs: Batch[_Job], followers: dict[str, list]) -> list[tuple[_Job, Any, plan.Resolved]]:
+        """Validate each distinct template of the batch once, inside the transaction; a job whose template
+        is invalid (or unknown) gets its error, and so do its idempotent followers."""
+        outcomes: dict[str, plan.Resolved | NeiraError] = {}
+        valid = []
+        for job, fut in jobs:
+            outcome = outcomes.get(job.ref_key)
+            if outcome is None:
+                try:
+                    outcome = await plan.resolve(self.catalog, tx.conn, job.ref)
+                except NeiraError as exc:
+                    outcome = exc
+                outcomes[job.ref_key] = outcome
+            if isinstance(outcome, NeiraError):
+                for f in (fut, *followers.get(job.key or "", ())):
+                    _settle(f, outcome)
+            else:
+                valid.append((job, fut, outcome))
+        return valid
 
     async def _replays(self, tx: Tx, batch: Batch[_Job], answers: list) -> tuple[Batch[_Job], dict[str, list]]:
         """Split a batch into new builds and replays of an Idempotency-Key (stored, or earlier in the batch)."""
@@ -253,8 +274,9 @@ class OrganBuilder:
         return fresh, followers
 
     def _started(self, started: list[tuple[str, str]], deadline: float, now: float) -> None:
+        times = {DRAFT: now}  # shared until each build's next move replaces it (never changed in place)
         for organ_id, template_id in started:
-            flight = _Flight(OrganState.DRAFT.value, next(self._generations), {OrganState.DRAFT.value: now}, now)
+            flight = _Flight(DRAFT, next(self._generations), times, now)
             self._flights[organ_id] = flight
             self._scheduler.push(deadline, organ_id, flight.gen)
             log.info("organ build started id=%s template=%s attempt=1", organ_id, template_id)
@@ -267,20 +289,24 @@ class OrganBuilder:
         """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
         async with self.db.transaction() as tx:
             now = time.time()
+            delays = self._delays_s
             moves, params, evs = [], [], []
+            shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
             for organ_id, gen in due:
                 flight = self._flights.get(organ_id)
                 if flight is None or flight.gen != gen:
                     continue  # cancelled, rebuilt or moved by hand since this timer was set
-                nxt = next_organ_stage(flight.state)
+                nxt = NEXT_STAGE.get(flight.state)
                 if nxt is None:
                     continue
-                times = {**flight.times, nxt.value: now}
-                done = nxt is OrganState.STABLE
-                deadline = None if done else now + self._delay_s(nxt)
-                params.append(store.move(organ_id, nxt.value, not done, deadline, times, now if done else None, now))
-                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt.value, "from": flight.state}))
-                moves.append((organ_id, flight, nxt.value, times, deadline))
+                times = shared.get((id(flight.times), nxt))
+                if times is None:
+                    times = shared[(id(flight.times), nxt)] = {**flight.times, nxt: now}
+                done = nxt == STABLE
+                deadline = None if done else now + delays[nxt]
+                params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
+                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
+                moves.append((organ_id, flight, nxt, times, deadline))
             if not moves:
                 return
             await store.emit_many(self.events, tx, evs)
@@ -345,9 +371,9 @@ class OrganBuilder:
         async with self.db.transaction() as tx:
             row = await store.get_row(tx.conn, organ_id)
             if not organ_is_building(row.state):
-                raise InvalidTransition(row.state, OrganState.FAILED.value, f"organ {organ_id} is not building (it is {row.state})")
-            await self._settle_manually(tx, row, OrganState.FAILED.value, actor, "organ.cancel", reason or "build cancelled", decision)
-        return {"id": organ_id, "state": OrganState.FAILED.value}
+                raise InvalidTransition(row.state, FAILED, f"organ {organ_id} is not building (it is {row.state})")
+            await self._settle_manually(tx, row, FAILED, actor, "organ.cancel", reason or "build cancelled", decision)
+        return {"id": organ_id, "state": FAILED}
 
     async def _settle_manually(self, tx: Tx, row: Any, new: str, actor: str, action: str, reason: str | None,
                                decision: Decision) -> None:
@@ -369,9 +395,9 @@ class OrganBuilder:
             self._flights.pop(row.id, None)  # its timer entries are stale from now on
             self._building += int(building) - int(was_building)
             self.metrics.organs_building.set(self._building)
-            if was_building and new == OrganState.FAILED:
+            if was_building and new == FAILED:
                 self.metrics.organ_build_failures.inc()
-            elif was_building and new == OrganState.STABLE and started is not None:
+            elif was_building and new == STABLE and started is not None:
                 self.metrics.organ_build_duration_ms.observe((now - started) * 1000)
 
         tx.after_commit(settled)
@@ -385,17 +411,17 @@ class OrganBuilder:
             template = parse_organ(row.template)
             cells = [{"id": c["id"], "record_id": c["record_id"]} for c in await self._ensure_cells(tx, list(template.cells), actor, organ_id)]
             now = time.time()
-            deadline = now + self._delay_s(OrganState.DRAFT)
+            deadline = now + self._delays_s[DRAFT]
             attempts = row.attempts + 1
             await store.restart_build(tx, organ_id, attempts, cells, deadline, now)
             await self.events.emit(tx, "organ.stage", f"organ:{organ_id}",
-                                   {"id": organ_id, "state": OrganState.DRAFT.value, "from": row.state, "attempt": attempts})
+                                   {"id": organ_id, "state": DRAFT, "from": row.state, "attempt": attempts})
             await self.audit.record(tx, actor, "organ.rebuild", f"organ:{organ_id}", {"state": row.state, "attempts": row.attempts},
-                                    {"state": OrganState.DRAFT.value, "attempts": attempts}, reason, [decision.decision_id])
+                                    {"state": DRAFT, "attempts": attempts}, reason, [decision.decision_id])
             was_building = organ_is_building(row.state)
 
             def restarted() -> None:
-                flight = _Flight(OrganState.DRAFT.value, next(self._generations), {OrganState.DRAFT.value: now}, now)
+                flight = _Flight(DRAFT, next(self._generations), {DRAFT: now}, now)
                 self._flights[organ_id] = flight
                 self._scheduler.push(deadline, organ_id, flight.gen)
                 self._building += 0 if was_building else 1
@@ -404,7 +430,7 @@ class OrganBuilder:
                 log.info("organ build started id=%s template=%s attempt=%d", organ_id, row.template_id, attempts)
 
             tx.after_commit(restarted)
-        return {"organ_id": organ_id, "state": OrganState.DRAFT.value}
+        return {"organ_id": organ_id, "state": DRAFT}
 
 
 def _settle(fut: asyncio.Future[Any], outcome: Any) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from neira.catalog import CELL, Catalog, parse_organ, template_digest
-from neira.errors import InvalidRequest, InvalidTemplate
-from neira.storage.db import Database
+from neira.catalog import CELL, ORGAN, Catalog, check_id, latest, parse_organ, template_digest
+from neira.errors import InvalidRequest, InvalidTemplate, NotFound
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from neira.structs import Base
 from neira.templates import OrganTemplate, find_cycle, template_dict
 
@@ -25,19 +26,21 @@ class Resolved(Base, frozen=True):
     warnings: list[str]
 
 
-async def resolve(catalog: Catalog, db: Database, ref: Any) -> Resolved:
-    """The template given inline or as a catalog id, validated: its own rules, and cell links (followed
-    through the catalog) free of cycles. Cells the catalog lacks are allowed: the factory creates them
-    from a generated adapter template. InvalidTemplate lists every problem with its path."""
+async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved:
+    """The template given inline or as a catalog id (its latest version), validated on `conn`: its own
+    rules, and cell links (followed through the catalog) free of cycles. Cells the catalog lacks are allowed:
+    the factory creates them from a generated adapter template. InvalidTemplate lists every problem."""
     if isinstance(ref, str):
-        body = await catalog.get_organ_template(ref)  # NotFound → 404
+        versions = await catalog.versions(conn, ORGAN, check_id(ref, "organ template id"))
+        if not versions:
+            raise NotFound(f"no organ template {ref} in the catalog")
+        body = versions[latest(list(versions))]
     elif isinstance(ref, dict):
         body = ref
     else:
         raise InvalidRequest("organ_template must be a template object or an organ template id")
     template = parse_organ(body)
-    async with db.read() as conn:
-        known = await catalog.latest_bodies(conn, CELL)
+    known = await catalog.latest_bodies(conn, CELL)
     edges, warnings = _link_graph(template.cells, known)
     cycle = find_cycle(edges)
     if cycle:
