@@ -49,4 +49,5 @@ class Core:
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
         await self.organs.close()
+        await self.factory.close()
         await self.db.close()

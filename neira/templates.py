@@ -11,12 +11,12 @@ import msgspec
 from neira.errors import InvalidTemplate
 from neira.structs import Base
 
-ID_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,127}$")
-ORGAN_ID_RE = re.compile(r"^organ\.[a-z0-9_\-]+(\.[a-z0-9_\-]+)*\.v(0|[1-9]\d*)$")
+ID_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,127}\Z")
+ORGAN_ID_RE = re.compile(r"^organ\.[a-z0-9_\-]+(\.[a-z0-9_\-]+)*\.v(0|[1-9]\d*)\Z")
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 SCHEMAS = ("v1", "1.0.0")
 KIND_FIELDS = ("analysis_type", "action_type", "memory_type")

@@ -130,3 +130,8 @@ def test_cell_encode_decode_round_trip(cell_id: str, version: str, kind: str, li
     data = {"id": cell_id, "version": version, kind: "x", "links": [l for l in links if l != cell_id], "metadata": {"schema": "v1"}}
     t = parse_cell_template(data)
     assert parse_cell_template(msgspec.json.decode(msgspec.json.encode(template_dict(t)))) == t
+
+
+@pytest.mark.parametrize("field", ["id", "version"])
+def test_trailing_newline_is_not_accepted(field: str) -> None:
+    assert f"$.{field}" in [e["path"] for e in errors_of(parse_cell_template, {**CELL, field: CELL[field] + "\n"})]
