@@ -32,6 +32,7 @@ class Resolution(msgspec.Struct, kw_only=True):
     base: str | None = None
     new_cells: list[dict[str, Any]] = []
     plan_id: str | None = None
+    what: str | None = None
 
 
 def resolve(command: Command, known: Known) -> Resolution | ParseFailure:
@@ -67,7 +68,7 @@ def _resolve(command: Command, known: Known) -> Resolution:
             target = _target(command.target, known) if command.target else None
             return Resolution(intent="status", lang=lang, target=target)
         case ListItems():
-            return Resolution(intent="list", lang=lang)
+            return Resolution(intent="list", lang=lang, what=command.what)
         case Apply():
             return Resolution(intent="apply", lang=lang, plan_id=command.plan_id)
         case Help():

@@ -1,0 +1,63 @@
+"""`/api/neira/commands`: the Command Cell over HTTP. Thin: decode, call the CommandService, return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from api.controllers.cells import json_body
+from neira.commands.service import CommandService
+from neira.core import Core
+from neira.errors import InvalidRequest
+from neira.structs import Base
+
+MAX_TEXT_CHARS = 10_000
+CoreDep = NamedDependency[Core]
+
+
+class CommandRequest(Base):
+    """Body of `POST /api/neira/commands`."""
+
+    text: str
+    session_id: str | None = None
+
+
+def service(core: Core, request: Request) -> CommandService:
+    """The app's CommandService (one per core, kept in app state: it caches the lexicon)."""
+    svc = getattr(core, "commands", None) or getattr(request.app.state, "commands", None)
+    if svc is None or svc.core is not core:
+        svc = CommandService(core)
+        request.app.state.commands = svc
+    return svc
+
+
+class CommandsController(Controller):
+    """Natural-language commands in Russian and English: understand, plan, apply."""
+
+    path = "/api/neira/commands"
+    tags = ["commands"]
+
+    @post("/", status_code=200)
+    async def command(self, core: CoreDep, request: Request) -> dict[str, Any]:
+        """`{understood, lang, intent, spec, target?, policy, plan, reply, session_id}`; when not understood
+        `{understood: false, error: {code, position?, expected?, suggestions?}, reply}`. Always 200."""
+        try:
+            body = msgspec.convert(await json_body(request), CommandRequest)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid command request: {exc}") from None
+        if len(body.text) > MAX_TEXT_CHARS:
+            raise InvalidRequest(f"text is longer than {MAX_TEXT_CHARS} characters")
+        return await service(core, request).handle(body.text, body.session_id, request.user)
+
+    @post("/plans/{plan_id:str}/apply", status_code=200)
+    async def apply(self, core: CoreDep, request: Request, plan_id: FromPath[str]) -> dict[str, Any]:
+        """Carry out a saved plan: `{plan_id, plan, already_applied, result, reply}`; 409 plan_stale if the
+        state it was planned against has changed; 404 for an unknown plan."""
+        return await service(core, request).apply(plan_id, request.user)
+
+
+CONTROLLERS = [CommandsController]

@@ -1,0 +1,64 @@
+"""Saved plans (table `plans`): a plan is kept with its base hash and session, so "apply" — by id or by
+saying «применить» in the same session — carries out exactly what was shown. Survives restarts."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+
+from neira.errors import NotFound
+from neira.storage import tables
+
+P = tables.plans
+
+
+def new_plan_id() -> str:
+    """plan-<12 hex>: unguessable, short enough to type."""
+    return f"plan-{secrets.token_hex(6)}"
+
+
+class PlanStore:
+    """Reads and writes saved plans through the core's Database."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def save(self, plan_id: str, session_id: str | None, base: str, body: dict[str, Any]) -> None:
+        """Keep a plan (its resolution, changes and text) bound to the base it was made against."""
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(P.insert().values(id=plan_id, session_id=session_id, base=base, body=body,
+                                                    created_at=time.time()))
+
+    async def load(self, plan_id: str) -> Any:
+        """The stored row (id, session_id, base, body, created_at, applied_at, result); NotFound if unknown."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(P).where(P.c.id == plan_id))).first()
+        if row is None:
+            raise NotFound(f"no plan {plan_id}")
+        return row
+
+    async def last_of_session(self, session_id: str) -> Any | None:
+        """The session's most recent plan, applied or not (None when the session has none)."""
+        async with self.db.read() as conn:
+            return (await conn.execute(
+                select(P).where(P.c.session_id == session_id).order_by(P.c.created_at.desc()).limit(1))).first()
+
+    async def claim(self, plan_id: str) -> bool:
+        """Mark the plan as being applied; False when it was applied (or is being applied) already."""
+        async with self.db.transaction() as tx:
+            done = await tx.conn.execute(
+                update(P).where(P.c.id == plan_id, P.c.applied_at.is_(None)).values(applied_at=time.time()))
+            return bool(done.rowcount)
+
+    async def release(self, plan_id: str) -> None:
+        """Undo a claim after a failed apply, so the plan can be tried again."""
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(update(P).where(P.c.id == plan_id, P.c.result.is_(None)).values(applied_at=None))
+
+    async def finish(self, plan_id: str, result: dict[str, Any]) -> None:
+        """Keep what the apply did, for replies to a repeated apply."""
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(update(P).where(P.c.id == plan_id).values(result=result))

@@ -1,0 +1,108 @@
+"""What the Command Cell says back, in the user's language (ru or en). Plain text, short, concrete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neira.commands.model import ParseFailure
+
+_T: dict[str, dict[str, str]] = {
+    "ru": {
+        "help": ("Я понимаю команды вроде: «создай голосовой орган v1», «обнови зрение до v2 (grayscale)», "
+                 "«собери speak-pipeline normalize→phonemes→adapter», «создай клетку анализа summarize v1», "
+                 "«одобри organ-1», «отключи клетку …», «откати …», «статус organ-1», «покажи органы», "
+                 "«отмени сборку organ-2», «пересобери organ-1», «применить»."),
+        "planned": "План готов ({summary}). Скажите «применить», чтобы выполнить его.",
+        "planned_denied": "План готов, но политика не разрешает его выполнить: {violations}.",
+        "applied": "Готово: {done}.",
+        "nothing_to_apply": "Применять нечего: в этой сессии нет плана. Сначала попросите что-нибудь создать.",
+        "already_applied": "Этот план уже применён.",
+        "stale": "План устарел: с момента его создания что-то изменилось. Повторите команду, чтобы получить новый план.",
+        "done": "{intent}: {target} → {state}.",
+        "status": "{target}: {state}.",
+        "status_all": "Органов: {organs}, записей клеток: {records}, безопасный режим: {safe}.",
+        "list_organs": "Органы: {items}.",
+        "list_cells": "Клетки: {items}.",
+        "empty_list": "Пока ничего нет.",
+        "service_error": "Не получилось: {reason}",
+        "unknown_command": "Не понимаю эту команду. Попробуйте, например: «{example}». Скажите «помощь», чтобы увидеть все.",
+        "unrecognized_word": "Не знаю слова «{word}».",
+        "did_you_mean": " Возможно, вы имели в виду: «{corrected}»?",
+        "ambiguous": "«{word}» может означать разное: {candidates}. Уточните, пожалуйста.",
+        "incomplete": "Команда не закончена.",
+        "unexpected_word": "Слово «{word}» здесь не к месту.",
+        "empty": "Напишите команду, например: «{example}».",
+        "not_found": "Не нашёл «{word}» в каталоге.",
+        "expected": " Здесь подошло бы: {expected}.",
+        "options": " Есть: {candidates}.",
+        "example": "создай голосовой орган v1",
+        "yes": "да", "no": "нет",
+    },
+    "en": {
+        "help": ("I understand commands such as: 'create voice organ v1', 'update vision to v2 (grayscale)', "
+                 "'build speak-pipeline normalize -> phonemes -> adapter', 'create analysis cell summarize v1', "
+                 "'approve organ-1', 'disable cell …', 'rollback …', 'status of organ-1', 'list organs', "
+                 "'cancel build organ-2', 'rebuild organ-1', 'apply'."),
+        "planned": "Plan ready ({summary}). Say 'apply' to carry it out.",
+        "planned_denied": "Plan ready, but policy does not allow it: {violations}.",
+        "applied": "Done: {done}.",
+        "nothing_to_apply": "Nothing to apply: this session has no plan yet. Ask me to create something first.",
+        "already_applied": "That plan was already applied.",
+        "stale": "The plan is stale: something changed since it was made. Repeat the command for a fresh plan.",
+        "done": "{intent}: {target} → {state}.",
+        "status": "{target}: {state}.",
+        "status_all": "Organs: {organs}, cell records: {records}, safe mode: {safe}.",
+        "list_organs": "Organs: {items}.",
+        "list_cells": "Cells: {items}.",
+        "empty_list": "Nothing yet.",
+        "service_error": "That did not work: {reason}",
+        "unknown_command": "I don't understand that command. Try, for example: '{example}'. Say 'help' to see them all.",
+        "unrecognized_word": "I don't know the word '{word}'.",
+        "did_you_mean": " Did you mean: '{corrected}'?",
+        "ambiguous": "'{word}' could mean several things: {candidates}. Please say which.",
+        "incomplete": "The command is not finished.",
+        "unexpected_word": "The word '{word}' does not fit here.",
+        "empty": "Type a command, for example: '{example}'.",
+        "not_found": "I could not find '{word}' in the catalog.",
+        "expected": " Expected here: {expected}.",
+        "options": " Known: {candidates}.",
+        "example": "create voice organ v1",
+        "yes": "yes", "no": "no",
+    },
+}
+
+
+def say(lang: str, key: str, **values: Any) -> str:
+    """One message in `lang` (en when the language is unknown)."""
+    table = _T.get(lang, _T["en"])
+    return table[key].format(example=table["example"], **values)
+
+
+def failure_reply(f: ParseFailure) -> str:
+    """A not-understood reply: what went wrong, where it could go on, and the suggestion if there is one."""
+    text = say(f.lang, f.code, word=f.word or "", candidates=", ".join(f.candidates))
+    if f.corrected:
+        text += say(f.lang, "did_you_mean", corrected=f.corrected)
+    if f.code == "not_found" and f.candidates:
+        text += say(f.lang, "options", candidates=", ".join(f.candidates))
+    if f.expected and f.code in ("incomplete", "unexpected_word", "unrecognized_word"):
+        text += say(f.lang, "expected", expected=", ".join(f.expected))
+    return text
+
+
+def failure_body(f: ParseFailure) -> dict[str, Any]:
+    """The contract's `error` object: {code, position?, expected?, suggestions?} (+ candidates, word)."""
+    out: dict[str, Any] = {"code": f.code}
+    if f.position is not None:
+        out["position"] = f.position
+    if f.word:
+        out["word"] = f.word
+    if f.expected:
+        out["expected"] = list(f.expected)
+    if f.suggestions:
+        out["suggestions"] = list(f.suggestions)
+    if f.candidates:
+        out["candidates"] = list(f.candidates)
+    if f.corrected:
+        out["corrected"] = f.corrected
+    return out

@@ -1,0 +1,174 @@
+"""The Command Cell as a service: text → parse → resolve → plan (saved) → reply; apply by plan id or by
+saying «применить» / "apply" in the same session. One code path for REST, chat page and CLI."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import msgspec
+
+from neira.catalog import CELL, ORGAN
+from neira.commands import actions
+from neira.commands.known import Known
+from neira.commands.lexicon import Lexicon
+from neira.commands.model import ParseFailure
+from neira.commands.parse import parse
+from neira.commands.plan import make_plan, render
+from neira.commands.plan_store import PlanStore, new_plan_id
+from neira.commands.reply import failure_body, failure_reply, say
+from neira.commands.resolve import Resolution, resolve
+from neira.errors import NeiraError, PlanStale
+from neira.policy import decision_error
+
+SPEC_INTENTS = frozenset({"create_organ", "update_organ", "build_pipeline", "create_cell"})
+_RESOLUTION = msgspec.json.Decoder(Resolution)
+
+
+class CommandService:
+    """Understands commands against the live catalog and carries out their plans through the core."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.store = PlanStore(core.db)
+        self._lexicon_key: tuple | None = None
+        self._lexicon: Lexicon | None = None
+
+    async def known(self) -> Known:
+        """The resolver's view of the catalog; the lexicon is rebuilt only when the catalog changed."""
+        async with self.core.db.read() as conn:
+            cells = await self.core.catalog.latest_bodies(conn, CELL)
+            organs = await self.core.catalog.latest_bodies(conn, ORGAN)
+        key = (tuple((i, b.get("version")) for i, b in cells.items()), tuple((i, b.get("version")) for i, b in organs.items()))
+        if key != self._lexicon_key or self._lexicon is None:
+            self._lexicon = Lexicon.from_templates(list(cells.values()), list(organs.values()))
+            self._lexicon_key = key
+        try:
+            built = [o["template_id"] for o in await self.core.organs.list()]
+        except NeiraError:  # organs_builder closed: versions come from the catalog alone
+            built = []
+        return Known(list(cells.values()), list(organs.values()), self._lexicon, built)
+
+    async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
+        """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""
+        session_id = session_id or f"s-{secrets.token_hex(8)}"
+        known = await self.known()
+        started = time.perf_counter()
+        parsed = parse(text, known.lexicon)
+        self.core.metrics.command_parse_seconds.observe(time.perf_counter() - started)
+        res = parsed if isinstance(parsed, ParseFailure) else resolve(parsed, known)
+        if isinstance(res, ParseFailure):
+            intent = getattr(parsed, "__struct_config__", None)
+            self._count(intent.tag if intent and not isinstance(parsed, ParseFailure) else "unknown", "not_understood")
+            return {"understood": False, "lang": res.lang, "error": failure_body(res), "reply": failure_reply(res),
+                    "session_id": session_id}
+        out: dict[str, Any] = {"understood": True, "lang": res.lang, "intent": res.intent, "spec": res.spec,
+                               "policy": {"allowed": True, "violations": []}, "plan": None, "session_id": session_id}
+        if res.target is not None:
+            out["target"] = res.target
+        try:
+            if res.intent in SPEC_INTENTS:
+                return await self._plan(res, session_id, out)
+            if res.intent == "apply":
+                return await self._apply_in_session(res, session_id, actor, out)
+            if res.intent == "help":
+                self._count("help", "done")
+                return out | {"reply": say(res.lang, "help")}
+            result, reply = await actions.run(res, self.core, actor)
+        except NeiraError as exc:
+            self._count(res.intent, "stale" if exc.code == "plan_stale" else "error")
+            key = "stale" if exc.code == "plan_stale" else "service_error"
+            return out | {"error": exc.body(), "reply": say(res.lang, key, reason=exc.reason)}
+        self._count(res.intent, "done")
+        return out | {"result": result, "reply": reply}
+
+    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        planned = await make_plan(res, self.core)
+        summary, text = render(planned["changes"], res.lang)
+        plan = {"id": new_plan_id(), "base": planned["base"], "changes": planned["changes"], "summary": summary, "text": text}
+        await self.store.save(plan["id"], session_id, plan["base"],
+                              {"resolution": msgspec.to_builtins(res), "plan": plan, "policy": planned["policy"]})
+        self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
+        policy = {"allowed": planned["policy"]["allowed"], "violations": planned["policy"]["violations"]}
+        self._count(res.intent, "planned" if policy["allowed"] else "denied")
+        if policy["allowed"]:
+            reply = say(res.lang, "planned", summary=summary)
+        else:
+            reply = say(res.lang, "planned_denied", violations="; ".join(v["reason"] for v in policy["violations"]))
+        return out | {"policy": policy, "plan": plan, "reply": reply + "\n" + text}
+
+    async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: dict[str, Any]) -> dict[str, Any]:
+        row = await self.store.load(res.plan_id) if res.plan_id else await self.store.last_of_session(session_id)
+        if row is None:
+            self._count("apply", "nothing")
+            return out | {"reply": say(res.lang, "nothing_to_apply")}
+        applied = await self.apply(row.id, actor)
+        self._count("apply", "applied" if not applied.get("already_applied") else "repeat")
+        return out | {"plan": applied["plan"], "result": applied["result"], "reply": applied["reply"]}
+
+    async def apply(self, plan_id: str, actor: str) -> dict[str, Any]:
+        """Carry out a saved plan; PlanStale (409) when its base no longer matches the state."""
+        row = await self.store.load(plan_id)
+        res = _RESOLUTION.decode(msgspec.json.encode(row.body["resolution"]))
+        plan = row.body["plan"]
+        if row.applied_at is not None:
+            return {"plan_id": plan_id, "plan": plan, "already_applied": True, "result": row.result,
+                    "reply": say(res.lang, "already_applied")}
+        fresh = await make_plan(res, self.core)
+        if fresh["base"] != row.base:
+            raise PlanStale(f"{plan_id} was made against another state; ask again for a fresh plan")
+        for violation in fresh["policy"]["violations"]:
+            raise decision_error(_as_decision(violation))
+        if not await self.store.claim(plan_id):
+            raise PlanStale(f"{plan_id} is being applied already")
+        try:
+            result = await self._execute(res, actor)
+        except BaseException:
+            await self.store.release(plan_id)
+            raise
+        await self.store.finish(plan_id, result)
+        done = ", ".join(f"{k} {v}" for k, v in _done_items(result))
+        return {"plan_id": plan_id, "plan": plan, "already_applied": False, "result": result,
+                "reply": say(res.lang, "applied", done=done)}
+
+    async def _execute(self, res: Resolution, actor: str) -> dict[str, Any]:
+        spec = res.spec or {}
+        if spec.get("kind") == "factory_spec":
+            status, record = await self.core.factory.create(spec["spec"], actor)
+            return {"cell": {"record_id": record["id"], "state": record["state"], "template_id": record["template_id"],
+                             "created": status == 201}}
+        drafts = []
+        for draft in res.new_cells:
+            status, record = await self.core.factory.create({"template": draft, "backend": "adapter", "hitl": True}, actor)
+            drafts.append({"record_id": record["id"], "state": record["state"], "template_id": draft["id"]})
+        template = spec["template"]
+        try:
+            await self.core.catalog.get_organ_template(template["id"])
+        except NeiraError:
+            await self.core.catalog.put_organ_template(template)
+        _, built = await self.core.organs.build({"organ_template": template["id"]}, actor)
+        return {"cells": drafts, "organ": {"organ_id": built["organ_id"], "state": built["state"],
+                                           "template_id": template["id"]}}
+
+    def _count(self, intent: str, outcome: str) -> None:
+        self.core.metrics.commands.labels(intent, outcome).inc()
+
+
+def _done_items(result: dict[str, Any]) -> list[tuple[str, str]]:
+    items = [("cell", f"{c['record_id']} ({c['template_id']}, {c['state']})") for c in result.get("cells", [])]
+    if "cell" in result:
+        c = result["cell"]
+        items.append(("cell", f"{c['record_id']} ({c['template_id']}, {c['state']})"))
+    if "organ" in result:
+        o = result["organ"]
+        items.append(("organ", f"{o['organ_id']} ({o['template_id']}, {o['state']})"))
+    return items
+
+
+def _as_decision(violation: dict[str, Any]) -> Any:
+    from neira.policy import Decision
+
+    return Decision(**{k: violation[k] for k in ("decision_id", "rule", "action", "reason") if k in violation},
+                    **({"capability": violation["capability"]} if violation.get("capability") else {}))

@@ -1,0 +1,133 @@
+"""HTTP: POST /api/neira/commands and POST /api/neira/commands/plans/{id}/apply."""
+
+from __future__ import annotations
+
+from tests.conftest import auth
+
+URL = "/api/neira/commands"
+VOICE = ["analysis.text_normalize.v1", "analysis.text_to_phonemes.v1", "analysis.speak_adapter.v1"]
+
+
+async def say(client, text: str, session: str | None = "s-test", role: str = "admin"):
+    body = {"text": text} if session is None else {"text": text, "session_id": session}
+    return await client.post(URL, json=body, headers=auth(role))
+
+
+async def test_seed_create_voice_organ_plans_without_writing(client):
+    r = await say(client, "создай голосовой орган v1")
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["understood"], body["lang"], body["intent"]) == (True, "ru", "create_organ")
+    assert body["spec"]["kind"] == "organ_template" and body["spec"]["template"]["id"] == "organ.voice.v1"
+    assert body["policy"] == {"allowed": True, "violations": []}
+    plan = body["plan"]
+    assert plan["id"].startswith("plan-") and len(plan["base"]) == 64
+    assert [(c["action"], c["kind"], c["id"]) for c in plan["changes"]] == [
+        ("create", "cell", VOICE[0]), ("create", "cell", VOICE[1]), ("create", "cell", VOICE[2]),
+        ("create", "organ", "organ.voice.v1")]
+    assert plan["text"].splitlines()[0].startswith("+ cell analysis.text_normalize.v1")
+    assert plan["text"].splitlines()[-1] == plan["summary"] == "План: создать 4, обновить 0, удалить 0, без изменений 0."
+    assert (await client.get("/organs/", headers=auth())).json() == []  # a plan writes nothing
+
+
+async def test_seed_update_vision_shows_the_update_from_v1(client):
+    body = (await say(client, "обнови зрение до v2 (grayscale)")).json()
+    assert body["intent"] == "update_organ" and body["target"] == {"kind": "organ", "id": "organ.vision.v1"}
+    template = body["spec"]["template"]
+    assert template["id"] == "organ.vision.v2" and template["version"] == "2.0.0"
+    assert "analysis.grayscale.v1" in template["cells"]
+    organ = body["plan"]["changes"][-1]
+    assert {k: organ[k] for k in ("action", "kind", "id", "before", "after")} == {
+        "action": "update", "kind": "organ", "id": "organ.vision.v2", "before": "organ.vision.v1", "after": "organ.vision.v2"}
+    assert "~ organ organ.vision.v2 (organ.vision.v1 → organ.vision.v2)" in body["plan"]["text"]
+
+
+async def test_seed_build_speak_pipeline(client):
+    body = (await say(client, "собери speak-pipeline normalize→phonemes→adapter")).json()
+    assert body["intent"] == "build_pipeline"
+    assert [p["cells"] for p in body["spec"]["template"]["pathways"]] == [VOICE]
+
+
+async def test_apply_in_session_builds_and_a_repeat_is_idempotent(client):
+    await say(client, "create voice organ v1", session="s-apply")
+    r = await say(client, "apply", session="s-apply")
+    body = r.json()
+    assert r.status_code == 200 and body["intent"] == "apply" and body["lang"] == "en"
+    organ_id = body["result"]["organ"]["organ_id"]
+    assert body["result"]["organ"]["template_id"] == "organ.voice.v1"
+    organs = (await client.get("/organs/", headers=auth())).json()
+    assert [o["id"] for o in organs] == [organ_id]
+    again = (await say(client, "применить", session="s-apply")).json()
+    assert again["result"] == body["result"] and again["lang"] == "ru"
+    assert len((await client.get("/organs/", headers=auth())).json()) == 1
+
+
+async def test_apply_route_and_stale_plan(client):
+    first = (await say(client, "создай клетку анализа summarize v1", session="s-1")).json()
+    second = (await say(client, "create cell summarize v1", session="s-2")).json()
+    assert first["spec"]["kind"] == "factory_spec" and first["spec"]["spec"]["backend"] == "adapter"
+    r = await client.post(f"{URL}/plans/{first['plan']['id']}/apply", headers=auth())
+    assert r.status_code == 200 and r.json()["result"]["cell"]["created"] is True
+    stale = await client.post(f"{URL}/plans/{second['plan']['id']}/apply", headers=auth())
+    assert stale.status_code == 409 and stale.json()["code"] == "plan_stale"
+    chat = (await say(client, "apply", session="s-2")).json()
+    assert chat["error"]["code"] == "plan_stale" and chat["understood"] is True
+
+
+async def test_unknown_plan_is_404(client):
+    r = await client.post(f"{URL}/plans/plan-000000000000/apply", headers=auth())
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+async def test_not_understood_is_200_with_a_suggestion(client):
+    r = await say(client, "создай голосовй орган v1")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["understood"] is False and body["lang"] == "ru"
+    assert body["error"]["code"] == "unrecognized_word" and body["error"]["suggestions"] == ["голосовой"]
+    assert body["error"]["position"] == 7 and "голосовой" in body["reply"]
+    unknown = (await say(client, "make me a sandwich")).json()
+    assert unknown["error"]["code"] == "unknown_command" and unknown["lang"] == "en"
+
+
+async def test_lifecycle_by_chat_reaches_the_same_services(client):
+    await say(client, "create cell summarize v1", session="s-life")
+    await say(client, "apply", session="s-life")
+    body = (await say(client, "одобри клетку analysis.summarize.v1", session="s-life")).json()
+    assert body["intent"] == "approve" and body["target"] == {"kind": "cell", "id": "analysis.summarize.v1"}
+    assert body["result"]["state"] == "canary"
+    record = (await client.get(f"/factory/cells/{body['result']['id']}", headers=auth())).json()
+    assert record["state"] == "canary"
+    status = (await say(client, "status of cell analysis.summarize.v1")).json()
+    assert status["result"]["state"] == "canary"
+    missing = (await say(client, "approve organ-99")).json()
+    assert missing["understood"] is True and missing["error"]["code"] == "not_found"
+
+
+async def test_closed_gate_shows_in_the_plan_and_blocks_apply(client):
+    r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
+    assert r.status_code == 200, r.text
+    body = (await say(client, "create voice organ v1", session="s-gate")).json()
+    assert body["policy"]["allowed"] is False
+    assert [v["capability"] for v in body["policy"]["violations"]] == ["organs_builder"]
+    r = await client.post(f"{URL}/plans/{body['plan']['id']}/apply", headers=auth())
+    assert r.status_code == 403 and r.json()["code"] == "capability_disabled"
+
+
+async def test_roles_and_bad_bodies(client):
+    assert (await say(client, "help", role="viewer")).status_code == 403
+    r = await client.post(URL, content=b"{not json", headers=auth())
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+    r = await client.post(URL, json={"text": "help", "extra": 1}, headers=auth())
+    assert r.status_code == 400
+    r = await client.post(URL, json={"text": "help"})
+    assert r.status_code == 401
+
+
+async def test_metrics_count_commands(client):
+    await say(client, "create voice organ v1")
+    await say(client, "свари кофе")
+    text = (await client.get("/metrics")).text
+    assert 'neira_commands_total{intent="create_organ",outcome="planned"} 1.0' in text
+    assert 'neira_commands_total{intent="unknown",outcome="not_understood"} 1.0' in text
+    assert "neira_command_parse_seconds_count" in text and "neira_command_plan_seconds_count" in text
