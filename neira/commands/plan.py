@@ -18,9 +18,12 @@ from neira.errors import NeiraError
 
 MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
 _SUMMARY = {
-    "ru": "План: создать {create}, обновить {update}, удалить {delete}, без изменений {same}.",
-    "en": "Plan: {create} to create, {update} to update, {delete} to delete, {same} unchanged.",
+    "ru": "создать {create}, обновить {update}, удалить {delete}, без изменений {same}",
+    "en": "{create} to create, {update} to update, {delete} to delete, {same} unchanged",
 }
+_PLAN_LINE = {"ru": "План: {summary}.", "en": "Plan: {summary}."}
+_CELL_WHY_RU = {"create": "новая черновая запись клетки", "reuse": "используется {record_id} ({state})",
+                "no-op": "уже есть {record_id}", "update": "новая версия клетки"}
 _WHY = {
     "ru": {"draft": "новый черновик adapter-клетки для «{word}»", "update": "новая версия {before} → {after}{delta}",
            "new_organ": "новый шаблон органа {id} и черновая сборка", "build": "черновая сборка органа из шаблона {id}"},
@@ -138,11 +141,21 @@ def render(changes: list[dict[str, Any]], lang: str) -> tuple[str, str]:
             what += f" ({c['before']} → {c.get('after')})"
         if c.get("record_id"):
             what += f" [{c['record_id']}" + (f", {c['state']}]" if c.get("state") else "]")
-        lines.append(f"{MARKERS[c['action']]} {what}" + (f": {c['reason']}" if c.get("reason") else ""))
+        reason = _localized_reason(c, lang)
+        lines.append(f"{MARKERS[c['action']]} {what}" + (f": {reason}" if reason else ""))
     counts = {a: sum(1 for c in changes if c["action"] == a) for a in MARKERS}
     summary = _SUMMARY.get(lang, _SUMMARY["en"]).format(
         create=counts["create"], update=counts["update"], delete=counts["delete"], same=counts["reuse"] + counts["no-op"])
-    return summary, "\n".join([*lines, summary])
+    return summary, "\n".join([*lines, _PLAN_LINE.get(lang, _PLAN_LINE["en"]).format(summary=summary)])
+
+
+def _localized_reason(change: dict[str, Any], lang: str) -> str:
+    """The factory words its reasons in English; Russian text lines get a Russian gloss instead (the JSON
+    keeps the factory's own reason)."""
+    reason = change.get("reason") or ""
+    if lang != "ru" or change["kind"] != "cell" or reason.startswith(("новый", "новая")):
+        return reason
+    return _CELL_WHY_RU[change["action"]].format(record_id=change.get("record_id", ""), state=change.get("state", ""))
 
 
 def organ_family(template_id: str) -> str:

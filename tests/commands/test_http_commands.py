@@ -26,7 +26,9 @@ async def test_seed_create_voice_organ_plans_without_writing(client):
         ("create", "cell", VOICE[0]), ("create", "cell", VOICE[1]), ("create", "cell", VOICE[2]),
         ("create", "organ", "organ.voice.v1")]
     assert plan["text"].splitlines()[0].startswith("+ cell analysis.text_normalize.v1")
-    assert plan["text"].splitlines()[-1] == plan["summary"] == "План: создать 4, обновить 0, удалить 0, без изменений 0."
+    assert plan["summary"] == "создать 4, обновить 0, удалить 0, без изменений 0"
+    assert plan["text"].splitlines()[-1] == "План: создать 4, обновить 0, удалить 0, без изменений 0."
+    assert plan["text"].splitlines()[0] == "+ cell analysis.text_normalize.v1: новая черновая запись клетки"
     assert (await client.get("/organs/", headers=auth())).json() == []  # a plan writes nothing
 
 
