@@ -1,15 +1,13 @@
 """The organ builder: staged builds (draft → canary → experimental → stable) that survive restarts.
 
-Every change is one database transaction: the organ row, its `organ.stage` event and, for human moves, an
-audit record. The in-memory side (which builds progress by themselves, and the timer heap) is updated only
-after the commit, synchronously, so it never disagrees with what is stored. A generation number per build
-makes timer entries of a cancelled, rebuilt or manually moved organ harmless.
+Every change is one database transaction: the organ row, its `organ.stage` event and, for builds and human
+moves, an audit record. The in-memory side (neira/organs/progress.py: which builds progress by themselves,
+and the one timer heap) follows each commit synchronously, so it never disagrees with what is stored.
+New builds are committed in batches (neira/organs/builds.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,15 +17,14 @@ import msgspec
 
 from neira import idempotency
 from neira.audit import Audit
-from neira.catalog import Catalog
-from neira.catalog import parse_organ
-from neira.errors import Conflict, InvalidRequest, InvalidTransition, NeiraError
+from neira.catalog import Catalog, parse_organ
+from neira.errors import InvalidRequest, InvalidTransition, NeiraError
 from neira.events import EventBus
-from neira.lifecycle import ORGAN_STAGES, OrganState, next_organ_stage, organ_is_building
+from neira.lifecycle import OrganState, organ_is_building
 from neira.metrics import Metrics
 from neira.organs import plan, store
-from neira.organs.batch import Batch, GroupCommit
-from neira.organs.scheduler import Due, StageScheduler
+from neira.organs.builds import BuildQueue, Job
+from neira.organs.progress import DRAFT, FAILED, Progress, status_metrics
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
@@ -36,11 +33,7 @@ from neira.structs import Base, to_builtins
 log = logging.getLogger("neira.organs")
 
 GATE = "organs_builder"
-IDEMPOTENCY_SCOPE = "organs.build"
 STATES = ", ".join(s.value for s in OrganState)
-DRAFT, STABLE, FAILED = OrganState.DRAFT.value, OrganState.STABLE.value, OrganState.FAILED.value
-# The lifecycle's automatic next stage, as plain strings for the scheduler's hot loop.
-NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
 
 
 class BuildRequest(Base):
@@ -48,27 +41,6 @@ class BuildRequest(Base):
 
     organ_template: dict[str, Any] | str
     dryrun: bool = False
-
-
-class _Job(Base):
-    """One queued build: who asked, the template (inline or an id; `ref_key` groups equal ones), and the
-    idempotency key and body digest."""
-
-    actor: str
-    ref: dict[str, Any] | str
-    ref_key: str
-    decision_id: str
-    key: str | None = None
-    digest: str = ""
-
-
-class _Flight:
-    """A build that progresses by itself: its current state, generation and stage times."""
-
-    __slots__ = ("gen", "started", "state", "times")
-
-    def __init__(self, state: str, gen: int, times: dict[str, float], started: float | None) -> None:
-        self.state, self.gen, self.times, self.started = state, gen, times, started
 
 
 class OrganBuilder:
@@ -79,36 +51,21 @@ class OrganBuilder:
         self.db, self.catalog, self.factory, self.policy = db, catalog, factory, policy
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
-        # seconds a build stays in each stage before the next one (draft, canary, experimental)
-        self._delays_s = {s.value: d / 1000 for s, d in zip(ORGAN_STAGES, self.stage_delays_ms, strict=False)}
-        self._flights: dict[str, _Flight] = {}
-        self._generations = itertools.count(1)
-        self._building = 0
-        self._scheduler = StageScheduler(self._advance)
-        self._builds: GroupCommit[_Job] = GroupCommit(self._build_batch)
+        self.progress = Progress(db, events, metrics, self.stage_delays_ms)
+        self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
 
     # --- life ------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Reload every build that was in flight (auto on, not stable or failed) with its stored deadline,
-        so it goes on with the delay it had left; then start the scheduler."""
-        async with self.db.read() as conn:
-            rows = await store.in_flight(conn)
-            self._building = await store.count_building(conn)
-        now = time.time()
-        for r in rows:
-            flight = _Flight(r.state, next(self._generations), dict(r.stage_times or {}), r.build_started_at)
-            self._flights[r.id] = flight
-            self._scheduler.push(r.deadline if r.deadline is not None else now, r.id, flight.gen)
-        self.metrics.organs_building.set(self._building)
-        self._scheduler.start()
-        if rows:
-            log.info("organ builder resumed %d builds in flight", len(rows))
+        """Resume every build that was in flight, with the delay it had left (see Progress.start)."""
+        resumed = await self.progress.start()
+        if resumed:
+            log.info("organ builder resumed %d builds in flight", resumed)
 
     async def close(self) -> None:
-        """Stop the timers. Nothing is lost: every state and deadline is already stored."""
+        """Let accepted builds commit, then stop the timers. Nothing is lost: every state and deadline is
+        already stored."""
         await self._builds.close()
-        await self._scheduler.close()
-        self._flights.clear()
+        await self.progress.close()
 
     def _gate(self) -> Decision:
         decision = self.policy.gate(GATE)
@@ -127,7 +84,7 @@ class OrganBuilder:
         if req.dryrun:
             return 200, await self._dryrun(req, actor, decision)
         ref = req.organ_template
-        job = _Job(actor=actor, ref=ref, ref_key=ref if isinstance(ref, str) else idempotency.body_hash(ref),
+        job = Job(actor=actor, ref=ref, ref_key=ref if isinstance(ref, str) else idempotency.body_hash(ref),
                    decision_id=decision.decision_id, key=idempotency_key or None,
                    digest=idempotency.body_hash(body) if idempotency_key else "")
         return await self._builds.submit(job)
@@ -150,7 +107,10 @@ class OrganBuilder:
         chosen: dict[str, dict[str, Any]] = {}
         try:  # the factory would also register generated templates (files) for unknown cells: keep them out
             async with self.db.transaction() as tx:
-                chosen = {c["id"]: c for c in await self._ensure_cells(tx, known, actor, None)}
+                for c in await self._ensure_cells(tx, known, actor, None):
+                    if c["action"] == "create":  # its record id was never committed: do not show it
+                        c = {**c, "record_id": None, "state": None}
+                    chosen[c["id"]] = c
                 raise _Rollback
         except _Rollback:
             pass
@@ -163,167 +123,6 @@ class OrganBuilder:
         """The factory's selector: reuse a record or create a draft for each cell, in our transaction."""
         context = f"organ {organ_id}" if organ_id else "an organ build"
         return [dict(c) for c in await self.factory.ensure_cells(tx, cell_ids, actor, context)]
-
-    async def _build_batch(self, batch: Batch[_Job]) -> None:
-        """Commit a batch of builds in one transaction; if it fails, retry them one by one so one bad build
-        cannot fail the others."""
-        try:
-            await self._commit_builds(batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            for item in batch:
-                if not item[1].done():
-                    try:
-                        await self._commit_builds([item])
-                    except Exception as single:
-                        _settle(item[1], single)
-
-    async def _commit_builds(self, batch: Batch[_Job]) -> None:
-        answers: list[tuple[asyncio.Future[Any], Any]] = []
-        async with self.db.transaction() as tx:
-            fresh, followers = await self._replays(tx, batch, answers)
-            valid = await self._resolve_all(tx, fresh, followers)
-            ids = await store.reserve_ids(tx, "organ", len(valid)) if valid else []
-            now = time.time()
-            deadline = now + self._delays_s[DRAFT]
-            rows, evs, audits, started = [], [], [], []
-            # Values shared by a whole group are one object, so they are built and JSON-encoded once.
-            times = {DRAFT: now}
-            groups: dict[tuple[str, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
-            for (job, fut, resolved), n in zip(valid, ids, strict=True):
-                organ_id = f"organ-{n}"
-                t = resolved.template
-                group = groups.get((job.ref_key, job.actor))
-                if group is None:  # the selector's answer is the same for the whole batch
-                    chosen = await self._ensure_cells(tx, list(t.cells), job.actor, organ_id)
-                    group = groups[(job.ref_key, job.actor)] = (
-                        [{"id": c["id"], "record_id": c["record_id"]} for c in chosen],
-                        {"state": DRAFT, "template_id": t.id, "version": t.version},
-                    )
-                cells, audit_after = group
-                subject = f"organ:{organ_id}"
-                rows.append({
-                    "id": organ_id, "template_id": t.id, "template": resolved.body, "state": DRAFT,
-                    "auto": True, "deadline": deadline, "attempts": 1, "cells": cells,
-                    "stage_times": times, "build_started_at": now, "build_finished_at": None,
-                    "created_at": now, "updated_at": now,
-                })
-                evs.append(("organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1}))
-                audits.append({"actor": job.actor, "action": "organ.build", "subject": subject,
-                               "after": audit_after, "decision_ids": [job.decision_id]})
-                response = {"organ_id": organ_id, "state": DRAFT}
-                if job.key:
-                    await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, response)
-                answers.append((fut, (201, response)))
-                answers.extend((f, (201, response)) for f in followers.get(job.key or "", ()))
-                started.append((organ_id, t.id))
-            await store.insert_organs(tx, rows)
-            await store.emit_many(self.events, tx, evs)
-            await store.audit_many(self.audit, tx, audits)
-            tx.after_commit(lambda: self._started(started, deadline, now))
-        for fut, answer in answers:
-            _settle(fut, answer)
-
-    async def _resolve_all(self, tx: Tx, jobs: Batch[_Job], followers: dict[str, list]) -> list[tuple[_Job, Any, plan.Resolved]]:
-        """Validate each distinct template of the batch once, inside the transaction; a job whose template
-        is invalid (or unknown) gets its error, and so do its idempotent followers."""
-        outcomes: dict[str, plan.Resolved | NeiraError] = {}
-        valid = []
-        for job, fut in jobs:
-            outcome = outcomes.get(job.ref_key)
-            if outcome is None:
-                try:
-                    outcome = await plan.resolve(self.catalog, tx.conn, job.ref)
-                except NeiraError as exc:
-                    outcome = exc
-                outcomes[job.ref_key] = outcome
-            if isinstance(outcome, NeiraError):
-                for f in (fut, *followers.get(job.key or "", ())):
-                    _settle(f, outcome)
-            else:
-                valid.append((job, fut, outcome))
-        return valid
-
-    async def _replays(self, tx: Tx, batch: Batch[_Job], answers: list) -> tuple[Batch[_Job], dict[str, list]]:
-        """Split a batch into new builds and replays of an Idempotency-Key (stored, or earlier in the batch)."""
-        fresh: Batch[_Job] = []
-        first: dict[str, _Job] = {}
-        followers: dict[str, list[asyncio.Future[Any]]] = {}
-        for job, fut in batch:
-            if fut.done():
-                continue
-            if job.key:
-                if job.key in first:
-                    if first[job.key].digest == job.digest:
-                        followers.setdefault(job.key, []).append(fut)
-                    else:
-                        _settle(fut, Conflict("Idempotency-Key was already used with another body"))
-                    continue
-                try:
-                    hit = await idempotency.replay(tx, IDEMPOTENCY_SCOPE, job.key, job.digest)
-                except NeiraError as exc:
-                    _settle(fut, exc)
-                    continue
-                if hit is not None:
-                    answers.append((fut, hit))
-                    continue
-                first[job.key] = job
-            fresh.append((job, fut))
-        return fresh, followers
-
-    def _started(self, started: list[tuple[str, str]], deadline: float, now: float) -> None:
-        times = {DRAFT: now}  # shared until each build's next move replaces it (never changed in place)
-        for organ_id, template_id in started:
-            flight = _Flight(DRAFT, next(self._generations), times, now)
-            self._flights[organ_id] = flight
-            self._scheduler.push(deadline, organ_id, flight.gen)
-            log.info("organ build started id=%s template=%s attempt=1", organ_id, template_id)
-        self._building += len(started)
-        self.metrics.organ_build_attempts.inc(len(started))
-        self.metrics.organs_building.set(self._building)
-
-    # --- automatic progression -------------------------------------------------------------------------
-    async def _advance(self, due: Due) -> None:
-        """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
-        async with self.db.transaction() as tx:
-            now = time.time()
-            delays = self._delays_s
-            moves, params, evs = [], [], []
-            shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
-            for organ_id, gen in due:
-                flight = self._flights.get(organ_id)
-                if flight is None or flight.gen != gen:
-                    continue  # cancelled, rebuilt or moved by hand since this timer was set
-                nxt = NEXT_STAGE.get(flight.state)
-                if nxt is None:
-                    continue
-                times = shared.get((id(flight.times), nxt))
-                if times is None:
-                    times = shared[(id(flight.times), nxt)] = {**flight.times, nxt: now}
-                done = nxt == STABLE
-                deadline = None if done else now + delays[nxt]
-                params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
-                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
-                moves.append((organ_id, flight, nxt, times, deadline))
-            if not moves:
-                return
-            await store.emit_many(self.events, tx, evs)
-            await store.apply_moves(tx, params)
-            tx.after_commit(lambda: self._moved(moves, now))
-
-    def _moved(self, moves: list[tuple[str, _Flight, str, dict[str, float], float | None]], now: float) -> None:
-        for organ_id, flight, state, times, deadline in moves:
-            flight.state, flight.times = state, times
-            if deadline is not None:
-                self._scheduler.push(deadline, organ_id, flight.gen)
-                continue
-            self._flights.pop(organ_id, None)
-            self._building -= 1
-            if flight.started is not None:
-                self.metrics.organ_build_duration_ms.observe((now - flight.started) * 1000)
-        self.metrics.organs_building.set(self._building)
 
     # --- reads -----------------------------------------------------------------------------------------
     async def list(self) -> list[dict[str, Any]]:
@@ -344,7 +143,7 @@ class OrganBuilder:
             states = await store.cell_states(conn, [c.get("record_id") for c in row.cells if c.get("record_id")])
         cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
         return {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto, "cells": cells,
-                "metrics": _status_metrics(row), "updated_at": row.updated_at}
+                "metrics": status_metrics(row), "updated_at": row.updated_at}
 
     def stream(self, organ_id: str) -> AsyncIterator[dict[str, Any]]:
         """Frames `{id, state, seq}`: the current state first, then one per change (a fresh snapshot after
@@ -392,13 +191,7 @@ class OrganBuilder:
         started = row.build_started_at
 
         def settled() -> None:
-            self._flights.pop(row.id, None)  # its timer entries are stale from now on
-            self._building += int(building) - int(was_building)
-            self.metrics.organs_building.set(self._building)
-            if was_building and new == FAILED:
-                self.metrics.organ_build_failures.inc()
-            elif was_building and new == STABLE and started is not None:
-                self.metrics.organ_build_duration_ms.observe((now - started) * 1000)
+            self.progress.stopped(row.id, was_building, building, new, started, now)
 
         tx.after_commit(settled)
 
@@ -411,7 +204,7 @@ class OrganBuilder:
             template = parse_organ(row.template)
             cells = [{"id": c["id"], "record_id": c["record_id"]} for c in await self._ensure_cells(tx, list(template.cells), actor, organ_id)]
             now = time.time()
-            deadline = now + self._delays_s[DRAFT]
+            deadline = now + self.progress.delays_s[DRAFT]
             attempts = row.attempts + 1
             await store.restart_build(tx, organ_id, attempts, cells, deadline, now)
             await self.events.emit(tx, "organ.stage", f"organ:{organ_id}",
@@ -421,39 +214,8 @@ class OrganBuilder:
             was_building = organ_is_building(row.state)
 
             def restarted() -> None:
-                flight = _Flight(DRAFT, next(self._generations), {DRAFT: now}, now)
-                self._flights[organ_id] = flight
-                self._scheduler.push(deadline, organ_id, flight.gen)
-                self._building += 0 if was_building else 1
-                self.metrics.organs_building.set(self._building)
-                self.metrics.organ_build_attempts.inc()
-                log.info("organ build started id=%s template=%s attempt=%d", organ_id, row.template_id, attempts)
+                self.progress.started([(organ_id, row.template_id, attempts)], deadline, now, 0 if was_building else 1)
 
             tx.after_commit(restarted)
         return {"organ_id": organ_id, "state": DRAFT}
 
-
-def _settle(fut: asyncio.Future[Any], outcome: Any) -> None:
-    """Resolve a waiting caller with a result, or an exception, unless it already gave up."""
-    if fut.done():
-        return
-    if isinstance(outcome, BaseException):
-        fut.set_exception(outcome)
-    else:
-        fut.set_result(outcome)
-
-
-def _status_metrics(row: Any) -> dict[str, Any]:
-    started, finished = row.build_started_at, row.build_finished_at
-    building = organ_is_building(row.state)
-    nxt = next_organ_stage(row.state) if row.auto else None
-    return {
-        "attempts": row.attempts,
-        "stage_times": row.stage_times,
-        "build_started_at": started,
-        "build_finished_at": finished,
-        "build_duration_ms": round((finished - started) * 1000, 3) if started and finished else None,
-        "elapsed_ms": round((time.time() - started) * 1000, 3) if started and building else None,
-        "next_stage": nxt.value if nxt else None,
-        "next_stage_at": row.deadline if nxt else None,
-    }

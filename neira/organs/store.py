@@ -21,6 +21,7 @@ ORGANS = tables.organs
 BUILDING_STATES = (OrganState.DRAFT.value, OrganState.CANARY.value, OrganState.EXPERIMENTAL.value)
 
 _json = msgspec.json.Encoder()
+DRIVER_FAST_PATH = {"sqlite"}  # dialects whose batched writes skip SQLAlchemy's per-row processing
 
 
 def _driver_params(table: Table, cols: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -52,7 +53,7 @@ async def insert_rows(tx: Tx, table: Table, rows: list[dict[str, Any]]) -> None:
     """
     if not rows:
         return
-    if tx.conn.dialect.name != "sqlite":
+    if tx.conn.dialect.name not in DRIVER_FAST_PATH:
         await tx.conn.execute(insert(table), rows)
         return
     cols = list(rows[0])
@@ -66,7 +67,7 @@ async def update_rows(tx: Tx, table: Table, key: str, rows: list[dict[str, Any]]
     if not rows:
         return
     cols = [c for c in rows[0] if c != key]
-    if tx.conn.dialect.name != "sqlite":
+    if tx.conn.dialect.name not in DRIVER_FAST_PATH:
         stmt = update(table).where(table.c[key] == bindparam(f"k_{key}", type_=table.c[key].type)).values(
             {c: bindparam(f"k_{c}", type_=table.c[c].type) for c in cols})
         await tx.conn.execute(stmt, [{f"k_{k}": v for k, v in r.items()} for r in rows])

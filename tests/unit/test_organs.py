@@ -179,6 +179,7 @@ async def test_dryrun_writes_nothing(core: Core) -> None:
     assert status == 200
     assert (body["organ_id"], body["dryrun"], body["ok"]) == (None, True, True)
     assert [c["action"] for c in body["plan"]["changes"]] == ["create", "create", "create", "create"]
+    assert all(s["record_id"] is None for s in body["report"]["selector"])  # nothing was created
     assert body["plan"]["changes"][-1]["kind"] == "organ"
     assert body["plan"]["text"].startswith("+ cell analysis.text_normalize.v1")
     assert body["report"]["policy"][0]["rule"] == "capability.organs_builder"
@@ -339,3 +340,22 @@ async def test_restart_keeps_states_and_resumes_in_flight_builds(tmp_path: Path)
         assert core.metrics.organs_building._value.get() == 2  # paused + the new one
     finally:
         await core.stop()
+
+
+async def test_portable_write_path_gives_the_same_rows(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLAlchemy Core path (other dialects) and the SQLite driver path store the same values."""
+    from neira.organs import store
+
+    fast = await build(core)
+    await until_state(core, fast, "stable")
+    monkeypatch.setattr(store, "DRIVER_FAST_PATH", set())
+    portable = await build(core)
+    await until_state(core, portable, "stable")
+    a, b = await core.organs.status(fast), await core.organs.status(portable)
+    assert (a["state"], a["auto"], a["cells"], list(a["metrics"]["stage_times"])) == (
+        b["state"], b["auto"], b["cells"], list(b["metrics"]["stage_times"]))
+    async with core.db.read() as conn:
+        rows = {r.id: r for r in await conn.execute(select(tables.organs))}
+    assert rows[fast].template == rows[portable].template
+    audit = [r for r in await core.audit.list() if r.action == "organ.build"]
+    assert [r.after for r in audit] == [audit[0].after] * 2

@@ -1,0 +1,155 @@
+"""Automatic progression: which builds advance by themselves, their timers, and the batched stage moves.
+
+Every in-memory change here runs after the commit of the transaction it mirrors, synchronously (no await
+between the commit and the hook), so memory never disagrees with the database. A build's generation
+changes with every start and manual move; a timer entry carrying an old generation is simply skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any
+
+from neira.events import EventBus
+from neira.lifecycle import ORGAN_STAGES, OrganState, next_organ_stage
+from neira.metrics import Metrics
+from neira.organs import store
+from neira.organs.scheduler import Due, StageScheduler
+from neira.storage.db import Database
+
+log = logging.getLogger("neira.organs")
+
+DRAFT, STABLE, FAILED = OrganState.DRAFT.value, OrganState.STABLE.value, OrganState.FAILED.value
+# The lifecycle's automatic next stage, as plain strings for the hot loop.
+NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
+
+
+class Flight:
+    """A build that progresses by itself: its current state, generation, stage times and start."""
+
+    __slots__ = ("gen", "started", "state", "times")
+
+    def __init__(self, state: str, gen: int, times: dict[str, float], started: float | None) -> None:
+        self.state, self.gen, self.times, self.started = state, gen, times, started
+
+
+class Progress:
+    """Holds the builds in flight and the one scheduler task that moves them on time."""
+
+    def __init__(self, db: Database, events: EventBus, metrics: Metrics, stage_delays_ms: tuple[int, ...]) -> None:
+        self.db, self.events, self.metrics = db, events, metrics
+        # seconds a build stays in each stage before the next one (draft, canary, experimental)
+        self.delays_s = {s.value: d / 1000 for s, d in zip(ORGAN_STAGES, stage_delays_ms, strict=False)}
+        self._flights: dict[str, Flight] = {}
+        self._generations = itertools.count(1)
+        self._building = 0
+        self._scheduler = StageScheduler(self._advance)
+
+    async def start(self) -> int:
+        """Reload every build in flight (auto on, not stable or failed) with its stored deadline, so it goes
+        on with the delay it had left; count the organs still building; start the scheduler."""
+        async with self.db.read() as conn:
+            rows = await store.in_flight(conn)
+            self._building = await store.count_building(conn)
+        now = time.time()
+        for r in rows:
+            flight = self._track(r.id, r.state, dict(r.stage_times or {}), r.build_started_at)
+            self._scheduler.push(r.deadline if r.deadline is not None else now, r.id, flight.gen)
+        self.metrics.organs_building.set(self._building)
+        self._scheduler.start()
+        return len(rows)
+
+    async def close(self) -> None:
+        """Stop the timer task and forget the flights (they are all in the database)."""
+        await self._scheduler.close()
+        self._flights.clear()
+
+    def _track(self, organ_id: str, state: str, times: dict[str, float], started: float | None) -> Flight:
+        flight = self._flights[organ_id] = Flight(state, next(self._generations), times, started)
+        return flight
+
+    def _count_building(self, delta: int) -> None:
+        self._building += delta
+        self.metrics.organs_building.set(self._building)
+
+    # --- post-commit hooks -------------------------------------------------------------------------------
+    def started(self, builds: list[tuple[str, str, int]], deadline: float, now: float, newly_building: int) -> None:
+        """Builds (organ id, template id, attempt) committed in draft: track them and set their timers."""
+        times = {DRAFT: now}  # shared until each build's next move replaces it (never changed in place)
+        for organ_id, template_id, attempt in builds:
+            flight = self._track(organ_id, DRAFT, times, now)
+            self._scheduler.push(deadline, organ_id, flight.gen)
+            log.info("organ build started id=%s template=%s attempt=%d", organ_id, template_id, attempt)
+        self.metrics.organ_build_attempts.inc(len(builds))
+        self._count_building(newly_building)
+
+    def stopped(self, organ_id: str, was_building: bool, building: bool, new_state: str, started: float | None,
+                now: float) -> None:
+        """A manual move or a cancel was committed: the build no longer progresses by itself."""
+        self._flights.pop(organ_id, None)  # its timer entries are stale from now on
+        self._count_building(int(building) - int(was_building))
+        if was_building and new_state == FAILED:
+            self.metrics.organ_build_failures.inc()
+        elif was_building and new_state == STABLE and started is not None:
+            self.metrics.organ_build_duration_ms.observe((now - started) * 1000)
+
+    # --- the scheduler's batch ---------------------------------------------------------------------------
+    async def _advance(self, due: Due) -> None:
+        """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
+        async with self.db.transaction() as tx:
+            now = time.time()
+            delays = self.delays_s
+            moves, params, evs = [], [], []
+            shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
+            for organ_id, gen in due:
+                flight = self._flights.get(organ_id)
+                if flight is None or flight.gen != gen:
+                    continue  # cancelled, rebuilt or moved by hand since this timer was set
+                nxt = NEXT_STAGE.get(flight.state)
+                if nxt is None:
+                    continue
+                times = shared.get((id(flight.times), nxt))
+                if times is None:
+                    times = shared[(id(flight.times), nxt)] = {**flight.times, nxt: now}
+                done = nxt == STABLE
+                deadline = None if done else now + delays[nxt]
+                params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
+                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
+                moves.append((organ_id, flight, nxt, times, deadline))
+            if not moves:
+                return
+            await store.emit_many(self.events, tx, evs)
+            await store.apply_moves(tx, params)
+            tx.after_commit(lambda: self._moved(moves, now))
+
+    def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:
+        finished = 0
+        for organ_id, flight, state, times, deadline in moves:
+            flight.state, flight.times = state, times
+            if deadline is not None:
+                self._scheduler.push(deadline, organ_id, flight.gen)
+                continue
+            self._flights.pop(organ_id, None)
+            finished += 1
+            if flight.started is not None:
+                self.metrics.organ_build_duration_ms.observe((now - flight.started) * 1000)
+        self._count_building(-finished)
+
+
+def status_metrics(row: Any) -> dict[str, Any]:
+    """The `metrics` part of an organ's status, from its row."""
+    started, finished = row.build_started_at, row.build_finished_at
+    building = row.state in store.BUILDING_STATES
+    nxt = NEXT_STAGE.get(row.state) if row.auto else None
+    return {
+        "attempts": row.attempts,
+        "stage_times": row.stage_times,
+        "build_started_at": started,
+        "build_finished_at": finished,
+        "build_duration_ms": round((finished - started) * 1000, 3) if started and finished else None,
+        "elapsed_ms": round((time.time() - started) * 1000, 3) if started and building else None,
+        "next_stage": nxt,
+        "next_stage_at": row.deadline if nxt else None,
+    }
