@@ -75,7 +75,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _start_server(tmp_path_factory, "neira-slow", SLOW_DELAYS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
     require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
