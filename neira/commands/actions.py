@@ -8,7 +8,7 @@ from typing import Any
 from neira import introspection
 from neira.commands.reply import say
 from neira.commands.resolve import Resolution
-from neira.errors import InvalidRequest, NotFound
+from neira.errors import InvalidRequest, InvalidTransition, NotFound
 from neira.lifecycle import next_organ_stage
 
 _VERB = {
@@ -70,8 +70,6 @@ async def _organ_move(intent: str, oid: str, core: Any, actor: str) -> dict[str,
         state = (await core.organs.status(oid, query=False))["state"]
         nxt = next_organ_stage(state)
         if nxt is None:
-            from neira.errors import InvalidTransition
-
             raise InvalidTransition(state, "approved", f"{oid} is {state}: nothing left to approve")
         return await core.organs.set_status(oid, nxt.value, "approved by chat command", actor)
     if intent == "disable":

@@ -130,6 +130,7 @@ Command = (
 
 ErrorCode = Literal[
     "unknown_command", "unrecognized_word", "ambiguous", "incomplete", "unexpected_word", "empty", "not_found",
+    "version_exists",
 ]
 
 

@@ -14,6 +14,7 @@ import msgspec
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from neira.commands.hints import expected_words
 from neira.commands.lexicon import GRAMMAR_DIR, Lexicon
 from neira.commands.model import BuildPipeline, Command, ParseFailure
 from neira.commands.tokens import Stream, Tok, stream
@@ -140,8 +141,6 @@ def _guess_failure(index: int, tok: Tok, s: Stream, lexicon: Lexicon, classes: s
 
 def _failure(s: Stream, lexicon: Lexicon, code: str, tok: Tok | None, expected: set[str],
              position: int | None = None) -> ParseFailure:
-    from neira.commands.hints import expected_words
-
     return ParseFailure(code=code, lang=s.lang, position=tok.start if tok else position,  # type: ignore[arg-type]
                         word=tok.text if tok else None, expected=expected_words(expected, s.lang, lexicon))
 

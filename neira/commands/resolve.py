@@ -117,7 +117,9 @@ def _update_organ(command: UpdateOrgan, known: Known) -> Resolution:
     major = int(command.version.split(".")[0]) if command.version else known.newest_major(family) + 1
     target = {"kind": "organ", "id": base["id"]}
     existing = known.organs.get(f"{family}.v{major}")
-    if existing is not None and existing["id"] != base["id"] or (existing is base and not command.options):
+    if existing is not None and existing is base and command.options:
+        raise Unresolved("version_exists", existing["id"], [f"v{known.newest_major(family) + 1}"])
+    if existing is not None:  # that version is in the catalog already: plan its build as it is
         return Resolution(intent="update_organ", lang=command.lang, spec=_organ_spec(existing), target=target,
                           base=base["id"])
     steps = _option_steps(command.options, family, base, known, command.lang)

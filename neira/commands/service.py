@@ -20,7 +20,7 @@ from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import failure_body, failure_reply, say
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError, PlanStale
-from neira.policy import decision_error
+from neira.policy import Decision, decision_error
 
 SPEC_INTENTS = frozenset({"create_organ", "update_organ", "build_pipeline", "create_cell"})
 _RESOLUTION = msgspec.json.Decoder(Resolution)
@@ -167,8 +167,5 @@ def _done_items(result: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
-def _as_decision(violation: dict[str, Any]) -> Any:
-    from neira.policy import Decision
-
-    return Decision(**{k: violation[k] for k in ("decision_id", "rule", "action", "reason") if k in violation},
-                    **({"capability": violation["capability"]} if violation.get("capability") else {}))
+def _as_decision(violation: dict[str, Any]) -> Decision:
+    return Decision(**{k: violation[k] for k in ("decision_id", "rule", "action", "reason", "capability") if k in violation})

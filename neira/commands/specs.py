@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from neira.commands.known import Known, cell_kind, split_id
+from neira.commands.known import Known, split_id
 from neira.commands.morph import slug
 
 
@@ -95,7 +95,3 @@ def pipeline_organ(family: str, major: int, name: str, steps: list[str], lang: s
         template["metadata"]["derived_from"] = base["id"]
     return template
 
-
-def kinds_of(cells: list[str], known: Known) -> list[str]:
-    """Kinds of the given cells (for replies): analysis, action, memory."""
-    return [cell_kind(known.cells.get(c, {}))[0] for c in cells]

@@ -21,7 +21,8 @@ from neira.commands import Lexicon
 CELLS, ORGANS = load_examples()
 LEX = Lexicon.from_templates(CELLS, ORGANS)
 KNOWN = Known(CELLS, ORGANS, LEX)
-CODES = {"unknown_command", "unrecognized_word", "ambiguous", "incomplete", "unexpected_word", "empty", "not_found"}
+CODES = {"unknown_command", "unrecognized_word", "ambiguous", "incomplete", "unexpected_word", "empty", "not_found",
+         "version_exists"}
 TERMINAL_RE = re.compile(r"__ANON|^[A-Z_]{3,}$|^\$END$")
 COMMAND_DECODER = msgspec.json.Decoder(Command)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
