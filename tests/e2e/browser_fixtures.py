@@ -113,7 +113,7 @@ def open_tab(browser, request):
 
     def make(locale: str = "ru-RU", width: int = 1280, height: int = 860, context=None) -> Tab:
         if context is None:
-            context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+            context = browser.new_context(locale=locale, viewport={"width": width, "height": height}, reduced_motion="reduce")
             contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)

@@ -54,15 +54,16 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
         expect(plan).to_be_visible()
         expect(plan.locator(".line-add, .line-change").first).to_be_visible()
         if n == 1:
-            page.screenshot(path=str(ARTIFACTS / "chat-plan.png"))
+            page.screenshot(path=str(ARTIFACTS / "chat-plan-pending.png"))
         reply.get_by_role("button", name="Применить").click()
         expect(reply.locator(".plan-state")).to_have_text("Применён")
         item = reply.locator(".organ-item").first
         expect(item).to_have_attribute("data-state", "stable")
         expect(item.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "3")
         organ_ids.append(item.get_attribute("data-organ-id"))
+        if n == 2:  # the update plan (~ line) with its finished build: the README's picture
+            page.screenshot(path=str(ARTIFACTS / "chat-plan.png"))
     assert len(set(organ_ids)) == 3, organ_ids
-    page.screenshot(path=str(ARTIFACTS / "chat-applied.png"), full_page=True)
 
     # The session survives a reload: same id, same history, same finished builds.
     session_label = page.locator("#session-id").inner_text()

@@ -113,7 +113,9 @@ function renderReply(msg) {
   const res = msg.response || {};
   const card = el("article", { class: "card", dataset: { intent: res.intent || "", understood: String(res.understood !== false) } });
   card.append(el("span", { class: "visually-hidden" }, `${t("chat.neira")}: `));
-  const text = replyText(res);
+  // The reply repeats the plan's text for terminals; the page shows the plan on its own below.
+  let text = replyText(res);
+  if (res.plan?.text && text.includes(res.plan.text)) text = text.replace(res.plan.text, "").trim();
   if (text) card.append(el("p", { class: "reply-text" }, text));
 
   if (res.understood === false && res.error) {
