@@ -22,7 +22,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<punct>[,;:()\[\]])"
 )
 _PUNCT = {",": "COMMA", ";": "COMMA", ":": "COLON", "(": "LPAR", "[": "LPAR", ")": "RPAR", "]": "RPAR"}
-VERSION_RE = re.compile(r"v\d+(?:\.\d+){0,2}")
+VERSION_RE = re.compile(r"[vв]\d+(?:\.\d+){0,2}")  # «в2»: a Cyrillic в typed for v
 NUMBER_RE = re.compile(r"\d+(?:\.\d+){0,2}")
 ID_RE = re.compile(r"[a-z][a-z0-9_\-]*(?:[.\-_][a-z0-9_\-]+)+|[a-z]+\d[a-z0-9_\-]*")
 PLAIN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
@@ -100,7 +100,7 @@ def word_shape(word: str) -> str:
     if word.isalpha():
         return "PLAIN"
     if VERSION_RE.fullmatch(word):
-        return "VERSION"
+        return "VERSION" if word[0] == "v" else "VERSION_CYR"
     if NUMBER_RE.fullmatch(word):
         return "NUMBER"
     if PLAIN_RE.fullmatch(word):

@@ -51,6 +51,8 @@ def _word_tok(lex: Lexicon, word: str, start: int, end: int) -> list[Tok]:
     shape = word_shape(word)
     if shape == "PLAIN":
         return [Tok("WORD", word, word, start, end, "")]
+    if shape == "VERSION_CYR":
+        return [Tok("VERSION", "v" + word[1:], word, start, end, "")]
     if shape != "JUNK" and not ("-" in word or "_" in word):
         return [Tok(shape, word, word, start, end, "")]
     parts = _SPLIT_RE.split(word)
