@@ -15,7 +15,7 @@ from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.organs import plan, store
 from neira.organs.batch import Batch, GroupCommit
-from neira.organs.progress import DRAFT, Progress
+from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
 from neira.storage.db import Database, Tx
 from neira.structs import Base
 
@@ -92,21 +92,17 @@ class BuildQueue:
                     )
                 cells, audit_after = group
                 subject = f"organ:{organ_id}"
-                rows.append({
-                    "id": organ_id, "template_id": t.id, "template": resolved.body, "state": DRAFT,
-                    "auto": True, "deadline": deadline, "attempts": 1, "cells": cells,
-                    "stage_times": times, "build_started_at": now, "build_finished_at": None,
-                    "created_at": now, "updated_at": now,
-                })
+                rows.append((organ_id, t.id, resolved.body, DRAFT, True, deadline, 1, cells, times, now, None, now, now))
                 evs.append(("organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1}))
-                audits.append({"actor": job.actor, "action": "organ.build", "subject": subject,
-                               "after": audit_after, "decision_ids": [job.decision_id]})
+                audits.append((job.actor, "organ.build", subject, None, audit_after, None, [job.decision_id]))
                 response = {"organ_id": organ_id, "state": DRAFT}
                 if job.key:
                     await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, response)
                 answers.append((fut, (201, response)))
                 answers.extend((f, (201, response)) for f in followers.get(job.key or "", ()))
                 started.append((organ_id, t.id, 1))
+                if len(started) % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
             await store.insert_organs(tx, rows)
             await store.emit_many(self.events, tx, evs)
             await store.audit_many(self.audit, tx, audits)

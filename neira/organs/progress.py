@@ -7,6 +7,7 @@ changes with every start and manual move; a timer entry carrying an old generati
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -22,6 +23,7 @@ from neira.storage.db import Database
 log = logging.getLogger("neira.organs")
 
 DRAFT, STABLE, FAILED = OrganState.DRAFT.value, OrganState.STABLE.value, OrganState.FAILED.value
+YIELD_EVERY = 500  # builds handled between two yields to the event loop inside one batch
 # The lifecycle's automatic next stage, as plain strings for the hot loop.
 NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
 
@@ -118,6 +120,8 @@ class Progress:
                 params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
                 evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
                 moves.append((organ_id, flight, nxt, times, deadline))
+                if len(moves) % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
             if not moves:
                 return
             await store.emit_many(self.events, tx, evs)

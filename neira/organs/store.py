@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -24,29 +23,29 @@ _json = msgspec.json.Encoder()
 DRIVER_FAST_PATH = {"sqlite"}  # dialects whose batched writes skip SQLAlchemy's per-row processing
 
 
-def _driver_params(table: Table, cols: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Rows as driver parameter tuples, written as the SQLAlchemy types would write them: JSON as text
-    (one encode per distinct object, so a template shared by a whole batch is encoded once), booleans as 0/1."""
-    get = itemgetter(*cols)
-    params = [list(get(r)) if len(cols) > 1 else [get(r)] for r in rows]
-    for i, c in enumerate(cols):
-        kind = table.c[c].type
-        if isinstance(kind, JSON):
-            memo: dict[int, str] = {}
-            for p in params:
-                v = p[i]
+def _driver_params(table: Table, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows as the SQLAlchemy types would write them: JSON as text (one encode per distinct object, so a
+    template shared by a whole batch is encoded once), booleans as 0/1."""
+    convert = [(i, isinstance(table.c[c].type, JSON), {}) for i, c in enumerate(cols)
+               if isinstance(table.c[c].type, JSON | Boolean)]
+    out = []
+    for row in rows:
+        p = list(row)
+        for i, is_json, memo in convert:
+            v = p[i]
+            if is_json:
                 text = memo.get(id(v))
                 if text is None:
                     text = memo[id(v)] = _json.encode(v).decode()
                 p[i] = text
-        elif isinstance(kind, Boolean):
-            for p in params:
-                p[i] = None if p[i] is None else int(bool(p[i]))
-    return [tuple(p) for p in params]
+            elif v is not None:
+                p[i] = int(bool(v))
+        out.append(tuple(p))
+    return out
 
 
-async def insert_rows(tx: Tx, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (all with the same keys) with one executemany.
+async def insert_tuples(tx: Tx, table: Table, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows, given as tuples in `cols` order, with one executemany.
 
     On SQLite the rows go straight to the driver: SQLAlchemy's per-row parameter processing (and the
     stdlib json it calls) costs more than the insert itself at 10k rows. Other dialects take the Core path.
@@ -54,75 +53,91 @@ async def insert_rows(tx: Tx, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if tx.conn.dialect.name not in DRIVER_FAST_PATH:
-        await tx.conn.execute(insert(table), rows)
+        await tx.conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
         return
-    cols = list(rows[0])
     names = ", ".join(f'"{c}"' for c in cols)
     sql = f'INSERT INTO {table.name} ({names}) VALUES ({", ".join("?" * len(cols))})'
     await tx.conn.exec_driver_sql(sql, _driver_params(table, cols, rows))
 
 
-async def update_rows(tx: Tx, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
-    """`UPDATE table SET ... WHERE key = ...` for many rows (all with the same keys) with one executemany."""
-    if not rows:
-        return
-    cols = [c for c in rows[0] if c != key]
-    if tx.conn.dialect.name not in DRIVER_FAST_PATH:
-        stmt = update(table).where(table.c[key] == bindparam(f"k_{key}", type_=table.c[key].type)).values(
-            {c: bindparam(f"k_{c}", type_=table.c[c].type) for c in cols})
-        await tx.conn.execute(stmt, [{f"k_{k}": v for k, v in r.items()} for r in rows])
-        return
-    sets = ", ".join(f'"{c}" = ?' for c in cols)
-    sql = f'UPDATE {table.name} SET {sets} WHERE "{key}" = ?'
-    await tx.conn.exec_driver_sql(sql, _driver_params(table, [*cols, key], rows))
+Move = tuple[str, str, bool, float | None, dict[str, float], float | None, float]
+_MOVE_COLS = ("id", "state", "auto", "deadline", "stage_times", "build_finished_at", "updated_at")
 
 
 def move(organ_id: str, state: str, auto: bool, deadline: float | None, times: dict[str, float],
-         finished: float | None, at: float) -> dict[str, Any]:
+         finished: float | None, at: float) -> Move:
     """One row of the batched move: an organ's new state, timer and stage times."""
-    return {"id": organ_id, "state": state, "auto": auto, "deadline": deadline, "stage_times": times,
-            "build_finished_at": finished, "updated_at": at}
+    return (organ_id, state, auto, deadline, times, finished, at)
 
 
-async def apply_moves(tx: Tx, moves: list[dict[str, Any]]) -> None:
-    """Write many organ moves with one executemany."""
-    await update_rows(tx, ORGANS, "id", moves)
+async def apply_moves(tx: Tx, moves: list[Move]) -> None:
+    """Write many organ moves with one executemany (stage times shared by several moves encoded once)."""
+    if not moves:
+        return
+    if tx.conn.dialect.name not in DRIVER_FAST_PATH:
+        o = ORGANS.c
+        stmt = update(ORGANS).where(o.id == bindparam("m_id", type_=o.id.type)).values(
+            {c: bindparam(f"m_{c}", type_=o[c].type) for c in _MOVE_COLS[1:]})
+        await tx.conn.execute(stmt, [{f"m_{c}": v for c, v in zip(_MOVE_COLS, m, strict=True)} for m in moves])
+        return
+    memo: dict[int, str] = {}
+    params = []
+    for organ_id, state, auto, deadline, times, finished, at in moves:
+        text = memo.get(id(times))
+        if text is None:
+            text = memo[id(times)] = _json.encode(times).decode()
+        params.append((state, int(auto), deadline, text, finished, at, organ_id))
+    await tx.conn.exec_driver_sql(
+        'UPDATE organs SET "state" = ?, "auto" = ?, "deadline" = ?, "stage_times" = ?, "build_finished_at" = ?, '
+        '"updated_at" = ? WHERE "id" = ?', params)
 
 
-async def insert_organs(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    """Insert new organ rows with one executemany."""
-    await insert_rows(tx, ORGANS, rows)
+ORGAN_COLS = ("id", "template_id", "template", "state", "auto", "deadline", "attempts", "cells", "stage_times",
+              "build_started_at", "build_finished_at", "created_at", "updated_at")
 
 
-async def emit_many(bus: EventBus, tx: Tx, items: list[tuple[str, str, dict[str, Any]]]) -> list[Event]:
-    """Store many events in `tx` with one statement; subscribers get them, in order, after the commit.
+async def insert_organs(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
+    """Insert new organ rows (tuples in ORGAN_COLS order) with one executemany."""
+    await insert_tuples(tx, ORGANS, ORGAN_COLS, rows)
+
+
+async def emit_many(bus: EventBus, tx: Tx, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Store many events (type, subject, data) in `tx` with one statement; subscribers get them, in order,
+    after the commit.
 
     The batched twin of `EventBus.emit` (same table, same delivery). Seqs are assigned here, after the
     current maximum: the transaction holds the database's single writer lock, so nobody else can take them.
     """
     if not items:
-        return []
+        return
     at = time.time()
     e = tables.events.c
     top = (await tx.conn.execute(select(func.max(e.seq)))).scalar() or 0
-    evs = [Event(seq=top + i, at=at, type=t, subject=s, data=d) for i, (t, s, d) in enumerate(items, 1)]
-    await insert_rows(tx, tables.events, [{"seq": ev.seq, "at": at, "type": ev.type, "subject": ev.subject, "data": ev.data} for ev in evs])
-    def fan_out() -> None:
-        fan_out_events(bus, evs)
+    if tx.conn.dialect.name in DRIVER_FAST_PATH:
+        encode = _json.encode
+        await tx.conn.exec_driver_sql(
+            'INSERT INTO events ("seq", "at", "type", "subject", "data") VALUES (?, ?, ?, ?, ?)',
+            [(top + i, at, t, s, encode(d).decode()) for i, (t, s, d) in enumerate(items, 1)],
+        )
+    else:
+        await tx.conn.execute(insert(tables.events), [
+            {"seq": top + i, "at": at, "type": t, "subject": s, "data": d} for i, (t, s, d) in enumerate(items, 1)
+        ])
+    tx.after_commit(lambda: fan_out_events(bus, top, at, items))
 
-    tx.after_commit(fan_out)
-    return evs
 
-
-def fan_out_events(bus: EventBus, evs: list[Event]) -> None:
-    """Deliver committed events as `EventBus._deliver` does (subscribers of `*` and of the subject, the
-    events counter), counting once per type instead of once per event."""
+def fan_out_events(bus: EventBus, top: int, at: float, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Deliver committed events as `EventBus._deliver` does (to subscribers of `*` and of the subject; the
+    events counter), counting once per type, and building Event objects only for events someone awaits."""
     subs = bus._subs  # noqa: SLF001 - batched delivery; see docs/requests/organs.md (EventBus.emit_many)
+    everyone = subs.get("*", ())
     counts: dict[str, int] = {}
-    for ev in evs:
-        counts[ev.type] = counts.get(ev.type, 0) + 1
-        for topic in ("*", ev.subject):
-            for sub in subs.get(topic, ()):
+    for i, (type_, subject, data) in enumerate(items, 1):
+        counts[type_] = counts.get(type_, 0) + 1
+        direct = subs.get(subject, ())
+        if everyone or direct:
+            ev = Event(seq=top + i, at=at, type=type_, subject=subject, data=data)
+            for sub in (*everyone, *direct):
                 sub.offer(ev)
     for type_, n in counts.items():
         bus.metrics.events.labels(type_).inc(n)
@@ -192,19 +207,19 @@ def _num(organ_id: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-async def audit_many(audit: Audit, tx: Tx, records: list[dict[str, Any]]) -> None:
-    """Append many audit records with one statement (the batched twin of `Audit.record`)."""
+AUDIT_COLS = ("at", "actor", "action", "subject", "before", "after", "reason", "decision_ids")
+
+
+async def audit_many(audit: Audit, tx: Tx, records: list[tuple[str, str, str, Any, Any, str | None, list[str]]]) -> None:
+    """Append many audit records (actor, action, subject, before, after, reason, decision ids) with one
+    statement: the batched twin of `Audit.record`."""
     if not records:
         return
     at = time.time()
-    await insert_rows(tx, tables.audit, [
-        {"at": at, "actor": r["actor"], "action": r["action"], "subject": r["subject"], "before": r.get("before"),
-         "after": r.get("after"), "reason": r.get("reason"), "decision_ids": r.get("decision_ids", [])}
-        for r in records
-    ])
+    await insert_tuples(tx, tables.audit, AUDIT_COLS, [(at, *r) for r in records])
     counts: dict[str, int] = {}
     for r in records:
-        counts[r["action"]] = counts.get(r["action"], 0) + 1
+        counts[r[1]] = counts.get(r[1], 0) + 1
 
     def count() -> None:
         for action, n in counts.items():
