@@ -20,7 +20,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import save, summary  # noqa: E402
-from api import TOKEN, prepare, start_neira  # noqa: E402
+from api_load import TOKEN, prepare, start_neira  # noqa: E402
 
 
 async def subscriber(url: str, ready: asyncio.Event, counter: list[int], total: int, inbox: asyncio.Queue) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from neira import idempotency
 from neira.audit import Audit
@@ -53,11 +53,11 @@ class Factory:
     async def start(self) -> None:
         """Set the active gauge from storage and finish heals a previous run left in `healing`."""
         async with self.db.read() as conn:
-            rows = list(await conn.execute(select(R.c.id, R.c.state)))
-        self.metrics.factory_cells_active.set(sum(1 for r in rows if r.state in LIVE_STATES))
-        for r in rows:
-            if r.state == CellState.HEALING:
-                self._spawn_heal(r.id)
+            active = (await conn.execute(select(func.count()).where(R.c.state.in_([s.value for s in LIVE_STATES])))).scalar_one()
+            healing = list((await conn.execute(select(R.c.id).where(R.c.state == CellState.HEALING.value))).scalars())
+        self.metrics.factory_cells_active.set(active)
+        for record_id in healing:
+            self._spawn_heal(record_id)
 
     async def close(self) -> None:
         """Cancel background heals (they are re-driven by the next start)."""
