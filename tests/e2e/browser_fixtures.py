@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import server as server_module
 from tests.e2e.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +44,6 @@ def require(condition: bool, why: str) -> None:
 
 def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: str) -> Iterator[Server]:
     """A `neira serve` on a free port with its own data dir and stage delays; stopped after the module."""
-    if os.environ.get("NEIRA_E2E_SERVER"):  # a stand-in executable, for work on the pages alone
-        server_module.NEIRA = Path(os.environ["NEIRA_E2E_SERVER"])
     base = tmp_path_factory.mktemp(name)
     server = Server(base / "data", token=TOKEN, env={"ORGANS_BUILDER_STAGE_DELAYS": delays})
     server.env.pop("ORGANS_BUILDER_STAGE_DELAYS_MS", None)

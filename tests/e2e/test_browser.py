@@ -205,3 +205,37 @@ def test_login_language_switch_and_keyboard(neira_server, open_tab):
     expect(page.get_by_role("button", name="Отправить")).to_be_visible()
     page.get_by_role("button", name="EN").click()
     expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_policy_denied_plan_gates_and_safe_mode(neira_server, open_tab):
+    """A closed gate shows in the plan (violations, no Apply) and on the panel; safe mode raises a banner live."""
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    with neira_server.client() as api:
+        assert api.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}).status_code == 200
+        try:
+            page.goto(f"{neira_server.url}/#token={neira_server.token}")
+            send(page, "create echo organ v1")
+            reply = last_reply(page, 1)
+            expect(reply.locator(".violations")).to_contain_text("organs_builder")
+            expect(reply.get_by_role("button", name="Apply")).to_be_disabled()
+            expect(reply.locator(".denied")).to_be_visible()
+
+            page.get_by_role("link", name="Organs").click()
+            expect(page.locator('#caps li[data-capability="organs_builder"] .badge')).to_have_text("disabled")
+            expect(page.locator("#organs-gate")).to_contain_text("organs_builder")
+            expect(page.locator("#safe-mode")).to_be_hidden()
+            expect(page.locator("#live")).to_have_attribute("data-status", "open")
+
+            # Gate and safe-mode changes arrive through the events stream while the panel is open.
+            assert api.post("/api/neira/safe-mode", json={"enabled": True, "reason": "maintenance window"}).status_code == 200
+            expect(page.locator("#safe-mode")).to_be_visible()
+            expect(page.locator("#safe-mode")).to_contain_text("maintenance window")
+            page.screenshot(path=str(ARTIFACTS / "panel-safe-mode.png"))
+            assert api.post("/api/neira/capabilities/organs_builder", json={"state": "experimental"}).status_code == 200
+            expect(page.locator("#organs-gate")).to_be_hidden()
+            expect(page.locator("#organs-table:visible, #organs-empty:visible")).to_have_count(1)
+        finally:
+            api.post("/api/neira/safe-mode", json={"enabled": False, "reason": "test over"})
+            api.post("/api/neira/capabilities/organs_builder", json={"state": "experimental"})
+    expect(page.locator("#safe-mode")).to_be_hidden()

@@ -39,7 +39,21 @@ const listOf = (data, ...keys) => {
 
 // ---- organs ----------------------------------------------------------------
 
+const OPEN_GATES = new Set(["experimental", "stable"]);
+let gates = {}; // capability name → state, from the last load
+
 async function loadOrgans() {
+  // With the organ builder's gate closed every organ route answers 403: say so instead of asking.
+  const gate = gates.organs_builder;
+  const closed = gate !== undefined && !OPEN_GATES.has(gate);
+  const notice = $("#organs-gate");
+  notice.hidden = !closed;
+  notice.textContent = closed ? t("organs.gate", { state: stateLabel(gate) }) : "";
+  if (closed) {
+    $("#organs-table").hidden = true;
+    $("#organs-empty").hidden = true;
+    return;
+  }
   try {
     const list = listOf(await api("GET", "/organs"), "organs", "items");
     const seen = new Set();
@@ -292,6 +306,7 @@ function normaliseCaps(data) {
 async function loadCaps() {
   try {
     const caps = normaliseCaps(await api("GET", "/api/neira/capabilities"));
+    gates = Object.fromEntries(caps.map((c) => [c.name, c.state]));
     $("#caps").replaceChildren(
       ...caps.map((c) =>
         el("li", { dataset: { capability: c.name } }, el("code", {}, c.name), stateBadge(c.state), c.locked && c.state !== "locked" ? stateBadge("locked") : null),
@@ -316,7 +331,7 @@ async function loadSafeMode() {
 
 // ---- live events -----------------------------------------------------------------
 
-const refreshCaps = throttle(loadCaps, 300);
+const refreshCaps = throttle(() => loadCaps().then(loadOrgans), 300);
 const refreshSafe = throttle(loadSafeMode, 300);
 
 /** Route one event frame {seq, at, type, subject, data} to what it changes. */
@@ -363,7 +378,7 @@ function confirmAction(message) {
 // ---- start ---------------------------------------------------------------------------
 
 function loadAll() {
-  return Promise.all([loadOrgans(), loadCells(), loadCaps(), loadSafeMode()]);
+  return Promise.all([loadCaps().then(loadOrgans), loadCells(), loadSafeMode()]);
 }
 
 async function start() {
@@ -392,7 +407,7 @@ $("#refresh").addEventListener("click", loadAll);
 document.addEventListener("langchange", () => {
   renderOrgans();
   loadCells();
-  loadCaps();
+  loadCaps().then(loadOrgans);
   loadSafeMode();
   for (const id of openStatus) loadStatus(id);
   setLive($("#live").dataset.status);
