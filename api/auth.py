@@ -56,14 +56,15 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=role.value, auth=None)
 
 
-def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Role and safe-mode policy for every HTTP route: reads for all roles, writes for admin and operator
-    (admin only in safe mode), and `opt={"admin": True}` routes for the admin alone."""
+    (admin only in safe mode), and `opt={"admin": True}` routes for the admin alone. Async on purpose: Litestar
+    runs a sync guard in a worker thread, which costs more than the check itself."""
     if connection.scope["type"] != "http" or "user" not in connection.scope:
         return  # an open route: the auth middleware was told to skip it
     policy: PolicyEngine = connection.app.state.core.policy
     write = connection.scope["method"] not in READ_METHODS
-    policy.enforce(policy.access(connection.user, write=write, admin_only=bool(handler.opt.get("admin"))))
+    policy.authorize(connection.user, write=write, admin_only=bool(handler.opt.get("admin")))
 
 
 def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:

@@ -133,6 +133,14 @@ class PolicyEngine:
             decisions.append(self._count(_decision("safe_mode", "deny", "safe mode is on: only the admin may write")))
         return decisions
 
+    def authorize(self, role: Role | str, write: bool, admin_only: bool = False) -> None:
+        """The per-request fast path of `access`: the same rules, raising the same errors, without building
+        decisions for requests that pass (every HTTP request comes through here)."""
+        if role == "admin" or role == "system":
+            return
+        if admin_only or (write and (role == "viewer" or self.safe_mode)):
+            self.enforce(self.access(role, write, admin_only))
+
     @staticmethod
     def enforce(decisions: list[Decision]) -> None:
         """Raise the contract's error for the first denying decision."""

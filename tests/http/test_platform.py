@@ -6,7 +6,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import ADMIN, auth
-from tests.http.test_organs_stream import Live, close_code, frame, live  # noqa: F401  (the live-server fixture)
+from tests.http.test_organs_live import Live, close_code, frame, live  # noqa: F401  (the live-server fixture)
 
 
 async def test_open_routes_need_no_token(client: AsyncTestClient) -> None:

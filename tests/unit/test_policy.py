@@ -101,3 +101,21 @@ async def test_roles_and_safe_mode(policy: PolicyEngine) -> None:
     policy.enforce(policy.access("admin", write=True))
     policy.enforce(policy.access("operator", write=False))
     assert policy.safe_mode_status() == {"enabled": True, "reason": "incident"}
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "viewer", "system"])
+@pytest.mark.parametrize("write", [False, True])
+@pytest.mark.parametrize("admin_only", [False, True])
+@pytest.mark.parametrize("safe_mode", [False, True])
+async def test_authorize_agrees_with_access(policy: PolicyEngine, role: str, write: bool, admin_only: bool, safe_mode: bool) -> None:
+    """The fast path and the full decisions refuse exactly the same requests with the same error."""
+    policy.safe_mode = safe_mode
+
+    def outcome(fn):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - comparing which error each path raises
+            return type(exc)
+        return None
+
+    assert outcome(lambda: policy.authorize(role, write, admin_only)) == outcome(lambda: policy.enforce(policy.access(role, write, admin_only)))
