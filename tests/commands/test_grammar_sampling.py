@@ -8,6 +8,8 @@ gives for that stream.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,7 @@ PUNCT = {"_COMMA": ",", "_COLON": ":", "_LPAR": "(", "_RPAR": ")"}
 IDS = ["organ-7", "cell-3", "analysis.summarize.v1", "text_normalize", "plan-1a2b"]
 
 
+@lru_cache(maxsize=None)
 def _surfaces(canon: str, lang: str | None) -> list[str]:
     """Surface forms that map to `canon`, preferring those that do not start a longer known phrase."""
     found = [(words, entry) for words, entry in LEX.phrases.items()
