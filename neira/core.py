@@ -7,6 +7,7 @@ from pathlib import Path
 
 from neira.audit import Audit
 from neira.catalog import Catalog
+from neira.commands.service import CommandService
 from neira.config import Settings
 from neira.events import EventBus
 from neira.factory import Factory
@@ -21,7 +22,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 
 class Core:
-    """Owns storage, the event bus, audit, metrics, policy, the catalog, the factory and the organ builder."""
+    """Owns storage, the event bus, audit, metrics, policy, the catalog, the factory, the organ builder and
+    the Command Cell."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -36,6 +38,7 @@ class Core:
             self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
             settings.stage_delays_ms,
         )
+        self.commands = CommandService(self)
 
     async def start(self) -> None:
         """Create the schema, load policy state, register the example catalog, resume in-flight builds."""

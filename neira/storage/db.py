@@ -49,7 +49,7 @@ class Database:
     async def create(self) -> None:
         """Create the tables that do not exist yet."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(tables.metadata.create_all)
+            await conn.run_sync(_create_all)
 
     async def close(self) -> None:
         """Dispose of the engine's connections."""
@@ -80,6 +80,14 @@ class Database:
 
             stmt = pg_insert(table).values(**values)
         return stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
+
+
+def _create_all(sync_conn: Any) -> None:
+    """Missing tables, and missing indexes on tables an older version created."""
+    tables.metadata.create_all(sync_conn)
+    for table in tables.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(sync_conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

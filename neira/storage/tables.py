@@ -81,6 +81,7 @@ events = Table(
     Column("type", String(64), nullable=False),
     Column("subject", String(160), nullable=False),
     Column("data", JSON, nullable=False),
+    Index("ix_events_subject_seq", "subject", "seq"),
 )
 
 audit = Table(
