@@ -155,11 +155,21 @@ def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
     page = tab.page
     page.goto(f"{neira_server.url}/#token={neira_server.token}")
     send(page, SEED_PHRASES[2])
-    expect(last_reply(page, 1).locator(".plan-text")).to_be_visible()
+    plan_reply = last_reply(page, 1)
+    expect(plan_reply.locator(".plan-text")).to_be_visible()
     assert no_horizontal_scroll(page)
     page.screenshot(path=str(ARTIFACTS / "chat-360.png"))
+    # Saying «применить» applies the session's plan, like the button: the plan is marked and the build followed.
+    send(page, "применить")
+    applied = last_reply(page, 2)
+    expect(applied.locator(".organ-item")).to_have_attribute("data-state", "stable")
+    expect(plan_reply.locator(".plan-state")).to_have_text("Применён")
+    assert no_horizontal_scroll(page)
     page.goto(f"{neira_server.url}/organs.html")
     expect(page.locator("#organs-body tr").first).to_be_visible()
+    # Rows restyled as cards keep their table semantics.
+    organs_table = page.get_by_role("table", name="Органы")
+    expect(organs_table.get_by_role("row").nth(1).get_by_role("cell").first).to_be_visible()
     assert no_horizontal_scroll(page)
     page.screenshot(path=str(ARTIFACTS / "panel-360.png"), full_page=True)
 

@@ -98,13 +98,13 @@ function organRow(organ) {
   const rebuildBtn = el("button", { type: "button", class: "button small", dataset: { act: "rebuild" }, onclick: () => rebuild(id) });
   return el(
     "tr",
-    { dataset: { organId: id, detailId } },
-    el("td", { class: "mono", dataset: { col: "id" } }, id),
-    el("td", { class: "mono", dataset: { col: "template" } }),
-    el("td", { dataset: { col: "state" } }),
-    el("td", { dataset: { col: "progress" } }, stageBar(organ.state, { compact: true, label: id })),
-    el("td", { dataset: { col: "updated" } }),
-    el("td", { dataset: { col: "actions" } }, el("div", { class: "actions" }, statusBtn, cancelBtn, rebuildBtn)),
+    { role: "row", dataset: { organId: id, detailId } },
+    el("td", { role: "cell", class: "mono", dataset: { col: "id" } }, id),
+    el("td", { role: "cell", class: "mono", dataset: { col: "template" } }),
+    el("td", { role: "cell", dataset: { col: "state" } }),
+    el("td", { role: "cell", dataset: { col: "progress" } }, stageBar(organ.state, { compact: true, label: id })),
+    el("td", { role: "cell", dataset: { col: "updated" } }),
+    el("td", { role: "cell", dataset: { col: "actions" } }, el("div", { class: "actions" }, statusBtn, cancelBtn, rebuildBtn)),
   );
 }
 
@@ -142,7 +142,7 @@ async function toggleStatus(id) {
   }
   openStatus.add(id);
   const row = body.querySelector(`tr[data-organ-id="${CSS.escape(id)}"]`);
-  const detail = el("tr", { class: "detail-row", dataset: { detailFor: id } }, el("td", { colspan: "6", id: row.dataset.detailId }, el("p", { class: "muted" }, "…")));
+  const detail = el("tr", { role: "row", class: "detail-row", dataset: { detailFor: id } }, el("td", { role: "cell", colspan: "6", id: row.dataset.detailId }, el("p", { class: "muted" }, "…")));
   row.after(detail);
   renderOrgans();
   await loadStatus(id);
@@ -251,14 +251,14 @@ function renderCells(records) {
       const time = formatTime(cellUpdated(rec));
       return el(
         "tr",
-        { dataset: { cellId: rec.id, state: rec.state } },
-        el("td", { class: "mono", dataset: { label: t("col.id") } }, rec.id),
-        el("td", { class: "mono", dataset: { label: t("col.template") } }, cellTemplate(rec)),
-        el("td", { dataset: { label: t("col.state") } }, stateBadge(rec.state)),
-        el("td", { dataset: { label: t("col.updated") } }, el("time", { datetime: time.iso || null }, time.text)),
+        { role: "row", dataset: { cellId: rec.id, state: rec.state } },
+        el("td", { role: "cell", class: "mono", dataset: { label: t("col.id") } }, rec.id),
+        el("td", { role: "cell", class: "mono", dataset: { label: t("col.template") } }, cellTemplate(rec)),
+        el("td", { role: "cell", dataset: { label: t("col.state") } }, stateBadge(rec.state)),
+        el("td", { role: "cell", dataset: { label: t("col.updated") } }, el("time", { datetime: time.iso || null }, time.text)),
         el(
           "td",
-          { dataset: { label: t("col.actions") } },
+          { role: "cell", dataset: { label: t("col.actions") } },
           el(
             "div",
             { class: "actions" },

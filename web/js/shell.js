@@ -69,7 +69,8 @@ export function notify(text, kind = "info") {
   const box = $("#toasts");
   const item = document.createElement("div");
   item.className = `toast toast-${kind}`;
-  item.setAttribute("role", kind === "error" ? "alert" : "status");
+  // The container is a polite live region; errors interrupt.
+  if (kind === "error") item.setAttribute("role", "alert");
   const span = document.createElement("span");
   span.textContent = text;
   const close = document.createElement("button");
