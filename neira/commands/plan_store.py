@@ -58,7 +58,9 @@ class PlanStore:
         async with self.db.transaction() as tx:
             await tx.conn.execute(update(P).where(P.c.id == plan_id, P.c.result.is_(None)).values(applied_at=None))
 
-    async def finish(self, plan_id: str, result: dict[str, Any]) -> None:
-        """Keep what the apply did, for replies to a repeated apply."""
+    async def finish(self, plan_id: str, result: dict[str, Any], audit: Any, actor: str, reason: str | None,
+                     decision_ids: list[str]) -> None:
+        """Keep what the apply did (for a repeated apply) and put the apply on the audit trail."""
         async with self.db.transaction() as tx:
             await tx.conn.execute(update(P).where(P.c.id == plan_id).values(result=result))
+            await audit.record(tx, actor, "command.apply", f"plan:{plan_id}", None, result, reason, decision_ids)

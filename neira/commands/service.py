@@ -69,7 +69,7 @@ class CommandService:
             out["target"] = res.target
         try:
             if res.intent in SPEC_INTENTS:
-                return await self._plan(res, session_id, out)
+                return await self._plan(res, session_id, out, text)
             if res.intent == "apply":
                 return await self._apply_in_session(res, session_id, actor, out)
             if res.intent == "help":
@@ -83,13 +83,14 @@ class CommandService:
         self._count(res.intent, "done")
         return out | {"result": result, "reply": reply}
 
-    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any]) -> dict[str, Any]:
+    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str) -> dict[str, Any]:
         started = time.perf_counter()
         planned = await make_plan(res, self.core)
         summary, text = render(planned["changes"], res.lang)
         plan = {"id": new_plan_id(), "base": planned["base"], "changes": planned["changes"], "summary": summary, "text": text}
         await self.store.save(plan["id"], session_id, plan["base"],
-                              {"resolution": msgspec.to_builtins(res), "plan": plan, "policy": planned["policy"]})
+                              {"resolution": msgspec.to_builtins(res), "plan": plan, "policy": planned["policy"],
+                               "text": said})
         self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
         policy = {"allowed": planned["policy"]["allowed"], "violations": planned["policy"]["violations"]}
         self._count(res.intent, "planned" if policy["allowed"] else "denied")
@@ -128,7 +129,8 @@ class CommandService:
         except BaseException:
             await self.store.release(plan_id)
             raise
-        await self.store.finish(plan_id, result)
+        decision_ids = [d["decision_id"] for d in fresh["policy"]["decisions"]]
+        await self.store.finish(plan_id, result, self.core.audit, actor, row.body.get("text"), decision_ids)
         done = ", ".join(f"{k} {v}" for k, v in _done_items(result))
         return {"plan_id": plan_id, "plan": plan, "already_applied": False, "result": result,
                 "reply": say(res.lang, "applied", done=done)}

@@ -59,6 +59,10 @@ async def test_apply_in_session_builds_and_a_repeat_is_idempotent(client):
     assert body["result"]["organ"]["template_id"] == "organ.voice.v1"
     organs = (await client.get("/organs/", headers=auth())).json()
     assert [o["id"] for o in organs] == [organ_id]
+    audit = (await client.get("/api/neira/audit", headers=auth())).json()
+    entries = audit if isinstance(audit, list) else audit.get("items", audit.get("records", []))
+    applied = [a for a in entries if a["action"] == "command.apply"]
+    assert len(applied) == 1 and applied[0]["reason"] == "create voice organ v1" and applied[0]["actor"] == "admin"
     again = (await say(client, "применить", session="s-apply")).json()
     assert again["result"] == body["result"] and again["lang"] == "ru"
     assert len((await client.get("/organs/", headers=auth())).json()) == 1
