@@ -81,6 +81,10 @@ class CommandService:
             key = "stale" if exc.code == "plan_stale" else "service_error"
             return out | {"error": exc.body(), "reply": say(res.lang, key, reason=exc.reason)}
         self._count(res.intent, "done")
+        target = out.get("target")
+        record = result.get("id") or result.get("organ_id") if isinstance(result, dict) else None
+        if target and target["kind"] == "organ" and target["id"].startswith("organ.") and isinstance(record, str):
+            out["target"] = {"kind": "organ", "id": record, "template_id": target["id"]}  # the organ it acted on
         return out | {"result": result, "reply": reply}
 
     async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str) -> dict[str, Any]:

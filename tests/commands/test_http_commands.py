@@ -137,3 +137,11 @@ async def test_metrics_count_commands(client):
     assert 'neira_commands_total{intent="create_organ",outcome="planned"} 1.0' in text
     assert 'neira_commands_total{intent="unknown",outcome="not_understood"} 1.0' in text
     assert "neira_command_parse_seconds_count" in text and "neira_command_plan_seconds_count" in text
+
+
+async def test_organ_named_by_kind_targets_the_built_organ(client):
+    await say(client, "создай голосовой орган v1", session="s-alias")
+    built = (await say(client, "применить", session="s-alias")).json()["result"]["organ"]["organ_id"]
+    body = (await say(client, "статус голосового органа", session="s-alias")).json()
+    assert body["target"] == {"kind": "organ", "id": built, "template_id": "organ.voice.v1"}
+    assert body["result"]["id"] == built
