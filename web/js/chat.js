@@ -2,12 +2,11 @@
 
 import { api, openStream } from "./api.js";
 import { currentLang, t } from "./i18n.js";
-import { renderPlan, renderSuggestions, renderViolations } from "./plan.js";
+import { organIdsFrom, renderPlan, renderSuggestions, renderViolations, suggestedPhrases } from "./plan.js";
+import { loadSession, newId, saveSession as store } from "./session.js";
 import { el, initShell, showError } from "./shell.js";
 import { STAGES, TERMINAL, setStage, stageBar } from "./stages.js";
 
-const SESSION_KEY = "neira.session";
-const MAX_MESSAGES = 200;
 const EXAMPLES = {
   ru: ["создай голосовой орган v1", "обнови зрение до v2 (grayscale)", "собери speak-pipeline normalize→phonemes→adapter"],
   en: ["create voice organ v1", "update vision to v2 (grayscale)", "build speak-pipeline normalize -> phonemes -> adapter"],
@@ -22,38 +21,10 @@ const input = document.querySelector("#input");
 const sendButton = document.querySelector("#send");
 
 let session = loadSession();
+const saveSession = () => store(session);
 const streams = new Map(); // organ id → open stream
 const bars = new Map(); // organ id → Set of progress bars on screen
 let recall = null; // index into session.commands while ↑/↓ walks them
-
-function newId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function loadSession() {
-  try {
-    const data = JSON.parse(localStorage.getItem(SESSION_KEY));
-    if (data?.id && Array.isArray(data.messages)) return { commands: [], ...data };
-  } catch {
-    /* a damaged session starts afresh */
-  }
-  return { id: newId(), messages: [], commands: [] };
-}
-
-function saveSession() {
-  session.messages = session.messages.slice(-MAX_MESSAGES);
-  session.commands = session.commands.slice(-MAX_MESSAGES);
-  // When storage is full, keep the newer half of the history rather than nothing.
-  for (let keep = session.messages.length; keep >= 0; keep = keep ? Math.floor(keep / 2) : -1) {
-    try {
-      localStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, messages: session.messages.slice(-keep || session.messages.length) }));
-      return;
-    } catch {
-      /* quota exceeded: try with less */
-    }
-  }
-}
 
 function fillInput(text) {
   input.value = text;
@@ -135,35 +106,6 @@ function renderReply(msg) {
   if (res.plan) card.append(renderPlanActions(msg));
   if (msg.organs?.length) card.append(renderOrgans(msg));
   return card;
-}
-
-/**
- * Whole phrases to offer for a reply that was not understood: the corrected text when the parser gives one,
- * else the typed text with the unknown word replaced by each suggestion (or candidate), else the words alone.
- */
-export function suggestedPhrases(res, typed = "") {
-  const err = res?.error || {};
-  const corrected = typeof err.corrected === "string" && err.corrected ? err.corrected : "";
-  // The corrected text already carries the suggestions; ambiguous candidates still need one phrase each.
-  const words = [...(corrected ? [] : err.suggestions || res?.suggestions || []), ...(err.candidates || [])]
-    .map((s) => (typeof s === "string" ? s : s?.text || s?.phrase || ""))
-    .filter(Boolean);
-  const phrases = [];
-  if (corrected) phrases.push(corrected);
-  for (const word of words) {
-    if (word.includes(" ")) phrases.push(word);
-    else if (err.word && typed.includes(err.word)) phrases.push(typed.replace(err.word, word));
-    else if (Number.isInteger(err.position) && typed) phrases.push(replaceWordAt(typed, err.position, word));
-    else phrases.push(word);
-  }
-  return [...new Set(phrases)];
-}
-
-function replaceWordAt(text, position, word) {
-  const start = text.slice(0, position).search(/\S*$/);
-  const rest = text.slice(start);
-  const len = rest.search(/\s|$/);
-  return text.slice(0, start) + word + rest.slice(len);
 }
 
 function canApply(res) {
@@ -250,6 +192,11 @@ async function send(raw) {
   sendButton.disabled = true;
   try {
     const res = await api("POST", "/api/neira/commands", { text, session_id: session.id });
+    // The server echoes the session id (or makes one); keep whatever it uses so «применить» finds the plan.
+    if (typeof res?.session_id === "string" && res.session_id && res.session_id !== session.id) {
+      session.id = res.session_id;
+      document.querySelector("#session-id").textContent = t("chat.session", { id: session.id.slice(0, 8) });
+    }
     const msg = { id: newId(), role: "neira", request: text, response: res };
     if (res?.intent === "apply" && res.understood !== false) takeApplied(msg, res);
     else if (FOLLOW_TARGET.has(res?.intent) && res.target?.kind === "organ" && res.target.id) {
@@ -270,25 +217,6 @@ async function send(raw) {
     saveSession();
     scrollToEnd();
   }
-}
-
-/** Organ ids an apply started: every `organ_id`, and the ids in any `organs` list. */
-export function organIdsFrom(value, found = new Set()) {
-  if (Array.isArray(value)) {
-    value.forEach((v) => organIdsFrom(v, found));
-  } else if (value && typeof value === "object") {
-    for (const [key, v] of Object.entries(value)) {
-      if (key === "organ_id" && typeof v === "string") found.add(v);
-      else if (key === "organ_ids" && Array.isArray(v)) v.forEach((id) => typeof id === "string" && found.add(id));
-      else if (key === "organs" && Array.isArray(v)) {
-        for (const o of v) {
-          if (typeof o === "string") found.add(o);
-          else if (o && typeof (o.organ_id ?? o.id) === "string") found.add(o.organ_id ?? o.id);
-        }
-      } else if (key !== "plan" && key !== "spec") organIdsFrom(v, found);
-    }
-  }
-  return [...found];
 }
 
 function takeApplied(msg, result) {

@@ -2,7 +2,9 @@
 
 import { api, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
-import { el, formatTime, initShell, notify, showError } from "./shell.js";
+import { loadCells, refreshCells } from "./cells.js";
+import { confirmAction } from "./confirm.js";
+import { el, formatTime, initShell, listOf, notify, showError, throttle } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
 import { renderMetrics, renderTimeline } from "./timeline.js";
 
@@ -12,30 +14,6 @@ const openStatus = new Set(); // organ ids whose status row is open
 const BUILDING = new Set(["draft", "canary", "experimental"]);
 let events = null;
 let rank = 0; // order of first sight
-
-/** Run fn at most once per `ms`, always running the last call. */
-function throttle(fn, ms) {
-  let timer = null;
-  let again = false;
-  const run = () => {
-    timer = null;
-    if (again) {
-      again = false;
-      fn();
-      timer = setTimeout(run, ms);
-    }
-  };
-  return () => {
-    again = true;
-    if (!timer) run();
-  };
-}
-
-const listOf = (data, ...keys) => {
-  if (Array.isArray(data)) return data;
-  for (const key of keys) if (Array.isArray(data?.[key])) return data[key];
-  return [];
-};
 
 // ---- organs ----------------------------------------------------------------
 
@@ -214,85 +192,6 @@ function setOrganState(id, state, at) {
   refreshStatus(id);
 }
 
-// ---- cell records ------------------------------------------------------------
-
-const CELL_ACTIONS = [
-  { act: "approve", when: (s) => BUILDING.has(s), confirm: null },
-  { act: "disable", when: (s) => !["disabled", "rolled_back"].includes(s), confirm: "confirm.disable" },
-  { act: "rollback", when: (s) => s !== "rolled_back", confirm: "confirm.rollback" },
-];
-
-async function loadCells() {
-  try {
-    renderCells(listOf(await api("GET", "/factory/cells"), "records", "cells", "items"));
-  } catch (err) {
-    showError(err);
-  }
-}
-const refreshCells = throttle(loadCells, 300);
-
-function cellTemplate(rec) {
-  const tpl = rec.template || rec.tpl || rec.spec;
-  const id = rec.template_id ?? tpl?.id;
-  const version = rec.version ?? rec.template_version ?? tpl?.version;
-  return [id, version].filter(Boolean).join(" @ ") || "—";
-}
-
-function cellUpdated(rec) {
-  return rec.updated_at ?? rec.history?.at?.(-1)?.at ?? rec.created_at;
-}
-
-function renderCells(records) {
-  const body = $("#cells-body");
-  const focused = document.activeElement?.closest?.("#cells-body button");
-  const focusKey = focused ? `${focused.closest("tr").dataset.cellId}:${focused.dataset.act}` : null;
-  body.replaceChildren(
-    ...records.map((rec) => {
-      const time = formatTime(cellUpdated(rec));
-      return el(
-        "tr",
-        { role: "row", dataset: { cellId: rec.id, state: rec.state } },
-        el("td", { role: "cell", class: "mono", dataset: { label: t("col.id") } }, rec.id),
-        el("td", { role: "cell", class: "mono", dataset: { label: t("col.template") } }, cellTemplate(rec)),
-        el("td", { role: "cell", dataset: { label: t("col.state") } }, stateBadge(rec.state)),
-        el("td", { role: "cell", dataset: { label: t("col.updated") } }, el("time", { datetime: time.iso || null }, time.text)),
-        el(
-          "td",
-          { role: "cell", dataset: { label: t("col.actions") } },
-          el(
-            "div",
-            { class: "actions" },
-            CELL_ACTIONS.map(({ act, when, confirm }) =>
-              el(
-                "button",
-                { type: "button", class: `button small${confirm ? " danger" : ""}`, disabled: !when(rec.state), dataset: { act }, onclick: () => cellAction(rec.id, act, confirm) },
-                t(`act.${act}`),
-              ),
-            ),
-          ),
-        ),
-      );
-    }),
-  );
-  if (focusKey) {
-    const [cellId, act] = focusKey.split(":");
-    body.querySelector(`tr[data-cell-id="${CSS.escape(cellId)}"] button[data-act="${act}"]`)?.focus();
-  }
-  $("#cells-empty").hidden = records.length > 0;
-  $("#cells-table").hidden = records.length === 0;
-}
-
-async function cellAction(id, act, confirmKey) {
-  if (confirmKey && !(await confirmAction(t(confirmKey, { id })))) return;
-  try {
-    const res = await api("POST", `/factory/cells/${encodeURIComponent(id)}/${act}`);
-    notify(t(`done.${act}`, { id, state: stateLabel(res?.state) }));
-  } catch (err) {
-    showError(err);
-  }
-  loadCells();
-}
-
 // ---- gates and safe mode -------------------------------------------------------
 
 function normaliseCaps(data) {
@@ -361,18 +260,6 @@ function setLive(status) {
   const live = $("#live");
   live.dataset.status = status;
   live.textContent = status === "open" ? t("live.on") : status === "connecting" ? t("live.connecting") : t("live.off");
-}
-
-// ---- confirmation ------------------------------------------------------------------
-
-/** Ask before a destructive action; resolves true only on an explicit yes. */
-function confirmAction(message) {
-  const dialog = $("#confirm");
-  $("#confirm-text").textContent = message;
-  dialog.returnValue = "";
-  dialog.showModal();
-  $("#confirm-back").focus();
-  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
 }
 
 // ---- start ---------------------------------------------------------------------------

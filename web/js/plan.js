@@ -1,4 +1,4 @@
-// Rendering of a command reply's pieces: the plan with + ~ - = lines, policy violations, suggestions.
+// Reading and rendering a command reply: the plan with + ~ - = lines, violations, suggestions, organ ids.
 
 import { t } from "./i18n.js";
 import { el } from "./shell.js";
@@ -98,4 +98,52 @@ export function renderSuggestions(suggestions, onPick, heading = t("reply.sugges
       items.map((text) => el("li", {}, el("button", { type: "button", class: "chip", onclick: () => onPick(text) }, text))),
     ),
   );
+}
+
+/**
+ * Whole phrases to offer for a reply that was not understood: the corrected text when the parser gives one,
+ * else the typed text with the unknown word replaced by each suggestion (or candidate), else the words alone.
+ */
+export function suggestedPhrases(res, typed = "") {
+  const err = res?.error || {};
+  const corrected = typeof err.corrected === "string" && err.corrected ? err.corrected : "";
+  // The corrected text already carries the suggestions; ambiguous candidates still need one phrase each.
+  const words = [...(corrected ? [] : err.suggestions || res?.suggestions || []), ...(err.candidates || [])]
+    .map((s) => (typeof s === "string" ? s : s?.text || s?.phrase || ""))
+    .filter(Boolean);
+  const phrases = [];
+  if (corrected) phrases.push(corrected);
+  for (const word of words) {
+    if (word.includes(" ")) phrases.push(word);
+    else if (err.word && typed.includes(err.word)) phrases.push(typed.replace(err.word, word));
+    else if (Number.isInteger(err.position) && typed) phrases.push(replaceWordAt(typed, err.position, word));
+    else phrases.push(word);
+  }
+  return [...new Set(phrases)];
+}
+
+function replaceWordAt(text, position, word) {
+  const start = text.slice(0, position).search(/\S*$/);
+  const rest = text.slice(start);
+  const len = rest.search(/\s|$/);
+  return text.slice(0, start) + word + rest.slice(len);
+}
+
+/** Organ ids an apply started: every `organ_id`, and the ids in any `organs` list. */
+export function organIdsFrom(value, found = new Set()) {
+  if (Array.isArray(value)) {
+    value.forEach((v) => organIdsFrom(v, found));
+  } else if (value && typeof value === "object") {
+    for (const [key, v] of Object.entries(value)) {
+      if (key === "organ_id" && typeof v === "string") found.add(v);
+      else if (key === "organ_ids" && Array.isArray(v)) v.forEach((id) => typeof id === "string" && found.add(id));
+      else if (key === "organs" && Array.isArray(v)) {
+        for (const o of v) {
+          if (typeof o === "string") found.add(o);
+          else if (o && typeof (o.organ_id ?? o.id) === "string") found.add(o.organ_id ?? o.id);
+        }
+      } else if (key !== "plan" && key !== "spec") organIdsFrom(v, found);
+    }
+  }
+  return [...found];
 }

@@ -129,3 +129,28 @@ export function el(tag, attrs = {}, ...children) {
   }
   return node;
 }
+
+/** Run fn at most once per `ms`, always running the last call. */
+export function throttle(fn, ms) {
+  let timer = null;
+  let again = false;
+  const run = () => {
+    timer = null;
+    if (again) {
+      again = false;
+      fn();
+      timer = setTimeout(run, ms);
+    }
+  };
+  return () => {
+    again = true;
+    if (!timer) run();
+  };
+}
+
+/** The list in a body that is a list, or holds one under one of `keys`. */
+export const listOf = (data, ...keys) => {
+  if (Array.isArray(data)) return data;
+  for (const key of keys) if (Array.isArray(data?.[key])) return data[key];
+  return [];
+};

@@ -1,0 +1,13 @@
+// The confirmation asked before destructive actions on the panel (a modal <dialog>).
+
+const $ = (sel) => document.querySelector(sel);
+
+/** Ask before a destructive action; resolves true only on an explicit yes. */
+export function confirmAction(message) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = message;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("#confirm-back").focus();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
+}
