@@ -43,7 +43,7 @@ def build_intents(lexicon_data: dict[str, Any], cells: list[dict], organs: list[
             ]}]},
         },
         "expansion_rules": {
-            "make": _alt(both(verbs["make"])),
+            "make": _alt(both(verbs["create"]) + both(verbs["build"])),
             "update": _alt(both(verbs["update"])),
             "organ_word": _alt(both(nouns["organ"])),
             "pipeline_word": _alt(both(nouns["pipeline"])),

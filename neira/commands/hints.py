@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from neira.commands.lexicon import Lexicon
 
-_VERB_ORDER = ("make", "update", "approve", "disable", "rollback", "status", "list", "cancel_build", "rebuild",
+_VERB_ORDER = ("create", "update", "approve", "disable", "rollback", "status", "list", "cancel_build", "rebuild",
                "apply", "help")
 _FIXED = {
     "ru": {"VERSION": "v1", "NUMBER": "2", "ID": "organ-1", "ORGAN_ID": "organ.voice.v1", "_ARROW": "→",
@@ -24,7 +24,7 @@ def expected_words(terminals: set[str], lang: str, lexicon: Lexicon) -> tuple[st
     """Real words (never terminal names) that the grammar would have accepted, verbs first, at most LIMIT."""
     out: list[str] = []
     for verb in _VERB_ORDER:
-        if verb.upper() in terminals:
+        if lexicon.verb_terminal(verb) in terminals:
             word = lexicon.first_form("verbs", verb, lang)
             if word:
                 out.append(word)

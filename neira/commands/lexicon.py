@@ -61,8 +61,9 @@ class Lexicon:
         self.verbs: dict[str, dict[str, list[str]]] = data["verbs"]
         self.nouns: dict[str, dict[str, list[str]]] = data["nouns"]
         self.particles: dict[str, dict[str, list[str]]] = data["particles"]
-        for verb, by_lang in self.verbs.items():
-            self._add_all(by_lang, Entry(verb.upper(), "!" + verb, ""))
+        for verb, spec in self.verbs.items():
+            terminal = spec.get("terminal", verb)
+            self._add_all({k: v for k, v in spec.items() if k != "terminal"}, Entry(terminal.upper(), "!" + terminal, ""))
         for noun, by_lang in self.nouns.items():
             entry = Entry(_NOUN_CLASS[noun], "#" + noun, "") if noun in _NOUN_CLASS else Entry("KIND", "%" + noun, "")
             self._add_all(by_lang, entry)
@@ -146,6 +147,10 @@ class Lexicon:
     def alias_words(self, lang: str, kind: str, limit: int = 4) -> list[str]:
         """The first alias of a few organs (`kind="organs"`) or cells in `lang`, for hints."""
         return self.names.get((kind, lang), [])[:limit]
+
+    def verb_terminal(self, verb: str) -> str:
+        """The grammar terminal a verb intent starts (create and build both start MAKE)."""
+        return str(self.verbs.get(verb, {}).get("terminal", verb)).upper()
 
     def first_form(self, table: str, key: str, lang: str) -> str | None:
         """The dictionary form of a verb, noun or particle in `lang` (the first listed)."""

@@ -32,7 +32,7 @@ def render(draw, command, lex: Lexicon) -> str:
         case CreateOrgan():
             organ = _noun(draw, lex, "organ", lang)
             alias = _item(command.organ, lex, lang)
-            words = [verb("make")] + draw(st.sampled_from([[alias, organ], [organ, alias]]))
+            words = [verb(draw(st.sampled_from(["create", "build"])))] + draw(st.sampled_from([[alias, organ], [organ, alias]]))
             words += _version(draw, command.version, lang, with_to=False) + _options(draw, command.options, lex, lang)
         case UpdateOrgan():
             words = [verb("update"), _item(command.organ, lex, lang)] + _version(draw, command.version, lang, True)
@@ -42,11 +42,11 @@ def render(draw, command, lex: Lexicon) -> str:
             steps = sep.join(_item(s, lex, lang) for s in command.steps)
             head = [_item(command.name, lex, lang) + "-" + _noun(draw, lex, "pipeline", lang)] if command.name else \
                 [_noun(draw, lex, "pipeline", lang)]
-            words = [verb("make")] + head + [steps]
+            words = [verb(draw(st.sampled_from(["create", "build"])))] + head + [steps]
         case CreateCell():
             kind = [_noun(draw, lex, command.cell_kind, lang)] if command.cell_kind else []
             cell = _noun(draw, lex, "cell", lang)
-            words = [verb("make")] + draw(st.sampled_from([kind + [cell], [cell] + kind]))
+            words = [verb("create")] + draw(st.sampled_from([kind + [cell], [cell] + kind]))
             words += [_item(command.cell, lex, lang)] + _version(draw, command.version, lang, with_to=False)
         case Approve() | Disable() | Rollback() | CancelBuild() | Rebuild():
             words = [verb(LIFECYCLE[type(command)])] + _target(draw, command.target, lex, lang)
@@ -64,7 +64,8 @@ def render(draw, command, lex: Lexicon) -> str:
 
 def _verb(draw, lex: Lexicon, lang: str):
     def pick(intent: str) -> str:
-        forms = [f for f in lex.verbs[intent][lang] if _is(lex, f, "!" + intent)]
+        canon = "!" + lex.verbs[intent].get("terminal", intent)
+        forms = [f for f in lex.verbs[intent][lang] if _is(lex, f, canon)]
         return draw(st.sampled_from(forms))
     return pick
 
