@@ -29,6 +29,7 @@ from tests.commands.conftest import load_examples  # noqa: E402
 from tests.commands.phrase_table import load_rows  # noqa: E402
 
 SUBSET = {"create_organ", "update_organ", "build_pipeline"}
+SEEDS = ["создай голосовой орган v1", "обнови зрение до v2 (grayscale)", "собери speak-pipeline normalize→phonemes→adapter"]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -113,6 +114,11 @@ def main() -> None:
                         h_ok, len(subset))
             h["neira_speedup_p50"] = round(h["p50_us"] / neira_sub["p50_us"], 1)
             results.append(h)
+            n_seed = summary("neira (3 seed phrases)", time_calls(neira, SEEDS, args.rounds), len(SEEDS), len(SEEDS))
+            h_seed = summary("hassil (3 seed phrases)", time_calls(hassil, SEEDS, args.rounds),
+                             sum(1 for t in SEEDS if hassil(t) is not None), len(SEEDS))
+            h_seed["neira_speedup_p50"] = round(h_seed["p50_us"] / n_seed["p50_us"], 1)
+            results += [n_seed, h_seed]
 
     width = max(len(r["system"]) for r in results)
     print(f"{'system':<{width}}  phrases  understood  p50 µs  p99 µs  mean µs")

@@ -15,7 +15,6 @@ from neira.core import Core
 from neira.errors import InvalidRequest
 from neira.structs import Base
 
-MAX_TEXT_CHARS = 10_000
 CoreDep = NamedDependency[Core]
 
 
@@ -49,8 +48,6 @@ class CommandsController(Controller):
             body = msgspec.convert(await json_body(request), CommandRequest)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"invalid command request: {exc}") from None
-        if len(body.text) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"text is longer than {MAX_TEXT_CHARS} characters")
         return await service(core, request).handle(body.text, body.session_id, request.user)
 
     @post("/plans/{plan_id:str}/apply", status_code=200)

@@ -128,6 +128,12 @@ async def test_roles_and_bad_bodies(client):
     assert r.status_code == 400
     r = await client.post(URL, json={"text": "help"})
     assert r.status_code == 401
+    r = await client.post(URL, json={"text": 5}, headers=auth())
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+    long = await client.post(URL, json={"text": "создай голосовой орган v1 " * 2000}, headers=auth())
+    assert long.status_code == 200 and long.json()["understood"] is False
+    empty = (await client.post(URL, json={"text": ""}, headers=auth())).json()
+    assert empty["understood"] is False and empty["error"]["code"] == "empty"
 
 
 async def test_metrics_count_commands(client):
