@@ -79,7 +79,7 @@ async def _organ_changes(res: Resolution, svc: Services) -> tuple[list[dict[str,
     decisions = [_decision(svc.policy.gate("organs_builder"))]
     if any(c["action"] == "create" for c in changes):
         decisions.append(_decision(svc.policy.gate("factory_adapter")))
-    changes.append(await _organ_change(res, template, svc))
+    changes.append(await _organ_change(res, template, svc) | {"policy": decisions[:1]})
     return changes, decisions
 
 
