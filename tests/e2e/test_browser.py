@@ -90,7 +90,14 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     detail = page.locator(f'#organs-body tr[data-detail-for="{organ_ids[0]}"]')
     expect(detail.locator(".status-detail")).to_be_visible()
     expect(row.get_by_role("button", name="Скрыть")).to_have_attribute("aria-expanded", "true")
+    expect(detail.locator(".timeline-legend")).to_contain_text("канарейка")
     page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
+
+    # Rebuild asks first, then the organ goes through its stages again (attempt 2) and ends stable.
+    row.get_by_role("button", name="Пересобрать").click()
+    page.get_by_role("dialog").get_by_role("button", name="Да, выполнить").click()
+    expect(detail.locator('.metrics-list dt:text-is("attempts") + dd')).to_have_text("2")
+    expect(row).to_have_attribute("data-state", "stable")
 
     # A build started elsewhere shows up and moves on through the events stream, without a reload.
     with neira_server.client() as api:
@@ -132,11 +139,24 @@ def test_cancel_slow_build_from_panel(slow_server, open_tab):
     panel.page.goto(f"{slow_server.url}/organs.html")
     row = panel.page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
     expect(row).to_be_visible()
-    row.get_by_role("button", name="Cancel build").click()
+    # Keyboard only: Enter opens the confirmation with the safe choice focused, Escape backs out,
+    # and focus comes back to the button; then Tab to "Yes" and Enter.
+    cancel_button = row.get_by_role("button", name="Cancel build")
+    cancel_button.focus()
+    panel.page.keyboard.press("Enter")
     dialog = panel.page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(organ_id)
-    dialog.get_by_role("button", name="Yes, do it").click()
+    expect(dialog.get_by_role("button", name="Keep as is")).to_be_focused()
+    panel.page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(cancel_button).to_be_focused()
+    assert row.get_attribute("data-state") != "failed"
+    panel.page.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Keep as is")).to_be_focused()
+    panel.page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Yes, do it")).to_be_focused()
+    panel.page.keyboard.press("Enter")
     expect(row).to_have_attribute("data-state", "failed")
     expect(row.locator(".badge")).to_have_text("failed")
     expect(row.get_by_role("button", name="Cancel build")).to_be_disabled()
