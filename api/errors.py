@@ -72,8 +72,14 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     return _json({"code": "invalid_request", "reason": "request body is nested too deeply"}, 400)
 
 
+def bad_encoding_handler(_: Request, exc: UnicodeDecodeError) -> Response:
+    """A body that is not valid UTF-8 (msgspec raises this for bad bytes inside a JSON string): the client's input."""
+    return _json({"code": "invalid_request", "reason": "request body is not valid UTF-8"}, 400)
+
+
 EXCEPTION_HANDLERS = {
     RecursionError: too_deep_handler,
+    UnicodeDecodeError: bad_encoding_handler,
     NeiraError: neira_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
