@@ -17,6 +17,8 @@ from neira import introspection
 from neira.core import Core
 from neira.structs import Base, to_builtins
 
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range: a larger `since` must be a 400, not an OverflowError (500)
+
 
 class CapabilityChange(Base):
     """Body of `POST /api/neira/capabilities/{name}`."""
@@ -81,14 +83,14 @@ class PlatformController(Controller):
 
     @get("/events")
     async def events(
-        self, core: Core, since: int = Parameter(default=0, ge=0), limit: int = Parameter(default=100, ge=1, le=1000)
+        self, core: Core, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
     ) -> list[dict[str, Any]]:
         """Stored events after `since`, oldest first."""
         return [to_builtins(e) for e in await core.events.list(since, limit)]  # type: ignore[misc]
 
     @get("/audit")
     async def audit(
-        self, core: Core, since: int = Parameter(default=0, ge=0), limit: int = Parameter(default=500, ge=1, le=5000)
+        self, core: Core, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
     ) -> list[dict[str, Any]]:
         """The audit trail after `since`, oldest first."""
         return [to_builtins(r) for r in await core.audit.list(since, limit)]  # type: ignore[misc]
@@ -102,7 +104,7 @@ class PlatformController(Controller):
             return
         sub = core.events.subscribe("*")
         try:
-            since = int(socket.query_params.get("since", "-1"))
+            since = min(int(socket.query_params.get("since", "-1")), MAX_SEQ)
             last = 0
             if since >= 0:
                 for ev in await core.events.list(since, 1000):
