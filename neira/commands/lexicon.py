@@ -41,6 +41,20 @@ def _words(phrase: str) -> tuple[str, ...]:
     return tuple(p.text for p in pieces(phrase) if p.shape == "word")
 
 
+def _aliases_of(template: Any) -> dict[str, list[str]]:
+    """`metadata.aliases` as {lang: [phrases]}, tolerating the free-form shapes metadata may hold."""
+    meta = template.get("metadata") if isinstance(template, dict) else None
+    raw = meta.get("aliases") if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, list[str]] = {}
+    for lang in ("ru", "en"):
+        value = raw.get(lang)
+        values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        out[lang] = [v for v in values if isinstance(v, str)]
+    return out
+
+
 def lemma_of(phrase: str) -> str:
     """The key an alias is known by: its folded words joined with '_' («оттенки серого» → оттенки_серого)."""
     return "_".join(_words(phrase))
@@ -81,7 +95,9 @@ class Lexicon:
         found: dict[str, dict[str, Any]] = {}
         for kind, templates in (("organs", organs), ("cells", cells)):
             for template in templates:
-                aliases = (template.get("metadata") or {}).get("aliases") or {}
+                if not isinstance(template, dict) or not isinstance(template.get("id"), str):
+                    continue
+                aliases = _aliases_of(template)
                 for lang in ("ru", "en"):
                     first = next(iter(aliases.get(lang) or ()), None)
                     names = lex.names.setdefault((kind, lang), [])

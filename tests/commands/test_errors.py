@@ -89,3 +89,13 @@ def test_new_organ_kind_needs_only_a_json_file():
     for text in ("создай орган слуха", "создай слуховой орган v1", "create hearing organ"):
         resolved = resolve(parse(text, lex), known)
         assert resolved.spec["template"]["id"] == "organ.hearing.v1", text
+
+
+def test_odd_alias_shapes_do_not_break_the_lexicon():
+    cells, organs = load_examples()
+    odd = [{"id": "analysis.odd.v1", "version": "1.0.0", "analysis_type": "odd", "links": [],
+            "metadata": {"schema": "v1", "aliases": {"ru": "странный", "en": [1, None, "odd"]}}},
+           {"id": "analysis.bare.v1", "version": "1.0.0", "analysis_type": "bare", "links": [], "metadata": {"aliases": []}},
+           "not a template"]
+    lex = Lexicon.from_templates(cells + odd, organs)
+    assert lex.aliases["странный"].cells == ("analysis.odd.v1",) and lex.aliases["odd"].cells == ("analysis.odd.v1",)
