@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-_SECRET = re.compile(r"(?i)(bearer\s+|token=|token[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9_\-\.~+/=]{6,}")
+# the value runs to the next separator, whatever it holds: a wrong token may be URL-encoded (`%2F`) or short
+_SECRET = re.compile(r"(?i)(bearer\s+|token=|token[\"']?\s*[:=]\s*[\"']?)[^\s&\"',;]+")
 
 
 class RedactTokens(logging.Filter):
