@@ -100,12 +100,12 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     expect(row).to_have_attribute("data-state", "stable")
 
     # A build started elsewhere shows up and moves on through the events stream, without a reload.
+    expect(page.locator("#live")).to_have_attribute("data-status", "open")
     with neira_server.client() as api:
         started = api.post("/organs/build", json={"organ_template": "organ.echo.v1"})
     assert started.status_code == 201, started.text
     new_row = page.locator(f'#organs-body tr[data-organ-id="{started.json()["organ_id"]}"]')
     expect(new_row).to_have_attribute("data-state", "stable")
-    expect(page.locator("#live")).to_have_attribute("data-status", "open")
 
     # Cell records: approve moves a draft on; disable asks first, and "keep as is" keeps it.
     cell_row = page.locator('#cells-body tr[data-state="draft"]').first

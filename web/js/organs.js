@@ -276,14 +276,12 @@ async function start() {
     $("#organs-body").querySelector(`tr[data-organ-id="${CSS.escape(wanted)}"]`)?.scrollIntoView({ block: "center" });
   }
   if (events) return;
-  let opened = false;
   events = openStream("/api/neira/events/stream", {
     onFrame: onEvent,
     onStatus: (status) => {
       setLive(status);
-      // Anything missed while the stream was down is picked up by one full reload.
-      if (status === "open" && opened) loadAll();
-      if (status === "open") opened = true;
+      // Whatever changed before the stream was (re)opened is picked up by one full reload.
+      if (status === "open") loadAll();
       if (status === "closed") events = null;
     },
     onRefused: showError,
