@@ -78,10 +78,10 @@ def test_bodies_over_the_limit_are_413(http: httpx.Client) -> None:
     assert {p: (r.status_code, r.json()) for p, r in answers.items()} == {
         p: (413, {"code": "payload_too_large", "reason": "request body is larger than the limit"}) for p in routes
     }
-    # exactly at the limit is read and judged on its content (here: a command text that is too long)
+    # exactly at the limit is read and judged on its content (here: a dry-run body without a template)
     at_limit = b'{"text": "' + b"x" * (MAX_BODY_BYTES - 12) + b'"}'
     assert len(at_limit) == MAX_BODY_BYTES
-    r = post_raw(http, "/api/neira/commands", at_limit)
+    r = post_raw(http, "/factory/cells/dryrun", at_limit)
     assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
 
 
