@@ -70,7 +70,7 @@ class LagMonitor:
         }
 
 
-async def run(n: int, delays: tuple[int, int, int]) -> dict[str, float]:
+async def run(n: int, delays: tuple[int, int, int], freeze: bool) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="neira-bench-"))
     core = Core(Settings(data_dir=str(data), admin_token="bench", stage_delays_ms=delays))
     await core.start()
@@ -79,6 +79,8 @@ async def run(n: int, delays: tuple[int, int, int]) -> dict[str, float]:
         while core.metrics.organs_building._value.get():
             await asyncio.sleep(0.01)
         gc.collect()
+        if freeze:  # what docs/requests/organs.md asks `neira serve` to do after start-up
+            gc.freeze()
         base_rss = rss()
         body = {"organ_template": "organ.voice.v1"}
         with LagMonitor() as monitor:
@@ -120,6 +122,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, action="append", help="concurrent builds (repeatable); default 1000 and 10000")
     ap.add_argument("--delays", default="50,50,50", help="stage delays in ms (ORGANS_BUILDER_STAGE_DELAYS)")
+    ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs/requests/organs.md)")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (neira serve uses uvloop)")
     args = ap.parse_args()
     delays = tuple(int(x) for x in args.delays.split(","))
@@ -128,9 +131,10 @@ def main() -> None:
 
         uvloop.install()
     print(f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
-          f"{os.cpu_count()} CPUs visible, affinity {sorted(os.sched_getaffinity(0))}, loop {args.loop}, delays {args.delays} ms")
+          f"{os.cpu_count()} CPUs visible, affinity {sorted(os.sched_getaffinity(0))}, loop {args.loop}, delays {args.delays} ms, "
+          f"gc.freeze {'on' if args.gc_freeze else 'off'}")
     for n in args.n or [1000, 10000]:
-        r = asyncio.run(run(n, delays))  # type: ignore[arg-type]
+        r = asyncio.run(run(n, delays, args.gc_freeze))  # type: ignore[arg-type]
         print(
             f"n={r['n']:>6}  created {r['created_s']:.2f}s  all stable {r['stable_s']:.2f}s "
             f"(delays {r['delays_s']:.2f}s, +{r['over_delays_s']:.2f}s, x{r['ratio']:.1f}; CPU {r['cpu_s']:.2f}s)  "

@@ -1,5 +1,6 @@
-"""`WS /organs/{id}/stream` over real WebSockets: uvicorn serves the app in the test's own event loop, and a
-`websockets` client talks to it, so the builder's timers, the stream and the client share one loop."""
+"""The organ routes on a real server: uvicorn serves the app in the test's own event loop; `websockets` and
+httpx clients talk to it over TCP, so the builder's timers, the stream and the clients share one loop.
+Covers `WS /organs/{id}/stream` and 1,000 concurrent `POST /organs/build` requests."""
 
 from __future__ import annotations
 
@@ -127,3 +128,25 @@ async def test_a_client_that_never_reads_does_not_hold_up_builds(live: Live) -> 
             frames.append(await frame(stalled))
         seqs = [f["seq"] for f in frames]
         assert seqs == sorted(set(seqs)) and all(f["id"] == organ_id for f in frames)
+
+
+async def test_thousand_http_builds_from_fifty_clients_reach_stable(live: Live) -> None:
+    """1,000 builds over HTTP, 50 requests in flight at a time (httpx's pool turns quadratic with
+    thousands queued; the builder's own 1,000-at-once test is tests/unit/test_organs.py)."""
+    started = asyncio.get_running_loop().time()
+    gate = asyncio.Semaphore(50)
+
+    async def post() -> httpx.Response:
+        async with gate:
+            return await live.http.post("/organs/build", json={"organ_template": VOICE})
+
+    answers = await asyncio.gather(*[post() for _ in range(1000)])
+    assert {a.status_code for a in answers} == {201}
+    ids = {a.json()["organ_id"] for a in answers}
+    assert len(ids) == 1000
+    while True:
+        states = {o["id"]: o["state"] for o in (await live.http.get("/organs")).json()}
+        if all(states[i] == "stable" for i in ids):
+            break
+        assert asyncio.get_running_loop().time() - started < 20, "builds did not finish in time"
+        await asyncio.sleep(0.02)
