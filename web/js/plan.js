@@ -33,10 +33,8 @@ function describe(value) {
 export function renderPlan(plan) {
   const lines = plan.text ? String(plan.text).replace(/\s+$/, "").split("\n") : fallbackLines(plan);
   const pre = el("pre", { class: "plan-text", tabindex: "0", "aria-label": t("plan.label") });
-  lines.forEach((line, i) => {
-    pre.append(el("span", { class: `plan-line ${lineClass(line)}` }, line));
-    if (i < lines.length - 1) pre.append("\n");
-  });
+  // One block per line, so a long line wraps with a hanging indent under its marker.
+  for (const line of lines) pre.append(el("span", { class: `plan-line ${lineClass(line)}` }, line || " "));
   const block = el("section", { class: "plan", dataset: { planId: plan.id ?? "" } }, el("h4", { class: "plan-title" }, t("plan.label")), pre);
   const changes = plan.changes || [];
   if (changes.length) {
