@@ -75,9 +75,10 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     page.locator("#input").press("ArrowUp")
     expect(page.locator("#input")).to_have_value(SEED_PHRASES[-1])
 
-    # The panel lists the organs with their template and a stable badge.
-    page.get_by_role("link", name="Органы").click()
-    expect(page).to_have_url(re.compile(r"/organs\.html"))
+    # "Open in the organs panel" lists the organs with their template and a stable badge, that one's status open.
+    page.locator(f'.organ-item[data-organ-id="{organ_ids[1]}"]').get_by_role("link", name="Открыть в панели органов").click()
+    expect(page).to_have_url(re.compile(r"/organs\.html#organ="))
+    expect(page.locator(f'#organs-body tr[data-detail-for="{organ_ids[1]}"] .status-detail')).to_be_visible()
     for organ_id in organ_ids:
         row = page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
         expect(row).to_have_attribute("data-state", "stable")
