@@ -142,8 +142,9 @@ function renderOrgans(msg) {
     const bar = stageBar(organ.state, { label });
     if (organ.reached !== undefined) bar.dataset.reached = String(organ.reached);
     setStage(bar, organ.state);
-    if (!bars.has(organ.id)) bars.set(organ.id, new Set());
-    bars.get(organ.id).add(bar);
+    const known = bars.get(organ.id) ?? new Set();
+    for (const old of known) if (!old.isConnected) known.delete(old); // bars of redrawn replies
+    bars.set(organ.id, known.add(bar));
     const note = organ.state === "failed" ? t("organ.failed") : organ.state === "stable" ? t("organ.stable") : "";
     wrap.append(
       el(
@@ -163,9 +164,17 @@ function renderOrgans(msg) {
   return wrap;
 }
 
+/** Redraw only a reply's plan actions and build progress: replacing the whole card would make screen
+ * readers read the log entry (plan and all) again on every click. */
 function rerender(msg) {
-  const old = list.querySelector(`[data-msg-id="${msg.id}"]`);
-  if (old) old.replaceWith(renderMessage(msg));
+  const card = list.querySelector(`[data-msg-id="${msg.id}"] > article`);
+  if (!card) return;
+  card.querySelector(".plan-actions")?.replaceWith(renderPlanActions(msg));
+  if (!msg.organs?.length) return;
+  const progress = renderOrgans(msg);
+  const old = card.querySelector(".organ-progress");
+  if (old) old.replaceWith(progress);
+  else card.append(progress);
 }
 
 function scrollToEnd() {
