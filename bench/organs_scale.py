@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,19 +81,22 @@ async def run(n: int, delays: tuple[int, int, int], freeze: bool) -> dict[str, f
         while core.metrics.organs_building._value.get():
             await asyncio.sleep(0.01)
         gc.collect()
-        if freeze:  # what docs/requests/organs.md asks `neira serve` to do after start-up
+        if freeze:  # as `neira serve` does after start-up (api/app.py)
             gc.freeze()
         base_rss = rss()
         body = {"organ_template": "organ.voice.v1"}
         with LagMonitor() as monitor:
             t0, cpu0 = time.perf_counter(), time.process_time()
-            results = await asyncio.gather(*[core.organs.build(body, "operator") for _ in range(n)])
+            tasks = [asyncio.ensure_future(core.organs.build(body, "operator")) for _ in range(n)]
+            await asyncio.wait(tasks)
             t_created = time.perf_counter() - t0
+            ids = {t.result()[1]["organ_id"] for t in tasks}
+            del tasks  # the client's tasks are not the builder's memory
             while core.metrics.organs_building._value.get():
                 await asyncio.sleep(0.002)
             t_stable = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
-        assert len({r[1]["organ_id"] for r in results}) == n
+        assert len(ids) == n
         gc.collect()
         after_rss = rss()
         async with core.db.read() as conn:
@@ -122,28 +127,44 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, action="append", help="concurrent builds (repeatable); default 1000 and 10000")
     ap.add_argument("--delays", default="50,50,50", help="stage delays in ms (ORGANS_BUILDER_STAGE_DELAYS)")
-    ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs/requests/organs.md)")
+    ap.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                    help="skip gc.freeze() after start-up (neira serve freezes: api/app.py)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per N; the fastest is reported first")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (neira serve uses uvloop)")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one run in this process, JSON out
     args = ap.parse_args()
     delays = tuple(int(x) for x in args.delays.split(","))
     if args.loop == "uvloop":
         import uvloop
 
         uvloop.install()
+    if args.child:
+        print(json.dumps(asyncio.run(run(args.child, delays, args.gc_freeze))))  # type: ignore[arg-type]
+        return
     print(f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs visible, affinity {sorted(os.sched_getaffinity(0))}, loop {args.loop}, delays {args.delays} ms, "
           f"gc.freeze {'on' if args.gc_freeze else 'off'}")
     for n in args.n or [1000, 10000]:
-        r = asyncio.run(run(n, delays, args.gc_freeze))  # type: ignore[arg-type]
-        print(
-            f"n={r['n']:>6}  created {r['created_s']:.2f}s  all stable {r['stable_s']:.2f}s "
-            f"(delays {r['delays_s']:.2f}s, +{r['over_delays_s']:.2f}s, x{r['ratio']:.1f}; CPU {r['cpu_s']:.2f}s)  "
-            f"loop lag p50 {r['lag_p50_ms']:.1f} / p99 {r['lag_p99_ms']:.1f} / max {r['lag_max_ms']:.1f} ms  "
-            f"RSS/organ peak {r['peak_rss_per_organ_kib']:.2f} KiB, after {r['rss_after_per_organ_kib']:.2f} KiB  "
-            f"db {r['db_mib']:.1f} MiB",
-            flush=True,
-        )
+        runs = [child(n, sys.argv[1:]) for _ in range(args.repeat)]
+        for r in sorted(runs, key=lambda r: r["stable_s"]):
+            print(report(r), flush=True)
 
+
+def child(n: int, argv: list[str]) -> dict[str, float]:
+    """One run in a fresh process (and CPU affinity inherited), so RSS is not memory a previous run freed."""
+    out = subprocess.run([sys.executable, __file__, *argv, "--child", str(n)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(r: dict[str, float]) -> str:
+    """One line of figures."""
+    return (
+        f"n={r['n']:>6}  created {r['created_s']:.2f}s  all stable {r['stable_s']:.2f}s "
+        f"(delays {r['delays_s']:.2f}s, +{r['over_delays_s']:.2f}s, x{r['ratio']:.1f}; CPU {r['cpu_s']:.2f}s)  "
+        f"loop lag p50 {r['lag_p50_ms']:.1f} / p99 {r['lag_p99_ms']:.1f} / max {r['lag_max_ms']:.1f} ms  "
+        f"RSS/organ peak {r['peak_rss_per_organ_kib']:.2f} KiB, after {r['rss_after_per_organ_kib']:.2f} KiB  "
+        f"db {r['db_mib']:.1f} MiB"
+    )
 
 if __name__ == "__main__":
     main()
