@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from neira.config import MAX_BODY_BYTES
@@ -105,7 +106,7 @@ def test_invalid_utf8_is_400(http: httpx.Client, raw: bytes) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
         ["template", "tpl", "spec", "backend", "hitl", "organ_template", "dryrun", "text", "session_id", "state",
@@ -167,6 +168,21 @@ def send_raw_path(http: httpx.Client, method: str, raw_path: str, body: Any) -> 
     request = http.build_request(method, "/", json=body)
     request.url = request.url.copy_with(raw_path=raw_path.encode())
     return http.send(request)
+
+
+def test_traversal_ids_on_the_organ_stream_are_refused(server: Server) -> None:
+    """The WebSocket id route: a close with 4400/4404, or no route at all (handshake refused), never a 5xx."""
+    outcomes = {}
+    for bad in ENCODED_IDS:
+        try:
+            with connect(f"ws://127.0.0.1:{server.port}/organs/{bad}/stream?token={ADMIN}", open_timeout=10) as ws:
+                ws.recv(timeout=10)
+                outcomes[bad] = "frame"
+        except ConnectionClosed as exc:
+            outcomes[bad] = exc.rcvd.code if exc.rcvd else None
+        except InvalidStatus as exc:
+            outcomes[bad] = exc.response.status_code
+    assert {bad: code for bad, code in outcomes.items() if code not in (4400, 4404, 403, 404)} == {}
 
 
 def files_outside(root: Path, data_dir: Path) -> set[Path]:

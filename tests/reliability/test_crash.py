@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 BUILDS = 200
 RECORDS = 100
-DELAY_MS = 3000  # per stage: every build is still in flight when the server is killed, even on a busy machine
+DELAY_MS = 4000  # per stage: every build is still in flight when the server is killed, even on a busy machine
 ORGAN_TEMPLATES = ["organ.echo.v1", "organ.reverse.v1", "organ.voice.v1", "organ.vision.v1"]
 STAGES = ["draft", "canary", "experimental", "stable"]
 # record i gets MOVES[i % 5]: it ends draft, canary, experimental, stable or disabled
