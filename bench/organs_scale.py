@@ -131,6 +131,7 @@ def main() -> None:
                     help="skip gc.freeze() after start-up (neira serve freezes: api/app.py)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per N; the fastest is reported first")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (neira serve uses uvloop)")
+    ap.add_argument("--save", action="store_true", help="also write docs/bench-results/organs_scale.json")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one run in this process, JSON out
     args = ap.parse_args()
     delays = tuple(int(x) for x in args.delays.split(","))
@@ -144,10 +145,19 @@ def main() -> None:
     print(f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs visible, affinity {sorted(os.sched_getaffinity(0))}, loop {args.loop}, delays {args.delays} ms, "
           f"gc.freeze {'on' if args.gc_freeze else 'off'}")
+    results = []
     for n in args.n or [1000, 10000]:
-        runs = [child(n, sys.argv[1:]) for _ in range(args.repeat)]
-        for r in sorted(runs, key=lambda r: r["stable_s"]):
+        runs = sorted((child(n, sys.argv[1:]) for _ in range(args.repeat)), key=lambda r: r["stable_s"])
+        for r in runs:
             print(report(r), flush=True)
+        results.append({"n": n, "runs": runs})
+    if args.save:
+        from bench._util import save
+
+        path = save("organs_scale", {"command": " ".join(["bench/organs_scale.py", *sys.argv[1:]]), "loop": args.loop,
+                                     "delays_ms": list(delays), "gc_freeze": args.gc_freeze,
+                                     "affinity": sorted(os.sched_getaffinity(0)), "results": results})
+        print(f"# saved {path}")
 
 
 def child(n: int, argv: list[str]) -> dict[str, float]:
