@@ -16,9 +16,10 @@ from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 
-from api.auth import OPEN_PATHS, TokenAuthMiddleware, TokenTable, access_guard
+from api.auth import AccessMiddleware, TokenTable
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
+from api.metrics_middleware import HttpMetricsMiddleware
 from neira.core import Core
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -50,7 +51,9 @@ def _freeze_gc() -> None:
 def create_app(core: Core) -> Litestar:
     """The HTTP app for `core`: auth, policy guard, error bodies, metrics, OpenAPI and the web pages."""
     tokens = TokenTable(core.settings)
-    prometheus = PrometheusConfig(app_name="neira", prefix="neira_http", group_path=True, exclude=["^/metrics$"])
+    prometheus = PrometheusConfig(
+        app_name="neira", prefix="neira_http", group_path=True, exclude=["^/metrics$"], middleware_class=HttpMetricsMiddleware
+    )
     static = create_static_files_router(
         path="/",
         directories=[WEB_DIR],
@@ -65,9 +68,8 @@ def create_app(core: Core) -> Litestar:
         state=State({"core": core, "tokens": tokens}),
         middleware=[
             prometheus.middleware,
-            DefineMiddleware(TokenAuthMiddleware, tokens=tokens, exclude=OPEN_PATHS, scopes={"http"}),
+            DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy),
         ],
-        guards=[access_guard],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=core.settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="neira", version="0.1.0", path="/schema"),

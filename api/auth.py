@@ -1,4 +1,5 @@
-"""Bearer-token authentication (constant-time), role guards and the WebSocket token check."""
+"""Bearer-token authentication (constant-time) and the role / safe-mode policy, in one ASGI middleware,
+plus the WebSocket token check."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import hmac
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp, Scopes
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from neira.config import Settings
 from neira.errors import Unauthorized
 from neira.policy import PolicyEngine, Role
 
-OPEN_PATHS = ["^/healthz$", "^/metrics$", "^/schema"]
-READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+OPEN_PREFIXES = ("/schema",)  # Litestar's OpenAPI controller; our open routes say so in their `opt`
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class TokenTable:
@@ -25,9 +24,9 @@ class TokenTable:
         pairs = [(settings.admin_token, Role.ADMIN), (settings.operator_token, Role.OPERATOR), (settings.viewer_token, Role.VIEWER)]
         self._tokens = [(t.encode(), role) for t, role in pairs if t]
 
-    def role_for(self, token: str | None) -> Role | None:
+    def role_for(self, token: str | bytes | None) -> Role | None:
         """The role of `token`, or None."""
-        given = (token or "").encode()
+        given = token.encode() if isinstance(token, str) else (token or b"")
         found: Role | None = None
         for known, role in self._tokens:
             if hmac.compare_digest(known, given) and found is None:
@@ -35,36 +34,42 @@ class TokenTable:
         return found
 
 
-def bearer(header: str | None) -> str | None:
+def bearer(header: str | bytes | None) -> bytes | None:
     """The token of an `Authorization: Bearer <token>` header."""
-    scheme, _, token = (header or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    raw = header.encode() if isinstance(header, str) else (header or b"")
+    scheme, _, token = raw.partition(b" ")
+    token = token.strip()
+    return token if scheme.lower() == b"bearer" and token else None
 
 
-class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Sets `request.user` to the caller's role; 401 `unauthorized` otherwise. HTTP only: WebSockets
-    check `?token=` themselves so they can close with a code the browser sees."""
-
-    def __init__(self, app: ASGIApp, tokens: TokenTable, exclude: list[str], scopes: Scopes | None = None) -> None:
-        super().__init__(app, exclude=exclude, exclude_http_methods=[], scopes=scopes)
-        self.tokens = tokens
-
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        role = self.tokens.role_for(bearer(connection.headers.get("authorization")))
-        if role is None:
-            raise Unauthorized("a valid bearer token is required")
-        return AuthenticationResult(user=role.value, auth=None)
+def _authorization(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value
+    return None
 
 
-async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """Role and safe-mode policy for every HTTP route: reads for all roles, writes for admin and operator
-    (admin only in safe mode), and `opt={"admin": True}` routes for the admin alone. Async on purpose: Litestar
-    runs a sync guard in a worker thread, which costs more than the check itself."""
-    if connection.scope["type"] != "http" or "user" not in connection.scope:
-        return  # an open route: the auth middleware was told to skip it
-    policy: PolicyEngine = connection.app.state.core.policy
-    write = connection.scope["method"] not in READ_METHODS
-    policy.authorize(connection.user, write=write, admin_only=bool(handler.opt.get("admin")))
+class AccessMiddleware:
+    """For every HTTP route: who is calling (401 `unauthorized` without a valid token), and may they
+    (reads for every role, writes for admin and operator, admin only in safe mode, `opt={"admin": True}`
+    routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open.
+
+    One plain ASGI middleware rather than an authentication middleware plus a guard: Litestar copies the
+    route handler for every guard call, which cost more than the whole check."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenTable, policy: PolicyEngine) -> None:
+        self.app, self.tokens, self.policy = app, tokens, policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            opt = scope["route_handler"].opt
+            if not opt.get("exclude_from_auth") and not scope["path"].startswith(OPEN_PREFIXES):
+                role = self.tokens.role_for(bearer(_authorization(scope)))
+                if role is None:
+                    raise Unauthorized("a valid bearer token is required")
+                scope["user"] = role.value
+                self.policy.authorize(role.value, write=scope["method"] not in READ_METHODS, admin_only=bool(opt.get("admin")))
+        await self.app(scope, receive, send)
 
 
 def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:
