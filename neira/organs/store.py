@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -105,38 +106,39 @@ async def emit_many(bus: EventBus, tx: Tx, items: list[tuple[str, str, dict[str,
     """Store many events (type, subject, data) in `tx` with one statement; subscribers get them, in order,
     after the commit.
 
-    The batched twin of `EventBus.emit` (same table, same delivery). Seqs are assigned here, after the
-    current maximum: the transaction holds the database's single writer lock, so nobody else can take them.
+    The batched twin of `EventBus.emit` (same table, same delivery). On SQLite the seqs are assigned here,
+    after the current maximum: the transaction holds the database's single writer lock, so nobody else can
+    take them. Other dialects number them with their own sequence (RETURNING, in parameter order).
     """
     if not items:
         return
     at = time.time()
-    e = tables.events.c
-    top = (await tx.conn.execute(select(func.max(e.seq)))).scalar() or 0
     if tx.conn.dialect.name in DRIVER_FAST_PATH:
+        top = (await tx.conn.execute(select(func.max(tables.events.c.seq)))).scalar() or 0
+        seqs = range(top + 1, top + 1 + len(items))
         encode = _json.encode
         await tx.conn.exec_driver_sql(
             'INSERT INTO events ("seq", "at", "type", "subject", "data") VALUES (?, ?, ?, ?, ?)',
-            [(top + i, at, t, s, encode(d).decode()) for i, (t, s, d) in enumerate(items, 1)],
+            [(q, at, t, s, encode(d).decode()) for q, (t, s, d) in zip(seqs, items, strict=True)],
         )
-    else:
-        await tx.conn.execute(insert(tables.events), [
-            {"seq": top + i, "at": at, "type": t, "subject": s, "data": d} for i, (t, s, d) in enumerate(items, 1)
-        ])
-    tx.after_commit(lambda: fan_out_events(bus, top, at, items))
+    else:  # the database's own sequence numbers the events (in parameter order)
+        stmt = insert(tables.events).returning(tables.events.c.seq, sort_by_parameter_order=True)
+        result = await tx.conn.execute(stmt, [{"at": at, "type": t, "subject": s, "data": d} for t, s, d in items])
+        seqs = list(result.scalars())
+    tx.after_commit(lambda: fan_out_events(bus, seqs, at, items))
 
 
-def fan_out_events(bus: EventBus, top: int, at: float, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+def fan_out_events(bus: EventBus, seqs: Sequence[int], at: float, items: list[tuple[str, str, dict[str, Any]]]) -> None:
     """Deliver committed events as `EventBus._deliver` does (to subscribers of `*` and of the subject; the
     events counter), counting once per type, and building Event objects only for events someone awaits."""
     subs = bus._subs  # noqa: SLF001 - batched delivery; see docs/requests/organs.md (EventBus.emit_many)
     everyone = subs.get("*", ())
     counts: dict[str, int] = {}
-    for i, (type_, subject, data) in enumerate(items, 1):
+    for seq, (type_, subject, data) in zip(seqs, items, strict=True):
         counts[type_] = counts.get(type_, 0) + 1
         direct = subs.get(subject, ())
         if everyone or direct:
-            ev = Event(seq=top + i, at=at, type=type_, subject=subject, data=data)
+            ev = Event(seq=seq, at=at, type=type_, subject=subject, data=data)
             for sub in (*everyone, *direct):
                 sub.offer(ev)
     for type_, n in counts.items():
