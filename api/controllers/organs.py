@@ -67,7 +67,7 @@ class OrgansController(Controller):
     @websocket("/{organ_id:str}/stream", opt={"exclude_from_auth": True})
     async def stream(self, socket: WebSocket, core: Core, organ_id: str) -> None:
         """`?token=`; first frame `{id, state, seq}`, then one per change. Closes 4401 (token), 4403 (gate
-        closed), 4404 (unknown organ)."""
+        closed, also when it closes while the stream is open), 4404 (unknown organ)."""
         await socket.accept()
         if websocket_role(socket) is None:
             await socket.close(code=4401, reason="unauthorized")
@@ -83,6 +83,8 @@ class OrgansController(Controller):
             await _pump(socket, frames)
         except WebSocketDisconnect:
             pass
+        except NeiraError as exc:  # the gate was closed under the open stream
+            await socket.close(code=WS_CLOSE.get(exc.code, 4400), reason=exc.reason[:120])
         finally:
             await frames.aclose()
 

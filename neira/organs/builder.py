@@ -147,9 +147,10 @@ class OrganBuilder:
 
     def stream(self, organ_id: str) -> AsyncIterator[dict[str, Any]]:
         """Frames `{id, state, seq}`: the current state first, then one per change (a fresh snapshot after
-        the subscriber fell behind). NotFound is raised on the first `__anext__` for an unknown id."""
+        the subscriber fell behind). NotFound is raised on the first `__anext__` for an unknown id, and
+        CapabilityDisabled on the next one after the gate closes under an open stream."""
         self._gate()
-        return organ_stream(self.db, self.events, organ_id)
+        return organ_stream(self.db, self.events, organ_id, self._gate, f"capability:{GATE}")
 
     # --- manual control --------------------------------------------------------------------------------
     async def set_status(self, organ_id: str, state: str, reason: str | None, actor: str) -> dict[str, Any]:

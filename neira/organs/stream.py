@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from neira.events import EventBus
+from neira.events import Event, EventBus, Subscription
 from neira.organs import store
 from neira.storage.db import Database
 
@@ -20,18 +21,25 @@ async def snapshot(db: Database, organ_id: str) -> dict[str, Any]:
     return {"id": organ_id, "state": row.state, "seq": seq}
 
 
-async def organ_stream(db: Database, events: EventBus, organ_id: str) -> AsyncIterator[dict[str, Any]]:
+async def organ_stream(db: Database, events: EventBus, organ_id: str,
+                       gate: Callable[[], None] | None = None, gate_topic: str | None = None) -> AsyncIterator[dict[str, Any]]:
     """Subscribe first, then read the snapshot: every later change is then either in the snapshot or in the
     queue, and seq filters the overlap, so no change is lost or repeated. The publisher never waits for us:
-    when our bounded queue overflows we skip what we missed and send a fresh snapshot."""
+    when our bounded queue overflows we skip what we missed and send a fresh snapshot. When `gate_topic`
+    announces a change, `gate()` is checked again: a gate closed under an open stream ends it (its error)."""
     topic = f"organ:{organ_id}"
     sub = events.subscribe(topic, maxsize=QUEUE_SIZE)
+    gate_sub = events.subscribe(gate_topic, maxsize=4) if gate and gate_topic else None
     try:
         frame = await snapshot(db, organ_id)
         last = frame["seq"]
         yield frame
         while True:
-            ev = await sub.get()
+            ev = await _next(sub, gate_sub)
+            if ev is None:  # the gate changed
+                assert gate is not None
+                gate()
+                continue
             if sub.lagged:
                 sub.lagged = False
                 while not sub.queue.empty():
@@ -47,3 +55,27 @@ async def organ_stream(db: Database, events: EventBus, organ_id: str) -> AsyncIt
             yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq}
     finally:
         events.unsubscribe(topic, sub)
+        if gate_sub is not None and gate_topic:
+            events.unsubscribe(gate_topic, gate_sub)
+
+
+async def _next(sub: Subscription, gate_sub: Subscription | None) -> Event | None:
+    """The organ's next event, or None when the gate subscription heard something first."""
+    if gate_sub is None:
+        return await sub.get()
+    if not gate_sub.queue.empty():
+        gate_sub.queue.get_nowait()
+        return None
+    if not sub.queue.empty():
+        return sub.queue.get_nowait()
+    organ, flip = asyncio.ensure_future(sub.get()), asyncio.ensure_future(gate_sub.get())
+    try:
+        done, _ = await asyncio.wait({organ, flip}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in (organ, flip):
+            fut.cancel()
+    if organ in done:
+        if flip in done:  # both: keep neither lost — the gate is checked on the next call
+            gate_sub.queue.put_nowait(flip.result())
+        return organ.result()
+    return None

@@ -81,6 +81,17 @@ async def test_refusals(live: Live) -> None:
     assert await close_code(live, f"/organs/{organ_id}/stream?token={ADMIN}") == 4403
 
 
+async def test_closing_the_gate_closes_open_streams(live: Live) -> None:
+    organ_id = await live.build()
+    async with live.ws(f"/organs/{organ_id}/stream?token={ADMIN}") as ws:
+        await frame(ws)
+        await live.http.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"})
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await frame(ws)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4403
+
+
 async def test_frames_in_order_and_isolated(live: Live) -> None:
     first, second = await live.build(), await live.build()
     for organ_id in (first, second):  # hold both in draft: every later change is one the test makes

@@ -51,3 +51,18 @@ async def test_lagging_subscriber_gets_a_fresh_snapshot(core: Core, monkeypatch:
     await core.organs.set_status(organ_id, "stable", None, "admin")
     assert (await asyncio.wait_for(anext(frames), 5))["state"] == "stable"
     await frames.aclose()
+
+
+async def test_gate_flip_is_checked_and_an_open_gate_keeps_streaming(core: Core) -> None:
+    from neira.errors import CapabilityDisabled
+
+    organ_id = await held_organ(core)
+    frames = core.organs.stream(organ_id)
+    await anext(frames)
+    await core.policy.set_capability("admin", "organs_builder", "stable")  # still open: stream goes on
+    await core.organs.set_status(organ_id, "canary", None, "admin")
+    assert (await asyncio.wait_for(anext(frames), 5))["state"] == "canary"
+    await core.policy.set_capability("admin", "organs_builder", "disabled")
+    with pytest.raises(CapabilityDisabled):
+        await asyncio.wait_for(anext(frames), 5)
+    assert not core.events._subs
