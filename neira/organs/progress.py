@@ -58,7 +58,8 @@ class Progress:
         now = time.time()
         for r in rows:
             flight = self._track(r.id, r.state, dict(r.stage_times or {}), r.build_started_at)
-            self._scheduler.push(r.deadline if r.deadline is not None else now, r.id, flight.gen)
+            self._scheduler.push(r.deadline if r.deadline is not None else now, r.id, flight.gen)  # one each:
+            # deadlines read back from the database rarely coincide, and a restart is not the hot path
         self.metrics.organs_building.set(self._building)
         self._scheduler.start()
         return len(rows)
@@ -80,10 +81,11 @@ class Progress:
     def started(self, builds: list[tuple[str, str, int]], deadline: float, now: float, newly_building: int) -> None:
         """Builds (organ id, template id, attempt) committed in draft: track them and set their timers."""
         times = {DRAFT: now}  # shared until each build's next move replaces it (never changed in place)
+        due = []
         for organ_id, template_id, attempt in builds:
-            flight = self._track(organ_id, DRAFT, times, now)
-            self._scheduler.push(deadline, organ_id, flight.gen)
+            due.append((organ_id, self._track(organ_id, DRAFT, times, now).gen))
             log.info("organ build started id=%s template=%s attempt=%d", organ_id, template_id, attempt)
+        self._scheduler.push_many(deadline, due)
         self.metrics.organ_build_attempts.inc(len(builds))
         self._count_building(newly_building)
 
@@ -130,15 +132,18 @@ class Progress:
 
     def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:
         finished = 0
+        timers: dict[float, list[tuple[str, int]]] = {}  # one heap entry per distinct deadline of the batch
         for organ_id, flight, state, times, deadline in moves:
             flight.state, flight.times = state, times
             if deadline is not None:
-                self._scheduler.push(deadline, organ_id, flight.gen)
+                timers.setdefault(deadline, []).append((organ_id, flight.gen))
                 continue
             self._flights.pop(organ_id, None)
             finished += 1
             if flight.started is not None:
                 self.metrics.organ_build_duration_ms.observe((now - flight.started) * 1000)
+        for deadline, due in timers.items():
+            self._scheduler.push_many(deadline, due)
         self._count_building(-finished)
 
 

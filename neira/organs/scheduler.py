@@ -1,15 +1,17 @@
-"""One timer task for every organ build: a heap of (deadline, organ id, generation).
+"""One timer task for every organ build: a heap of deadlines, each with the (organ id, generation) pairs due.
 
 A task per organ would cost a coroutine frame and a timer handle each, and wake the loop once per organ;
-here one task sleeps until the earliest deadline and hands every entry due at that moment to a single
-callback, which advances them in one transaction. Entries are never removed: a cancel, rebuild or manual
-move bumps the organ's generation, so its old entries no longer match and are dropped when they surface.
+here one task sleeps until the earliest deadline and hands every pair due at that moment to a single
+callback, which advances them in one transaction. Builds started or moved in one batch share a deadline,
+so they share one heap entry. Entries are never removed: a cancel, rebuild or manual move bumps the
+organ's generation, so its old pairs no longer match and are dropped when they surface.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,12 +28,15 @@ class StageScheduler:
     def __init__(self, advance: Callable[[Due], Awaitable[None]], clock: Callable[[], float] = time.time) -> None:
         self._advance = advance
         self._clock = clock
-        self._heap: list[tuple[float, str, int]] = []
+        self._heap: list[tuple[float, int, Due]] = []
+        self._order = itertools.count()  # ties on a deadline keep push order, and lists are never compared
+        self._pending = 0
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """How many (organ, generation) pairs wait, stale ones included."""
+        return self._pending
 
     def start(self) -> None:
         """Start the timer task (idempotent)."""
@@ -49,9 +54,17 @@ class StageScheduler:
                 pass
 
     def push(self, deadline: float, organ_id: str, generation: int) -> None:
-        """Schedule a stage; wakes the task when this deadline is now the earliest."""
-        heapq.heappush(self._heap, (deadline, organ_id, generation))
-        if self._heap[0][1] == organ_id and self._heap[0][2] == generation:
+        """Schedule one build's next stage."""
+        self.push_many(deadline, [(organ_id, generation)])
+
+    def push_many(self, deadline: float, due: Due) -> None:
+        """Schedule the next stage of builds sharing a deadline; wakes the task when it is now the earliest."""
+        if not due:
+            return
+        entry = (deadline, next(self._order), due)
+        heapq.heappush(self._heap, entry)
+        self._pending += len(due)
+        if self._heap[0] is entry:
             self._wake()
 
     def _wake(self) -> None:
@@ -72,8 +85,8 @@ class StageScheduler:
     def _pop_due(self, now: float) -> Due:
         due: Due = []
         while self._heap and self._heap[0][0] <= now:
-            _, organ_id, generation = heapq.heappop(self._heap)
-            due.append((organ_id, generation))
+            due.extend(heapq.heappop(self._heap)[2])
+        self._pending -= len(due)
         return due
 
     async def _run(self) -> None:
@@ -92,6 +105,4 @@ class StageScheduler:
                 raise
             except Exception:
                 log.exception("organ stage batch of %d failed; retrying in %.1fs", len(due), RETRY_S)
-                retry = self._clock() + RETRY_S
-                for organ_id, generation in due:
-                    heapq.heappush(self._heap, (retry, organ_id, generation))
+                self.push_many(self._clock() + RETRY_S, due)
