@@ -3,6 +3,10 @@
 A template is validated before anything is written; its file name is built only from a validated id and
 version and checked to stay inside the root; the file is written atomically (tmp + os.replace) inside the
 transaction that inserts its index row, so a rejected template never lands on disk.
+
+Reads without a connection are served from an in-memory copy of the index (`CatalogIndex`): versions are
+immutable, this process is the only writer, and a registration reaches the copy only after its transaction
+commits (see docs/architecture.md, "Caches").
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +136,36 @@ def latest(versions: list[str]) -> str:
     return max(versions, key=semver_key)
 
 
+class CatalogIndex:
+    """The whole catalog in memory: (family, id) → version → (body, digest), the latest body of every id
+    (sorted by id), and parsed cell templates. Bodies are shared with every reader: never mutate them."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, str], dict[str, tuple[dict[str, Any], str]]] = {}
+        self.latest: dict[str, dict[str, dict[str, Any]]] = {CELL: {}, ORGAN: {}}
+        self.parsed: dict[tuple[str, str], tuple[CellTemplate, str]] = {}  # (id, version) → cell, digest
+
+    @classmethod
+    def of(cls, rows: Iterable[Any]) -> CatalogIndex:
+        """The index of `(family, id, version, body, digest)` rows."""
+        index = cls()
+        for r in rows:
+            index.versions.setdefault((r.family, r.id), {})[r.version] = (r.body, r.digest)
+        for (family, id), found in sorted(index.versions.items()):
+            index.latest[family][id] = found[latest(list(found))][0]
+        return index
+
+    def add(self, family: str, id: str, version: str, body: dict[str, Any], digest: str) -> None:
+        """One more (immutable) version. The latest-bodies map is replaced, not changed in place, so a
+        reader holding the previous one keeps a consistent view."""
+        found = self.versions.setdefault((family, id), {})
+        found[version] = (body, digest)
+        bodies = dict(self.latest[family])
+        new_id = id not in bodies
+        bodies[id] = found[latest(list(found))][0]
+        self.latest[family] = dict(sorted(bodies.items())) if new_id else bodies
+
+
 class Catalog:
     """Cell and organ templates: `<root>/<id>/<version>.json` (organs under `<root>/_organs/`) + the `catalog` table."""
 
@@ -139,6 +173,8 @@ class Catalog:
         self.db = db
         self.root = Path(root)
         self.metrics = metrics
+        self._index: CatalogIndex | None = None  # loaded on first read, then kept in step by commits
+        self._commits = 0  # registrations committed so far: a load that raced one is not kept
 
     # --- files -------------------------------------------------------------------------------------
     def path_for(self, family: str, id: str, version: str) -> Path:
@@ -192,7 +228,13 @@ class Catalog:
             )
         )
         self._write(path, body)
+        tx.after_commit(lambda: self._committed(family, t.id, t.version, body, digest))
         return True
+
+    def _committed(self, family: str, id: str, version: str, body: dict[str, Any], digest: str) -> None:
+        self._commits += 1
+        if self._index is not None:
+            self._index.add(family, id, version, body, digest)
 
     async def _put(self, family: str, data: Any, key: str | None) -> tuple[dict[str, str], bool]:
         if key is not None and not 0 < len(key) <= 200:
@@ -253,26 +295,36 @@ class Catalog:
             log.warning("restored %d catalog file(s) from the index", len(missing))
         return len(missing)
 
-    # --- reads -------------------------------------------------------------------------------------
+    # --- reads ---------------------------------------------------------------------------------------
+    async def index(self) -> CatalogIndex:
+        """The in-memory catalog (loaded from the index table on first use). Read-only for callers."""
+        if self._index is not None:
+            return self._index
+        commits = self._commits
+        c = tables.catalog.c
+        async with self.db.read() as conn:
+            rows = list(await conn.execute(select(c.family, c.id, c.version, c.body, c.digest)))
+        index = CatalogIndex.of(rows)
+        if commits == self._commits:  # nothing committed while we read: the copy is exact
+            self._index = index
+        return index
+
     async def versions(self, conn: AsyncConnection, family: str, id: str) -> dict[str, dict[str, Any]]:
-        """version → body of every stored version of `id`."""
+        """version → body of every stored version of `id`, read on `conn` (sees the caller's transaction)."""
         c = tables.catalog.c
         rows = await conn.execute(select(c.version, c.body).where(c.family == family, c.id == id))
         return {r.version: r.body for r in rows}
+
+    async def digests(self, family: str, id: str) -> dict[str, str]:
+        """version → content digest of every committed version of `id`."""
+        return {v: d for v, (_, d) in (await self.index()).versions.get((family, id), {}).items()}
 
     async def _get(self, family: str, id: str, version: str | None) -> dict[str, Any]:
         check_id(id)
         if version is not None:
             check_version(version)
-        async with self.db.read() as conn:
-            found = await self.versions(conn, family, id)
-        if not found:
-            raise NotFound(f"no {'organ template' if family == ORGAN else 'cell'} {id} in the catalog")
-        if version is None:
-            return found[latest(list(found))]
-        if version not in found:
-            raise NotFound(f"{id} has no version {version}")
-        return found[version]
+        body = _pick((await self.index()).versions.get((family, id)), family, id, version)[0]
+        return msgspec.json.decode(msgspec.json.encode(body))  # the caller's own copy
 
     async def get_cell(self, id: str, version: str | None = None) -> dict[str, Any]:
         """A cell template: the given version, or the latest by SemVer."""
@@ -282,9 +334,27 @@ class Catalog:
         """An organ template: the given version, or the latest by SemVer."""
         return await self._get(ORGAN, id, version)
 
+    async def cell_template(self, id: str, version: str | None = None) -> tuple[CellTemplate, str]:
+        """A catalog cell parsed and validated, with its digest (parsed once per version, then kept)."""
+        check_id(id)
+        if version is not None:
+            check_version(version)
+        index = await self.index()
+        found = index.versions.get((CELL, id))
+        version = version or (latest(list(found)) if found else None)
+        hit = index.parsed.get((id, version))  # type: ignore[arg-type]
+        if hit is None:
+            body, digest = _pick(found, CELL, id, version)
+            hit = index.parsed[(id, version)] = (parse_cell(body), digest)  # type: ignore[index]
+        return hit
+
     async def latest_bodies(self, conn: AsyncConnection, family: str = CELL) -> dict[str, dict[str, Any]]:
-        """id → body of the latest version, for every id of `family` (the dependency graph reads this)."""
+        """id → body of the latest version, for every id of `family`, read on `conn`."""
         return {id: body for id, (body, _) in (await self._latest(conn, family)).items()}
+
+    async def latest_view(self, family: str = CELL) -> dict[str, dict[str, Any]]:
+        """id → latest committed body for every id of `family`, sorted by id, from memory. Shared: read-only."""
+        return (await self.index()).latest[family]
 
     async def _latest(self, conn: AsyncConnection, family: str) -> dict[str, tuple[dict[str, Any], list[str]]]:
         c = tables.catalog.c
@@ -298,9 +368,9 @@ class Catalog:
         }
 
     async def _list(self, family: str, summarize: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
-        async with self.db.read() as conn:
-            found = await self._latest(conn, family)
-        return [summarize(body, versions) for body, versions in found.values()]
+        index = await self.index()
+        return [summarize(body, sorted(index.versions[(family, id)], key=semver_key))
+                for id, body in index.latest[family].items()]
 
     async def list_cells(self, kind: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
         """Latest version of every cell, sorted by id; `kind` filters analysis|action|memory, `q` searches."""
@@ -312,3 +382,15 @@ class Catalog:
     async def list_organ_templates(self) -> list[dict[str, Any]]:
         """Latest version of every organ template, sorted by id."""
         return await self._list(ORGAN, organ_summary)
+
+
+def _pick(found: dict[str, tuple[dict[str, Any], str]] | None, family: str, id: str,
+          version: str | None) -> tuple[dict[str, Any], str]:
+    """(body, digest) of `version` (the latest when None) among `found`; NotFound otherwise."""
+    if not found:
+        raise NotFound(f"no {'organ template' if family == ORGAN else 'cell'} {id} in the catalog")
+    if version is None:
+        return found[latest(list(found))]
+    if version not in found:
+        raise NotFound(f"{id} has no version {version}")
+    return found[version]

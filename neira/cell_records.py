@@ -1,14 +1,19 @@
 """Cell records in storage: the wire form, inserts, and the one way a record changes state — a move judged
 by `lifecycle.advance`, written with its history row, audited, published as `cell.transition`, and
-reflected in the active gauge after the commit."""
+reflected in the active gauge after the commit.
+
+`RecordCache` keeps the selector's view of recently used templates' records in memory, updated from every
+committed write here (this module holds all writes of `cell_records`), so a dry-run reads no storage."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,9 +24,9 @@ from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
 from neira.policy import Decision
-from neira.selector import LIVE_STATES, candidate
+from neira.selector import LIVE_STATES, Candidate, candidate
 from neira.storage import tables
-from neira.storage.db import Tx
+from neira.storage.db import Database, Tx
 from neira.templates import CellTemplate, template_dict
 
 R = tables.cell_records
@@ -54,6 +59,54 @@ def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
     )
 
 
+class RecordCache:
+    """template id → {record id → Candidate} for the `limit` most recently used templates. Filled from
+    storage on a miss and updated by every committed record write, never before the commit; a load that
+    raced a commit is used once and not kept. Assumes this process is the only writer."""
+
+    def __init__(self, db: Database, limit: int = 4096) -> None:
+        self.db, self.limit = db, limit
+        self._by_template: OrderedDict[str, dict[str, Candidate]] = OrderedDict()
+        self._commits = 0
+
+    def committed(self, c: Candidate) -> None:
+        """A write of record `c` has committed (tx.after_commit)."""
+        self._commits += 1
+        found = self._by_template.get(c.template_id)
+        if found is not None:
+            found[c.id] = c
+
+    async def of_templates(self, template_ids: Iterable[str]) -> dict[str, list[Candidate]]:
+        """template id → its records (templates without records are left out)."""
+        out: dict[str, list[Candidate]] = {}
+        missing = []
+        for tid in template_ids:
+            found = self._by_template.get(tid)
+            if found is None:
+                missing.append(tid)
+                continue
+            self._by_template.move_to_end(tid)
+            if found:
+                out[tid] = list(found.values())
+        if missing:
+            for tid, found in (await self._load(missing)).items():
+                if found:
+                    out[tid] = list(found.values())
+        return out
+
+    async def _load(self, template_ids: list[str]) -> dict[str, dict[str, Candidate]]:
+        commits = self._commits
+        loaded: dict[str, dict[str, Candidate]] = {tid: {} for tid in template_ids}
+        async with self.db.read() as conn:
+            for row in await conn.execute(select(R).where(R.c.template_id.in_(template_ids))):
+                loaded[row.template_id][row.id] = candidate(row)
+        if commits == self._commits:
+            self._by_template.update(loaded)
+            while len(self._by_template) > self.limit:
+                self._by_template.popitem(last=False)
+        return loaded
+
+
 class _Row:
     """Attribute access over a values dict, so a fresh insert renders like a fetched row."""
 
@@ -64,8 +117,8 @@ class _Row:
 class Records:
     """Reads and writes of `cell_records` and `record_history`; every write inside the caller's transaction."""
 
-    def __init__(self, events: EventBus, audit: Audit, metrics: Metrics) -> None:
-        self.events, self.audit, self.metrics = events, audit, metrics
+    def __init__(self, events: EventBus, audit: Audit, metrics: Metrics, cache: RecordCache) -> None:
+        self.events, self.audit, self.metrics, self.cache = events, audit, metrics, cache
 
     async def row(self, conn: AsyncConnection, id: str) -> Any:
         """The record row; 400 for a malformed id, 404 for an unknown one."""
@@ -109,9 +162,11 @@ class Records:
             "template": template_dict(t), "digest": digest, "created_at": now, "updated_at": now,
         }
         await tx.conn.execute(R.insert().values(**values))
-        await self._log(tx, _Row(values), None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
+        row = _Row(values)
+        await self._log(tx, row, None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
+        tx.after_commit(lambda c=candidate(row): self.cache.committed(c))
         tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
-        return record_dict(_Row(values))
+        return record_dict(row)
 
     async def move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
                    decisions: Iterable[Decision] = ()) -> CellState:
@@ -121,6 +176,8 @@ class Records:
         now = time.time()
         await tx.conn.execute(update(R).where(R.c.id == row.id).values(
             state=new.value, previous_state=row.state if new is CellState.HEALING else None, updated_at=now))
+        moved = msgspec.structs.replace(candidate(row), state=new.value)
+        tx.after_commit(lambda: self.cache.committed(moved))
         await self._log(tx, row, row.state, new.value, actor, event.value, reason, ids, now)
         return new
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_id, latest, parse_cell, template_digest
-from neira.cell_plan import Snapshot, parse_request, plan_cell
-from neira.cell_records import Records, record_dict
+from neira.cell_plan import CellRequest, Snapshot, parse_request, plan_cell
+from neira.cell_records import RecordCache, Records, record_dict
 from neira.errors import Conflict, InvalidRequest, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
@@ -45,7 +45,8 @@ class Factory:
     def __init__(self, db: Database, catalog: Catalog, policy: PolicyEngine, events: EventBus, audit: Audit,
                  metrics: Metrics, heal_delay_s: float = 0.05) -> None:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
-        self.records = Records(events, audit, metrics)
+        self.records = Records(events, audit, metrics, RecordCache(db))
+        self._dryruns = {ok: metrics.factory_dryrun_requests.labels(str(ok).lower()) for ok in (True, False)}
         self.heal_delay_s = heal_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -71,17 +72,17 @@ class Factory:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # --- dry-run -----------------------------------------------------------------------------------
-    async def _template(self, ref: Any) -> CellTemplate:
+    async def _template(self, ref: Any) -> tuple[CellTemplate, str]:
         if isinstance(ref, dict):
-            return parse_cell(ref)
+            t = parse_cell(ref)
+            return t, template_digest(t)
         cell_id, _, version = ref.partition("@")
-        return parse_cell(await self.catalog.get_cell(cell_id, version or None))
+        return await self.catalog.cell_template(cell_id, version or None)
 
-    async def _snapshot(self, conn: Any, t: CellTemplate) -> Snapshot:
-        latest_bodies = await self.catalog.latest_bodies(conn, CELL)
-        c = tables.catalog.c
-        versions = {r.version: r.digest for r in await conn.execute(
-            select(c.version, c.digest).where(c.family == CELL, c.id == t.id))}
+    async def _snapshot(self, t: CellTemplate) -> Snapshot:
+        """The catalog and the records a dry-run of `t` needs, from the in-memory read models."""
+        latest_bodies = await self.catalog.latest_view(CELL)
+        versions = await self.catalog.digests(CELL, t.id)
         ids = {t.id, *t.links}
         frontier = list(t.links)
         while frontier:  # every template the closure of links reaches
@@ -90,25 +91,22 @@ class Factory:
                 if link not in ids:
                     ids.add(link)
                     frontier.append(link)
-        records: dict[str, list[Candidate]] = {}
-        for row in await conn.execute(select(R).where(R.c.template_id.in_(sorted(ids)))):
-            records.setdefault(row.template_id, []).append(candidate(row))
+        records = await self.records.cache.of_templates(sorted(ids))
         return Snapshot(latest=latest_bodies, versions=versions, records=records)
 
     async def plan(self, template: dict[str, Any] | str, backend: str = "adapter", hitl: bool = True) -> dict[str, Any]:
         """`{ok, report, plan}` for creating a record of `template` (the dry-run, for the Command Cell). Reads only."""
-        req = parse_request({"template": template, "backend": backend, "hitl": hitl})
-        t = await self._template(req.template)
+        return await self._plan(parse_request({"template": template, "backend": backend, "hitl": hitl}))
+
+    async def _plan(self, req: CellRequest) -> dict[str, Any]:
+        t, digest = await self._template(req.template)
         gate = self.policy.gate(f"factory_{req.backend}")
-        async with self.db.read() as conn:
-            snap = await self._snapshot(conn, t)
-        return plan_cell(t, template_digest(t), req.backend, req.hitl, snap, [gate])
+        return plan_cell(t, digest, req.backend, req.hitl, await self._snapshot(t), [gate])
 
     async def dryrun(self, body: Any, actor: str) -> dict[str, Any]:
         """`POST /factory/cells/dryrun`: the report and plan; never writes, never refuses for a closed gate."""
-        req = parse_request(body)
-        result = await self.plan(req.template, req.backend, req.hitl)
-        self.metrics.factory_dryrun_requests.labels(str(result["ok"]).lower()).inc()
+        result = await self._plan(parse_request(body))
+        self._dryruns[result["ok"]].inc()
         return result
 
     # --- create ------------------------------------------------------------------------------------
@@ -125,8 +123,7 @@ class Factory:
         if key is not None and (not key or len(key) > 200):
             raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
         req = parse_request(body)
-        t = await self._template(req.template)
-        digest = template_digest(t)
+        t, digest = await self._template(req.template)
         gate = self.policy.gate(f"factory_{req.backend}")
         self.policy.enforce([gate])
         body_digest = idempotency.body_hash(body)

@@ -32,23 +32,27 @@ class CommandService:
     def __init__(self, core: Any) -> None:
         self.core = core
         self.store = PlanStore(core.db)
-        self._lexicon_key: tuple | None = None
+        self._seen: tuple[Any, Any, tuple[str, ...]] | None = None  # (cells map, organs map, built organs)
         self._lexicon: Lexicon | None = None
+        self._known: Known | None = None
 
     async def known(self) -> Known:
-        """The resolver's view of the catalog; the lexicon is rebuilt only when the catalog changed."""
-        async with self.core.db.read() as conn:
-            cells = await self.core.catalog.latest_bodies(conn, CELL)
-            organs = await self.core.catalog.latest_bodies(conn, ORGAN)
-        key = (tuple((i, b.get("version")) for i, b in cells.items()), tuple((i, b.get("version")) for i, b in organs.items()))
-        if key != self._lexicon_key or self._lexicon is None:
-            self._lexicon = Lexicon.from_templates(list(cells.values()), list(organs.values()))
-            self._lexicon_key = key
+        """The resolver's view of the catalog. The catalog's in-memory maps are replaced on every change,
+        so the lexicon and the view are rebuilt only when one of them (or the list of built organs) moved."""
+        cells = await self.core.catalog.latest_view(CELL)
+        organs = await self.core.catalog.latest_view(ORGAN)
         try:
-            built = [o["template_id"] for o in await self.core.organs.list()]
+            built = tuple(o["template_id"] for o in await self.core.organs.list())
         except NeiraError:  # organs_builder closed: versions come from the catalog alone
-            built = []
-        return Known(list(cells.values()), list(organs.values()), self._lexicon, built)
+            built = ()
+        seen = self._seen
+        if seen is None or seen[0] is not cells or seen[1] is not organs:
+            self._lexicon = Lexicon.from_templates(list(cells.values()), list(organs.values()))
+            self._known = None
+        if self._known is None or seen is None or seen[2] != built:
+            self._known = Known(list(cells.values()), list(organs.values()), self._lexicon, built)
+        self._seen = (cells, organs, built)
+        return self._known
 
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
         """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""
