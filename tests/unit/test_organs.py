@@ -359,3 +359,36 @@ async def test_portable_write_path_gives_the_same_rows(core: Core, monkeypatch: 
     assert rows[fast].template == rows[portable].template
     audit = [r for r in await core.audit.list() if r.action == "organ.build"]
     assert [r.after for r in audit] == [audit[0].after] * 2
+
+
+async def test_manual_moves_racing_the_scheduler_always_win(tmp_path: Path) -> None:
+    """300 builds on 5 ms stages while each gets a manual move at a random moment: once a manual move is
+    committed, no timer moves that organ again (stale heap entries are harmless)."""
+    import random
+
+    core = Core(make_settings(tmp_path / "race", stage_delays_ms=(5, 5, 5)))
+    await core.start()
+    try:
+        ids = [body["organ_id"] for _, body in await asyncio.gather(
+            *[core.organs.build({"organ_template": "organ.echo.v1"}, "admin") for _ in range(300)])]
+        rng = random.Random(7)
+
+        async def intervene(organ_id: str) -> str:
+            await asyncio.sleep(rng.random() * 0.03)
+            target = rng.choice(["draft", "canary", "failed"])
+            await core.organs.set_status(organ_id, target, "race", "admin")
+            return target
+
+        targets = await asyncio.gather(*[intervene(i) for i in ids])
+        control = await build(core, "organ.echo.v1")
+        await until_state(core, control, "stable")  # every stale timer of the others has long been due
+        events = await core.events.list(0, 100_000)
+        for organ_id, target in zip(ids, targets, strict=True):
+            mine = [e.data for e in events if e.subject == f"organ:{organ_id}"]
+            manual = max((i for i, d in enumerate(mine) if d.get("actor")), default=None)
+            assert await state_of(core, organ_id) == target
+            if manual is not None:  # the manual move changed the state: nothing automatic after it
+                assert mine[manual + 1:] == [], (organ_id, mine)
+            assert [d["state"] for d in mine if not d.get("actor")] == STAGES[: len([d for d in mine if not d.get("actor")])]
+    finally:
+        await core.stop()
