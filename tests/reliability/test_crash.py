@@ -101,7 +101,6 @@ async def test_sigkill_with_builds_in_flight_loses_nothing(tmp_path: Path) -> No
             now = after["organs"][organ_id]
             assert now["template_id"] == was["template_id"]
             assert STAGES.index(now["state"]) >= STAGES.index(was["state"]), (organ_id, was, now)
-        assert f"organ builder resumed {BUILDS} builds in flight" in server.log()
 
         async with async_client(server) as c:
             async def all_stable() -> bool:
