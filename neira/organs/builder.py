@@ -36,6 +36,10 @@ GATE = "organs_builder"
 STATES = ", ".join(s.value for s in OrganState)
 
 
+class _RolledBack(Exception):
+    """Ends a dry-run's transaction: everything it did is rolled back."""
+
+
 class BuildRequest(Base):
     """Body of `POST /organs/build`."""
 
@@ -100,9 +104,6 @@ class OrganBuilder:
             return {"organ_id": None, "dryrun": True, "ok": False,
                     "report": {"errors": exc.extra["errors"], "policy": [to_builtins(decision)]}, "plan": None}
 
-        class _Rollback(Exception):
-            pass
-
         known = [c["id"] for c in resolved.cells if c["in_catalog"]]
         chosen: dict[str, dict[str, Any]] = {}
         try:  # the factory would also register generated templates (files) for unknown cells: keep them out
@@ -111,9 +112,12 @@ class OrganBuilder:
                     if c["action"] == "create":  # its record id was never committed: do not show it
                         c = {**c, "record_id": None, "state": None}
                     chosen[c["id"]] = c
-                raise _Rollback
-        except _Rollback:
+                raise _RolledBack
+        except _RolledBack:
             pass
+        except NeiraError as exc:  # e.g. factory_adapter closed: the build would be refused; say so, don't 403
+            return {"organ_id": None, "dryrun": True, "ok": False,
+                    "report": {"violations": [exc.body()], "policy": [to_builtins(decision)]}, "plan": None}
         selections = [chosen.get(c["id"]) or {"id": c["id"], "action": "create", "record_id": None, "state": None,
                                               "reason": "not in the catalog: a generated adapter template"}
                       for c in resolved.cells]

@@ -189,6 +189,15 @@ async def test_dryrun_writes_nothing(core: Core) -> None:
     assert [c["action"] for c in again["plan"]["changes"]] == ["reuse", "reuse", "reuse", "create"]
 
 
+async def test_dryrun_reports_a_closed_factory_gate_instead_of_refusing(core: Core) -> None:
+    await core.policy.set_capability("admin", "factory_adapter", "disabled")
+    status, body = await core.organs.build({"organ_template": VOICE, "dryrun": True}, "admin")
+    assert (status, body["ok"], body["report"]["violations"][0]["capability"]) == (200, False, "factory_adapter")
+    with pytest.raises(CapabilityDisabled):  # the real build is refused with the factory's gate
+        await core.organs.build({"organ_template": VOICE}, "admin")
+    assert await count(core, tables.organs) == 0
+
+
 async def test_dryrun_of_an_invalid_template_reports_errors(core: Core) -> None:
     status, body = await core.organs.build({"organ_template": {"id": "organ.x.v1", "version": "1", "cells": []}, "dryrun": True}, "admin")
     assert status == 200 and body["ok"] is False and body["organ_id"] is None
