@@ -68,7 +68,7 @@ def create_app(core: Core) -> Litestar:
         state=State({"core": core, "tokens": tokens}),
         middleware=[
             prometheus.middleware,
-            DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy),
+            DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy, max_body_bytes=core.settings.max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=core.settings.max_body_bytes,

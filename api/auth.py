@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from neira.config import Settings
-from neira.errors import Unauthorized
+from neira.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from neira.policy import PolicyEngine, Role
 
 OPEN_PREFIXES = ("/schema",)  # Litestar's OpenAPI controller; our open routes say so in their `opt`
@@ -42,6 +42,18 @@ def bearer(header: str | bytes | None) -> bytes | None:
     return token if scheme.lower() == b"bearer" and token else None
 
 
+def _check_length(scope: Scope, limit: int) -> None:
+    """A declared body over the limit is refused on every route, also on those that never read their body
+    (Litestar itself enforces the limit only while reading one)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise InvalidRequest("Content-Length must be a number")
+            if int(value) > limit:
+                raise PayloadTooLarge("request body is larger than the limit")
+            return
+
+
 def _authorization(scope: Scope) -> bytes | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -52,16 +64,18 @@ def _authorization(scope: Scope) -> bytes | None:
 class AccessMiddleware:
     """For every HTTP route: who is calling (401 `unauthorized` without a valid token), and may they
     (reads for every role, writes for admin and operator, admin only in safe mode, `opt={"admin": True}`
-    routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open.
+    routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open. A declared body over
+    the limit is a 413 before anything else.
 
     One plain ASGI middleware rather than an authentication middleware plus a guard: Litestar copies the
     route handler for every guard call, which cost more than the whole check."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable, policy: PolicyEngine) -> None:
-        self.app, self.tokens, self.policy = app, tokens, policy
+    def __init__(self, app: ASGIApp, tokens: TokenTable, policy: PolicyEngine, max_body_bytes: int) -> None:
+        self.app, self.tokens, self.policy, self.max_body_bytes = app, tokens, policy, max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            _check_length(scope, self.max_body_bytes)
             opt = scope["route_handler"].opt
             if not opt.get("exclude_from_auth") and not scope["path"].startswith(OPEN_PREFIXES):
                 role = self.tokens.role_for(bearer(_authorization(scope)))
