@@ -12,9 +12,9 @@ from typing import Any
 
 from neira.errors import InvalidRequest
 from neira.policy import Decision
-from neira.selector import Candidate, Selection, select
+from neira.selector import Candidate, Selection, select, version_key
 from neira.structs import Base
-from neira.templates import CellTemplate, find_cycle, semver_key
+from neira.templates import CellTemplate, find_cycle
 
 BACKENDS = ("adapter", "script", "wasm")
 TEMPLATE_KEYS = ("template", "tpl", "spec")
@@ -79,12 +79,14 @@ def parse_request(body: Any) -> CellRequest:
     return CellRequest(template=template, backend=backend, hitl=hitl)
 
 
-def _best(records: list[Candidate]) -> dict[str, Any] | None:
+_BEST_ORDER = {"stable": 4, "experimental": 3, "canary": 2, "draft": 1}
+
+
+def _best(records: list[Candidate] | None) -> dict[str, Any] | None:
     """The record that best represents a template: live over draft, then the highest version, then newest."""
     if not records:
         return None
-    order = {"stable": 4, "experimental": 3, "canary": 2, "draft": 1}
-    best = max(records, key=lambda r: (order.get(r.state, 0), semver_key(r.version), r.number))
+    best = max(records, key=lambda r: (_BEST_ORDER.get(r.state, 0), version_key(r.version), r.number))
     return {"id": best.id, "state": best.state, "version": best.version}
 
 
@@ -106,7 +108,7 @@ def _resolve_deps(t: CellTemplate, snap: Snapshot) -> tuple[list[dict[str, Any]]
                 "id": cid, "depth": depth, "via": via,
                 "status": "present" if body is not None else "missing",
                 "version": body["version"] if body is not None else None,
-                "record": _best(snap.records.get(cid, [])),
+                "record": _best(snap.records.get(cid)),
             })
             links = list(body.get("links", [])) if body is not None else []
             graph[cid] = links
@@ -115,9 +117,9 @@ def _resolve_deps(t: CellTemplate, snap: Snapshot) -> tuple[list[dict[str, Any]]
     return deps, graph
 
 
-def _compat(t: CellTemplate, digest: str, snap: Snapshot, identity: Candidate | None) -> dict[str, Any]:
+def _compat(t: CellTemplate, kind: str, digest: str, snap: Snapshot, identity: Candidate | None) -> dict[str, Any]:
     versions = snap.versions
-    latest_version = max(versions, key=semver_key) if versions else None
+    latest_version = max(versions, key=version_key) if versions else None
     if t.version in versions:
         catalog = "identical" if versions[t.version] == digest else "conflict"
     else:
@@ -125,15 +127,16 @@ def _compat(t: CellTemplate, digest: str, snap: Snapshot, identity: Candidate | 
     if latest_version is None:
         order = "first"
     else:
-        cmp = (semver_key(t.version) > semver_key(latest_version)) - (semver_key(t.version) < semver_key(latest_version))
-        order = {1: "newer", 0: "same", -1: "older"}[cmp]
-    latest_kind = _kind_of(snap.latest[t.id]) if t.id in snap.latest else None
+        mine, theirs = version_key(t.version), version_key(latest_version)
+        order = "newer" if mine > theirs else "older" if mine < theirs else "same"
+    body = snap.latest.get(t.id)
+    latest_kind = _kind_of(body) if body is not None else None
     return {
         "schema": "v1",
         "catalog": catalog,
         "latest_version": latest_version,
         "order": order,
-        "kind": "new" if latest_kind is None else ("same" if latest_kind == t.kind else "changed"),
+        "kind": "new" if latest_kind is None else ("same" if latest_kind == kind else "changed"),
         "record": {"id": identity.id, "state": identity.state} if identity else None,
     }
 
@@ -142,7 +145,7 @@ def _kind_of(body: Mapping[str, Any]) -> str:
     return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
 
 
-def _risks(t: CellTemplate, deps: list[dict[str, Any]], cycle: list[str] | None, compat: dict[str, Any],
+def _risks(t: CellTemplate, kind: str, deps: list[dict[str, Any]], cycle: list[str] | None, compat: dict[str, Any],
            gate: Decision, hitl: bool) -> list[dict[str, Any]]:
     risks: list[dict[str, Any]] = []
     for d in deps:
@@ -163,7 +166,7 @@ def _risks(t: CellTemplate, deps: list[dict[str, Any]], cycle: list[str] | None,
                       "message": f"{t.version} is older than the catalog's latest {compat['latest_version']}"})
     if compat["kind"] == "changed":
         risks.append({"code": "kind_changed", "severity": "warning",
-                      "message": f"{t.id} changes its kind to {t.kind}"})
+                      "message": f"{t.id} changes its kind to {kind}"})
     if not hitl:
         risks.append({"code": "no_hitl", "severity": "warning",
                       "message": "hitl is off: stages advance without a human review"})
@@ -175,25 +178,29 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
     """The dry-run result `{ok, report, plan}` for creating a record of `t` on `backend`. Pure.
     `decisions` are the policy's (the backend gate first)."""
     own = snap.records.get(t.id, [])
+    kind = t.kind
     identity = next((r for r in own if r.version == t.version and r.backend == backend), None)
     deps, graph = _resolve_deps(t, snap)
-    cycle = find_cycle(graph)
-    compat = _compat(t, digest, snap, identity)
-    selection = select(t.id, t.version, t.kind, digest, own)
+    # a cycle needs an edge out of some dependency (the template cannot link to itself)
+    cycle = find_cycle(graph) if any(links for cid, links in graph.items() if cid != t.id) else None
+    compat = _compat(t, kind, digest, snap, identity)
+    selection = select(t.id, t.version, kind, digest, own)
     gate = decisions[0]
-    risks = _risks(t, deps, cycle, compat, gate, hitl)
-    violations = [_decision(d) for d in decisions if d.denied]
+    risks = _risks(t, kind, deps, cycle, compat, gate, hitl)
+    shown = [_decision(d) for d in decisions]
+    violations = [out for d, out in zip(decisions, shown) if d.denied]
     report = {
-        "kind": t.kind,
-        f"{t.kind}_type": t.kind_value,
+        "kind": kind,
+        f"{kind}_type": getattr(t, f"{kind}_type"),
         "backend": backend,
         "hitl": hitl,
         "deps": deps,
-        "links": [{k: d[k] for k in ("id", "status", "version", "record")} for d in deps if d["depth"] == 1],
+        "links": [{"id": d["id"], "status": d["status"], "version": d["version"], "record": d["record"]}
+                  for d in deps if d["depth"] == 1],
         "risks": risks,
         "compat": compat,
         "selector": _selection(selection),
-        "policy": {"allowed": not violations, "decisions": [_decision(d) for d in decisions], "violations": violations},
+        "policy": {"allowed": not violations, "decisions": shown, "violations": violations},
     }
     ok = not violations and not any(r["severity"] == "error" for r in risks)
     return {"ok": ok, "report": report, "plan": _plan(t, backend, identity, compat, selection)}
@@ -227,6 +234,7 @@ def _plan(t: CellTemplate, backend: str, identity: Candidate | None, compat: dic
 def render(changes: list[dict[str, Any]]) -> str:
     """The plan as text: one line per change with `+ ~ - =` markers, then a summary line."""
     lines = []
+    count = dict.fromkeys(MARKERS, 0)
     for c in changes:
         what = f"{c['kind']} {c['id']}"
         if c["action"] == "update":
@@ -234,7 +242,7 @@ def render(changes: list[dict[str, Any]]) -> str:
         elif c.get("version"):
             what += f" {c['version']}"
         lines.append(f"{MARKERS[c['action']]} {what}: {c.get('reason', '')}".rstrip(": "))
-    count = {a: sum(1 for c in changes if c["action"] == a) for a in MARKERS}
+        count[c["action"]] += 1
     lines.append(
         f"Plan: {count['create']} to create, {count['update']} to update, {count['delete']} to delete, "
         f"{count['reuse'] + count['no-op']} unchanged."

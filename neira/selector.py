@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from neira.lifecycle import CellState
@@ -10,6 +11,7 @@ from neira.structs import Base
 from neira.templates import semver_key
 
 LIVE_STATES = (CellState.CANARY, CellState.EXPERIMENTAL, CellState.STABLE)
+version_key = lru_cache(maxsize=4096)(semver_key)  # SemVer sort key, memoised: dry-runs compare the same few
 _PREFERENCE = {CellState.STABLE: 3, CellState.EXPERIMENTAL: 2, CellState.CANARY: 1}
 
 
@@ -51,12 +53,12 @@ def candidate(row: Any) -> Candidate:
 
 
 def _major(version: str) -> int:
-    return semver_key(version)[0]
+    return version_key(version)[0]
 
 
 def _record_order(c: Candidate) -> tuple:
     # best first: stable over experimental over canary, then the highest version, then the newest record
-    return (_PREFERENCE.get(CellState(c.state), 0), semver_key(c.version), c.number)
+    return (_PREFERENCE.get(c.state, 0), version_key(c.version), c.number)  # type: ignore[call-overload]
 
 
 def select(template_id: str, version: str, kind: str, digest: str, records: Iterable[Candidate]) -> Selection:
@@ -90,5 +92,5 @@ def _why_create(template_id: str, version: str, kind: str, same: list[Candidate]
     other_kind = [r for r in live if r.kind != kind]
     if len(other_kind) == len(live):
         return f"live records of {template_id} are of kind {other_kind[0].kind}, not {kind}"
-    versions = ", ".join(sorted({r.version for r in live}, key=semver_key))
+    versions = ", ".join(sorted({r.version for r in live}, key=version_key))
     return f"live records of {template_id} have incompatible versions ({versions}) for {version}"
