@@ -143,6 +143,12 @@ class Factory:
         return status, record
 
     # --- reads -------------------------------------------------------------------------------------
+    async def record_states(self, template_ids: list[str]) -> dict[str, str]:
+        """record id → state for every record of these templates, from the record cache (no storage read
+        when the templates are cached)."""
+        found = await self.records.cache.of_templates(template_ids)
+        return {c.id: c.state for candidates in found.values() for c in candidates}
+
     async def list(self, state: str | None = None) -> list[dict[str, Any]]:
         """Records, oldest first; `state` filters (validated)."""
         async with self.db.read() as conn:

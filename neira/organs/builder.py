@@ -25,6 +25,7 @@ from neira.metrics import Metrics
 from neira.organs import plan, store
 from neira.organs.builds import BuildQueue, Job
 from neira.organs.progress import DRAFT, FAILED, Progress, status_metrics
+from neira.organs.rows import OrganRows
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
@@ -55,7 +56,8 @@ class OrganBuilder:
         self.db, self.catalog, self.factory, self.policy = db, catalog, factory, policy
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
-        self.progress = Progress(db, events, metrics, self.stage_delays_ms)
+        self.rows = OrganRows(db)
+        self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
 
     # --- life ------------------------------------------------------------------------------------------
@@ -142,9 +144,8 @@ class OrganBuilder:
         self._gate()
         if query:
             self.metrics.organ_build_status_queries.inc()
-        async with self.db.read() as conn:
-            row = await store.get_row(conn, organ_id)
-            states = await store.cell_states(conn, [c.get("record_id") for c in row.cells if c.get("record_id")])
+        row = await self.rows.get(organ_id)
+        states = await self.factory.record_states([c["id"] for c in row.cells])
         cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
         return {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto, "cells": cells,
                 "metrics": status_metrics(row), "updated_at": row.updated_at}
@@ -196,6 +197,7 @@ class OrganBuilder:
         started = row.build_started_at
 
         def settled() -> None:
+            self.rows.forget([row.id])
             self.progress.stopped(row.id, was_building, building, new, started, now)
 
         tx.after_commit(settled)
@@ -219,6 +221,7 @@ class OrganBuilder:
             was_building = organ_is_building(row.state)
 
             def restarted() -> None:
+                self.rows.forget([organ_id])
                 self.progress.started([(organ_id, row.template_id, attempts)], deadline, now, 0 if was_building else 1)
 
             tx.after_commit(restarted)

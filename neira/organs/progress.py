@@ -17,6 +17,7 @@ from neira.events import EventBus
 from neira.lifecycle import ORGAN_STAGES, OrganState, next_organ_stage
 from neira.metrics import Metrics
 from neira.organs import store
+from neira.organs.rows import OrganRows
 from neira.organs.scheduler import Due, StageScheduler
 from neira.storage.db import Database
 
@@ -40,8 +41,9 @@ class Flight:
 class Progress:
     """Holds the builds in flight and the one scheduler task that moves them on time."""
 
-    def __init__(self, db: Database, events: EventBus, metrics: Metrics, stage_delays_ms: tuple[int, ...]) -> None:
-        self.db, self.events, self.metrics = db, events, metrics
+    def __init__(self, db: Database, events: EventBus, metrics: Metrics, stage_delays_ms: tuple[int, ...],
+                 rows: OrganRows) -> None:
+        self.db, self.events, self.metrics, self.rows = db, events, metrics, rows
         # seconds a build stays in each stage before the next one (draft, canary, experimental)
         self.delays_s = {s.value: d / 1000 for s, d in zip(ORGAN_STAGES, stage_delays_ms, strict=False)}
         self._flights: dict[str, Flight] = {}
@@ -131,6 +133,7 @@ class Progress:
             tx.after_commit(lambda: self._moved(moves, now))
 
     def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:
+        self.rows.forget(m[0] for m in moves)
         finished = 0
         timers: dict[float, list[tuple[str, int]]] = {}  # one heap entry per distinct deadline of the batch
         for organ_id, flight, state, times, deadline in moves:
