@@ -119,6 +119,12 @@ class PolicyEngine:
             return self._count(_decision(f"capability.{name}", "allow", f"{name} is {state.value}", name))
         return self._count(_decision(f"capability.{name}", "deny", f"{name} is {state.value}", name))
 
+    def require(self, name: str) -> None:
+        """The read-path twin of `enforce([gate(name)])`: raise CapabilityDisabled when the gate is closed,
+        without building a decision when it is open (reads are not audited)."""
+        if self.capabilities.get(name) not in OPEN_STATES:
+            self.enforce([self.gate(name)])
+
     def access(self, role: Role | str, write: bool, admin_only: bool = False) -> list[Decision]:
         """Role and safe-mode decisions for a request."""
         role = Role(role)

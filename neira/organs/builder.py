@@ -133,7 +133,7 @@ class OrganBuilder:
     # --- reads -----------------------------------------------------------------------------------------
     async def list(self) -> list[dict[str, Any]]:
         """`[{id, state, template_id, updated_at}]`, oldest first."""
-        self._gate()
+        self.policy.require(GATE)
         async with self.db.read() as conn:
             rows = await store.list_rows(conn)
         return [{"id": r.id, "state": r.state, "template_id": r.template_id, "updated_at": r.updated_at} for r in rows]
@@ -141,7 +141,7 @@ class OrganBuilder:
     async def status(self, organ_id: str, query: bool = True) -> dict[str, Any]:
         """`{id, state, template_id, auto, cells: [{id, record_id, state}], metrics}`; `query` marks a client's
         question (counted in organ_build_status_queries_total)."""
-        self._gate()
+        self.policy.require(GATE)
         if query:
             self.metrics.organ_build_status_queries.inc()
         row = await self.rows.get(organ_id)
