@@ -20,6 +20,7 @@ from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import failure_body, failure_reply, say
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError, PlanStale
+from neira.events import Subscription
 from neira.policy import Decision, decision_error
 
 SPEC_INTENTS = frozenset({"create_organ", "update_organ", "build_pipeline", "create_cell"})
@@ -35,17 +36,21 @@ class CommandService:
         self._seen: tuple[Any, Any, tuple[str, ...]] | None = None  # (cells map, organs map, built organs)
         self._lexicon: Lexicon | None = None
         self._known: Known | None = None
+        self._built: tuple[str, ...] | None = None  # template ids of the organs built so far
+        self._events: Subscription | None = None  # every event, to know when `_built` must be re-read
 
     async def known(self) -> Known:
-        """The resolver's view of the catalog. The catalog's in-memory maps are replaced on every change,
-        so the lexicon and the view are rebuilt only when one of them (or the list of built organs) moved."""
+        """The resolver's view of the catalog and of the organs built so far. The catalog's in-memory maps
+        are replaced on every change, and the built organs are re-read only after an organ or gate event, so
+        the lexicon and the view are rebuilt only when something they depend on moved."""
         cells = await self.core.catalog.latest_view(CELL)
         organs = await self.core.catalog.latest_view(ORGAN)
-        try:
-            built = tuple(o["template_id"] for o in await self.core.organs.list())
-        except NeiraError:  # organs_builder closed: versions come from the catalog alone
-            built = ()
-        seen = self._seen
+        if self._organs_moved() or self._built is None:
+            try:
+                self._built = tuple(o["template_id"] for o in await self.core.organs.list())
+            except NeiraError:  # organs_builder closed: versions come from the catalog alone
+                self._built = ()
+        built, seen = self._built, self._seen
         if seen is None or seen[0] is not cells or seen[1] is not organs:
             self._lexicon = Lexicon.from_templates(list(cells.values()), list(organs.values()))
             self._known = None
@@ -53,6 +58,19 @@ class CommandService:
             self._known = Known(list(cells.values()), list(organs.values()), self._lexicon, built)
         self._seen = (cells, organs, built)
         return self._known
+
+    def _organs_moved(self) -> bool:
+        """Whether an organ or a capability gate changed since the last look. Every committed change
+        publishes its event (subject `organ:<id>` or `capability:<name>`) before this can run again; the
+        subscription is drained first, so an event that lands during the re-read shows up next time."""
+        if self._events is None:
+            self._events = self.core.events.subscribe("*", maxsize=64)
+            return True
+        moved, self._events.lagged = self._events.lagged, False
+        queue = self._events.queue
+        while not queue.empty():
+            moved = queue.get_nowait().subject.startswith(("organ:", "capability:")) or moved
+        return moved
 
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
         """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""

@@ -151,3 +151,17 @@ async def test_organ_named_by_kind_targets_the_built_organ(client):
     body = (await say(client, "статус голосового органа", session="s-alias")).json()
     assert body["target"] == {"kind": "organ", "id": built, "template_id": "organ.voice.v1"}
     assert body["result"]["id"] == built
+
+
+async def test_organs_built_since_the_last_command_count_for_the_next_version(client):
+    """The Command Cell keeps the built organs in memory and re-reads them after organ or gate events."""
+    before = (await say(client, "обнови голосовой орган", session="s-built")).json()
+    assert before["spec"]["template"]["id"] == "organ.voice.v2"
+    inline = before["spec"]["template"]  # built straight from the template: it never enters the catalog
+    r = await client.post("/organs/build", json={"organ_template": inline}, headers=auth())
+    assert r.status_code == 201
+    after = (await say(client, "обнови голосовой орган", session="s-built")).json()
+    assert after["spec"]["template"]["id"] == "organ.voice.v3"
+    await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
+    closed = (await say(client, "обнови голосовой орган", session="s-built")).json()
+    assert closed["spec"]["template"]["id"] == "organ.voice.v2"  # builds unreadable: the catalog alone counts
