@@ -6,7 +6,6 @@ It lives in api/ because it wires the HTTP layer; the core in neira/ never impor
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import sys

@@ -9,7 +9,10 @@ from sqlalchemy import select
 
 from neira.metrics import Metrics
 from neira.storage import tables
+from neira.storage.bulk import insert_tuples
 from neira.storage.db import Database, Tx
+
+COLUMNS = ("at", "actor", "action", "subject", "before", "after", "reason", "decision_ids")
 from neira.structs import Base
 
 
@@ -53,6 +56,23 @@ class Audit:
             )
         )
         tx.after_commit(lambda: self.metrics.audit_records.labels(action).inc())
+
+    async def record_many(self, tx: Tx, records: list[tuple[str, str, str, Any, Any, str | None, list[str]]]) -> None:
+        """Append many records `(actor, action, subject, before, after, reason, decision_ids)` with one
+        statement: the batched twin of `record`."""
+        if not records:
+            return
+        at = time.time()
+        await insert_tuples(tx, tables.audit, COLUMNS, [(at, *r) for r in records])
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r[1]] = counts.get(r[1], 0) + 1
+
+        def count() -> None:
+            for action, n in counts.items():
+                self.metrics.audit_records.labels(action).inc(n)
+
+        tx.after_commit(count)
 
     async def list(self, since: int = 0, limit: int = 500) -> list[AuditRecord]:
         """Records with seq > since, oldest first."""

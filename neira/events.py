@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from neira.metrics import Metrics
 from neira.storage import tables
+from neira.storage.bulk import fast_path, json_encoder
 from neira.storage.db import Database, Tx
 from neira.structs import Base
 
@@ -63,6 +65,43 @@ class EventBus:
         ev = Event(seq=res.inserted_primary_key[0], at=at, type=type, subject=subject, data=data)
         tx.after_commit(lambda: self._deliver(ev))
         return ev
+
+    async def emit_many(self, tx: Tx, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Store many events `(type, subject, data)` in `tx` with one statement; subscribers get them, in
+        order, after the commit. On SQLite the seqs follow the current maximum (the transaction holds the
+        single writer lock, so nobody else can take them); other dialects number them with their own
+        sequence (RETURNING, in parameter order)."""
+        if not items:
+            return
+        at = time.time()
+        if fast_path(tx):
+            top = (await tx.conn.execute(select(func.max(tables.events.c.seq)))).scalar() or 0
+            seqs: Sequence[int] = range(top + 1, top + 1 + len(items))
+            encode = json_encoder.encode
+            await tx.conn.exec_driver_sql(
+                'INSERT INTO events ("seq", "at", "type", "subject", "data") VALUES (?, ?, ?, ?, ?)',
+                [(q, at, t, s, encode(d).decode()) for q, (t, s, d) in zip(seqs, items, strict=True)],
+            )
+        else:
+            stmt = insert(tables.events).returning(tables.events.c.seq, sort_by_parameter_order=True)
+            result = await tx.conn.execute(stmt, [{"at": at, "type": t, "subject": s, "data": d} for t, s, d in items])
+            seqs = list(result.scalars())
+        tx.after_commit(lambda: self._fan_out(seqs, at, items))
+
+    def _fan_out(self, seqs: Sequence[int], at: float, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Deliver committed events to subscribers of `*` and of their subject, counting once per type and
+        building Event objects only for events someone awaits."""
+        everyone = self._subs.get("*", ())
+        counts: dict[str, int] = {}
+        for seq, (type_, subject, data) in zip(seqs, items, strict=True):
+            counts[type_] = counts.get(type_, 0) + 1
+            direct = self._subs.get(subject, ())
+            if everyone or direct:
+                ev = Event(seq=seq, at=at, type=type_, subject=subject, data=data)
+                for sub in (*everyone, *direct):
+                    sub.offer(ev)
+        for type_, n in counts.items():
+            self.metrics.events.labels(type_).inc(n)
 
     def _deliver(self, ev: Event) -> None:
         self.metrics.events.labels(ev.type).inc()

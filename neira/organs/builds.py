@@ -73,7 +73,7 @@ class BuildQueue:
         async with self.db.transaction() as tx:
             fresh, followers = await self._replays(tx, batch, answers)
             valid = await self._resolve_all(tx, fresh, followers)
-            ids = await store.reserve_ids(tx, "organ", len(valid)) if valid else []
+            ids = await tx.next_counters("organ", len(valid)) if valid else []
             now = time.time()
             deadline = now + self.progress.delays_s[DRAFT]
             rows, evs, audits, started = [], [], [], []
@@ -104,8 +104,8 @@ class BuildQueue:
                 if len(started) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
             await store.insert_organs(tx, rows)
-            await store.emit_many(self.events, tx, evs)
-            await store.audit_many(self.audit, tx, audits)
+            await self.events.emit_many(tx, evs)
+            await self.audit.record_many(tx, audits)
             tx.after_commit(lambda: self.progress.started(started, deadline, now, len(started)))
         for fut, answer in answers:
             settle(fut, answer)

@@ -128,7 +128,7 @@ class Progress:
                     await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
             if not moves:
                 return
-            await store.emit_many(self.events, tx, evs)
+            await self.events.emit_many(tx, evs)
             await store.apply_moves(tx, params)
             tx.after_commit(lambda: self._moved(moves, now))
 

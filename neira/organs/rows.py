@@ -11,7 +11,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from neira.errors import NotFound
 from neira.organs import store
 from neira.storage.db import Database
 

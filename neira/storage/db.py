@@ -27,12 +27,18 @@ class Tx:
 
     async def next_counter(self, name: str) -> int:
         """Increment and return a named counter; ids made from it are never reused."""
-        row = (await self.conn.execute(select(tables.counters.c.value).where(tables.counters.c.name == name))).first()
+        return (await self.next_counters(name, 1))[0]
+
+    async def next_counters(self, name: str, n: int) -> list[int]:
+        """`n` consecutive values of a named counter at once, never handed out again."""
+        c = tables.counters
+        row = (await self.conn.execute(select(c.c.value).where(c.c.name == name))).first()
+        start = row[0] if row else 0
         if row is None:
-            await self.conn.execute(tables.counters.insert().values(name=name, value=1))
-            return 1
-        await self.conn.execute(update(tables.counters).where(tables.counters.c.name == name).values(value=row[0] + 1))
-        return row[0] + 1
+            await self.conn.execute(c.insert().values(name=name, value=start + n))
+        else:
+            await self.conn.execute(update(c).where(c.c.name == name).values(value=start + n))
+        return list(range(start + 1, start + n + 1))
 
 
 class Database:

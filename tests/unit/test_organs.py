@@ -353,11 +353,11 @@ async def test_restart_keeps_states_and_resumes_in_flight_builds(tmp_path: Path)
 
 async def test_portable_write_path_gives_the_same_rows(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     """The SQLAlchemy Core path (other dialects) and the SQLite driver path store the same values."""
-    from neira.organs import store
+    from neira.storage import bulk
 
     fast = await build(core)
     await until_state(core, fast, "stable")
-    monkeypatch.setattr(store, "DRIVER_FAST_PATH", set())
+    monkeypatch.setattr(bulk, "DRIVER_FAST_PATH", set())
     portable = await build(core)
     await until_state(core, portable, "stable")
     a, b = await core.organs.status(fast), await core.organs.status(portable)
