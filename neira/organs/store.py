@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.errors import NotFound
+from neira.errors import InvalidRequest, NotFound
 from neira.lifecycle import OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
@@ -57,8 +58,18 @@ async def insert_organs(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
     await insert_tuples(tx, ORGANS, ORGAN_COLS, rows)
 
 
+ORGAN_ID_RE = re.compile(r"organ-[1-9][0-9]{0,17}")
+
+
+def check_organ_id(organ_id: str) -> None:
+    """400 for anything that is not an organ id (`organ-<n>`), as for malformed cell record ids."""
+    if not ORGAN_ID_RE.fullmatch(organ_id):
+        raise InvalidRequest("organ ids look like organ-<n>")
+
+
 async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
-    """The organ's row, or 404."""
+    """The organ's row; 400 for a malformed id, 404 for an unknown one."""
+    check_organ_id(organ_id)
     row = (await conn.execute(select(ORGANS).where(ORGANS.c.id == organ_id))).first()
     if row is None:
         raise NotFound(f"no organ {organ_id}")

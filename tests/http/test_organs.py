@@ -153,3 +153,10 @@ async def test_no_token_is_401(client: AsyncTestClient) -> None:
     for method, path, json in ROUTES:
         r = await client.request(method, path, json=json)
         assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize("bad", ["organ-0", "organ-x", "ORGAN-1", "organ-01", "organ-1.json", "%2e%2e"])
+async def test_malformed_organ_ids_are_400(client: AsyncTestClient, bad: str) -> None:
+    for method, path in (("GET", f"/organs/{bad}/status"), ("DELETE", f"/organs/{bad}/build"), ("POST", f"/organs/{bad}/rebuild")):
+        r = await client.request(method, path, headers=auth())
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), (method, path)
