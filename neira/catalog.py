@@ -341,7 +341,8 @@ class Catalog:
             check_version(version)
         index = await self.index()
         found = index.versions.get((CELL, id))
-        version = version or (latest(list(found)) if found else None)
+        if version is None and found:
+            version = index.latest[CELL][id]["version"]
         hit = index.parsed.get((id, version))  # type: ignore[arg-type]
         if hit is None:
             body, digest = _pick(found, CELL, id, version)

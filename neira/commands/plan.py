@@ -9,8 +9,9 @@ world moved on, and the apply is refused as stale.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Protocol
+
+import msgspec
 
 from neira.commands.known import split_id
 from neira.commands.resolve import Resolution
@@ -129,7 +130,7 @@ def base_hash(res: Resolution, changes: list[dict[str, Any]], decisions: list[di
                     for c in changes],
         "gates": sorted((d["rule"], d["action"]) for d in decisions),
     }
-    return hashlib.sha256(json.dumps(state, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(msgspec.json.encode(state, order="sorted")).hexdigest()
 
 
 def render(changes: list[dict[str, Any]], lang: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from neira.errors import NotFound
 from neira.storage import tables
 
 P = tables.plans
+_INSERT = P.insert()  # built once: values go in as parameters, so SQLAlchemy compiles it once
 
 
 def new_plan_id() -> str:
@@ -29,8 +30,8 @@ class PlanStore:
     async def save(self, plan_id: str, session_id: str | None, base: str, body: dict[str, Any]) -> None:
         """Keep a plan (its resolution, changes and text) bound to the base it was made against."""
         async with self.db.transaction() as tx:
-            await tx.conn.execute(P.insert().values(id=plan_id, session_id=session_id, base=base, body=body,
-                                                    created_at=time.time()))
+            await tx.conn.execute(_INSERT, {"id": plan_id, "session_id": session_id, "base": base, "body": body,
+                                            "created_at": time.time(), "applied_at": None, "result": None})
 
     async def load(self, plan_id: str) -> Any:
         """The stored row (id, session_id, base, body, created_at, applied_at, result); NotFound if unknown."""
