@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from neira.commands import ParseFailure, parse, resolve
 from tests.commands.phrase_table import Row, check, load_rows
 
 ROWS = load_rows()
-PUBLIC = Path("/work/shared/commands/public.tsv")
+PUBLIC = Path(__file__).resolve().parents[3] / "shared" / "commands" / "public.tsv"  # ../shared beside the repo
 INTENTS = {"create_organ", "update_organ", "build_pipeline", "create_cell", "approve", "disable", "rollback",
            "status", "list", "cancel_build", "rebuild", "apply", "help"}
 
@@ -40,8 +41,10 @@ def test_table_size_and_coverage():
     assert by_lang["ru"] >= 50 and by_lang["en"] >= 50
 
 
-@pytest.mark.skipif(not PUBLIC.exists(), reason="shared phrase file not mounted")
 def test_every_public_row_is_in_the_table():
+    if not PUBLIC.exists():
+        assert os.environ.get("CI") != "true", f"{PUBLIC} is missing; CI runs with ../shared beside the repo"
+        pytest.skip("../shared is not beside this checkout")
     public = [line for line in PUBLIC.read_text(encoding="utf-8").splitlines()[1:] if line]
     ours = {(r.text, r.intent, msgspec.json.encode(r.expect)) for r in ROWS}
     for line in public:
