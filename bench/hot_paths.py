@@ -27,6 +27,24 @@ COMMAND = json.dumps({"text": "создай голосовой орган v1"}).
 ROUTES = {"dryrun": ("/factory/cells/dryrun", DRYRUN), "commands": ("/api/neira/commands", COMMAND)}
 
 
+def new_templates(n: int) -> list[bytes]:
+    """Dry-run bodies of `n` templates nobody has seen: what a client about to create a cell sends."""
+    return [json.dumps({"template": {"id": f"analysis.fresh_{i}.v1", "version": "1.0.0", "analysis_type": "bench",
+                                     "links": ["analysis.text_normalize.v1"], "metadata": {"schema": "v1"}}}).encode()
+            for i in range(n)]
+
+
+async def cpu_per_new_template(app, n: int) -> float:
+    """Like cpu_per_request, but every request dry-runs another template (nothing repeats)."""
+    bodies = new_templates(n + 50)
+    for body in bodies[:50]:
+        assert (await call(app, "POST", ROUTES["dryrun"][0], body))[0] == 200
+    t = time.process_time()
+    for body in bodies[50:]:
+        await call(app, "POST", ROUTES["dryrun"][0], body)
+    return (time.process_time() - t) / n * 1e6
+
+
 async def wall_p99(app, path: str, body: bytes, n: int) -> dict[str, float]:
     """p50/p99 wall milliseconds of `n` sequential requests (noisy on a shared machine; CPU is the steadier)."""
     times = []
@@ -61,11 +79,12 @@ async def main(n: int, profile: str | None, top: int, repeat: int = 3) -> dict:
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
                 pstats.Stats(prof).sort_stats("tottime").print_stats(top)
                 return {}
-            rounds: dict[str, list[float]] = {"dryrun": [], "commands": [], "ceiling_post": [], "healthz": []}
+            rounds: dict[str, list[float]] = {"dryrun": [], "dryrun_new": [], "commands": [], "ceiling_post": [], "healthz": []}
             for _ in range(repeat):  # interleaved, best of `repeat`: the machine is shared and noisy
                 rounds["ceiling_post"].append(await cpu_per_request(ceiling_app.app, "POST", "/echo", DRYRUN, n))
                 rounds["healthz"].append(await cpu_per_request(app, "GET", "/healthz", b"", n))
                 rounds["dryrun"].append(await cpu_per_request(app, "POST", *ROUTES["dryrun"], n))
+                rounds["dryrun_new"].append(await cpu_per_new_template(app, n))
                 rounds["commands"].append(await cpu_per_request(app, "POST", *ROUTES["commands"], max(50, n // 4)))
             res: dict = {name: min(values) for name, values in rounds.items()}
             res["rounds"] = rounds
@@ -85,8 +104,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     res = asyncio.run(main(args.n, args.profile, args.top, args.repeat))
     if res:
-        for name in ("dryrun", "commands", "ceiling_post", "healthz"):
+        for name in ("dryrun", "dryrun_new", "commands", "ceiling_post", "healthz"):
             print(f"{name:14s} {res[name]:9.1f} µs CPU/request")
-        for name in ("dryrun", "commands"):
-            print(f"{name}/ceiling_post {res[name] / res['ceiling_post']:.2f}x   wall {res[name + '_wall']}")
+        for name in ("dryrun", "dryrun_new", "commands"):
+            print(f"{name}/ceiling_post {res[name] / res['ceiling_post']:.2f}x   wall {res.get(name + '_wall', '-')}")
         print("saved", save("hot_paths", {"n": args.n, "repeat": args.repeat, "us_cpu_per_request": res}))

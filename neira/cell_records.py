@@ -60,47 +60,61 @@ def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
 
 
 class RecordCache:
-    """template id → {record id → Candidate} for the `limit` most recently used templates. Filled from
-    storage on a miss and updated by every committed record write, never before the commit; a load that
+    """template id → {record id → Candidate} for the `limit` most recently used templates, plus the set of
+    every template id that has a record (so a dry-run of a template nobody created reads nothing). Filled
+    from storage on a miss and updated by every committed record write, never before the commit; a load that
     raced a commit is used once and not kept. Assumes this process is the only writer."""
 
     def __init__(self, db: Database, limit: int = 4096) -> None:
         self.db, self.limit = db, limit
         self._by_template: OrderedDict[str, dict[str, Candidate]] = OrderedDict()
-        self._commits = 0
+        self._with_records: set[str] | None = None
+        self.generation = 0  # committed record writes so far
 
     def committed(self, c: Candidate) -> None:
         """A write of record `c` has committed (tx.after_commit)."""
-        self._commits += 1
+        self.generation += 1
+        if self._with_records is not None:
+            self._with_records.add(c.template_id)
         found = self._by_template.get(c.template_id)
         if found is not None:
             found[c.id] = c
 
     async def of_templates(self, template_ids: Iterable[str]) -> dict[str, list[Candidate]]:
         """template id → its records (templates without records are left out)."""
+        with_records = self._with_records if self._with_records is not None else await self._load_ids()
         out: dict[str, list[Candidate]] = {}
         missing = []
         for tid in template_ids:
+            if tid not in with_records:
+                continue
             found = self._by_template.get(tid)
             if found is None:
                 missing.append(tid)
                 continue
             self._by_template.move_to_end(tid)
-            if found:
-                out[tid] = list(found.values())
+            out[tid] = list(found.values())
         if missing:
             for tid, found in (await self._load(missing)).items():
                 if found:
                     out[tid] = list(found.values())
         return out
 
+    async def _load_ids(self) -> set[str]:
+        generation = self.generation
+        async with self.db.read() as conn:
+            ids = set((await conn.execute(select(R.c.template_id).distinct())).scalars())
+        if generation == self.generation:
+            self._with_records = ids
+        return ids
+
     async def _load(self, template_ids: list[str]) -> dict[str, dict[str, Candidate]]:
-        commits = self._commits
+        generation = self.generation
         loaded: dict[str, dict[str, Candidate]] = {tid: {} for tid in template_ids}
         async with self.db.read() as conn:
             for row in await conn.execute(select(R).where(R.c.template_id.in_(template_ids))):
                 loaded[row.template_id][row.id] = candidate(row)
-        if commits == self._commits:
+        if generation == self.generation:
             self._by_template.update(loaded)
             while len(self._by_template) > self.limit:
                 self._by_template.popitem(last=False)

@@ -106,23 +106,54 @@ async def test_rolled_back_writes_reach_neither_read_model(s: Services):
     await assert_in_step(s, [T, OTHER])
 
 
-async def test_a_load_that_raced_a_commit_is_not_kept(s: Services):
-    cache = s.factory.records.cache
-    real_read = cache.db.read
+def reading_while(s: Services, cache: RecordCache, write: Any) -> None:
+    """Make the cache's next storage reads run `write` (a commit) while the read is under way."""
+    real_read = s.db.read
 
     @asynccontextmanager
-    async def read_while_a_create_commits():
+    async def read():
         async with real_read() as conn:
-            await s.factory.create({"tpl": tpl()}, "admin")  # commits while the load is under way
+            await write()
             yield conn
 
-    cache.db = type("DB", (), {"read": staticmethod(read_while_a_create_commits)})()
+    cache.db = type("DB", (), {"read": staticmethod(read)})()
+
+
+async def test_a_load_that_raced_a_commit_is_not_kept(s: Services):
+    cache = s.factory.records.cache
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await cache.of_templates([])  # the set of templates with records is loaded
+    reading_while(s, cache, lambda: s.factory.approve("cell-1", "admin"))
     found = await cache.of_templates([T])
     cache.db = s.db
     assert T not in cache._by_template  # used for that one answer, not kept
+    assert [c.state for c in found[T]] in (["draft"], ["canary"])  # either side of the commit, never torn
+    assert [c.state for c in (await cache.of_templates([T]))[T]] == ["canary"]
     assert await cached_records(s, [T]) == await stored_records(s, [T])
-    assert [c.id for c in found.get(T, [])] in ([], ["cell-1"])  # either side of the commit, never torn
+
+
+async def test_a_load_of_the_template_set_that_raced_a_commit_is_not_kept(s: Services):
+    cache = s.factory.records.cache
+    reading_while(s, cache, lambda: s.factory.create({"tpl": tpl()}, "admin"))
+    await cache.of_templates([T])
+    cache.db = s.db
+    assert cache._with_records is None
     assert [c.id for c in (await cache.of_templates([T]))[T]] == ["cell-1"]
+    assert cache._with_records == {T}
+
+
+async def test_templates_without_records_read_nothing(s: Services):
+    cache = s.factory.records.cache
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await cache.of_templates([])
+
+    async def fail() -> None:
+        raise AssertionError("no storage read expected")
+
+    reading_while(s, cache, fail)
+    assert await cache.of_templates([f"analysis.never{i}.v1" for i in range(100)]) == {}
+    assert len(cache._by_template) == 0  # the bound is not spent on templates nobody created
+    cache.db = s.db
 
 
 async def test_the_record_cache_is_bounded(s: Services):
