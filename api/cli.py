@@ -14,6 +14,8 @@ from pathlib import Path
 import msgspec
 
 from neira.config import Settings, settings_from_env
+from neira.errors import NeiraError
+from neira.policy import validate_overrides
 from neira.logs import configure_logging
 
 
@@ -23,7 +25,12 @@ def _admin_token(settings: Settings) -> tuple[str, bool]:
         return settings.admin_token, False
     path = settings.data_path / "admin_token"
     if path.exists():
-        return path.read_text().strip(), False
+        token = path.read_text().strip()
+        if not token:
+            raise SystemExit(f"neira: {path} is empty; delete it to have a new token made, or set NEIRA_ADMIN_TOKEN")
+        if path.stat().st_mode & 0o077:
+            print(f"neira: warning: {path} is readable by others; chmod 600 it", file=sys.stderr)
+        return token, False
     settings.data_path.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -48,7 +55,11 @@ def serve(args: argparse.Namespace) -> int:
     from neira.core import Core
 
     configure_logging()
-    settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    try:
+        settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+        validate_overrides(settings.capabilities)
+    except (ValueError, NeiraError) as exc:
+        raise SystemExit(f"neira: {exc}") from None
     from_env = bool(settings.admin_token)
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)

@@ -77,6 +77,12 @@ def parse_capabilities(raw: str | None) -> dict[str, str]:
     return result
 
 
+def _port(raw: str) -> int:
+    if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"NEIRA_PORT must be a port number (1-65535), not {raw!r}")
+    return int(raw)
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -90,7 +96,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         delays_raw = env["ORGANS_BUILDER_STAGE_DELAYS_MS"]
     values: dict[str, object] = {
         "host": env.get("NEIRA_HOST", "127.0.0.1"),
-        "port": int(env.get("NEIRA_PORT", "8000")),
+        "port": _port(env.get("NEIRA_PORT", "8000")),
         "data_dir": env.get("NEIRA_DATA_DIR", "./var"),
         "database_url": env.get("NEIRA_DATABASE_URL") or None,
         "admin_token": env.get("NEIRA_ADMIN_TOKEN") or None,

@@ -79,21 +79,21 @@ class PolicyEngine:
     def __init__(self, db: Database, events: EventBus, audit: Audit, metrics: Metrics) -> None:
         self.db, self.events, self.audit, self.metrics = db, events, audit, metrics
         self.capabilities: dict[str, GateState] = dict(DEFAULT_CAPABILITIES)
+        self._flips: dict[str, str] = {}  # runtime flips only: what is stored, so env overrides stay env's
         self.safe_mode = False
         self.safe_mode_reason: str | None = None
 
     async def load(self, overrides: dict[str, str], safe_mode: bool) -> None:
-        """Stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES, NEIRA_SAFE_MODE)."""
+        """Defaults, then stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES,
+        NEIRA_SAFE_MODE), which win but are never stored."""
+        parsed = validate_overrides(overrides)
         async with self.db.read() as conn:
             rows = {r.key: r.value for r in await conn.execute(select(tables.settings))}
         for name, state in (rows.get("capabilities") or {}).items():
             if name in self.capabilities and self.capabilities[name] is not GateState.LOCKED:
+                self._flips[name] = state
                 self.capabilities[name] = GateState(state)
-        for name, state in overrides.items():
-            try:
-                self.capabilities[name] = GateState(state)
-            except ValueError:
-                raise InvalidRequest(f"NEIRA_CAPABILITIES: unknown state {state!r} for {name}") from None
+        self.capabilities.update(parsed)
         stored = rows.get("safe_mode") or {}
         self.safe_mode = safe_mode or bool(stored.get("enabled"))
         self.safe_mode_reason = "NEIRA_SAFE_MODE" if safe_mode else stored.get("reason")
@@ -163,34 +163,41 @@ class PolicyEngine:
             new = GateState(state)
         except ValueError:
             raise InvalidRequest("state must be one of disabled, experimental, stable") from None
-        old = self.capabilities[name]
-        if old is GateState.LOCKED:
-            raise CapabilityLocked(name)
         if new is GateState.LOCKED:
             raise InvalidRequest("a gate can only be locked at start (NEIRA_CAPABILITIES)")
-        d = self._count(_decision(f"capability.{name}", "allow", f"{actor} set {name} to {new.value}", name))
-        async with self.db.transaction() as tx:
-            self.capabilities[name] = new
-            await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": self._stored_caps()}, ["key"]))
+        async with self.db.transaction() as tx:  # read `old` under the writer lock: concurrent flips audit right
+            old = self.capabilities[name]
+            if old is GateState.LOCKED:
+                raise CapabilityLocked(name)
+            d = self._count(_decision(f"capability.{name}", "allow", f"{actor} set {name} to {new.value}", name))
+            flips = {**self._flips, name: new.value}
+            await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": flips}, ["key"]))
             await self.audit.record(tx, actor, "capability.set", name, old.value, new.value, reason, [d.decision_id])
             await self.events.emit(tx, "capability.changed", f"capability:{name}", {"name": name, "from": old.value, "to": new.value})
-        self._export()
-        return {"name": name, "state": new.value}
 
-    def _stored_caps(self) -> dict[str, str]:
-        return {k: v.value for k, v in self.capabilities.items() if v is not GateState.LOCKED}
+            def committed() -> None:
+                self._flips = flips
+                self.capabilities[name] = new
+                self._export()
+
+            tx.after_commit(committed)
+        return {"name": name, "state": new.value}
 
     async def set_safe_mode(self, actor: str, enabled: bool, reason: str | None = None) -> dict[str, Any]:
         """Turn safe mode on or off; audited and published."""
         d = self._count(_decision("safe_mode", "allow", f"{actor} turned safe mode {'on' if enabled else 'off'}"))
-        old = self.safe_mode
         async with self.db.transaction() as tx:
-            self.safe_mode, self.safe_mode_reason = enabled, reason
+            old = self.safe_mode
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "safe_mode", "value": {"enabled": enabled, "reason": reason}}, ["key"]))
             await self.audit.record(tx, actor, "safe_mode.set", "safe_mode", old, enabled, reason, [d.decision_id])
             await self.events.emit(tx, "safe_mode.changed", "safe_mode", {"enabled": enabled, "reason": reason})
-        self._export()
-        return self.safe_mode_status()
+
+            def committed() -> None:
+                self.safe_mode, self.safe_mode_reason = enabled, reason
+                self._export()
+
+            tx.after_commit(committed)
+        return {"enabled": enabled, "reason": reason}
 
     def safe_mode_status(self) -> dict[str, Any]:
         """`{enabled, reason}`."""
@@ -199,6 +206,19 @@ class PolicyEngine:
     def capability_list(self) -> dict[str, str]:
         """Gate name → state."""
         return {k: v.value for k, v in self.capabilities.items()}
+
+
+def validate_overrides(overrides: dict[str, str]) -> dict[str, GateState]:
+    """NEIRA_CAPABILITIES checked against the known gates and states: a typo must not leave a gate open."""
+    parsed: dict[str, GateState] = {}
+    for name, state in overrides.items():
+        if name not in DEFAULT_CAPABILITIES:
+            raise InvalidRequest(f"NEIRA_CAPABILITIES: unknown capability {name!r}; known: {', '.join(DEFAULT_CAPABILITIES)}")
+        try:
+            parsed[name] = GateState(state)
+        except ValueError:
+            raise InvalidRequest(f"NEIRA_CAPABILITIES: unknown state {state!r} for {name}; use locked, disabled, experimental or stable") from None
+    return parsed
 
 
 def decision_error(d: Decision) -> NeiraError:

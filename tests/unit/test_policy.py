@@ -119,3 +119,40 @@ async def test_authorize_agrees_with_access(policy: PolicyEngine, role: str, wri
         return None
 
     assert outcome(lambda: policy.authorize(role, write, admin_only)) == outcome(lambda: policy.enforce(policy.access(role, write, admin_only)))
+
+
+async def test_a_typo_in_the_overrides_is_refused(tmp_path: Path) -> None:
+    p = await make_policy(tmp_path / "typo.db")
+    with pytest.raises(InvalidRequest) as info:
+        await p.load({"organ_builder": "disabled"}, safe_mode=False)
+    assert "unknown capability 'organ_builder'" in info.value.reason
+    await p.db.close()
+
+
+async def test_start_overrides_are_never_stored(tmp_path: Path) -> None:
+    """An env override lasts while the variable is set; a runtime flip of another gate does not make it stick."""
+    p = await make_policy(tmp_path / "env.db")
+    await p.load({"organs_builder": "disabled"}, safe_mode=False)
+    await p.set_capability("admin", "factory_adapter", "stable")
+    again = PolicyEngine(p.db, p.events, p.audit, p.metrics)
+    await again.load({}, safe_mode=False)
+    assert again.capability_list()["organs_builder"] == "experimental"
+    assert again.capability_list()["factory_adapter"] == "stable"
+    await p.db.close()
+
+
+async def test_a_failed_flip_changes_nothing(tmp_path: Path) -> None:
+    """Memory follows storage: if the transaction fails, the gate keeps its state."""
+    p = await make_policy(tmp_path / "fail.db")
+    await p.load({}, False)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    p.audit.record = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await p.set_capability("admin", "organs_builder", "disabled")
+    with pytest.raises(RuntimeError):
+        await p.set_safe_mode("admin", True)
+    assert p.capability_list()["organs_builder"] == "experimental" and not p.safe_mode
+    await p.db.close()
