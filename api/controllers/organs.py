@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from api.auth import websocket_role
 from api.controllers.cells import json_body
+from api.controllers.ws import pump, send
 from neira.core import Core
 from neira.errors import NeiraError
 from neira.structs import Base
@@ -79,41 +77,14 @@ class OrgansController(Controller):
             await socket.close(code=WS_CLOSE.get(exc.code, 4400), reason=exc.reason[:120])
             return
         try:
-            await _send(socket, first)
-            await _pump(socket, frames)
+            await send(socket, first)
+            await pump(socket, frames)
         except WebSocketDisconnect:
             pass
         except NeiraError as exc:  # the gate was closed under the open stream
             await socket.close(code=WS_CLOSE.get(exc.code, 4400), reason=exc.reason[:120])
         finally:
             await frames.aclose()
-
-
-async def _send(socket: WebSocket, frame: dict[str, Any]) -> None:
-    await socket.send_text(msgspec.json.encode(frame).decode())
-
-
-async def _pump(socket: WebSocket, frames: AsyncIterator[dict[str, Any]]) -> None:
-    """Forward frames until the client leaves; messages from the client are read (to notice a close) and
-    ignored. Only this connection waits on a slow client: the builder publishes without waiting."""
-    receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
-    nxt: asyncio.Future[dict[str, Any]] | None = None
-    try:
-        while True:
-            if nxt is None:
-                nxt = asyncio.ensure_future(anext(frames))
-            done, _ = await asyncio.wait({nxt, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
-                receiver.result()  # WebSocketDisconnect when the client has gone
-                receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
-            if nxt in done:
-                frame, nxt = nxt.result(), None
-                await _send(socket, frame)
-    finally:
-        for fut in (receiver, nxt):
-            if fut is not None and not fut.done():
-                fut.cancel()
-        await asyncio.gather(*(f for f in (receiver, nxt) if f is not None), return_exceptions=True)
 
 
 CONTROLLERS = [OrgansController]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import Parameter
@@ -13,11 +13,14 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.auth import websocket_role
+from api.controllers.ws import pump
 from neira import introspection
 from neira.core import Core
+from neira.events import EventBus, Subscription
 from neira.structs import Base, to_builtins
 
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range: a larger `since` must be a 400, not an OverflowError (500)
+REPLAY_PAGE = 1000
 
 
 class CapabilityChange(Base):
@@ -97,43 +100,44 @@ class PlatformController(Controller):
 
     @websocket("/events/stream", opt={"exclude_from_auth": True})
     async def events_stream(self, socket: WebSocket, core: Core) -> None:
-        """Every event as it happens, `{seq, at, type, subject, data}`; `?since=` replays stored ones first."""
+        """Every event as it happens, `{seq, at, type, subject, data}`; `?since=<seq>` first replays the
+        stored events after it. Closes 4401 (token), 4400 (bad `since`)."""
         await socket.accept()
         if websocket_role(socket) is None:
             await socket.close(code=4401, reason="unauthorized")
             return
+        try:
+            since = int(socket.query_params.get("since", "-1"))
+            if not -1 <= since <= MAX_SEQ:
+                raise ValueError
+        except ValueError:
+            await socket.close(code=4400, reason="since must be an event seq")
+            return
         sub = core.events.subscribe("*")
         try:
-            since = min(int(socket.query_params.get("since", "-1")), MAX_SEQ)
-            last = 0
-            if since >= 0:
-                for ev in await core.events.list(since, 1000):
-                    await socket.send_text(msgspec.json.encode(ev).decode())
-                    last = ev.seq
-            await _pump(socket, sub, last)
-        except (WebSocketDisconnect, ValueError):
+            await pump(socket, _event_frames(core.events, sub, since))
+        except WebSocketDisconnect:
             pass
         finally:
             core.events.unsubscribe("*", sub)
 
 
-async def _pump(socket: WebSocket, sub: Any, last: int) -> None:
-    """Forward events until the client goes away; a lagging client is told how many frames it missed."""
-    receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
-    try:
-        while True:
-            getter = asyncio.ensure_future(sub.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
-                getter.cancel()
-                receiver.result()  # raises WebSocketDisconnect when the client left
-                receiver = asyncio.ensure_future(socket.receive_data(mode="text"))
-                continue
-            ev = getter.result()
-            if sub.lagged:
-                sub.lagged = False
-                await socket.send_text(msgspec.json.encode({"type": "stream.lagged", "seq": ev.seq}).decode())
-            if ev.seq > last:
-                await socket.send_text(msgspec.json.encode(ev).decode())
-    finally:
-        receiver.cancel()
+async def _event_frames(events: EventBus, sub: Subscription, since: int) -> AsyncIterator[dict[str, Any]]:
+    """The stored events after `since` (all of them, page by page), then live ones without repeats. A client
+    that fell behind gets a `stream.lagged` frame (shaped like every event) where frames were dropped."""
+    last = 0
+    while since >= 0:
+        page = await events.list(since, REPLAY_PAGE)
+        for ev in page:
+            yield to_builtins(ev)  # type: ignore[misc]
+            last = since = ev.seq
+        if len(page) < REPLAY_PAGE:
+            break
+    while True:
+        ev = await sub.get()
+        if sub.lagged:
+            sub.lagged = False
+            yield {"seq": ev.seq, "at": time.time(), "type": "stream.lagged", "subject": "stream",
+                   "data": {"missed_before": ev.seq}}
+        if ev.seq > last:
+            yield to_builtins(ev)  # type: ignore[misc]

@@ -115,3 +115,24 @@ async def test_error_bodies(client: AsyncTestClient, method: str, path: str, kwa
     assert (r.status_code, r.json()["code"]) == (status, code)
     assert set(r.json()) >= {"code", "reason"}
     assert "Traceback" not in r.text and "/work" not in r.text and "site-packages" not in r.text
+
+
+async def test_events_stream_replays_more_than_one_page(live: Live) -> None:
+    from api.controllers import platform
+
+    for i in range(5):
+        await live.http.post("/api/neira/safe-mode", json={"enabled": i % 2 == 0, "reason": f"r{i}"})
+    original = platform.REPLAY_PAGE
+    platform.REPLAY_PAGE = 2  # five stored events arrive over three pages, in order, once each
+    try:
+        async with live.ws(f"/api/neira/events/stream?token={ADMIN}&since=0") as ws:
+            got = [(await frame(ws))["data"]["reason"] for _ in range(5)]
+            await live.http.post("/api/neira/safe-mode", json={"enabled": False, "reason": "live"})
+            got.append((await frame(ws))["data"]["reason"])
+    finally:
+        platform.REPLAY_PAGE = original
+    assert got == ["r0", "r1", "r2", "r3", "r4", "live"]
+
+
+async def test_events_stream_refuses_a_bad_since(live: Live) -> None:
+    assert await close_code(live, f"/api/neira/events/stream?token={ADMIN}&since=abc") == 4400
