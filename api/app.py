@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
-import logging
 from pathlib import Path
 
 from litestar import Litestar
@@ -17,28 +15,16 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 
 from api.auth import AccessMiddleware, TokenTable
+from api.controllers import cells, commands, factory, organs
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics_middleware import HttpMetricsMiddleware
 from neira.core import Core
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-CONTROLLER_MODULES = ("cells", "factory", "organs", "commands")
-log = logging.getLogger("neira.api")
-
-
-def _controllers() -> list[type]:
-    """Every controller class exported as `CONTROLLERS` by api/controllers/<name>.py."""
-    found: list[type] = [HealthController, PlatformController]
-    for name in CONTROLLER_MODULES:
-        try:
-            module = importlib.import_module(f"api.controllers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"api.controllers.{name}":
-                raise
-            continue
-        found.extend(getattr(module, "CONTROLLERS", []))
-    return found
+CONTROLLERS = [
+    HealthController, PlatformController, *cells.CONTROLLERS, *factory.CONTROLLERS, *organs.CONTROLLERS, *commands.CONTROLLERS,
+]
 
 
 def _freeze_gc() -> None:
@@ -63,7 +49,7 @@ def create_app(core: Core) -> Litestar:
         include_in_schema=False,
     )
     return Litestar(
-        route_handlers=[*_controllers(), static],
+        route_handlers=[*CONTROLLERS, static],
         dependencies={"core": Provide(lambda: core, sync_to_thread=False, use_cache=True)},
         state=State({"core": core, "tokens": tokens}),
         middleware=[

@@ -13,7 +13,7 @@ from neira.config import Settings
 from neira.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from neira.policy import PolicyEngine, Role
 
-OPEN_PREFIXES = ("/schema",)  # Litestar's OpenAPI controller; our open routes say so in their `opt`
+OPEN_SCHEMA = "/schema"  # Litestar's OpenAPI pages; our own open routes say so in their `opt`
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -40,6 +40,10 @@ def bearer(header: str | bytes | None) -> bytes | None:
     scheme, _, token = raw.partition(b" ")
     token = token.strip()
     return token if scheme.lower() == b"bearer" and token else None
+
+
+def _is_schema(path: str) -> bool:
+    return path == OPEN_SCHEMA or path.startswith(OPEN_SCHEMA + "/")
 
 
 def _check_length(scope: Scope, limit: int) -> None:
@@ -77,7 +81,7 @@ class AccessMiddleware:
         if scope["type"] == "http":
             _check_length(scope, self.max_body_bytes)
             opt = scope["route_handler"].opt
-            if not opt.get("exclude_from_auth") and not scope["path"].startswith(OPEN_PREFIXES):
+            if not opt.get("exclude_from_auth") and not _is_schema(scope["path"]):
                 role = self.tokens.role_for(bearer(_authorization(scope)))
                 if role is None:
                     raise Unauthorized("a valid bearer token is required")
