@@ -174,7 +174,7 @@ class Catalog:
         self.root = Path(root)
         self.metrics = metrics
         self._index: CatalogIndex | None = None  # loaded on first read, then kept in step by commits
-        self._commits = 0  # registrations committed so far: a load that raced one is not kept
+        self.generation = 0  # registrations committed so far: a load that raced one is not kept
 
     # --- files -------------------------------------------------------------------------------------
     def path_for(self, family: str, id: str, version: str) -> Path:
@@ -232,7 +232,7 @@ class Catalog:
         return True
 
     def _committed(self, family: str, id: str, version: str, body: dict[str, Any], digest: str) -> None:
-        self._commits += 1
+        self.generation += 1
         if self._index is not None:
             self._index.add(family, id, version, body, digest)
 
@@ -300,12 +300,12 @@ class Catalog:
         """The in-memory catalog (loaded from the index table on first use). Read-only for callers."""
         if self._index is not None:
             return self._index
-        commits = self._commits
+        commits = self.generation
         c = tables.catalog.c
         async with self.db.read() as conn:
             rows = list(await conn.execute(select(c.family, c.id, c.version, c.body, c.digest)))
         index = CatalogIndex.of(rows)
-        if commits == self._commits:  # nothing committed while we read: the copy is exact
+        if commits == self.generation:  # nothing committed while we read: the copy is exact
             self._index = index
         return index
 

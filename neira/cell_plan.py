@@ -187,8 +187,7 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
     selection = select(t.id, t.version, kind, digest, own)
     gate = decisions[0]
     risks = _risks(t, kind, deps, cycle, compat, gate, hitl)
-    shown = [_decision(d) for d in decisions]
-    violations = [out for d, out in zip(decisions, shown) if d.denied]
+    policy = _policy(decisions)
     report = {
         "kind": kind,
         f"{kind}_type": getattr(t, f"{kind}_type"),
@@ -200,10 +199,22 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
         "risks": risks,
         "compat": compat,
         "selector": _selection(selection),
-        "policy": {"allowed": not violations, "decisions": shown, "violations": violations},
+        "policy": policy,
     }
-    ok = not violations and not any(r["severity"] == "error" for r in risks)
+    ok = policy["allowed"] and not any(r["severity"] == "error" for r in risks)
     return {"ok": ok, "report": report, "plan": _plan(t, backend, identity, compat, selection)}
+
+
+def with_decisions(result: dict[str, Any], decisions: list[Decision]) -> dict[str, Any]:
+    """A `plan_cell` answer with other decisions of the same verdicts (rule, action, reason): the same report
+    and plan under fresh decision ids. The nested report parts are shared with `result`: read-only."""
+    return {"ok": result["ok"], "report": {**result["report"], "policy": _policy(decisions)}, "plan": result["plan"]}
+
+
+def _policy(decisions: list[Decision]) -> dict[str, Any]:
+    shown = [_decision(d) for d in decisions]
+    violations = [out for d, out in zip(decisions, shown) if d.denied]
+    return {"allowed": not violations, "decisions": shown, "violations": violations}
 
 
 def _decision(d: Decision) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_id, latest, parse_cell, template_digest
-from neira.cell_plan import CellRequest, Snapshot, parse_request, plan_cell
+from neira.cell_plan import CellRequest, Snapshot, parse_request, plan_cell, with_decisions
 from neira.cell_records import RecordCache, Records, record_dict
 from neira.errors import Conflict, InvalidRequest, NeiraError
 from neira.events import EventBus
@@ -28,6 +28,7 @@ from neira.templates import CellTemplate
 log = logging.getLogger("neira.factory")
 
 IDEMPOTENCY_SCOPE = "factory.cells"
+PLAN_MEMO_SIZE = 1024  # dry-runs remembered per catalog/records state (cleared whenever either changes)
 R = tables.cell_records
 
 
@@ -47,6 +48,8 @@ class Factory:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
         self.records = Records(events, audit, metrics, RecordCache(db))
         self._dryruns = {ok: metrics.factory_dryrun_requests.labels(str(ok).lower()) for ok in (True, False)}
+        self._memo: dict[tuple, dict[str, Any]] = {}  # dry-runs for `_memo_state`, see _plan
+        self._memo_state: tuple[int, int] = (-1, -1)
         self.heal_delay_s = heal_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -99,9 +102,24 @@ class Factory:
         return await self._plan(parse_request({"template": template, "backend": backend, "hitl": hitl}))
 
     async def _plan(self, req: CellRequest) -> dict[str, Any]:
+        """The dry-run, remembered for the current catalog and records: the Command Cell plans the same
+        catalog cells on every command, and a report only changes when one of them commits a write. Each
+        answer still gets its own gate decision (id, metrics); the memo is keyed by the decision's verdict."""
         t, digest = await self._template(req.template)
         gate = self.policy.gate(f"factory_{req.backend}")
-        return plan_cell(t, digest, req.backend, req.hitl, await self._snapshot(t), [gate])
+        state = (self.catalog.generation, self.records.cache.generation)
+        if state != self._memo_state:
+            self._memo.clear()
+            self._memo_state = state
+        key = (t.id, t.version, digest, req.backend, req.hitl, gate.rule, gate.action, gate.reason, gate.capability)
+        result = self._memo.get(key)
+        if result is None:
+            result = plan_cell(t, digest, req.backend, req.hitl, await self._snapshot(t), [gate])
+            if state == (self.catalog.generation, self.records.cache.generation):  # no commit while reading
+                if len(self._memo) >= PLAN_MEMO_SIZE:
+                    del self._memo[next(iter(self._memo))]  # the oldest goes
+                self._memo[key] = result
+        return with_decisions(result, [gate])
 
     async def dryrun(self, body: Any, actor: str) -> dict[str, Any]:
         """`POST /factory/cells/dryrun`: the report and plan; never writes, never refuses for a closed gate."""

@@ -188,8 +188,15 @@ async def test_catalog_reads_come_from_memory_and_hand_out_copies(s: Services):
     assert (t.version, digest) == ("1.0.0", (await s.catalog.digests(CELL, T))["1.0.0"])
 
 
+def without_ids(result: dict[str, Any]) -> dict[str, Any]:
+    policy = result["report"]["policy"]
+    decisions = [{k: v for k, v in d.items() if k != "decision_id"} for d in policy["decisions"]]
+    return {**result, "report": {**result["report"], "policy": {**policy, "decisions": decisions, "violations": None}}}
+
+
 # --- random sequences ------------------------------------------------------------------------------
-STEPS = ("create", "approve", "disable", "rollback", "auto_rollback", "auto_heal", "finish_heal", "dryrun", "failed_tx")
+STEPS = ("create", "approve", "disable", "rollback", "auto_rollback", "auto_heal", "finish_heal", "dryrun", "dryrun",
+         "failed_tx")
 
 
 async def _run(data: Path, steps: list[tuple[str, int]]) -> None:
@@ -201,7 +208,10 @@ async def _run(data: Path, steps: list[tuple[str, int]]) -> None:
             if action == "create" or not records:
                 await s.factory.create({"tpl": tpl(f"1.{len(records)}.0")}, "admin")
             elif action == "dryrun":
-                await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin")
+                remembered = await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin")
+                s.factory._memo.clear()
+                fresh = await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin")
+                assert without_ids(remembered) == without_ids(fresh)
             elif action == "failed_tx":
                 with pytest.raises(RuntimeError):
                     async with s.db.transaction() as tx:
@@ -225,3 +235,28 @@ async def _run(data: Path, steps: list[tuple[str, int]]) -> None:
 def test_any_sequence_keeps_the_read_models_in_step_with_storage(tmp_path: Path, steps: list[tuple[str, int]]):
     with tempfile.TemporaryDirectory(dir=tmp_path) as data:
         asyncio.run(_run(Path(data), steps))
+
+
+async def test_remembered_dry_runs_follow_writes_and_gates_with_fresh_decisions(s: Services):
+    first = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    again = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    ids = [r["report"]["policy"]["decisions"][0]["decision_id"] for r in (first, again)]
+    assert ids[0] != ids[1]  # one decision per dry-run, remembered report or not
+    assert {**again, "report": {**again["report"], "policy": None}} == {**first, "report": {**first["report"], "policy": None}}
+    assert s.metric("neira_policy_decisions_total", rule="capability.factory_adapter", action="allow") == 2
+    await s.factory.create({"tpl": tpl()}, "admin")  # a record write
+    assert (await s.factory.dryrun({"tpl": tpl()}, "admin"))["plan"]["changes"][0]["action"] == "no-op"
+    await s.catalog.put_cell(tpl("2.0.0"))  # a catalog write
+    risks = (await s.factory.dryrun({"tpl": tpl()}, "admin"))["report"]["risks"]
+    assert [r["code"] for r in risks] == ["older_version"]
+    await s.policy.set_capability("admin", "factory_adapter", "disabled")  # a gate flip
+    closed = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    assert closed["ok"] is False and closed["report"]["policy"]["violations"][0]["capability"] == "factory_adapter"
+    assert [r["code"] for r in closed["report"]["risks"]] == ["capability_disabled", "older_version"]
+
+
+async def test_remembered_dry_runs_are_bounded(s: Services, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("neira.factory.PLAN_MEMO_SIZE", 3)
+    for i in range(5):
+        await s.factory.dryrun({"tpl": tpl(id=f"analysis.t{i}.v1")}, "admin")
+    assert [k[0] for k in s.factory._memo] == ["analysis.t2.v1", "analysis.t3.v1", "analysis.t4.v1"]
