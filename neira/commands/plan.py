@@ -57,11 +57,13 @@ async def make_plan(res: Resolution, svc: Services) -> dict[str, Any]:
         report = await svc.factory.plan(spec["template"], spec["backend"], spec["hitl"])
         changes = [_cell_change(report, None, res.lang)]
         decisions = report["report"]["policy"]["decisions"]
+        catalog = None
     else:
         changes, decisions = await _organ_changes(res, svc)
+        catalog = await _organ_template(svc, res.spec["template"]["id"])
     violations = [d for d in decisions if d["action"] == "deny"]
     return {"changes": changes, "policy": {"allowed": not violations, "violations": violations, "decisions": decisions},
-            "base": base_hash(res, changes, decisions)}
+            "base": base_hash(res, changes, decisions, catalog)}
 
 
 async def _organ_changes(res: Resolution, svc: Services) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -122,10 +124,13 @@ async def _organ_template(svc: Services, template_id: str) -> dict[str, Any] | N
         return None
 
 
-def base_hash(res: Resolution, changes: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> str:
-    """sha256 of what the plan depends on: the spec, each change's action and record, and gate verdicts."""
+def base_hash(res: Resolution, changes: list[dict[str, Any]], decisions: list[dict[str, Any]],
+              catalog: dict[str, Any] | None = None) -> str:
+    """sha256 of what the plan depends on: the spec, each change's action and record, the gate verdicts, and
+    what the catalog holds under the organ template's id (another plan may register it first)."""
     state = {
         "spec": res.spec,
+        "catalog": catalog,
         "changes": [{k: c.get(k) for k in ("action", "kind", "id", "record_id", "state", "before", "after")}
                     for c in changes],
         "gates": sorted((d["rule"], d["action"]) for d in decisions),

@@ -3,8 +3,10 @@ saying «применить» / "apply" in the same session. One code path for R
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+import weakref
 from typing import Any
 
 import msgspec
@@ -38,6 +40,7 @@ class CommandService:
         self._known: Known | None = None
         self._built: tuple[str, ...] | None = None  # template ids of the organs built so far
         self._events: Subscription | None = None  # every event, to know when `_built` must be re-read
+        self._applying: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def known(self) -> Known:
         """The resolver's view of the catalog and of the organs built so far. The catalog's in-memory maps
@@ -136,11 +139,21 @@ class CommandService:
         return out | {"plan": applied["plan"], "result": applied["result"], "reply": applied["reply"]}
 
     async def apply(self, plan_id: str, actor: str) -> dict[str, Any]:
-        """Carry out a saved plan; PlanStale (409) when its base no longer matches the state."""
+        """Carry out a saved plan once; PlanStale (409) when its base no longer matches the state. Applies of
+        one plan run one at a time, so a double click gets the first apply's result, not a refusal."""
+        lock = self._applying.get(plan_id)
+        if lock is None:
+            lock = self._applying[plan_id] = asyncio.Lock()
+        async with lock:
+            return await self._apply_once(plan_id, actor)
+
+    async def _apply_once(self, plan_id: str, actor: str) -> dict[str, Any]:
         row = await self.store.load(plan_id)
         res = _RESOLUTION.decode(msgspec.json.encode(row.body["resolution"]))
         plan = row.body["plan"]
         if row.applied_at is not None:
+            if row.result is None:  # claimed by a run that died before it finished (no apply runs now)
+                raise PlanStale(f"an earlier apply of {plan_id} was interrupted; ask again for a fresh plan")
             return {"plan_id": plan_id, "plan": plan, "already_applied": True, "result": row.result,
                     "reply": say(res.lang, "already_applied")}
         fresh = await make_plan(res, self.core)
@@ -173,15 +186,23 @@ class CommandService:
             drafts.append({"record_id": record["id"], "state": record["state"], "template_id": draft["id"]})
         template = spec["template"]
         try:
-            await self.core.catalog.get_organ_template(template["id"])
+            existing = await self.core.catalog.get_organ_template(template["id"])
         except NeiraError:
             await self.core.catalog.put_organ_template(template)
+        else:
+            if _organ_body(existing) != _organ_body(template):
+                raise PlanStale(f"{template['id']} was registered with other cells meanwhile; ask again for a fresh plan")
         _, built = await self.core.organs.build({"organ_template": template["id"]}, actor)
         return {"cells": drafts, "organ": {"organ_id": built["organ_id"], "state": built["state"],
                                            "template_id": template["id"]}}
 
     def _count(self, intent: str, outcome: str) -> None:
         self.core.metrics.commands.labels(intent, outcome).inc()
+
+
+def _organ_body(template: dict[str, Any]) -> dict[str, Any]:
+    """What makes two organ templates the same organ: cells and pathways."""
+    return {"cells": template.get("cells"), "pathways": template.get("pathways")}
 
 
 def _done_items(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,0 +1,23 @@
+"""Two plans for the same new organ version with different cells: whichever is applied second is stale,
+never a silent build of the other plan's organ."""
+
+from __future__ import annotations
+
+import pytest
+
+from neira.core import Core
+from neira.errors import PlanStale
+
+
+async def test_the_second_of_two_plans_for_one_new_version_is_stale(core: Core) -> None:
+    svc = core.commands
+    v1 = await svc.handle("создай зрительный орган v1", "setup", "admin")
+    await svc.apply(v1["plan"]["id"], "admin")
+    a = await svc.handle("обнови зрение до v2 (grayscale)", "session-a", "admin")
+    b = await svc.handle("обнови зрение до v2", "session-b", "admin")
+    assert a["spec"]["template"]["cells"] != b["spec"]["template"]["cells"]
+    await svc.apply(a["plan"]["id"], "admin")
+    with pytest.raises(PlanStale):
+        await svc.apply(b["plan"]["id"], "admin")
+    built = [o for o in await core.organs.list() if o["template_id"] == "organ.vision.v2"]
+    assert len(built) == 1
