@@ -68,7 +68,8 @@ def _authorization(scope: Scope) -> bytes | None:
 class AccessMiddleware:
     """For every HTTP route: who is calling (401 `unauthorized` without a valid token), and may they
     (reads for every role, writes for admin and operator, admin only in safe mode, `opt={"admin": True}`
-    routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open. A declared body over
+    routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open; `opt={"any_role":
+    True}` routes take any valid token and check writes themselves (the Command Cell: «статус» is a read). A declared body over
     the limit is a 413 before anything else.
 
     One plain ASGI middleware rather than an authentication middleware plus a guard: Litestar copies the
@@ -86,7 +87,8 @@ class AccessMiddleware:
                 if role is None:
                     raise Unauthorized("a valid bearer token is required")
                 scope["user"] = role.value
-                self.policy.authorize(role.value, write=scope["method"] not in READ_METHODS, admin_only=bool(opt.get("admin")))
+                write = scope["method"] not in READ_METHODS and not opt.get("any_role")
+                self.policy.authorize(role.value, write=write, admin_only=bool(opt.get("admin")))
         await self.app(scope, receive, send)
 
 

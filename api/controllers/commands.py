@@ -40,7 +40,7 @@ class CommandsController(Controller):
     path = "/api/neira/commands"
     tags = ["commands"]
 
-    @post("/", status_code=200)
+    @post("/", status_code=200, opt={"any_role": True})
     async def command(self, core: CoreDep, request: Request) -> dict[str, Any]:
         """`{understood, lang, intent, spec, target?, policy, plan, reply, session_id}`; when not understood
         `{understood: false, error: {code, position?, expected?, suggestions?}, reply}`. Always 200."""

@@ -29,6 +29,9 @@ SPEC_INTENTS = frozenset({"create_organ", "update_organ", "build_pipeline", "cre
 _RESOLUTION = msgspec.json.Decoder(Resolution)
 
 
+READ_INTENTS = frozenset({"status", "list", "help"})  # what a viewer (or an operator in safe mode) may say
+
+
 class CommandService:
     """Understands commands against the live catalog and carries out their plans through the core."""
 
@@ -93,6 +96,8 @@ class CommandService:
         if res.target is not None:
             out["target"] = res.target
         try:
+            if res.intent not in READ_INTENTS:  # the route is open to every role; writes are checked here
+                self.core.policy.authorize(actor, write=True)
             if res.intent in SPEC_INTENTS:
                 return await self._plan(res, session_id, out, text)
             if res.intent == "apply":

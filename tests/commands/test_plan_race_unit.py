@@ -21,3 +21,17 @@ async def test_the_second_of_two_plans_for_one_new_version_is_stale(core: Core) 
         await svc.apply(b["plan"]["id"], "admin")
     built = [o for o in await core.organs.list() if o["template_id"] == "organ.vision.v2"]
     assert len(built) == 1
+
+
+async def test_a_viewer_may_ask_but_not_change(client) -> None:
+    from tests.conftest import auth
+
+    r = await client.post("/api/neira/commands", json={"text": "покажи органы"}, headers=auth("viewer"))
+    assert r.status_code == 200 and r.json()["understood"] and "error" not in r.json()
+    r = await client.post("/api/neira/commands", json={"text": "создай голосовой орган v1"}, headers=auth("viewer"))
+    assert (r.status_code, r.json()["error"]["code"], r.json()["plan"]) == (200, "forbidden", None)
+    await client.post("/api/neira/safe-mode", json={"enabled": True}, headers=auth())
+    r = await client.post("/api/neira/commands", json={"text": "approve organ-1"}, headers=auth("operator"))
+    assert r.json()["error"]["code"] == "safe_mode"
+    r = await client.post("/api/neira/commands", json={"text": "help"}, headers=auth("operator"))
+    assert "error" not in r.json()

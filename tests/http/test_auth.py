@@ -36,7 +36,7 @@ async def test_every_operation_needs_a_token(client: AsyncTestClient) -> None:
 
 async def test_viewer_cannot_write_anything(client: AsyncTestClient) -> None:
     for method, path in await _operations(client):
-        if method == "GET":
+        if method == "GET" or path == "/api/neira/commands":  # open to every role; it refuses writes itself
             continue
         r = await client.request(method, _concrete(path), headers=auth("viewer"), json={})
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), (method, path)
