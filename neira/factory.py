@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,7 +49,7 @@ class Factory:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
         self.records = Records(events, audit, metrics, RecordCache(db))
         self._dryruns = {ok: metrics.factory_dryrun_requests.labels(str(ok).lower()) for ok in (True, False)}
-        self._memo: dict[tuple, dict[str, Any]] = {}  # dry-runs for `_memo_state`, see _plan
+        self._memo: OrderedDict[tuple, dict[str, Any]] = OrderedDict()  # dry-runs for `_memo_state`, see _plan
         self._memo_state: tuple[int, int] = (-1, -1)
         self.heal_delay_s = heal_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,7 +118,7 @@ class Factory:
             result = plan_cell(t, digest, req.backend, req.hitl, await self._snapshot(t), [gate])
             if state == (self.catalog.generation, self.records.cache.generation):  # no commit while reading
                 if len(self._memo) >= PLAN_MEMO_SIZE:
-                    del self._memo[next(iter(self._memo))]  # the oldest goes
+                    self._memo.popitem(last=False)  # the oldest goes
                 self._memo[key] = result
         return with_decisions(result, [gate])
 
