@@ -43,6 +43,7 @@ class CommandService:
         self._known: Known | None = None
         self._built: tuple[str, ...] | None = None  # template ids of the organs built so far
         self._events: Subscription | None = None  # every event, to know when `_built` must be re-read
+        self._counters: dict[tuple[str, str], Any] = {}  # (intent, outcome) → its neira_commands_total child
         self._applying: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def known(self) -> Known:
@@ -202,7 +203,10 @@ class CommandService:
                                            "template_id": template["id"]}}
 
     def _count(self, intent: str, outcome: str) -> None:
-        self.core.metrics.commands.labels(intent, outcome).inc()
+        child = self._counters.get((intent, outcome))
+        if child is None:  # a few dozen (intent, outcome) pairs: each label child is looked up once
+            child = self._counters[(intent, outcome)] = self.core.metrics.commands.labels(intent, outcome)
+        child.inc()
 
 
 def _organ_body(template: dict[str, Any]) -> dict[str, Any]:
