@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from api.controllers.cells import json_body
-from neira.commands.service import CommandService
 from neira.core import Core
 from neira.errors import InvalidRequest
 from neira.structs import Base
@@ -23,15 +22,6 @@ class CommandRequest(Base):
 
     text: str
     session_id: str | None = None
-
-
-def service(core: Core, request: Request) -> CommandService:
-    """The app's CommandService (one per core, kept in app state: it caches the lexicon)."""
-    svc = getattr(core, "commands", None) or getattr(request.app.state, "commands", None)
-    if svc is None or svc.core is not core:
-        svc = CommandService(core)
-        request.app.state.commands = svc
-    return svc
 
 
 class CommandsController(Controller):
@@ -48,13 +38,13 @@ class CommandsController(Controller):
             body = msgspec.convert(await json_body(request), CommandRequest)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"invalid command request: {exc}") from None
-        return await service(core, request).handle(body.text, body.session_id, request.user)
+        return await core.commands.handle(body.text, body.session_id, request.user)
 
     @post("/plans/{plan_id:str}/apply", status_code=200)
     async def apply(self, core: CoreDep, request: Request, plan_id: FromPath[str]) -> dict[str, Any]:
         """Carry out a saved plan: `{plan_id, plan, already_applied, result, reply}`; 409 plan_stale if the
         state it was planned against has changed; 404 for an unknown plan."""
-        return await service(core, request).apply(plan_id, request.user)
+        return await core.commands.apply(plan_id, request.user)
 
 
 CONTROLLERS = [CommandsController]

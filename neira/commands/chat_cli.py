@@ -38,9 +38,9 @@ def send(client: httpx.Client, text: str, session: str) -> tuple[int, dict[str, 
 
 def show(status: int, body: dict[str, Any], out: TextIO) -> int:
     """Print the reply; the exit code for it."""
-    if status != 200:
+    if status != 200:  # the server answered and refused (401, 403, 409, ...): like a refusal in a reply
         print(f"error {status}: {body.get('code')}: {body.get('reason')}", file=out)
-        return 2
+        return 1
     print(body.get("reply", ""), file=out)
     return 0 if body.get("understood") and "error" not in body else 1
 

@@ -79,6 +79,12 @@ class CommandService:
             moved = queue.get_nowait().subject.startswith(("organ:", "capability:")) or moved
         return moved
 
+    def close(self) -> None:
+        """Stop listening to the event bus."""
+        if self._events is not None:
+            self.core.events.unsubscribe("*", self._events)
+            self._events = None
+
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
         """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""
         session_id = session_id or f"s-{secrets.token_hex(8)}"
@@ -100,7 +106,7 @@ class CommandService:
             if res.intent not in READ_INTENTS:  # the route is open to every role; writes are checked here
                 self.core.policy.authorize(actor, write=True)
             if res.intent in SPEC_INTENTS:
-                return await self._plan(res, session_id, out, text)
+                return await self._plan(res, session_id, out, text, actor)
             if res.intent == "apply":
                 return await self._apply_in_session(res, session_id, actor, out)
             if res.intent == "help":
@@ -118,14 +124,14 @@ class CommandService:
             out["target"] = {"kind": "organ", "id": record, "template_id": target["id"]}  # the organ it acted on
         return out | {"result": result, "reply": reply}
 
-    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str) -> dict[str, Any]:
+    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str, actor: str) -> dict[str, Any]:
         started = time.perf_counter()
         planned = await make_plan(res, self.core)
         summary, text = render(planned["changes"], res.lang)
         plan = {"id": new_plan_id(), "base": planned["base"], "changes": planned["changes"], "summary": summary, "text": text}
         await self.store.save(plan["id"], session_id, plan["base"],
                               {"resolution": msgspec.to_builtins(res), "plan": plan, "policy": planned["policy"],
-                               "text": said})
+                               "text": said, "actor": actor})
         self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
         policy = {"allowed": planned["policy"]["allowed"], "violations": planned["policy"]["violations"]}
         self._count(res.intent, "planned" if policy["allowed"] else "denied")
@@ -137,6 +143,8 @@ class CommandService:
 
     async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: dict[str, Any]) -> dict[str, Any]:
         row = await self.store.load(res.plan_id) if res.plan_id else await self.store.last_of_session(session_id)
+        if row is not None and row.body.get("actor", actor) != actor:
+            row = None  # «apply» applies the caller's own last plan: a session id is not a credential
         if row is None:
             self._count("apply", "nothing")
             return out | {"reply": say(res.lang, "nothing_to_apply")}

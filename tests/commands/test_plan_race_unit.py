@@ -35,3 +35,12 @@ async def test_a_viewer_may_ask_but_not_change(client) -> None:
     assert r.json()["error"]["code"] == "safe_mode"
     r = await client.post("/api/neira/commands", json={"text": "help"}, headers=auth("operator"))
     assert "error" not in r.json()
+
+
+async def test_apply_in_a_session_applies_only_the_callers_own_plan(core: Core) -> None:
+    svc = core.commands
+    await svc.handle("создай голосовой орган v1", "shared-session", "admin")
+    other = await svc.handle("apply", "shared-session", "operator")
+    assert "result" not in other and other["plan"] is None
+    mine = await svc.handle("apply", "shared-session", "admin")
+    assert mine["result"]["organ"]["template_id"] == "organ.voice.v1"
