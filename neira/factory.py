@@ -31,6 +31,8 @@ log = logging.getLogger("neira.factory")
 IDEMPOTENCY_SCOPE = "factory.cells"
 PLAN_MEMO_SIZE = 1024  # dry-runs remembered per catalog/records state (cleared whenever either changes)
 R = tables.cell_records
+# records that can never run again (no lifecycle move leads out of them back to a live state)
+DEAD_STATES = frozenset({CellState.DISABLED.value, CellState.FAILED.value, CellState.ROLLED_BACK.value})
 
 
 def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
@@ -286,7 +288,9 @@ class Factory:
     async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:
         """Inside the caller's transaction: for each cell id, reuse a live record (or a draft of the same
         content), or create a draft from the catalog template (a generated adapter template if the catalog
-        does not know the id). Creating needs `factory_adapter`; its decision ids come back per item."""
+        does not know the id). Creating needs `factory_adapter`; its decision ids come back per item.
+        When the only record of the latest version is disabled, failed or rolled back, a second one cannot
+        be made (unique index) and the dead one must not run: 409 `conflict` naming the cell."""
         out: list[dict[str, Any]] = []
         gate: Decision | None = None
         for cell_id in cell_ids:
@@ -301,7 +305,14 @@ class Factory:
             if choice.action == "reuse":
                 out.append({"id": cell_id, "record_id": choice.record_id, "action": "reuse", "reason": choice.reason,
                             "state": choice.state, "decision_ids": []})
-            elif same is not None:  # the record of this very version exists but is not live: reuse, say so
+            elif same is not None and same.state in DEAD_STATES:
+                # the unique (template, version, backend) index forbids a second record, and a dead one must
+                # never run in an organ: refuse, and say how to get out
+                raise Conflict(
+                    f"cell {cell_id} has only a {same.state} record ({same.id}) of version {t.version}; "
+                    f"roll forward: register a new version of {cell_id} in the catalog and build again",
+                    cell=cell_id, record_id=same.id, state=same.state, version=t.version)
+            elif same is not None:  # this very version exists, deprecated or healing: reuse it, say so
                 out.append({"id": cell_id, "record_id": same.id, "action": "reuse", "state": same.state,
                             "reason": f"{same.id} already holds {cell_id} {t.version} ({same.state})", "decision_ids": []})
             else:

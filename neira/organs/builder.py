@@ -18,7 +18,7 @@ import msgspec
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import Catalog, parse_organ
-from neira.errors import InvalidRequest, InvalidTransition, NeiraError
+from neira.errors import Conflict, InvalidRequest, InvalidTransition, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import OrganState, organ_is_building
 from neira.metrics import Metrics
@@ -117,6 +117,10 @@ class OrganBuilder:
                 raise _RolledBack
         except _RolledBack:
             pass
+        except Conflict as exc:  # e.g. a cell whose only record of its version is disabled: an error risk
+            return {"organ_id": None, "dryrun": True, "ok": False,
+                    "report": {"risks": [exc.reason], "conflicts": [exc.body()], "policy": [to_builtins(decision)]},
+                    "plan": None}
         except NeiraError as exc:  # e.g. factory_adapter closed: the build would be refused; say so, don't 403
             return {"organ_id": None, "dryrun": True, "ok": False,
                     "report": {"violations": [exc.body()], "policy": [to_builtins(decision)]}, "plan": None}
@@ -204,7 +208,8 @@ class OrganBuilder:
 
     async def rebuild(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Build the same organ again from its stored template: same id, fresh stages, attempts + 1. The
-        cells are selected again (a disabled cell is replaced). Audited."""
+        cells are selected again (a live or draft record; a cell whose only record of its version is
+        disabled, failed or rolled back is a 409 `conflict`). Audited."""
         decision = self._gate()
         async with self.db.transaction() as tx:
             row = await store.get_row(tx.conn, organ_id)

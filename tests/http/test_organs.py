@@ -107,6 +107,24 @@ async def test_manual_status_cancel_rebuild(client: AsyncTestClient) -> None:
     assert actions == ["organ.build", "organ.status", "organ.cancel", "organ.rebuild"]
 
 
+async def test_a_disabled_cell_refuses_build_rebuild_and_fails_the_dryrun(client: AsyncTestClient) -> None:
+    organ_id = await build(client, "organ.echo.v1")
+    await until(client, organ_id, "stable")
+    record_id = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()["cells"][0]["record_id"]
+    r = await client.post(f"/factory/cells/{record_id}/disable", headers=auth())
+    assert r.json()["state"] == "disabled"
+    r = await client.post(f"/organs/{organ_id}/rebuild", headers=auth())
+    assert (r.status_code, r.json()["code"], r.json()["cell"], r.json()["record_id"]) == (409, "conflict", "action.echo.v1", record_id)
+    assert f"only a disabled record ({record_id})" in r.json()["reason"]
+    assert await state(client, organ_id) == "stable"  # the refused rebuild changed nothing
+    r = await client.post("/organs/build", json={"organ_template": "organ.echo.v1"}, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (409, "conflict")
+    r = await client.post("/organs/build", json={"organ_template": "organ.echo.v1", "dryrun": True}, headers=auth())
+    assert r.status_code == 200 and r.json()["ok"] is False
+    assert any(f"only a disabled record ({record_id})" in risk for risk in r.json()["report"]["risks"])
+    assert [o["id"] for o in (await client.get("/organs", headers=auth())).json()] == [organ_id]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "json"),
     [

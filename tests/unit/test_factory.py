@@ -514,13 +514,23 @@ async def test_ensure_cells_reuses_live_records_and_creates_drafts(s: Services):
     assert [(i["record_id"], i["action"]) for i in again] == [("cell-2", "reuse"), ("cell-3", "reuse")]
 
 
-async def test_ensure_cells_reuses_a_dead_record_of_the_same_version(s: Services):
+@pytest.mark.parametrize("kill", ["disable", "rollback", "auto_rollback"])
+async def test_ensure_cells_refuses_a_dead_record_of_the_same_version(s: Services, kill: str):
+    # the unique (template, version, backend) index forbids a second record: the dead one must not be reused
     await s.factory.create({"tpl": tpl()}, "admin")
-    await s.factory.disable("cell-1", "admin")
+    await getattr(s.factory, kill)("cell-1", "admin")
+    dead = (await s.factory.get("cell-1"))["state"]
+    with pytest.raises(Conflict) as err:
+        async with s.db.transaction() as tx:
+            await s.factory.ensure_cells(tx, [T], "admin", None)
+    assert err.value.body() == {
+        "code": "conflict", "cell": T, "record_id": "cell-1", "state": dead, "version": "1.0.0",
+        "reason": f"cell {T} has only a {dead} record (cell-1) of version 1.0.0; roll forward: "
+                  f"register a new version of {T} in the catalog and build again"}
+    await s.catalog.put_cell(tpl(version="1.1.0"))  # rolling forward gets a fresh draft
     async with s.db.transaction() as tx:
         items = await s.factory.ensure_cells(tx, [T], "admin", None)
-    assert items == [{"id": T, "record_id": "cell-1", "action": "reuse", "state": "disabled", "decision_ids": [],
-                      "reason": f"cell-1 already holds {T} 1.0.0 (disabled)"}]
+    assert [(i["record_id"], i["action"], i["state"]) for i in items] == [("cell-2", "create", "draft")]
 
 
 async def test_ensure_cells_needs_the_adapter_gate_and_rolls_back_with_the_caller(s: Services):
