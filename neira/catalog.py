@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira import idempotency
 from neira.errors import Conflict, InvalidRequest, InvalidTemplate, NeiraError, NotFound
+from neira.cell_plan import link_cycle
 from neira.metrics import Metrics
 from neira.storage import tables
 from neira.storage.db import Database, Tx
@@ -236,15 +237,26 @@ class Catalog:
         if self._index is not None:
             self._index.add(family, id, version, body, digest)
 
+    async def check_links(self, t: CellTemplate) -> None:
+        """400 `invalid_template` (path `$.links`) when `t`'s links close a cycle through the catalog — the
+        dry-run's own check. Call it inside the writing transaction (after `index()` is loaded) so that two
+        templates linking to each other cannot both pass. A missing link is not an error here."""
+        if t.links and (cycle := link_cycle(t, await self.latest_view(CELL))):
+            message = "links form a cycle: " + " → ".join(cycle)
+            raise InvalidTemplate([{"path": "$.links", "message": message}], message)
+
     async def _put(self, family: str, data: Any, key: str | None) -> tuple[dict[str, str], bool]:
         if key is not None and not 0 < len(key) <= 200:
             raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
         t = parse_organ(data) if family == ORGAN else parse_cell(data)
         digest = idempotency.body_hash(data)
         scope = f"catalog.{family}"
+        await self.index()  # loaded before the writer lock: check_links reads it from memory
         async with self.db.transaction() as tx:
             if (hit := await idempotency.replay(tx, scope, key, digest)) is not None:
                 return hit[1], hit[0] == 201
+            if family == CELL:
+                await self.check_links(t)  # type: ignore[arg-type]
             created = await self.register(tx, t)
             body = {"id": t.id, "version": t.version}
             await idempotency.remember(tx, scope, key, digest, 201 if created else 200, body)

@@ -117,6 +117,17 @@ def _resolve_deps(t: CellTemplate, snap: Snapshot) -> tuple[list[dict[str, Any]]
     return deps, graph
 
 
+def _cycle(t: CellTemplate, graph: dict[str, list[str]]) -> list[str] | None:
+    # a cycle needs an edge out of some dependency (the template cannot link to itself)
+    return find_cycle(graph) if any(links for cid, links in graph.items() if cid != t.id) else None
+
+
+def link_cycle(t: CellTemplate, latest: dict[str, dict[str, Any]]) -> list[str] | None:
+    """The cycle `t`'s links would close through the catalog (`latest`: id → latest body), as the dry-run
+    finds it (`[a, b, ..., a]`), or None. Missing links are not followed (the dry-run warns about them)."""
+    return _cycle(t, _resolve_deps(t, Snapshot(latest=latest, versions={}, records={}))[1])
+
+
 def _compat(t: CellTemplate, kind: str, digest: str, snap: Snapshot, identity: Candidate | None) -> dict[str, Any]:
     versions = snap.versions
     latest_version = max(versions, key=version_key) if versions else None
@@ -181,8 +192,7 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
     kind = t.kind
     identity = next((r for r in own if r.version == t.version and r.backend == backend), None)
     deps, graph = _resolve_deps(t, snap)
-    # a cycle needs an edge out of some dependency (the template cannot link to itself)
-    cycle = find_cycle(graph) if any(links for cid, links in graph.items() if cid != t.id) else None
+    cycle = _cycle(t, graph)
     compat = _compat(t, kind, digest, snap, identity)
     selection = select(t.id, t.version, kind, digest, own)
     gate = decisions[0]

@@ -148,9 +148,11 @@ class Factory:
         gate = self.policy.gate(f"factory_{req.backend}")
         self.policy.enforce([gate])
         body_digest = idempotency.body_hash(body)
+        await self.catalog.index()  # loaded before the writer lock: check_links reads it from memory
         async with self.db.transaction() as tx:
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
                 return hit
+            await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
                 if row.digest != digest:

@@ -136,3 +136,13 @@ async def test_safe_mode_lets_only_the_admin_write(safe_client: AsyncTestClient)
     assert (await safe_client.get("/cells", headers=auth("viewer"))).status_code == 200
     r = await safe_client.post("/cells", json=cell(), headers=auth("admin"))
     assert r.status_code == 201
+
+
+async def test_post_cells_and_factory_refuse_a_link_cycle(client: AsyncTestClient) -> None:
+    r = await client.post("/cells", json=cell(links=["analysis.other.v1"]), headers=auth())
+    assert r.status_code == 201  # a missing link is not an error
+    other = {"id": "analysis.other.v1", "version": "1.0.0", "analysis_type": "demo", "links": [ID], "metadata": {"schema": "v1"}}
+    for path, body in (("/cells", other), ("/factory/cells", {"template": other})):
+        r = await client.post(path, json=body, headers=auth())
+        assert (r.status_code, r.json()["code"], [e["path"] for e in r.json()["errors"]]) == (400, "invalid_template", ["$.links"])
+    assert (await client.get("/cells/analysis.other.v1", headers=auth())).status_code == 404

@@ -472,6 +472,25 @@ async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
     assert "catalog_conflict" in [r["code"] for r in conflicting["report"]["risks"]]
 
 
+async def test_create_and_catalog_put_refuse_a_link_cycle_the_dryrun_rejects(s: Services):
+    await s.catalog.put_cell(tpl(id="analysis.a.v1", links=["analysis.b.v1"]))  # a missing link is accepted
+    cyclic = tpl(id="analysis.b.v1", links=["analysis.a.v1"])
+    assert (await s.factory.dryrun({"tpl": cyclic}, "admin"))["ok"] is False
+    message = "links form a cycle: analysis.b.v1 → analysis.a.v1 → analysis.b.v1"
+    for attempt in (lambda: s.factory.create({"tpl": cyclic}, "admin"), lambda: s.catalog.put_cell(cyclic)):
+        with pytest.raises(InvalidTemplate) as err:
+            await attempt()
+        assert err.value.body() == {"code": "invalid_template", "reason": message,
+                                    "errors": [{"path": "$.links", "message": message}]}
+    assert await s.factory.list() == []
+    with pytest.raises(NotFound):
+        await s.catalog.get_cell("analysis.b.v1")
+    await s.catalog.put_cell(tpl(id="analysis.b.v1", links=["analysis.c.v1"]))
+    with pytest.raises(InvalidTemplate):  # a longer loop through the catalog
+        await s.catalog.put_cell(tpl(id="analysis.c.v1", links=["analysis.a.v1"]))
+    assert (await s.factory.create({"tpl": tpl(id="analysis.d.v1", links=["analysis.a.v1"])}, "admin"))[0] == 201
+
+
 async def test_dryrun_plan_follows_what_create_would_do(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.approve("cell-1", "admin")
