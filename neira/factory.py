@@ -143,15 +143,16 @@ class Factory:
     async def _create(self, body: Any, actor: str, key: str | None) -> tuple[int, dict[str, Any]]:
         if key is not None and (not key or len(key) > 200):
             raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
-        req = parse_request(body)
-        t, digest = await self._template(req.template)
-        gate = self.policy.gate(f"factory_{req.backend}")
-        self.policy.enforce([gate])
         body_digest = idempotency.body_hash(body)
-        await self.catalog.index()  # loaded before the writer lock: check_links reads it from memory
+        await self.catalog.index()  # loaded before the writer lock: _template and check_links read it from memory
         async with self.db.transaction() as tx:
+            # a replay first: the stored answer stands even if the gate closed or the catalog moved since
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
                 return hit
+            req = parse_request(body)
+            t, digest = await self._template(req.template)
+            gate = self.policy.gate(f"factory_{req.backend}")
+            self.policy.enforce([gate])
             await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:

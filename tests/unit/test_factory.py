@@ -491,6 +491,16 @@ async def test_create_and_catalog_put_refuse_a_link_cycle_the_dryrun_rejects(s: 
     assert (await s.factory.create({"tpl": tpl(id="analysis.d.v1", links=["analysis.a.v1"])}, "admin"))[0] == 201
 
 
+async def test_an_idempotent_replay_is_answered_even_after_the_gate_closed(s: Services):
+    first = await s.factory.create({"tpl": tpl()}, "admin", "key-1")
+    await s.policy.set_capability("admin", "factory_adapter", "disabled")
+    assert await s.factory.create({"tpl": tpl()}, "admin", "key-1") == first
+    with pytest.raises(CapabilityDisabled):  # a new request is still refused
+        await s.factory.create({"tpl": tpl("1.1.0")}, "admin", "key-2")
+    with pytest.raises(Conflict):  # and the key stays bound to its body
+        await s.factory.create({"tpl": tpl("1.1.0")}, "admin", "key-1")
+
+
 async def test_dryrun_plan_follows_what_create_would_do(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.approve("cell-1", "admin")
