@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from neira import idempotency
 from neira.audit import Audit
-from neira.catalog import CELL, Catalog, check_id, latest, parse_cell, template_digest
+from neira.catalog import CELL, Catalog, check_id, check_key, latest, parse_cell, template_digest
 from neira.cell_plan import CellRequest, Snapshot, parse_request, plan_cell, with_decisions
 from neira.cell_records import RecordCache, Records, record_dict
-from neira.errors import Conflict, InvalidRequest, NeiraError
+from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
@@ -141,8 +141,7 @@ class Factory:
             raise
 
     async def _create(self, body: Any, actor: str, key: str | None) -> tuple[int, dict[str, Any]]:
-        if key is not None and (not key or len(key) > 200):
-            raise InvalidRequest("Idempotency-Key must be 1 to 200 characters")
+        check_key(key)
         body_digest = idempotency.body_hash(body)
         await self.catalog.index()  # loaded before the writer lock: _template and check_links read it from memory
         async with self.db.transaction() as tx:

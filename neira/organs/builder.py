@@ -17,7 +17,7 @@ import msgspec
 
 from neira import idempotency
 from neira.audit import Audit
-from neira.catalog import Catalog, parse_organ
+from neira.catalog import Catalog, check_key, parse_organ
 from neira.errors import Conflict, InvalidRequest, InvalidTransition, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import OrganState, organ_is_building
@@ -83,6 +83,7 @@ class OrganBuilder:
         """Start a build: (201, {organ_id, state: draft}); a dry-run answers (200, {organ_id: null, dryrun,
         ok, report, plan}) and writes nothing. The same Idempotency-Key and body replay the first answer."""
         decision = self._gate()
+        check_key(idempotency_key)  # the same rule as the catalog and the factory (String(200) column)
         try:
             req = msgspec.convert(body, BuildRequest)
         except msgspec.ValidationError as exc:

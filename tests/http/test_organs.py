@@ -88,6 +88,18 @@ async def test_idempotency_key_header(client: AsyncTestClient) -> None:
     assert (other.status_code, other.json()["code"]) == (409, "conflict")
 
 
+async def test_idempotency_key_length_is_checked_like_the_factory(client: AsyncTestClient) -> None:
+    for key in ("k" * 201, ""):
+        headers = {**auth(), "Idempotency-Key": key}
+        r = await client.post("/organs/build", json={"organ_template": VOICE}, headers=headers)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+        f = await client.post("/factory/cells", json={"template": "analysis.summarize.v1"}, headers=headers)
+        assert (f.status_code, f.json()["reason"]) == (400, r.json()["reason"])
+    assert (await client.get("/organs", headers=auth())).json() == []
+    r = await client.post("/organs/build", json={"organ_template": VOICE}, headers={**auth(), "Idempotency-Key": "k" * 200})
+    assert r.status_code == 201
+
+
 async def test_manual_status_cancel_rebuild(client: AsyncTestClient) -> None:
     organ_id = await build(client)
     r = await client.post(f"/organs/{organ_id}/status", json={"state": "draft", "reason": "hold"}, headers=auth("operator"))
