@@ -9,6 +9,7 @@ world moved on, and the apply is refused as stale.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any, Protocol
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from neira.commands.known import split_id
 from neira.commands.resolve import Resolution
 from neira.errors import NeiraError
+from neira.policy import Decision
 
 MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
 _SUMMARY = {
@@ -82,6 +84,11 @@ async def _organ_changes(res: Resolution, svc: Services) -> tuple[list[dict[str,
     decisions = [_decision(svc.policy.gate("organs_builder"))]
     if any(c["action"] == "create" for c in changes):
         decisions.append(_decision(svc.policy.gate("factory_adapter")))
+    for dead in await svc.factory.dead_cells([c for c in template["cells"] if c not in drafts]):
+        decisions.append(_decision(Decision(
+            decision_id=f"dec-{secrets.token_hex(6)}", rule="cell.live_record", action="deny",
+            reason=f"cell {dead['cell']} has only a {dead['state']} record ({dead['record_id']}) of version "
+                   f"{dead['version']}; register a new version of it, then ask again")))
     changes.append(await _organ_change(res, template, svc) | {"policy": decisions[:1]})
     return changes, decisions
 

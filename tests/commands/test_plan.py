@@ -30,6 +30,9 @@ class FakeFactory:
                 "capability": "factory_adapter"}
         return {"ok": True, "report": {"selector": selector, "policy": {"decisions": [gate]}}, "plan": {"changes": [change]}}
 
+    async def dead_cells(self, cell_ids):
+        return []  # every record here is live or absent
+
 
 class FakeCatalog:
     def __init__(self, organs: dict[str, dict]) -> None:

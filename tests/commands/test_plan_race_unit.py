@@ -44,3 +44,18 @@ async def test_apply_in_a_session_applies_only_the_callers_own_plan(core: Core) 
     assert "result" not in other and other["plan"] is None
     mine = await svc.handle("apply", "shared-session", "admin")
     assert mine["result"]["organ"]["template_id"] == "organ.voice.v1"
+
+
+async def test_a_plan_over_a_disabled_cell_is_denied_before_apply(core: Core) -> None:
+    """The plan says what apply would say: a build over a cell whose only record is disabled is refused."""
+    svc = core.commands
+    first = await svc.handle("создай голосовой орган v1", "s1", "admin")
+    await svc.apply(first["plan"]["id"], "admin")
+    record = next(r for r in await core.factory.list() if r["template_id"] == "analysis.text_normalize.v1")
+    await core.factory.disable(record["id"], "admin")
+    again = await svc.handle("собери speak-pipeline normalize→phonemes→adapter", "s2", "admin")
+    assert again["policy"]["allowed"] is False
+    [violation] = again["policy"]["violations"]
+    assert violation["rule"] == "cell.live_record" and record["id"] in violation["reason"]
+    applied = await svc.handle("apply", "s2", "admin")
+    assert applied["error"]["code"] == "policy_denied"

@@ -109,7 +109,8 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     expect(new_row).to_have_attribute("data-state", "stable")
 
     # Cell records: approve moves a draft on; disable asks first, and "keep as is" keeps it.
-    cell_row = page.locator('#cells-body tr[data-state="draft"]').first
+    # (the grayscale cell: no later test builds it, and a disabled cell refuses every build that needs it)
+    cell_row = page.locator('#cells-body tr[data-state="draft"]', has_text="analysis.grayscale.v1").first
     cell_id = cell_row.get_attribute("data-cell-id")
     cell_row = page.locator(f'#cells-body tr[data-cell-id="{cell_id}"]')
     cell_row.get_by_role("button", name="Одобрить").click()
