@@ -109,9 +109,10 @@ class EventBus:
             for sub in self._subs.get(topic, ()):
                 sub.offer(ev)
 
-    def subscribe(self, topic: str = "*", maxsize: int = 256) -> Subscription:
-        """A new subscription to a subject (or `*`)."""
-        sub = Subscription(maxsize)
+    def subscribe(self, topic: str = "*", maxsize: int = 256, into: Subscription | None = None) -> Subscription:
+        """A new subscription to a subject (or `*`); with `into`, that subscription also hears `topic` (one
+        queue for several subjects, so its reader waits on one thing)."""
+        sub = into or Subscription(maxsize)
         self._subs.setdefault(topic, set()).add(sub)
         return sub
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from neira.events import Event, EventBus, Subscription
+from neira.events import EventBus
 from neira.organs import store
 from neira.storage.db import Database
 
@@ -26,28 +25,31 @@ async def organ_stream(db: Database, events: EventBus, organ_id: str,
     """Subscribe first, then read the snapshot: every later change is then either in the snapshot or in the
     queue, and seq filters the overlap, so no change is lost or repeated. The publisher never waits for us:
     when our bounded queue overflows we skip what we missed and send a fresh snapshot. When `gate_topic`
-    announces a change, `gate()` is checked again: a gate closed under an open stream ends it (its error)."""
+    announces a change, `gate()` is checked again: a gate closed under an open stream ends it (its error).
+    The organ's events and the gate's share one queue, so a waiting stream waits on one future."""
     topic = f"organ:{organ_id}"
     sub = events.subscribe(topic, maxsize=QUEUE_SIZE)
-    gate_sub = events.subscribe(gate_topic, maxsize=4) if gate and gate_topic else None
+    if gate and gate_topic:
+        events.subscribe(gate_topic, into=sub)
     try:
         frame = await snapshot(db, organ_id)
         last = frame["seq"]
         yield frame
         while True:
-            ev = await _next(sub, gate_sub)
-            if ev is None:  # the gate changed
-                assert gate is not None
-                gate()
-                continue
-            if sub.lagged:
+            ev = await sub.get()
+            if sub.lagged:  # frames were dropped, a gate change perhaps among them
                 sub.lagged = False
                 while not sub.queue.empty():
                     sub.queue.get_nowait()
+                if gate is not None:
+                    gate()
                 frame = await snapshot(db, organ_id)
                 if frame["seq"] > last:
                     last = frame["seq"]
                     yield frame
+                continue
+            if ev.subject == gate_topic and gate is not None:
+                gate()
                 continue
             if ev.type != "organ.stage" or ev.seq <= last:
                 continue
@@ -55,27 +57,5 @@ async def organ_stream(db: Database, events: EventBus, organ_id: str,
             yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq}
     finally:
         events.unsubscribe(topic, sub)
-        if gate_sub is not None and gate_topic:
-            events.unsubscribe(gate_topic, gate_sub)
-
-
-async def _next(sub: Subscription, gate_sub: Subscription | None) -> Event | None:
-    """The organ's next event, or None when the gate subscription heard something first."""
-    if gate_sub is None:
-        return await sub.get()
-    if not gate_sub.queue.empty():
-        gate_sub.queue.get_nowait()
-        return None
-    if not sub.queue.empty():
-        return sub.queue.get_nowait()
-    organ, flip = asyncio.ensure_future(sub.get()), asyncio.ensure_future(gate_sub.get())
-    try:
-        done, _ = await asyncio.wait({organ, flip}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in (organ, flip):
-            fut.cancel()
-    if organ in done:
-        if flip in done:  # both: keep neither lost — the gate is checked on the next call
-            gate_sub.queue.put_nowait(flip.result())
-        return organ.result()
-    return None
+        if gate_topic:
+            events.unsubscribe(gate_topic, sub)
