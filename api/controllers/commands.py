@@ -6,15 +6,11 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from api.controllers.cells import json_body
-from neira.core import Core
+from api.controllers.common import CoreDep, json_body
 from neira.errors import InvalidRequest
 from neira.structs import Base
-
-CoreDep = NamedDependency[Core]
 
 
 class CommandRequest(Base):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post, route
 from litestar.params import FromPath, QueryParameter
 
-from api.controllers.cells import CoreDep, json_body
+from api.controllers.common import CoreDep, json_body
 from neira.catalog import check_id
 from neira.errors import InvalidRequest, NotFound
 

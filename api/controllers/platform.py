@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.auth import websocket_role
+from api.controllers.common import CoreDep
 from api.controllers.ws import pump
 from neira import introspection
-from neira.core import Core
 from neira.events import EventBus, Subscription
 from neira.structs import Base, to_builtins
 
@@ -48,7 +48,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/metrics", sync_to_thread=False)
-    def metrics(self, core: Core) -> Response:
+    def metrics(self, core: CoreDep) -> Response:
         """Prometheus text: the app's registry plus HTTP request metrics."""
         body = generate_latest(core.metrics.registry) + generate_latest(REGISTRY)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -60,46 +60,46 @@ class PlatformController(Controller):
     path = "/api/neira"
 
     @get("/introspection/status")
-    async def introspection_status(self, core: Core) -> dict[str, Any]:
+    async def introspection_status(self, core: CoreDep) -> dict[str, Any]:
         """Safe mode, gates and counts of records, organs and catalog entries."""
         return await introspection.status(core.db, core.policy)
 
     @get("/capabilities", sync_to_thread=False)
-    def capabilities(self, core: Core) -> dict[str, str]:
+    def capabilities(self, core: CoreDep) -> dict[str, str]:
         """Gate name → state."""
         return core.policy.capability_list()
 
     @post("/capabilities/{name:str}", status_code=200, opt={"admin": True})
-    async def set_capability(self, core: Core, request: Request, name: str, data: CapabilityChange) -> dict[str, Any]:
+    async def set_capability(self, core: CoreDep, request: Request, name: str, data: CapabilityChange) -> dict[str, Any]:
         """Flip a gate (admin; locked gates never change)."""
         return await core.policy.set_capability(request.user, name, data.state, data.reason)
 
     @get("/safe-mode", sync_to_thread=False)
-    def safe_mode(self, core: Core) -> dict[str, Any]:
+    def safe_mode(self, core: CoreDep) -> dict[str, Any]:
         """`{enabled, reason}`."""
         return core.policy.safe_mode_status()
 
     @post("/safe-mode", status_code=200, opt={"admin": True})
-    async def set_safe_mode(self, core: Core, request: Request, data: SafeModeChange) -> dict[str, Any]:
+    async def set_safe_mode(self, core: CoreDep, request: Request, data: SafeModeChange) -> dict[str, Any]:
         """Safe mode on or off (admin)."""
         return await core.policy.set_safe_mode(request.user, data.enabled, data.reason)
 
     @get("/events")
     async def events(
-        self, core: Core, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
+        self, core: CoreDep, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
     ) -> list[dict[str, Any]]:
         """Stored events after `since`, oldest first."""
         return [to_builtins(e) for e in await core.events.list(since, limit)]  # type: ignore[misc]
 
     @get("/audit")
     async def audit(
-        self, core: Core, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
+        self, core: CoreDep, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
     ) -> list[dict[str, Any]]:
         """The audit trail after `since`, oldest first."""
         return [to_builtins(r) for r in await core.audit.list(since, limit)]  # type: ignore[misc]
 
     @websocket("/events/stream", opt={"exclude_from_auth": True})
-    async def events_stream(self, socket: WebSocket, core: Core) -> None:
+    async def events_stream(self, socket: WebSocket, core: CoreDep) -> None:
         """Every event as it happens, `{seq, at, type, subject, data}`; `?since=<seq>` first replays the
         stored events after it. Closes 4401 (token), 4400 (bad `since`)."""
         await socket.accept()
