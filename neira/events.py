@@ -63,7 +63,7 @@ class EventBus:
         data = data or {}
         res = await tx.conn.execute(tables.events.insert().values(at=at, type=type, subject=subject, data=data))
         ev = Event(seq=res.inserted_primary_key[0], at=at, type=type, subject=subject, data=data)
-        tx.after_commit(lambda: self._deliver(ev))
+        tx.after_commit(lambda: self._fan_out([ev.seq], at, [(type, subject, data)]))
         return ev
 
     async def emit_many(self, tx: Tx, items: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -102,12 +102,6 @@ class EventBus:
                     sub.offer(ev)
         for type_, n in counts.items():
             self.metrics.events.labels(type_).inc(n)
-
-    def _deliver(self, ev: Event) -> None:
-        self.metrics.events.labels(ev.type).inc()
-        for topic in ("*", ev.subject):
-            for sub in self._subs.get(topic, ()):
-                sub.offer(ev)
 
     def subscribe(self, topic: str = "*", maxsize: int = 256, into: Subscription | None = None) -> Subscription:
         """A new subscription to a subject (or `*`); with `into`, that subscription also hears `topic` (one
