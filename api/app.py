@@ -7,18 +7,18 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader, State
-from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
-from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
+from prometheus_client import CollectorRegistry
 
 from api.auth import AccessMiddleware, TokenTable
 from api.controllers import cells, commands, factory, organs
+from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
-from api.metrics_middleware import HttpMetricsMiddleware
+from api.metrics_middleware import HttpMetrics, HttpMetricsMiddleware
 from neira.core import Core
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -37,9 +37,9 @@ def _freeze_gc() -> None:
 def create_app(core: Core) -> Litestar:
     """The HTTP app for `core`: auth, policy guard, error bodies, metrics, OpenAPI and the web pages."""
     tokens = TokenTable(core.settings)
-    prometheus = PrometheusConfig(
-        app_name="neira", prefix="neira_http", group_path=True, exclude=["^/metrics$"], middleware_class=HttpMetricsMiddleware
-    )
+    http_metrics = CollectorRegistry()
+    counts = HttpMetrics()
+    http_metrics.register(counts)
     static = create_static_files_router(
         path="/",
         directories=[WEB_DIR],
@@ -50,10 +50,11 @@ def create_app(core: Core) -> Litestar:
     )
     return Litestar(
         route_handlers=[*CONTROLLERS, static],
-        dependencies={"core": Provide(lambda: core, sync_to_thread=False, use_cache=True)},
-        state=State({"core": core, "tokens": tokens}),
+        request_class=NeiraRequest,
+        websocket_class=NeiraSocket,
+        state=State({"core": core, "tokens": tokens, "http_metrics": http_metrics}),
         middleware=[
-            prometheus.middleware,
+            DefineMiddleware(HttpMetricsMiddleware, metrics=counts),
             DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy, max_body_bytes=core.settings.max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -1,7 +1,10 @@
 """API throughput and latency of neira's routes next to a bare Litestar handler (the ceiling), in one run.
 
 Both apps run under uvicorn with the same settings (one worker, uvloop + httptools when installed); the load
-generator is wrk in its own process. Usage: `python bench/api.py [--duration 5] [--connections 1,16,64]`.
+generator is wrk in its own process. Each (route, connections) pair is measured in `--rounds` rounds of
+neira then the ceiling, so a noisy spell on the shared machine falls on both sides of a round; the figures are
+the medians over the rounds (rps, latency, and the per-round ratio, with its range).
+Usage: `python bench/api_load.py [--duration 2] [--rounds 5] [--connections 1,16,64]`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,7 +107,8 @@ def prepare(url: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=2, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="neira/ceiling pairs per route and connection count")
     parser.add_argument("--connections", default="1,16,64")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -124,16 +129,23 @@ def main() -> None:
             results: dict[str, dict] = {}
             for name, (u, m, b, cu, cm, cb) in cases.items():
                 for c in conns:
-                    ours = wrk(u, m, b, c, args.duration)
-                    ceil = wrk(cu, cm, cb, c, args.duration)
-                    results[f"{name}@{c}"] = {"neira": ours, "ceiling": ceil, "ratio": round(ours["rps"] / ceil["rps"], 3)}
+                    pairs = [(wrk(u, m, b, c, args.duration), wrk(cu, cm, cb, c, args.duration)) for _ in range(args.rounds)]
+                    ours, ceil = median_run([p[0] for p in pairs]), median_run([p[1] for p in pairs])
+                    ratios = sorted(round(a["rps"] / z["rps"], 3) for a, z in pairs)
+                    row = results[f"{name}@{c}"] = {"neira": ours, "ceiling": ceil, "ratio": statistics.median(ratios), "ratios": ratios}
                     print(f"{name:9s} c={c:<3d} neira {ours['rps']:8.0f} rps p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms | "
-                          f"ceiling {ceil['rps']:8.0f} rps | ratio {results[f'{name}@{c}']['ratio']:.2f}", flush=True)
+                          f"ceiling {ceil['rps']:8.0f} rps p50 {ceil['p50_ms']:.2f} ms | ratio {row['ratio']:.2f} "
+                          f"({ratios[0]:.2f}–{ratios[-1]:.2f})", flush=True)
         finally:
             for p in (neira, ceiling):
                 p.terminate()
                 p.wait(10)
-    print("saved", save("api", {"duration_s": args.duration, "results": results}))
+    print("saved", save("api", {"duration_s": args.duration, "rounds": args.rounds, "results": results}))
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the rounds."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 if __name__ == "__main__":

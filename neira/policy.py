@@ -82,6 +82,7 @@ class PolicyEngine:
         self._flips: dict[str, str] = {}  # runtime flips only: what is stored, so env overrides stay env's
         self.safe_mode = False
         self.safe_mode_reason: str | None = None
+        self._counters: dict[tuple[str, str], Any] = {}
 
     async def load(self, overrides: dict[str, str], safe_mode: bool) -> None:
         """Defaults, then stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES,
@@ -106,7 +107,11 @@ class PolicyEngine:
         self.metrics.safe_mode.set(1 if self.safe_mode else 0)
 
     def _count(self, d: Decision) -> Decision:
-        self.metrics.policy_decisions.labels(d.rule, d.action).inc()
+        key = (d.rule, d.action)
+        counter = self._counters.get(key)
+        if counter is None:  # labels() is a locked lookup; a dry-run asks for the same child every time
+            counter = self._counters[key] = self.metrics.policy_decisions.labels(d.rule, d.action)
+        counter.inc()
         return d
 
     # --- evaluations -------------------------------------------------------------------------------

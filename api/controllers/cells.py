@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 
-from api.controllers.common import CoreDep, json_body
+from api.controllers.common import NeiraRequest, json_body
 from neira.errors import InvalidRequest
 
 class CellsController(Controller):
@@ -18,21 +18,21 @@ class CellsController(Controller):
 
     @get("/")
     async def list_cells(
-        self, core: CoreDep, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None
+        self, request: NeiraRequest, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None
     ) -> list[dict[str, Any]]:
         """Latest version of every cell; `kind` (analysis|action|memory) filters, `q` searches id, kind,
         description and aliases."""
-        return await core.catalog.list_cells(kind=kind or None, q=q or None)
+        return await request.core.catalog.list_cells(kind=kind or None, q=q or None)
 
     @get("/{cell_id:str}")
-    async def get_cell(self, core: CoreDep, cell_id: FromPath[str]) -> dict[str, Any]:
+    async def get_cell(self, request: NeiraRequest, cell_id: FromPath[str]) -> dict[str, Any]:
         """The latest version (by SemVer) of a cell template."""
-        return await core.catalog.get_cell(cell_id)
+        return await request.core.catalog.get_cell(cell_id)
 
     @get("/{cell_id:str}/{version:str}")
-    async def get_cell_version(self, core: CoreDep, cell_id: FromPath[str], version: FromPath[str]) -> dict[str, Any]:
+    async def get_cell_version(self, request: NeiraRequest, cell_id: FromPath[str], version: FromPath[str]) -> dict[str, Any]:
         """One version of a cell template."""
-        return await core.catalog.get_cell(cell_id, version)
+        return await request.core.catalog.get_cell(cell_id, version)
 
     @get("/{cell_id:str}/{version:str}/{rest:path}", include_in_schema=False)
     async def reject_nested(self, cell_id: FromPath[str], version: FromPath[str], rest: FromPath[str]) -> None:
@@ -40,9 +40,9 @@ class CellsController(Controller):
         raise InvalidRequest("cell ids and versions cannot contain '/'")
 
     @post("/")
-    async def put_cell(self, core: CoreDep, request: Request) -> Response[dict[str, str]]:
+    async def put_cell(self, request: NeiraRequest) -> Response[dict[str, str]]:
         """201 `{id, version}`; the identical template again 200; the same id+version with other content 409."""
-        body, created = await core.catalog.put_cell(await json_body(request), request.headers.get("idempotency-key"))
+        body, created = await request.core.catalog.put_cell(await json_body(request), request.headers.get("idempotency-key"))
         return Response(body, status_code=201 if created else 200)
 
 

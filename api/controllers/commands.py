@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.params import FromPath
 
-from api.controllers.common import CoreDep, json_body
+from api.controllers.common import Json, NeiraRequest, json_body, json_doc
 from neira.errors import InvalidRequest
 from neira.structs import Base
 
@@ -26,21 +26,21 @@ class CommandsController(Controller):
     path = "/api/neira/commands"
     tags = ["commands"]
 
-    @post("/", status_code=200, opt={"any_role": True})
-    async def command(self, core: CoreDep, request: Request) -> dict[str, Any]:
+    @post("/", status_code=200, opt={"any_role": True}, responses=json_doc(200))
+    async def command(self, request: NeiraRequest) -> Json:
         """`{understood, lang, intent, spec, target?, policy, plan, reply, session_id}`; when not understood
         `{understood: false, error: {code, position?, expected?, suggestions?}, reply}`. Always 200."""
         try:
             body = msgspec.convert(await json_body(request), CommandRequest)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"invalid command request: {exc}") from None
-        return await core.commands.handle(body.text, body.session_id, request.user)
+        return Json(await request.core.commands.handle(body.text, body.session_id, request.user))
 
     @post("/plans/{plan_id:str}/apply", status_code=200)
-    async def apply(self, core: CoreDep, request: Request, plan_id: FromPath[str]) -> dict[str, Any]:
+    async def apply(self, request: NeiraRequest, plan_id: FromPath[str]) -> dict[str, Any]:
         """Carry out a saved plan: `{plan_id, plan, already_applied, result, reply}`; 409 plan_stale if the
         state it was planned against has changed; 404 for an unknown plan."""
-        return await core.commands.apply(plan_id, request.user)
+        return await request.core.commands.apply(plan_id, request.user)
 
 
 CONTROLLERS = [CommandsController]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post, route
 from litestar.params import FromPath, QueryParameter
 
-from api.controllers.common import CoreDep, json_body
+from api.controllers.common import Json, NeiraRequest, json_body, json_doc
 from neira.catalog import check_id
 from neira.errors import InvalidRequest, NotFound
 
@@ -36,54 +36,54 @@ class FactoryController(Controller):
     path = "/factory/cells"
     tags = ["factory"]
 
-    @post("/dryrun", status_code=200)
-    async def dryrun(self, core: CoreDep, request: Request) -> dict[str, Any]:
+    @post("/dryrun", status_code=200, responses=json_doc(200))
+    async def dryrun(self, request: NeiraRequest) -> Json:
         """`{ok, report, plan}`; never writes; a closed gate is a violation (ok false), not a 403."""
-        return await core.factory.dryrun(await json_body(request), request.user)
+        return Json(await request.core.factory.dryrun(await json_body(request), request.user))
 
     @post("/")
-    async def create(self, core: CoreDep, request: Request) -> Response[dict[str, Any]]:
+    async def create(self, request: NeiraRequest) -> Response[dict[str, Any]]:
         """201 a new draft record; 200 the existing record of the same template+version+backend."""
         key = request.headers.get("idempotency-key")
-        status, record = await core.factory.create(await json_body(request), request.user, key)
+        status, record = await request.core.factory.create(await json_body(request), request.user, key)
         return Response(record, status_code=status)
 
     @get("/")
     async def list_records(
-        self, core: CoreDep, state_filter: Annotated[str | None, QueryParameter(name="state")] = None
+        self, request: NeiraRequest, state_filter: Annotated[str | None, QueryParameter(name="state")] = None
     ) -> list[dict[str, Any]]:
         """Every record, oldest first; `?state=` filters."""
-        return await core.factory.list(state_filter or None)
+        return await request.core.factory.list(state_filter or None)
 
     @get("/{record_id:str}")
-    async def get_record(self, core: CoreDep, record_id: FromPath[str]) -> dict[str, Any]:
+    async def get_record(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """A record with its history."""
-        return await core.factory.get(record_id)
+        return await request.core.factory.get(record_id)
 
     @post("/{record_id:str}/approve", status_code=200)
-    async def approve(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
+    async def approve(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """draft → canary → experimental → stable."""
-        return await core.factory.approve(record_id, request.user, await move_reason(request))
+        return await request.core.factory.approve(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/disable", status_code=200)
-    async def disable(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
+    async def disable(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ disabled."""
-        return await core.factory.disable(record_id, request.user, await move_reason(request))
+        return await request.core.factory.disable(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/rollback", status_code=200)
-    async def rollback(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
+    async def rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back; `restored` names the record of the same template that is stable now, if any."""
-        return await core.factory.rollback(record_id, request.user, await move_reason(request))
+        return await request.core.factory.rollback(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_heal", status_code=200)
-    async def auto_heal(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
+    async def auto_heal(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ healing; the check finishes in the background (previous state, or failed)."""
-        return await core.factory.auto_heal(record_id, request.user, await move_reason(request))
+        return await request.core.factory.auto_heal(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_rollback", status_code=200)
-    async def auto_rollback(self, core: CoreDep, request: Request, record_id: FromPath[str]) -> dict[str, Any]:
+    async def auto_rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back, with a `factory.auto_rollback` event."""
-        return await core.factory.auto_rollback(record_id, request.user, await move_reason(request))
+        return await request.core.factory.auto_rollback(record_id, request.user, await move_reason(request))
 
     @route("/{record_id:str}/{rest:path}", http_method=["GET", "POST"], include_in_schema=False)
     async def reject_nested(self, record_id: FromPath[str], rest: FromPath[str]) -> None:

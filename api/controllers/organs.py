@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
+from litestar import Controller, Response, delete, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from api.auth import websocket_role
-from api.controllers.common import CoreDep, json_body
+from api.controllers.common import Json, NeiraRequest, NeiraSocket, json_body, json_doc
 from api.controllers.ws import pump, send
 from neira.errors import NeiraError
 from neira.structs import Base
@@ -30,39 +30,39 @@ class OrgansController(Controller):
     tags = ["organs"]
 
     @post("/build")
-    async def build(self, core: CoreDep, request: Request) -> Response[dict[str, Any]]:
+    async def build(self, request: NeiraRequest) -> Response[dict[str, Any]]:
         """201 `{organ_id, state: draft}`; `dryrun: true` → 200 `{organ_id: null, dryrun, ok, report, plan}`."""
         key = request.headers.get("idempotency-key")
-        status, body = await core.organs.build(await json_body(request), request.user, key)
+        status, body = await request.core.organs.build(await json_body(request), request.user, key)
         return Response(body, status_code=status)
 
     @get("/")
-    async def list_organs(self, core: CoreDep) -> list[dict[str, Any]]:
+    async def list_organs(self, request: NeiraRequest) -> list[dict[str, Any]]:
         """`[{id, state, template_id, updated_at}]`, oldest first."""
-        return await core.organs.list()
+        return await request.core.organs.list()
 
-    @get("/{organ_id:str}/status")
-    async def status(self, core: CoreDep, organ_id: str) -> dict[str, Any]:
+    @get("/{organ_id:str}/status", responses=json_doc(200))
+    async def status(self, request: NeiraRequest, organ_id: str) -> Json:
         """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...}}`."""
-        return await core.organs.status(organ_id)
+        return Json(await request.core.organs.status(organ_id))
 
     @post("/{organ_id:str}/status", status_code=200)
-    async def set_status(self, core: CoreDep, request: Request, organ_id: str, data: StatusChange) -> dict[str, Any]:
+    async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:
         """Move by hand (draft|canary|experimental|stable|failed); stops the automatic progression."""
-        return await core.organs.set_status(organ_id, data.state, data.reason, request.user)
+        return await request.core.organs.set_status(organ_id, data.state, data.reason, request.user)
 
     @delete("/{organ_id:str}/build", status_code=200)
-    async def cancel(self, core: CoreDep, request: Request, organ_id: str) -> dict[str, Any]:
+    async def cancel(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
         """Cancel a build in flight → `{id, state: failed}`; 409 when it is not building."""
-        return await core.organs.cancel(organ_id, request.user)
+        return await request.core.organs.cancel(organ_id, request.user)
 
     @post("/{organ_id:str}/rebuild", status_code=200)
-    async def rebuild(self, core: CoreDep, request: Request, organ_id: str) -> dict[str, Any]:
+    async def rebuild(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
         """Build again with the same id: `{organ_id, state: draft}`, fresh stages, attempts + 1."""
-        return await core.organs.rebuild(organ_id, request.user)
+        return await request.core.organs.rebuild(organ_id, request.user)
 
     @websocket("/{organ_id:str}/stream", opt={"exclude_from_auth": True})
-    async def stream(self, socket: WebSocket, core: CoreDep, organ_id: str) -> None:
+    async def stream(self, socket: NeiraSocket, organ_id: str) -> None:
         """`?token=`; first frame `{id, state, seq}`, then one per change. Closes 4401 (token), 4403 (gate
         closed, also when it closes while the stream is open), 4404 (unknown organ)."""
         await socket.accept()
@@ -70,7 +70,7 @@ class OrgansController(Controller):
             await socket.close(code=4401, reason="unauthorized")
             return
         try:
-            frames = core.organs.stream(organ_id)
+            frames = socket.core.organs.stream(organ_id)
             first = await anext(frames)
         except NeiraError as exc:
             await socket.close(code=WS_CLOSE.get(exc.code, 4400), reason=exc.reason[:120])

@@ -6,14 +6,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, Request, Response, WebSocket, get, post, websocket
+from litestar import Controller, Response, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import Parameter
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.auth import websocket_role
-from api.controllers.common import CoreDep
+from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.ws import pump
 from neira import introspection
 from neira.events import EventBus, Subscription
@@ -48,9 +48,10 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/metrics", sync_to_thread=False)
-    def metrics(self, core: CoreDep) -> Response:
-        """Prometheus text: the app's registry plus HTTP request metrics."""
-        body = generate_latest(core.metrics.registry) + generate_latest(REGISTRY)
+    def metrics(self, request: NeiraRequest) -> Response:
+        """Prometheus text: the core's metrics, the HTTP request metrics and the process collectors."""
+        registries = (request.core.metrics.registry, request.app.state.http_metrics, REGISTRY)
+        body = b"".join(generate_latest(r) for r in registries)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -60,46 +61,46 @@ class PlatformController(Controller):
     path = "/api/neira"
 
     @get("/introspection/status")
-    async def introspection_status(self, core: CoreDep) -> dict[str, Any]:
+    async def introspection_status(self, request: NeiraRequest) -> dict[str, Any]:
         """Safe mode, gates and counts of records, organs and catalog entries."""
-        return await introspection.status(core.db, core.policy)
+        return await introspection.status(request.core.db, request.core.policy)
 
     @get("/capabilities", sync_to_thread=False)
-    def capabilities(self, core: CoreDep) -> dict[str, str]:
+    def capabilities(self, request: NeiraRequest) -> dict[str, str]:
         """Gate name → state."""
-        return core.policy.capability_list()
+        return request.core.policy.capability_list()
 
     @post("/capabilities/{name:str}", status_code=200, opt={"admin": True})
-    async def set_capability(self, core: CoreDep, request: Request, name: str, data: CapabilityChange) -> dict[str, Any]:
+    async def set_capability(self, request: NeiraRequest, name: str, data: CapabilityChange) -> dict[str, Any]:
         """Flip a gate (admin; locked gates never change)."""
-        return await core.policy.set_capability(request.user, name, data.state, data.reason)
+        return await request.core.policy.set_capability(request.user, name, data.state, data.reason)
 
     @get("/safe-mode", sync_to_thread=False)
-    def safe_mode(self, core: CoreDep) -> dict[str, Any]:
+    def safe_mode(self, request: NeiraRequest) -> dict[str, Any]:
         """`{enabled, reason}`."""
-        return core.policy.safe_mode_status()
+        return request.core.policy.safe_mode_status()
 
     @post("/safe-mode", status_code=200, opt={"admin": True})
-    async def set_safe_mode(self, core: CoreDep, request: Request, data: SafeModeChange) -> dict[str, Any]:
+    async def set_safe_mode(self, request: NeiraRequest, data: SafeModeChange) -> dict[str, Any]:
         """Safe mode on or off (admin)."""
-        return await core.policy.set_safe_mode(request.user, data.enabled, data.reason)
+        return await request.core.policy.set_safe_mode(request.user, data.enabled, data.reason)
 
     @get("/events")
     async def events(
-        self, core: CoreDep, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
+        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
     ) -> list[dict[str, Any]]:
         """Stored events after `since`, oldest first."""
-        return [to_builtins(e) for e in await core.events.list(since, limit)]  # type: ignore[misc]
+        return [to_builtins(e) for e in await request.core.events.list(since, limit)]  # type: ignore[misc]
 
     @get("/audit")
     async def audit(
-        self, core: CoreDep, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
+        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
     ) -> list[dict[str, Any]]:
         """The audit trail after `since`, oldest first."""
-        return [to_builtins(r) for r in await core.audit.list(since, limit)]  # type: ignore[misc]
+        return [to_builtins(r) for r in await request.core.audit.list(since, limit)]  # type: ignore[misc]
 
     @websocket("/events/stream", opt={"exclude_from_auth": True})
-    async def events_stream(self, socket: WebSocket, core: CoreDep) -> None:
+    async def events_stream(self, socket: NeiraSocket) -> None:
         """Every event as it happens, `{seq, at, type, subject, data}`; `?since=<seq>` first replays the
         stored events after it. Closes 4401 (token), 4400 (bad `since`)."""
         await socket.accept()
@@ -113,13 +114,13 @@ class PlatformController(Controller):
         except ValueError:
             await socket.close(code=4400, reason="since must be an event seq")
             return
-        sub = core.events.subscribe("*")
+        sub = socket.core.events.subscribe("*")
         try:
-            await pump(socket, _event_frames(core.events, sub, since))
+            await pump(socket, _event_frames(socket.core.events, sub, since))
         except WebSocketDisconnect:
             pass
         finally:
-            core.events.unsubscribe("*", sub)
+            socket.core.events.unsubscribe("*", sub)
 
 
 async def _event_frames(events: EventBus, sub: Subscription, since: int) -> AsyncIterator[dict[str, Any]]:

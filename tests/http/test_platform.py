@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN, auth
 from tests.http.test_organs_live import Live, close_code, frame, live  # noqa: F401  (the live-server fixture)
@@ -27,6 +28,29 @@ async def test_metrics_name_every_seed_metric(client: AsyncTestClient) -> None:
         "neira_http_requests_total",
     ):
         assert f"# TYPE {name}" in text or f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+async def test_http_metrics_count_each_answer_by_route_and_status(client: AsyncTestClient) -> None:
+    await client.get("/api/neira/capabilities", headers=auth())
+    await client.get("/api/neira/capabilities", headers=auth())
+    await client.get("/api/neira/capabilities")  # refused by the access check, before the route runs
+    await client.get("/organs/organ-999/status", headers=auth())
+    await client.get("/metrics")
+    samples = [s for f in text_string_to_metric_families((await client.get("/metrics")).text) for s in f.samples]
+
+    def value(name: str, path: str, status: int, **more: str) -> float | None:
+        want = {"method": "GET", "path": path, "status_code": str(status), "app_name": "neira", **more}
+        found = [s.value for s in samples if s.name == name and s.labels == want]
+        return found[0] if found else None
+
+    caps = "/api/neira/capabilities"
+    assert value("neira_http_requests_total", caps, 200) == 2
+    assert value("neira_http_requests_total", caps, 401) == 1
+    assert value("neira_http_requests_total", "/organs/{organ_id}/status", 404) == 1
+    assert value("neira_http_request_duration_seconds_count", caps, 200) == 2
+    assert value("neira_http_request_duration_seconds_bucket", caps, 200, le="+Inf") == 2
+    assert value("neira_http_requests_in_progress", caps, 200) == 0
+    assert not [s for s in samples if s.labels.get("path") == "/metrics"]  # the scrape does not count itself
 
 
 async def test_capabilities_flip_and_locked(client: AsyncTestClient) -> None:

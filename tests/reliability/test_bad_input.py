@@ -86,6 +86,20 @@ def test_bodies_over_the_limit_are_413(http: httpx.Client) -> None:
     assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
 
 
+def test_streamed_bodies_over_the_limit_are_413(http: httpx.Client) -> None:
+    """A chunked body declares no length: it is counted as it arrives and refused once past the limit."""
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(MAX_BODY_BYTES // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    for path in body_routes(http):
+        r = http.post(path, content=chunks(), headers={"Content-Type": "application/json"})
+        assert "content-length" not in r.request.headers and r.request.headers["transfer-encoding"] == "chunked"
+        assert (r.status_code, r.json()) == (413, {"code": "payload_too_large", "reason": "request body is larger than the limit"}), path
+
+
 @pytest.mark.parametrize("raw", [
     b"[" * 100_000 + b"]" * 100_000,
     b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
