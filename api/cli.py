@@ -63,13 +63,13 @@ def serve(args: argparse.Namespace) -> int:
     from_env = bool(settings.admin_token)
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)
-    app = create_app(Core(settings))
+    app = create_app(Core(settings), tune_gc_on_start=True)
     print(f"neira: chat page at {chat_url(settings, token, from_env)}", flush=True)
     if created:
         print(f"neira: a new admin token was stored in {settings.data_path / 'admin_token'} (mode 0600)", flush=True)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, access_log=False, log_config=None,
-        timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes,
+        timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes, ws_per_message_deflate=False,
     )
     uvicorn.Server(config).run()
     return 0

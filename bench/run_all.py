@@ -17,13 +17,12 @@ PY = sys.executable
 
 
 def steps(quick: bool) -> list[list[str]]:
-    d = "1" if quick else "5"
     return [
         [PY, "bench/parse.py", "--rounds", "20" if quick else "200", "--json", "docs/bench-results/parse.json"],
-        [PY, "bench/asgi_cpu.py", "--n", "200" if quick else "2000"],
+        [PY, "bench/asgi_cpu.py", *(["--n", "200", "--rounds", "2"] if quick else [])],
         [PY, "bench/organs_scale.py", "--n", "1000", *([] if quick else ["--n", "10000"]), "--repeat", "1" if quick else "3", "--save"],
-        [PY, "bench/api_load.py", "--duration", d],
-        [PY, "bench/ws_fanout.py", "--subscribers", "100" if quick else "1000", "--rounds", "5" if quick else "20"],
+        [PY, "bench/api_load.py", *(["--duration", "1", "--rounds", "1"] if quick else [])],
+        [PY, "bench/ws_fanout.py", *(["--subscribers", "100", "--rounds", "5"] if quick else [])],
         [PY, "bench/restart.py", *(["--records", "10000", "--organs", "1000", "--runs", "1"] if quick else [])],
     ]
 

@@ -2,80 +2,135 @@
 
 A real server subprocess; the subscribers live in this (separate) process. Each round sets the organ's state
 through `POST /organs/{id}/status` and measures, per subscriber, the time until the frame with that state
-arrives. Usage: `python bench/ws_fanout.py [--subscribers 1000] [--rounds 20]`.
+arrives. The subscribers stand in for 1,000 separate clients, so this process's own cyclic GC is frozen once
+they are connected (its pauses are not the server's latency). The server's full collections during the rounds
+are counted from its `/metrics` (`python_gc_collections_total{generation="2"}`) and reported next to the
+figures, with each round's slowest delivery.
+Usage: `python bench/ws_fanout.py [--subscribers 1000] [--rounds 200]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import uvloop
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import save, summary  # noqa: E402
+from _util import percentile, save, summary  # noqa: E402
 from api_load import TOKEN, prepare, start_neira  # noqa: E402
 
 
-async def subscriber(url: str, ready: asyncio.Event, counter: list[int], total: int, inbox: asyncio.Queue) -> None:
-    async with websockets.connect(url, max_queue=None, open_timeout=60) as ws:
+class Round:
+    """The change being measured: the state it sets, when it was sent, and the deliveries seen so far. The
+    subscribers note their own arrival times (no queue to a collector task: a load generator must stay light,
+    since it shares the machine's two cores with the server)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.state, self.t0 = n, "", 0.0
+        self.latencies: list[float] = []
+        self.done = asyncio.Event()
+
+    def start(self, state: str) -> None:
+        self.state, self.t0, self.latencies = state, time.perf_counter(), []
+        self.done.clear()
+
+    def arrived(self, raw: str | bytes) -> None:
+        at = time.perf_counter()
+        if json.loads(raw).get("state") == self.state:
+            self.latencies.append((at - self.t0) * 1000)
+            if len(self.latencies) == self.n:
+                self.done.set()
+
+
+async def subscriber(url: str, ready: asyncio.Event, counter: list[int], current: Round) -> None:
+    async with websockets.connect(url, max_queue=None, open_timeout=60, compression=None) as ws:
         json.loads(await ws.recv())  # the snapshot frame
         counter[0] += 1
-        if counter[0] == total:
+        if counter[0] == current.n:
             ready.set()
         async for raw in ws:
-            inbox.put_nowait((time.perf_counter(), json.loads(raw)))
+            current.arrived(raw)
 
 
-async def run(base: str, organ: str, n: int, rounds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(base: str, organ: str, n: int, rounds: int, pid: int) -> dict:
     ws_url = base.replace("http", "ws") + f"/organs/{organ}/stream?token={TOKEN}"
-    ready, counter, inbox = asyncio.Event(), [0], asyncio.Queue()
+    ready, counter, current = asyncio.Event(), [0], Round(n)
     tasks = []
     for i in range(n):
-        tasks.append(asyncio.create_task(subscriber(ws_url, ready, counter, n, inbox)))
+        tasks.append(asyncio.create_task(subscriber(ws_url, ready, counter, current)))
         if i % 100 == 99:
             await asyncio.sleep(0)  # let the handshakes proceed in batches
     await asyncio.wait_for(ready.wait(), 120)
+    gc.collect()
+    gc.freeze()
     latencies: list[float] = []
+    slowest: list[float] = []  # per round
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        full_gcs = await server_full_collections(client)
+        cpu, own = cpu_seconds(pid), time.process_time()
         for r in range(rounds):
             state = "canary" if r % 2 == 0 else "experimental"
-            t0 = time.perf_counter()
+            current.start(state)
             resp = await client.post(f"/organs/{organ}/status", json={"state": state, "reason": "bench"})
             resp.raise_for_status()
-            got = 0
-            while got < n:
-                at, frame = await asyncio.wait_for(inbox.get(), 30)
-                if frame.get("state") == state:
-                    latencies.append((at - t0) * 1000)
-                    got += 1
+            await asyncio.wait_for(current.done.wait(), 30)
+            latencies += current.latencies
+            slowest.append(current.latencies[-1])
+        cpu, own = cpu_seconds(pid) - cpu, time.process_time() - own
+        full_gcs = await server_full_collections(client) - full_gcs
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"subscribers": n, "rounds": rounds, "deliveries": len(latencies), "latency_ms": summary(latencies)}
+    lat = {**summary(latencies), "p99_9": percentile(latencies, 99.9), "max": max(latencies)}
+    return {"subscribers": n, "rounds": rounds, "deliveries": len(latencies), "latency_ms": lat,
+            "slowest_per_round_ms": {"p50": percentile(slowest, 50), "max": max(slowest)},
+            "rounds_over_100ms": sum(1 for v in slowest if v > 100), "server_full_gc_during_rounds": full_gcs,
+            "server_cpu_us_per_delivery": round(cpu / len(latencies) * 1e6, 1),
+            "client_cpu_us_per_delivery": round(own / len(latencies) * 1e6, 1)}
+
+
+async def server_full_collections(client: httpx.AsyncClient) -> int:
+    """How many full (generation 2) collections the server's cyclic GC has run so far."""
+    text = (await client.get("/metrics")).text
+    return int(float(re.search(r'^python_gc_collections_total\{generation="2"\} (\S+)$', text, re.M).group(1)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_neira(Path(tmp) / "data")
         try:
             organ = prepare(url)
-            result = asyncio.run(run(url, organ, args.subscribers, args.rounds))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the server runs on uvloop too
+                result = runner.run(run(url, organ, args.subscribers, args.rounds, proc.pid))
         finally:
             proc.terminate()
             proc.wait(10)
     lat = result["latency_ms"]
-    print(f"{result['subscribers']} subscribers x {result['rounds']} changes: delivery p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    print(f"{result['subscribers']} subscribers x {result['rounds']} changes: delivery p50 {lat['p50']:.1f} ms, "
+          f"p99 {lat['p99']:.1f} ms, p99.9 {lat['p99_9']:.1f} ms, max {lat['max']:.1f} ms; rounds over 100 ms: "
+          f"{result['rounds_over_100ms']}; server full GCs during the rounds: {result['server_full_gc_during_rounds']}; "
+          f"CPU per delivery: server {result['server_cpu_us_per_delivery']} µs, clients {result['client_cpu_us_per_delivery']} µs")
     print("saved", save("ws_fanout", result))
 
 
