@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "docs" / "bench-results"
+RESULTS = Path(os.environ.get("NEIRA_BENCH_RESULTS") or ROOT / "docs" / "bench-results")  # run_all --quick: a temp dir
 sys.path.insert(0, str(ROOT))
 
 

@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import ROOT, save  # noqa: E402
-from api_load import TOKEN, free_port, prepare  # noqa: E402
+from api_load import TOKEN, free_port  # noqa: E402
 
 NEIRA = str(Path(sys.executable).parent / "neira")
 CELL = {"id": "analysis.bench_seed.v1", "version": "1.0.0", "analysis_type": "bench", "links": [], "metadata": {"schema": "v1"}}

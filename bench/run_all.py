@@ -1,24 +1,27 @@
 """`make bench`: every benchmark, one after the other, each in its own process; results land in
 docs/bench-results/*.json and are summarised in docs/benchmarks.md by hand (with the machine's load noted).
 
-Usage: `python bench/run_all.py [--quick]` (quick: shorter runs, for a smoke test of the harness).
+Usage: `python bench/run_all.py [--quick]` (quick: shorter runs, for a smoke test of the harness; its results
+go to a temporary directory, never over docs/bench-results/).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 
 
-def steps(quick: bool) -> list[list[str]]:
+def steps(quick: bool, results: Path) -> list[list[str]]:
     return [
-        [PY, "bench/parse.py", "--rounds", "20" if quick else "200", "--json", "docs/bench-results/parse.json"],
+        [PY, "bench/parse.py", "--rounds", "20" if quick else "200", "--json", str(results / "parse.json")],
         [PY, "bench/asgi_cpu.py", *(["--n", "200", "--rounds", "2"] if quick else [])],
         [PY, "bench/organs_scale.py", "--n", "1000", *([] if quick else ["--n", "10000"]), "--repeat", "1" if quick else "3", "--save"],
         [PY, "bench/api_load.py", *(["--duration", "1", "--rounds", "1"] if quick else [])],
@@ -35,9 +38,12 @@ def main() -> int:
         print("bench: the API benchmark needs wrk (Debian package `wrk`): apt-get install wrk", file=sys.stderr)
         return 2
     failed = 0
-    for cmd in steps(args.quick):
-        print(f"\n=== {' '.join(cmd[1:])}", flush=True)
-        failed += subprocess.run(cmd, cwd=BENCH.parent).returncode != 0
+    with tempfile.TemporaryDirectory() as tmp:  # a smoke run never overwrites the published results
+        results = Path(tmp) if args.quick else BENCH.parent / "docs" / "bench-results"
+        env = {**os.environ, "NEIRA_BENCH_RESULTS": str(results)}
+        for cmd in steps(args.quick, results):
+            print(f"\n=== {' '.join(cmd[1:])}", flush=True)
+            failed += subprocess.run(cmd, cwd=BENCH.parent, env=env).returncode != 0
     return 1 if failed else 0
 
 

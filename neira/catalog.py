@@ -44,6 +44,7 @@ from neira.templates import (
 )
 
 log = logging.getLogger("neira.catalog")
+TMP_PREFIX = ".tmp-"  # a file being written; never a catalog entry (ids start with a letter)
 
 CELL, ORGAN = "cell", "organ"
 CELL_KINDS = ("analysis", "action", "memory")
@@ -200,22 +201,31 @@ class Catalog:
         return path
 
     def _write(self, path: Path, body: dict[str, Any]) -> None:
+        """Write `path` whole or not at all."""
+        os.replace(self._stage(path, body), path)
+
+    @staticmethod
+    def _stage(path: Path, body: dict[str, Any]) -> str:
+        """The body written and synced to a temporary file beside `path`; returns its name."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=".json")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return tmp
 
     # --- writes ------------------------------------------------------------------------------------
     async def register(self, tx: Tx, t: CellTemplate | OrganTemplate) -> bool:
         """Inside `tx`: index and store a validated template. True if new, False if identical;
-        409 conflict if the same id+version holds other content. The file is written last."""
+        409 conflict if the same id+version holds other content. The file is written to a temporary name
+        inside `tx` (a full disk fails the change) and renamed into place once `tx` commits; a transaction
+        that fails removes it. After a crash in between, the next start writes the file from the index and
+        clears the leftover (`repair_files`)."""
         family = ORGAN if isinstance(t, OrganTemplate) else CELL
         digest = template_digest(t)
         c = tables.catalog.c
@@ -238,11 +248,13 @@ class Catalog:
                 digest=digest, body=body, created_at=time.time(),
             )
         )
-        self._write(path, body)
-        tx.after_commit(lambda: self._committed(family, t.id, t.version, body, digest))
+        tmp = self._stage(path, body)
+        tx.on_rollback(lambda: Path(tmp).unlink(missing_ok=True))
+        tx.after_commit(lambda: self._committed(family, t.id, t.version, body, digest, tmp, path))
         return True
 
-    def _committed(self, family: str, id: str, version: str, body: dict[str, Any], digest: str) -> None:
+    def _committed(self, family: str, id: str, version: str, body: dict[str, Any], digest: str, tmp: str, path: Path) -> None:
+        os.replace(tmp, path)
         self.generation += 1
         if self._index is not None:
             self._index.add(family, id, version, body, digest)
@@ -304,7 +316,10 @@ class Catalog:
 
     async def repair_files(self) -> int:
         """Rewrite the file of every indexed version whose file is missing (the index is the source of
-        truth; a file lost to a crash or a careless `rm` comes back on the next start)."""
+        truth; a file lost to a crash or a careless `rm` comes back on the next start), and remove the
+        temporary files of writes a crash interrupted."""
+        for leftover in self.root.rglob(f"{TMP_PREFIX}*.json") if self.root.is_dir() else ():
+            leftover.unlink(missing_ok=True)
         c = tables.catalog.c
         async with self.db.read() as conn:
             rows = list(await conn.execute(select(c.family, c.id, c.version, c.body)))

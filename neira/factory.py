@@ -172,6 +172,11 @@ class Factory:
         found = await self.records.cache.of_templates(template_ids)
         return {c.id: c.state for candidates in found.values() for c in candidates}
 
+    async def newest_record_id(self, template_id: str) -> str | None:
+        """The id of the newest record of a template (from the record cache), or None."""
+        found = (await self.records.cache.of_templates([template_id])).get(template_id)
+        return max(found, key=lambda c: c.number).id if found else None
+
     async def list(self, state: str | None = None) -> list[dict[str, Any]]:
         """Records, oldest first; `state` filters (validated)."""
         async with self.db.read() as conn:

@@ -23,20 +23,20 @@ async def cell_record_id(core: Any, ref: str) -> str:
     """A cell record id for a record id or a template id (the newest record of that template)."""
     if ref.startswith("cell-"):
         return ref
-    records = [r for r in await core.factory.list() if r["template_id"] == ref]
-    if not records:
+    newest = await core.factory.newest_record_id(ref)
+    if newest is None:
         raise NotFound(f"no cell record of {ref} yet")
-    return records[-1]["id"]
+    return newest
 
 
 async def organ_id(core: Any, ref: str) -> str:
     """An organ id for an organ id or a template id (the newest organ built from that template)."""
     if not ref.startswith("organ."):
         return ref
-    organs = [o for o in await core.organs.list() if o["template_id"] == ref]
-    if not organs:
+    newest = await core.organs.newest_of(ref)
+    if newest is None:
         raise NotFound(f"no organ built from {ref} yet")
-    return organs[-1]["id"]
+    return newest
 
 
 async def run(res: Resolution, core: Any, actor: str) -> tuple[dict[str, Any], str]:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import msgspec
 from lark import Lark
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from neira.commands.hints import expected_words
 from neira.commands.lexicon import GRAMMAR_DIR, Lexicon

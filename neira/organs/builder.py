@@ -143,6 +143,12 @@ class OrganBuilder:
             rows = await store.list_rows(conn)
         return [{"id": r.id, "state": r.state, "template_id": r.template_id, "updated_at": r.updated_at} for r in rows]
 
+    async def newest_of(self, template_id: str) -> str | None:
+        """The id of the newest organ built from a template, or None."""
+        self.policy.require(GATE)
+        async with self.db.read() as conn:
+            return await store.newest_of_template(conn, template_id)
+
     async def status(self, organ_id: str, query: bool = True) -> dict[str, Any]:
         """`{id, state, template_id, auto, cells: [{id, record_id, state}], metrics}`; `query` marks a client's
         question (counted in organ_build_status_queries_total)."""

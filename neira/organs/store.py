@@ -91,6 +91,14 @@ async def cell_states(conn: AsyncConnection, record_ids: list[str]) -> dict[str,
     return {row.id: row.state for row in rows}
 
 
+async def newest_of_template(conn: AsyncConnection, template_id: str) -> str | None:
+    """The id of the newest organ built from a template, or None (indexed by template id)."""
+    o = ORGANS.c
+    rows = await conn.execute(select(o.id, o.created_at).where(o.template_id == template_id))
+    newest = max(rows, key=lambda r: (r.created_at, _num(r.id)), default=None)
+    return newest.id if newest is not None else None
+
+
 async def list_rows(conn: AsyncConnection) -> list[Any]:
     """Every organ's list entry, oldest first."""
     o = ORGANS.c

@@ -15,15 +15,21 @@ from neira.storage import tables
 
 
 class Tx:
-    """A write transaction: the connection plus work to run after it commits (events to subscribers)."""
+    """A write transaction: the connection plus work to run after it commits (events to subscribers) or
+    to undo outside the database if it rolls back (a staged file)."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._after: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` once the transaction has committed; dropped on rollback."""
         self._after.append(fn)
+
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        """Run `fn` if the transaction does not commit; dropped on commit."""
+        self._undo.append(fn)
 
     async def next_counter(self, name: str) -> int:
         """Increment and return a named counter; ids made from it are never reused."""
@@ -64,10 +70,16 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A serialised write transaction; post-commit hooks run after a successful commit."""
+        tx: Tx | None = None
         async with self._write_lock:
-            async with self.engine.begin() as conn:
-                tx = Tx(conn)
-                yield tx
+            try:
+                async with self.engine.begin() as conn:
+                    tx = Tx(conn)
+                    yield tx
+            except BaseException:
+                for undo in tx._undo if tx is not None else ():
+                    undo()
+                raise
         for fn in tx._after:
             fn()
 

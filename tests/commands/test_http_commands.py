@@ -110,6 +110,21 @@ async def test_lifecycle_by_chat_reaches_the_same_services(client):
     assert missing["understood"] is True and missing["error"]["code"] == "not_found"
 
 
+async def test_a_template_id_names_its_newest_record_or_organ(client):
+    ids = []
+    for version in ("1.0.0", "1.1.0"):
+        template = {"id": "analysis.tally.v1", "version": version, "analysis_type": "tally", "links": [],
+                    "metadata": {"schema": "v1"}}
+        ids.append((await client.post("/factory/cells", json={"template": template}, headers=auth())).json()["id"])
+    body = (await say(client, "approve cell analysis.tally.v1")).json()
+    assert body["result"]["id"] == ids[1] and body["result"]["state"] == "canary"
+    assert (await client.get(f"/factory/cells/{ids[0]}", headers=auth())).json()["state"] == "draft"
+    organs = [(await client.post("/organs/build", json={"organ_template": "organ.echo.v1"}, headers=auth())).json()["organ_id"]
+              for _ in range(2)]
+    assert (await say(client, "status of organ organ.echo.v1")).json()["result"]["id"] == organs[1]
+    assert (await say(client, "status of organ organ.vision.v1")).json()["error"]["code"] == "not_found"
+
+
 async def test_closed_gate_shows_in_the_plan_and_blocks_apply(client):
     r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
     assert r.status_code == 200, r.text

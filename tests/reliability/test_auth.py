@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from websockets.sync.client import connect

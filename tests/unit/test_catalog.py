@@ -212,9 +212,23 @@ async def test_a_changed_example_under_the_same_version_keeps_the_stored_one(tmp
 async def test_lost_files_come_back_from_the_index(tmp_path: Path, catalog: Catalog):
     await catalog.put_cell(cell())
     (catalog.root / "analysis.summarize.v1" / "1.0.0.json").unlink()
+    (catalog.root / "analysis.summarize.v1" / ".tmp-interrupted.json").write_text("{")  # a write a crash cut short
     assert await catalog.register_examples(tmp_path / "nowhere") == {"cells": 0, "organs": 0}
     assert json.loads((catalog.root / "analysis.summarize.v1" / "1.0.0.json").read_text()) == cell()
+    assert files(catalog.root) == ["analysis.summarize.v1/1.0.0.json"]
     assert await catalog.repair_files() == 0
+
+
+async def test_a_transaction_that_fails_leaves_no_file_and_no_entry(catalog: Catalog):
+    with pytest.raises(RuntimeError):
+        async with catalog.db.transaction() as tx:
+            assert await catalog.register(tx, parse_cell(cell()))
+            raise RuntimeError("a later step of the same change failed")
+    assert files(catalog.root) == [] and await index_rows(catalog) == []
+    with pytest.raises(NotFound):
+        await catalog.get_cell("analysis.summarize.v1")
+    await catalog.put_cell(cell())  # and the same version can still be registered
+    assert files(catalog.root) == ["analysis.summarize.v1/1.0.0.json"]
 
 
 async def test_a_missing_examples_dir_registers_nothing(tmp_path: Path, catalog: Catalog):
