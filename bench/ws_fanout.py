@@ -2,8 +2,9 @@
 
 A real server subprocess; the subscribers live in this (separate) process. Each round sets the organ's state
 through `POST /organs/{id}/status` and measures, per subscriber, the time until the frame with that state
-arrives. The subscribers stand in for 1,000 separate clients, so this process's own cyclic GC is frozen once
-they are connected (its pauses are not the server's latency). The server's full collections during the rounds
+arrives. The subscribers stand in for 1,000 separate clients: each is a bare asyncio Protocol (bench/ws_client.py)
+on uvloop, and this process's own cyclic GC is frozen once they are connected (its pauses are not the
+server's latency). The server's full collections during the rounds
 are counted from its `/metrics` (`python_gc_collections_total{generation="2"}`) and reported next to the
 figures, with each round's slowest delivery.
 Usage: `python bench/ws_fanout.py [--subscribers 1000] [--rounds 200]`.
@@ -24,17 +25,15 @@ from pathlib import Path
 
 import httpx
 import uvloop
-import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import percentile, save, summary  # noqa: E402
 from api_load import TOKEN, prepare, start_neira  # noqa: E402
+from ws_client import StreamClient, connect  # noqa: E402
 
 
 class Round:
-    """The change being measured: the state it sets, when it was sent, and the deliveries seen so far. The
-    subscribers note their own arrival times (no queue to a collector task: a load generator must stay light,
-    since it shares the machine's two cores with the server)."""
+    """The change being measured: the state it sets, when it was sent, and the deliveries seen so far."""
 
     def __init__(self, n: int) -> None:
         self.n, self.state, self.t0 = n, "", 0.0
@@ -45,22 +44,26 @@ class Round:
         self.state, self.t0, self.latencies = state, time.perf_counter(), []
         self.done.clear()
 
-    def arrived(self, raw: str | bytes) -> None:
-        at = time.perf_counter()
-        if json.loads(raw).get("state") == self.state:
+    def arrived(self, at: float, payload: bytes) -> None:
+        if json.loads(payload).get("state") == self.state:
             self.latencies.append((at - self.t0) * 1000)
             if len(self.latencies) == self.n:
                 self.done.set()
 
 
-async def subscriber(url: str, ready: asyncio.Event, counter: list[int], current: Round) -> None:
-    async with websockets.connect(url, max_queue=None, open_timeout=60, compression=None) as ws:
-        json.loads(await ws.recv())  # the snapshot frame
-        counter[0] += 1
-        if counter[0] == current.n:
-            ready.set()
-        async for raw in ws:
-            current.arrived(raw)
+async def subscribe(url: str, current: Round) -> StreamClient:
+    """One subscriber, connected and past its snapshot frame; later frames go to `current`."""
+    snapshot: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def on_text(at: float, payload: bytes) -> None:
+        if snapshot.done():
+            current.arrived(at, payload)
+        else:
+            snapshot.set_result(payload)
+
+    client = await connect(url, on_text)
+    json.loads(await asyncio.wait_for(snapshot, 60))
+    return client
 
 
 def cpu_seconds(pid: int) -> float:
@@ -71,13 +74,10 @@ def cpu_seconds(pid: int) -> float:
 
 async def run(base: str, organ: str, n: int, rounds: int, pid: int) -> dict:
     ws_url = base.replace("http", "ws") + f"/organs/{organ}/stream?token={TOKEN}"
-    ready, counter, current = asyncio.Event(), [0], Round(n)
-    tasks = []
-    for i in range(n):
-        tasks.append(asyncio.create_task(subscriber(ws_url, ready, counter, current)))
-        if i % 100 == 99:
-            await asyncio.sleep(0)  # let the handshakes proceed in batches
-    await asyncio.wait_for(ready.wait(), 120)
+    current = Round(n)
+    clients: list[StreamClient] = []
+    for batch in range(0, n, 100):  # the handshakes in batches of 100
+        clients += await asyncio.gather(*(subscribe(ws_url, current) for _ in range(batch, min(n, batch + 100))))
     gc.collect()
     gc.freeze()
     latencies: list[float] = []
@@ -95,9 +95,8 @@ async def run(base: str, organ: str, n: int, rounds: int, pid: int) -> dict:
             slowest.append(current.latencies[-1])
         cpu, own = cpu_seconds(pid) - cpu, time.process_time() - own
         full_gcs = await server_full_collections(client) - full_gcs
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for c in clients:
+        c.close()
     lat = {**summary(latencies), "p99_9": percentile(latencies, 99.9), "max": max(latencies)}
     return {"subscribers": n, "rounds": rounds, "deliveries": len(latencies), "latency_ms": lat,
             "slowest_per_round_ms": {"p50": percentile(slowest, 50), "max": max(slowest)},

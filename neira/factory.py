@@ -172,6 +172,11 @@ class Factory:
         found = await self.records.cache.of_templates(template_ids)
         return {c.id: c.state for candidates in found.values() for c in candidates}
 
+    @property
+    def records_generation(self) -> int:
+        """Counts committed record writes: an answer built from record states is current while it stands."""
+        return self.records.cache.generation
+
     async def newest_record_id(self, template_id: str) -> str | None:
         """The id of the newest record of a template (from the record cache), or None."""
         found = (await self.records.cache.of_templates([template_id])).get(template_id)

@@ -17,7 +17,6 @@ from neira.core import Core
 from neira.errors import InvalidRequest, PayloadTooLarge
 
 
-
 class _CoreOf:
     """`.core`: the Core this app serves (in the app's state)."""
 

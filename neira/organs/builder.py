@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +35,7 @@ from neira.structs import Base, to_builtins
 log = logging.getLogger("neira.organs")
 
 GATE = "organs_builder"
+SETTLED_MEMO = 2048  # remembered status answers of organs that are not building
 STATES = ", ".join(s.value for s in OrganState)
 
 
@@ -57,6 +59,7 @@ class OrganBuilder:
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
         self.rows = OrganRows(db)
+        self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
 
@@ -151,15 +154,26 @@ class OrganBuilder:
 
     async def status(self, organ_id: str, query: bool = True) -> dict[str, Any]:
         """`{id, state, template_id, auto, cells: [{id, record_id, state}], metrics}`; `query` marks a client's
-        question (counted in organ_build_status_queries_total)."""
+        question (counted in organ_build_status_queries_total). The answer for an organ that is not building
+        (it has no running clock) is remembered until its row or any cell record changes: clients poll it.
+        Callers must not change the dict they get."""
         self.policy.require(GATE)
         if query:
             self.metrics.organ_build_status_queries.inc()
         row = await self.rows.get(organ_id)
+        generation = self.factory.records_generation
+        settled = self._settled.get(organ_id)
+        if settled is not None and settled[0] is row and settled[1] == generation:
+            return settled[2]
         states = await self.factory.record_states([c["id"] for c in row.cells])
         cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
-        return {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto, "cells": cells,
-                "metrics": status_metrics(row), "updated_at": row.updated_at}
+        result = {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto, "cells": cells,
+                  "metrics": status_metrics(row), "updated_at": row.updated_at}
+        if not organ_is_building(row.state) and generation == self.factory.records_generation:
+            self._settled[organ_id] = (row, generation, result)
+            if len(self._settled) > SETTLED_MEMO:
+                self._settled.popitem(last=False)
+        return result
 
     def stream(self, organ_id: str) -> AsyncIterator[dict[str, Any]]:
         """Frames `{id, state, seq}`: the current state first, then one per change (a fresh snapshot after

@@ -47,6 +47,26 @@ async def test_build_progresses_and_status_shape(client: AsyncTestClient) -> Non
     assert listed == [{"id": organ_id, "state": "stable", "template_id": VOICE, "updated_at": listed[0]["updated_at"]}]
 
 
+async def test_a_settled_status_follows_every_later_change(client: AsyncTestClient) -> None:
+    """A stable organ's status is remembered between polls; a move of one of its cells, a manual move of
+    the organ and a closed gate all show at once."""
+    organ_id = await build(client, "organ.echo.v1")
+    await until(client, organ_id, "stable")
+    first = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
+    assert (await client.get(f"/organs/{organ_id}/status", headers=auth())).json() == first
+    record_id = first["cells"][0]["record_id"]
+    assert first["cells"][0]["state"] == "draft"
+    assert (await client.post(f"/factory/cells/{record_id}/approve", headers=auth())).status_code == 200
+    after_approve = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
+    assert after_approve["cells"][0]["state"] == "canary" and after_approve["state"] == "stable"
+    r = await client.post(f"/organs/{organ_id}/status", json={"state": "failed", "reason": "drill"}, headers=auth())
+    assert r.status_code == 200
+    assert (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()["state"] == "failed"
+    await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
+    r = await client.get(f"/organs/{organ_id}/status", headers=auth())
+    assert (r.status_code, r.json()["code"]) == (403, "capability_disabled")
+
+
 async def test_build_inline_template_and_dryrun(client: AsyncTestClient) -> None:
     template = {"id": "organ.mini.v1", "version": "1.0.0", "cells": ["analysis.summarize.v1"], "metadata": {"schema": "v1"}}
     r = await client.post("/organs/build", json={"organ_template": template, "dryrun": True}, headers=auth())
