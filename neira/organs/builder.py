@@ -123,7 +123,8 @@ class OrganBuilder:
             pass
         except Conflict as exc:  # e.g. a cell whose only record of its version is disabled: an error risk
             return {"organ_id": None, "dryrun": True, "ok": False,
-                    "report": {"risks": [exc.reason], "conflicts": [exc.body()], "policy": [to_builtins(decision)]},
+                    "report": {"risks": [plan.risk("conflict", exc.reason, exc.extra.get("cell"), "error")],
+                               "conflicts": [exc.body()], "policy": [to_builtins(decision)]},
                     "plan": None}
         except NeiraError as exc:  # e.g. factory_adapter closed: the build would be refused; say so, don't 403
             return {"organ_id": None, "dryrun": True, "ok": False,

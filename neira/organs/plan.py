@@ -23,7 +23,7 @@ class Resolved(Base, frozen=True):
     digest: str
     cells: list[dict[str, Any]]  # [{id, version, kind, in_catalog}] of the organ's cells
     links: list[list[str]]  # [from, to] edges reachable from the organ's cells
-    warnings: list[str]
+    warnings: list[dict[str, Any]]  # risks found while resolving: links to cells the catalog lacks
 
 
 async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved:
@@ -57,10 +57,10 @@ async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved
                     cells=cells, links=links, warnings=warnings)
 
 
-def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dict[str, list[str]], list[str]]:
-    """Links reachable from `roots` through the catalog; links to cells the catalog lacks become warnings."""
+def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """Links reachable from `roots` through the catalog; links to cells the catalog lacks become risks."""
     edges: dict[str, list[str]] = {}
-    warnings: list[str] = []
+    warnings: dict[tuple[str, str], dict[str, Any]] = {}
     todo = [c for c in roots if c in known]
     while todo:
         cid = todo.pop()
@@ -70,10 +70,15 @@ def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dic
         edges[cid] = links
         for link in links:
             if link not in known:
-                warnings.append(f"{cid} links to {link}, which is not in the catalog")
+                warnings[(cid, link)] = risk("missing_link", f"{cid} links to {link}, which is not in the catalog", link)
             elif link not in edges:
                 todo.append(link)
-    return edges, sorted(set(warnings))
+    return edges, [warnings[k] for k in sorted(warnings)]
+
+
+def risk(code: str, message: str, id: str | None = None, severity: str = "warning") -> dict[str, Any]:
+    """One entry of a dry-run's `report.risks`, shaped like the factory's: `{code, severity, id?, message}`."""
+    return {"code": code, "severity": severity, **({"id": id} if id else {}), "message": message}
 
 
 def _kind(body: dict[str, Any]) -> str:
@@ -85,15 +90,15 @@ def dryrun_result(resolved: Resolved, selections: list[dict[str, Any]], decision
     """`{organ_id: null, dryrun: true, ok, report, plan}` from what a build would do."""
     t = resolved.template
     risks = list(resolved.warnings)
-    risks += [f"{c['id']} is not in the catalog: a generated adapter template will be used" for c in resolved.cells
-              if not c["in_catalog"]]
+    risks += [risk("not_in_catalog", f"{c['id']} is not in the catalog: a generated adapter template will be used", c["id"])
+              for c in resolved.cells if not c["in_catalog"]]
     for s in selections:
         if s["action"] == "create":
-            risks.append(f"{s['id']} will be a new draft record: the organ would run an untested cell")
+            risks.append(risk("new_draft_record", f"{s['id']} will be a new draft record: the organ would run an untested cell", s["id"]))
         elif s.get("state") == "draft":
-            risks.append(f"{s['id']} reuses a draft record ({s.get('record_id')}): not yet approved")
+            risks.append(risk("draft_record", f"{s['id']} reuses a draft record ({s.get('record_id')}): not yet approved", s["id"]))
     if not t.policies.hitl:
-        risks.append("policies.hitl is false: no human approves the stages")
+        risks.append(risk("no_hitl", "policies.hitl is false: no human approves the stages"))
     stages = [{"state": s, "after_ms": d} for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)]
     report = {
         "template": {"id": t.id, "version": t.version, "digest": resolved.digest},

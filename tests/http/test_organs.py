@@ -74,6 +74,9 @@ async def test_build_inline_template_and_dryrun(client: AsyncTestClient) -> None
     body = r.json()
     assert (body["organ_id"], body["dryrun"], body["ok"]) == (None, True, True)
     assert {"report", "plan"} <= body.keys()
+    assert body["report"]["risks"] == [{  # shaped like the factory dry-run's risks
+        "code": "new_draft_record", "severity": "warning", "id": "analysis.summarize.v1",
+        "message": "analysis.summarize.v1 will be a new draft record: the organ would run an untested cell"}]
     assert (await client.get("/organs", headers=auth())).json() == []
     assert await build(client, template) == "organ-1"
 
@@ -153,7 +156,9 @@ async def test_a_disabled_cell_refuses_build_rebuild_and_fails_the_dryrun(client
     assert (r.status_code, r.json()["code"]) == (409, "conflict")
     r = await client.post("/organs/build", json={"organ_template": "organ.echo.v1", "dryrun": True}, headers=auth())
     assert r.status_code == 200 and r.json()["ok"] is False
-    assert any(f"only a disabled record ({record_id})" in risk for risk in r.json()["report"]["risks"])
+    [risk] = r.json()["report"]["risks"]
+    assert (risk["code"], risk["severity"], risk["id"]) == ("conflict", "error", "action.echo.v1")
+    assert f"only a disabled record ({record_id})" in risk["message"]
     assert [o["id"] for o in (await client.get("/organs", headers=auth())).json()] == [organ_id]
 
 
