@@ -188,9 +188,9 @@ class Records:
         new = advance(row.state, event, previous=row.previous_state)
         ids = [d.decision_id for d in decisions] + [lifecycle_decision(event, row.state, new.value).decision_id]
         now = time.time()
-        await tx.conn.execute(update(R).where(R.c.id == row.id).values(
-            state=new.value, previous_state=row.state if new is CellState.HEALING else None, updated_at=now))
-        moved = msgspec.structs.replace(candidate(row), state=new.value)
+        previous = row.state if new is CellState.HEALING else None
+        await tx.conn.execute(update(R).where(R.c.id == row.id).values(state=new.value, previous_state=previous, updated_at=now))
+        moved = msgspec.structs.replace(candidate(row), state=new.value, previous_state=previous)
         tx.after_commit(lambda: self.cache.committed(moved))
         await self._log(tx, row, row.state, new.value, actor, event.value, reason, ids, now)
         return new

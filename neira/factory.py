@@ -35,6 +35,12 @@ R = tables.cell_records
 DEAD_STATES = frozenset({CellState.DISABLED.value, CellState.FAILED.value, CellState.ROLLED_BACK.value})
 
 
+def is_dead(state: str, previous_state: str | None) -> bool:
+    """Whether a record can never run again without a human: disabled, failed or rolled back, or healing from
+    one of those (a heal returns to the previous state or fails, so it ends dead either way)."""
+    return state in DEAD_STATES or (state == CellState.HEALING.value and previous_state in DEAD_STATES)
+
+
 def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
     """An adapter template for a cell the catalog does not know yet."""
     return {
@@ -307,7 +313,7 @@ class Factory:
             except NeiraError:
                 continue
             same = [c for c in found.get(cell_id, []) if c.version == version and c.backend == "adapter"]
-            if same and all(c.state in DEAD_STATES for c in same):
+            if same and all(is_dead(c.state, c.previous_state) for c in same):
                 out.append({"cell": cell_id, "record_id": same[0].id, "state": same[0].state, "version": version})
         return out
 
@@ -332,11 +338,12 @@ class Factory:
             if choice.action == "reuse":
                 out.append({"id": cell_id, "record_id": choice.record_id, "action": "reuse", "reason": choice.reason,
                             "state": choice.state, "decision_ids": []})
-            elif same is not None and same.state in DEAD_STATES:
+            elif same is not None and is_dead(same.state, same.previous_state):
                 # the unique (template, version, backend) index forbids a second record, and a dead one must
                 # never run in an organ: refuse, and say how to get out
+                what = same.state if same.state in DEAD_STATES else f"{same.state} (from {same.previous_state})"
                 raise Conflict(
-                    f"cell {cell_id} has only a {same.state} record ({same.id}) of version {t.version}; "
+                    f"cell {cell_id} has only a {what} record ({same.id}) of version {t.version}; "
                     f"roll forward: register a new version of {cell_id} in the catalog and build again",
                     cell=cell_id, record_id=same.id, state=same.state, version=t.version)
             elif same is not None:  # this very version exists, deprecated or healing: reuse it, say so

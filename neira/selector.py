@@ -25,6 +25,7 @@ class Candidate(Base, frozen=True):
     state: str
     digest: str
     backend: str = "adapter"
+    previous_state: str | None = None  # where a `healing` record came from (it returns there, or fails)
 
     @property
     def number(self) -> int:
@@ -48,7 +49,7 @@ def candidate(row: Any) -> Candidate:
     kind = next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in template), "")
     return Candidate(
         id=row.id, template_id=row.template_id, version=row.version, kind=kind, state=row.state,
-        digest=row.digest, backend=row.backend,
+        digest=row.digest, backend=row.backend, previous_state=getattr(row, "previous_state", None),
     )
 
 

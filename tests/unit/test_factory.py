@@ -562,6 +562,33 @@ async def test_ensure_cells_refuses_a_dead_record_of_the_same_version(s: Service
     assert [(i["record_id"], i["action"], i["state"]) for i in items] == [("cell-2", "create", "draft")]
 
 
+async def test_a_record_healing_from_a_dead_state_counts_as_dead(s: Services):
+    """A heal returns a record to where it was, or fails it: healing from `disabled` ends dead either way."""
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.disable("cell-1", "admin")
+    assert await s.factory.dead_cells([T]) != []  # the record cache holds the template from here on
+    s.factory.heal_delay_s = 3600  # the background check must not end the heal during the test
+    assert (await s.factory.auto_heal("cell-1", "admin"))["state"] == "healing"
+    with pytest.raises(Conflict) as err:
+        async with s.db.transaction() as tx:
+            await s.factory.ensure_cells(tx, [T], "admin", None)
+    assert (err.value.extra["state"], err.value.extra["record_id"]) == ("healing", "cell-1")
+    assert "only a healing (from disabled) record (cell-1)" in err.value.reason
+    assert await s.factory.dead_cells([T]) == [{"cell": T, "record_id": "cell-1", "state": "healing", "version": "1.0.0"}]
+    assert await s.factory.finish_heal("cell-1") == "disabled"  # as promised: back to dead
+
+
+async def test_a_record_healing_from_a_live_state_is_reused(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
+    s.factory.heal_delay_s = 3600
+    await s.factory.auto_heal("cell-1", "admin")
+    async with s.db.transaction() as tx:
+        items = await s.factory.ensure_cells(tx, [T], "admin", None)
+    assert [(i["record_id"], i["action"], i["state"]) for i in items] == [("cell-1", "reuse", "healing")]
+    assert await s.factory.dead_cells([T]) == []
+
+
 async def test_ensure_cells_needs_the_adapter_gate_and_rolls_back_with_the_caller(s: Services):
     await s.policy.set_capability("admin", "factory_adapter", "disabled")
     with pytest.raises(CapabilityDisabled):
