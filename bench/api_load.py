@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=2, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=5, help="neira/ceiling pairs per route and connection count")
     parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--routes", default="status,dryrun,commands", help="which of status, dryrun, commands")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (Debian package `wrk`)")
@@ -127,7 +128,7 @@ def main() -> None:
                 "commands": (f"{nurl}/api/neira/commands", "POST", command, f"{curl}/echo", "POST", command),
             }
             results: dict[str, dict] = {}
-            for name, (u, m, b, cu, cm, cb) in cases.items():
+            for name, (u, m, b, cu, cm, cb) in ((k, cases[k]) for k in args.routes.split(",")):
                 for c in conns:
                     pairs = [(wrk(u, m, b, c, args.duration), wrk(cu, cm, cb, c, args.duration)) for _ in range(args.rounds)]
                     ours, ceil = median_run([p[0] for p in pairs]), median_run([p[1] for p in pairs])

@@ -51,7 +51,7 @@ class Core:
 
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
-        self.commands.close()
+        await self.commands.close()
         await self.organs.close()
         await self.factory.close()
         await self.db.close()

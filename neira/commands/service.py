@@ -79,11 +79,12 @@ class CommandService:
             moved = queue.get_nowait().subject.startswith(("organ:", "capability:")) or moved
         return moved
 
-    def close(self) -> None:
-        """Stop listening to the event bus."""
+    async def close(self) -> None:
+        """Stop listening to the event bus; let the plans already said commit."""
         if self._events is not None:
             self.core.events.unsubscribe("*", self._events)
             self._events = None
+        await self.store.close()
 
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
         """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""

@@ -14,7 +14,7 @@ from neira.catalog import Catalog
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.organs import plan, store
-from neira.organs.batch import Batch, GroupCommit
+from neira.storage.batch import Batch, GroupCommit
 from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
 from neira.storage.db import Database, Tx
 from neira.structs import Base
@@ -42,7 +42,7 @@ class BuildQueue:
                  ensure_cells: EnsureCells) -> None:
         self.db, self.catalog, self.events, self.audit, self.progress = db, catalog, events, audit, progress
         self.ensure_cells = ensure_cells
-        self._queue: GroupCommit[Job] = GroupCommit(self._run)
+        self._queue: GroupCommit[Job] = GroupCommit(self._run, name="neira-organ-builds")
 
     async def submit(self, job: Job) -> tuple[int, dict[str, Any]]:
         """Queue a build and wait for its answer."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from neira.organs.batch import GroupCommit
+from neira.storage.batch import GroupCommit
 from neira.organs.scheduler import StageScheduler
 
 

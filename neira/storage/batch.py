@@ -14,9 +14,10 @@ class GroupCommit(Generic[T]):
     """`await submit(item)` queues an item; one drain task hands the queue to `run(batch)` in slices of at
     most `max_batch`. `run` resolves every future of its batch (a result or an exception per item)."""
 
-    def __init__(self, run: Callable[[Batch[T]], Awaitable[None]], max_batch: int = 1000) -> None:
+    def __init__(self, run: Callable[[Batch[T]], Awaitable[None]], max_batch: int = 1000, name: str = "neira-group-commit") -> None:
         self._run = run
         self._max = max_batch
+        self._name = name
         self._pending: Batch[T] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -26,11 +27,11 @@ class GroupCommit(Generic[T]):
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((item, fut))
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain(), name="neira-organ-builds")
+            self._task = loop.create_task(self._drain(), name=self._name)
         return await fut
 
     async def close(self) -> None:
-        """Let the builds already queued commit (a graceful stop loses nothing it has accepted)."""
+        """Let the items already queued commit (a graceful stop loses nothing it has accepted)."""
         if self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
@@ -42,6 +43,21 @@ class GroupCommit(Generic[T]):
             except BaseException as exc:  # run() should settle its futures itself; never leave one hanging
                 for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("build batch cancelled"))
+                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
                 if not isinstance(exc, Exception):
                     raise
+
+
+async def settle(batch: Batch[Any], work: Awaitable[None]) -> None:
+    """Await `work` (one transaction for the whole batch), then resolve every future of the batch with None,
+    or with the exception it raised."""
+    try:
+        await work
+    except Exception as exc:
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(exc)
+        return
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_result(None)
