@@ -1,75 +1,19 @@
-"""The organ routes on a real server: uvicorn serves the app in the test's own event loop; `websockets` and
-httpx clients talk to it over TCP, so the builder's timers, the stream and the clients share one loop.
+"""The organ routes on a real server (the `live` fixture, tests/http/conftest.py): the builder's timers, the
+stream and the clients share the test's event loop.
 Covers `WS /organs/{id}/stream` and 1,000 concurrent `POST /organs/build` requests."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from api.app import create_app
-from neira.config import Settings
-from neira.core import Core
-from tests.conftest import ADMIN, VIEWER, auth
-from tests.e2e.server import free_port
+from tests.conftest import ADMIN, VIEWER
+from tests.http.live import VOICE, Live, close_code, frame
 
-VOICE = "organ.voice.v1"
 STAGES = ["draft", "canary", "experimental", "stable"]
-TIMEOUT = 5
-
-
-class Live:
-    """A served app: its HTTP client and WebSocket URL."""
-
-    def __init__(self, port: int, http: httpx.AsyncClient, core: Core) -> None:
-        self.port, self.http, self.core = port, http, core
-
-    def ws(self, path: str) -> Any:
-        return connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=TIMEOUT)
-
-    async def build(self) -> str:
-        r = await self.http.post("/organs/build", json={"organ_template": VOICE})
-        assert r.status_code == 201, r.text
-        return r.json()["organ_id"]
-
-    async def move(self, organ_id: str, state: str) -> None:
-        r = await self.http.post(f"/organs/{organ_id}/status", json={"state": state})
-        assert r.status_code == 200, r.text
-
-
-@pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[Live]:
-    core = Core(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(core), host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "server exited"
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=TIMEOUT) as http:
-        yield Live(port, http, core)
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
-
-
-async def frame(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-
-
-async def close_code(live: Live, path: str) -> int:
-    async with live.ws(path) as ws:
-        with pytest.raises(ConnectionClosed) as info:
-            await frame(ws)
-    assert info.value.rcvd is not None
-    return info.value.rcvd.code
 
 
 async def test_refusals(live: Live) -> None:

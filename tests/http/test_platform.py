@@ -7,7 +7,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN, auth
-from tests.http.test_organs_live import Live, close_code, frame, live  # noqa: F401  (the live-server fixture)
+from tests.http.live import Live, close_code, frame
 
 
 async def test_open_routes_need_no_token(client: AsyncTestClient) -> None:
