@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from neira.errors import NotFound
 from neira.storage import tables
-from neira.storage.batch import Batch, GroupCommit, settle
+from neira.storage.batch import Batch, GroupCommit
 from neira.storage.bulk import insert_tuples
 
 P = tables.plans
@@ -37,13 +37,11 @@ class PlanStore:
         await self._saves.submit((plan_id, session_id, base, body, time.time()))
 
     async def _save_batch(self, batch: Batch[tuple[Any, ...]]) -> None:
-        async def write() -> None:
-            async with self.db.transaction() as tx:
-                # rows through bulk.insert_tuples: on SQLite straight to the driver, bodies encoded by msgspec
-                # (SQLAlchemy's per-statement processing and stdlib json were a fifth of a command's CPU)
-                await insert_tuples(tx, P, _COLUMNS, [row for row, _ in batch])
-
-        await settle(batch, write())
+        """One transaction for the batch: every plan in it is stored, or none (each caller gets the error)."""
+        async with self.db.transaction() as tx:
+            # rows through bulk.insert_tuples: on SQLite straight to the driver, bodies encoded by msgspec
+            # (SQLAlchemy's per-statement processing and stdlib json were a fifth of a command's CPU)
+            await insert_tuples(tx, P, _COLUMNS, [row for row, _ in batch])
 
     async def close(self) -> None:
         """Let the plans already said commit."""

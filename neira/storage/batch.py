@@ -40,24 +40,14 @@ class GroupCommit(Generic[T]):
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:
                 await self._run(batch)
-            except BaseException as exc:  # run() should settle its futures itself; never leave one hanging
+            except BaseException as exc:  # never leave a caller hanging
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
                 if not isinstance(exc, Exception):
                     raise
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
 
-
-async def settle(batch: Batch[Any], work: Awaitable[None]) -> None:
-    """Await `work` (one transaction for the whole batch), then resolve every future of the batch with None,
-    or with the exception it raised."""
-    try:
-        await work
-    except Exception as exc:
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_exception(exc)
-        return
-    for _, fut in batch:
-        if not fut.done():
-            fut.set_result(None)
