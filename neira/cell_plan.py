@@ -156,31 +156,29 @@ def _kind_of(body: Mapping[str, Any]) -> str:
     return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
 
 
+def risk(code: str, message: str, id: str | None = None, severity: str = "warning", **extra: Any) -> dict[str, Any]:
+    """One entry of a dry-run's `report.risks` (cells and organs alike): `{code, severity, id?, message, ...}`."""
+    return {"code": code, "severity": severity, **({"id": id} if id else {}), "message": message, **extra}
+
+
 def _risks(t: CellTemplate, kind: str, deps: list[dict[str, Any]], cycle: list[str] | None, compat: dict[str, Any],
            gate: Decision, hitl: bool) -> list[dict[str, Any]]:
     risks: list[dict[str, Any]] = []
     for d in deps:
         if d["status"] == "missing":
-            risks.append({"code": "missing_link", "severity": "error", "id": d["id"],
-                          "message": f"{d['via']} links to {d['id']}, which is not in the catalog"})
+            risks.append(risk("missing_link", f"{d['via']} links to {d['id']}, which is not in the catalog", d["id"], "error"))
     if cycle:
-        risks.append({"code": "link_cycle", "severity": "error", "cycle": cycle,
-                      "message": "links form a cycle: " + " → ".join(cycle)})
+        risks.append(risk("link_cycle", "links form a cycle: " + " → ".join(cycle), severity="error", cycle=cycle))
     if gate.denied:
-        risks.append({"code": "capability_disabled", "severity": "error", "capability": gate.capability,
-                      "message": gate.reason})
+        risks.append(risk("capability_disabled", gate.reason, severity="error", capability=gate.capability))
     if compat["catalog"] == "conflict":
-        risks.append({"code": "catalog_conflict", "severity": "error",
-                      "message": f"{t.id} {t.version} is already in the catalog with other content"})
+        risks.append(risk("catalog_conflict", f"{t.id} {t.version} is already in the catalog with other content", severity="error"))
     if compat["order"] == "older":
-        risks.append({"code": "older_version", "severity": "warning",
-                      "message": f"{t.version} is older than the catalog's latest {compat['latest_version']}"})
+        risks.append(risk("older_version", f"{t.version} is older than the catalog's latest {compat['latest_version']}"))
     if compat["kind"] == "changed":
-        risks.append({"code": "kind_changed", "severity": "warning",
-                      "message": f"{t.id} changes its kind to {kind}"})
+        risks.append(risk("kind_changed", f"{t.id} changes its kind to {kind}"))
     if not hitl:
-        risks.append({"code": "no_hitl", "severity": "warning",
-                      "message": "hitl is off: stages advance without a human review"})
+        risks.append(risk("no_hitl", "hitl is off: stages advance without a human review"))
     return risks
 
 

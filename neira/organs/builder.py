@@ -19,6 +19,7 @@ import msgspec
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import Catalog, check_key, parse_organ
+from neira.cell_plan import risk
 from neira.errors import Conflict, InvalidRequest, InvalidTransition, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import OrganState, organ_is_building
@@ -123,7 +124,7 @@ class OrganBuilder:
             pass
         except Conflict as exc:  # e.g. a cell whose only record of its version is disabled: an error risk
             return {"organ_id": None, "dryrun": True, "ok": False,
-                    "report": {"risks": [plan.risk("conflict", exc.reason, exc.extra.get("cell"), "error")],
+                    "report": {"risks": [risk("conflict", exc.reason, exc.extra.get("cell"), "error")],
                                "conflicts": [exc.body()], "policy": [to_builtins(decision)]},
                     "plan": None}
         except NeiraError as exc:  # e.g. factory_adapter closed: the build would be refused; say so, don't 403

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from neira.catalog import CELL, ORGAN, Catalog, check_id, latest, parse_organ, template_digest
+from neira.cell_plan import risk
 from neira.errors import InvalidRequest, InvalidTemplate, NotFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -74,11 +75,6 @@ def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dic
             elif link not in edges:
                 todo.append(link)
     return edges, [warnings[k] for k in sorted(warnings)]
-
-
-def risk(code: str, message: str, id: str | None = None, severity: str = "warning") -> dict[str, Any]:
-    """One entry of a dry-run's `report.risks`, shaped like the factory's: `{code, severity, id?, message}`."""
-    return {"code": code, "severity": severity, **({"id": id} if id else {}), "message": message}
 
 
 def _kind(body: dict[str, Any]) -> str:
