@@ -92,11 +92,12 @@ async def cell_states(conn: AsyncConnection, record_ids: list[str]) -> dict[str,
 
 
 async def newest_of_template(conn: AsyncConnection, template_id: str) -> str | None:
-    """The id of the newest organ built from a template, or None (indexed by template id)."""
+    """The id of the newest organ built from a template, or None (indexed by template id). Ties in
+    `created_at` (one group commit) go to the larger `organ-<n>`: longer id first, then the higher one."""
     o = ORGANS.c
-    rows = await conn.execute(select(o.id, o.created_at).where(o.template_id == template_id))
-    newest = max(rows, key=lambda r: (r.created_at, _num(r.id)), default=None)
-    return newest.id if newest is not None else None
+    query = (select(o.id).where(o.template_id == template_id)
+             .order_by(o.created_at.desc(), func.length(o.id).desc(), o.id.desc()).limit(1))
+    return (await conn.execute(query)).scalar()
 
 
 async def list_rows(conn: AsyncConnection) -> list[Any]:
