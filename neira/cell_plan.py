@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from neira.errors import InvalidRequest
+from neira.plan import CreateRecord, ReuseRecord, Snapshot, view
 from neira.policy import Decision
 from neira.selector import Candidate, Selection, select, version_key
-from neira.structs import Base
-from neira.templates import CellTemplate, find_cycle
+from neira.structs import Base, to_builtins
+from neira.templates import CellTemplate, find_cycle, template_dict
 
 BACKENDS = ("adapter", "script", "wasm")
 TEMPLATE_KEYS = ("template", "tpl", "spec")
 _FIELDS = {*TEMPLATE_KEYS, "backend", "mode", "hitl"}
-MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
 
 
 class CellRequest(Base, frozen=True):
@@ -28,15 +28,6 @@ class CellRequest(Base, frozen=True):
     template: Any
     backend: str = "adapter"
     hitl: bool = True
-
-
-class Snapshot(Base, frozen=True):
-    """What a dry-run reads: the catalog (latest body per cell id, all versions of the template's id) and
-    the records of every template involved."""
-
-    latest: dict[str, dict[str, Any]]
-    versions: dict[str, str]  # version → digest, for the template's own id
-    records: dict[str, list[Candidate]]  # template id → its records
 
 
 def parse_request(body: Any) -> CellRequest:
@@ -125,11 +116,11 @@ def _cycle(t: CellTemplate, graph: dict[str, list[str]]) -> list[str] | None:
 def link_cycle(t: CellTemplate, latest: dict[str, dict[str, Any]]) -> list[str] | None:
     """The cycle `t`'s links would close through the catalog (`latest`: id → latest body), as the dry-run
     finds it (`[a, b, ..., a]`), or None. Missing links are not followed (the dry-run warns about them)."""
-    return _cycle(t, _resolve_deps(t, Snapshot(latest=latest, versions={}, records={}))[1])
+    return _cycle(t, _resolve_deps(t, Snapshot(latest=latest, digests={}, records={}))[1])
 
 
 def _compat(t: CellTemplate, kind: str, digest: str, snap: Snapshot, identity: Candidate | None) -> dict[str, Any]:
-    versions = snap.versions
+    versions = snap.digests.get(f"cell:{t.id}", {})
     latest_version = max(versions, key=version_key) if versions else None
     if t.version in versions:
         catalog = "identical" if versions[t.version] == digest else "conflict"
@@ -206,11 +197,11 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
                   for d in deps if d["depth"] == 1],
         "risks": risks,
         "compat": compat,
-        "selector": _selection(selection),
+        "selector": _selection(selection, identity, t.version),
         "policy": policy,
     }
     ok = policy["allowed"] and not any(r["severity"] == "error" for r in risks)
-    return {"ok": ok, "report": report, "plan": _plan(t, backend, identity, compat, selection)}
+    return {"ok": ok, "report": report, "plan": cell_plan_view(t, digest, backend, hitl, identity, compat)}
 
 
 def with_decisions(result: dict[str, Any], decisions: list[Decision]) -> dict[str, Any]:
@@ -232,38 +223,30 @@ def _decision(d: Decision) -> dict[str, Any]:
     return out
 
 
-def _selection(s: Selection) -> dict[str, Any]:
-    return {"action": s.action, "reason": s.reason, "record_id": s.record_id, "state": s.state}
-
-
-def _plan(t: CellTemplate, backend: str, identity: Candidate | None, compat: dict[str, Any], s: Selection) -> dict[str, Any]:
-    change: dict[str, Any] = {"kind": "cell", "id": t.id, "version": t.version, "backend": backend}
+def _selection(s: Selection, identity: Candidate | None, version: str) -> dict[str, Any]:
+    """What the create will do, in the selector's words: it returns the record of this very version (reuse), or
+    makes a new one (create) — a live record of another version stays as it is."""
     if identity is not None:
-        change |= {"action": "no-op", "record_id": identity.id,
-                   "reason": f"{identity.id} already holds {t.id} {t.version} on {backend} ({identity.state}); it is returned unchanged"}
-    elif compat["latest_version"] is not None and compat["latest_version"] != t.version:
-        change |= {"action": "update", "before": compat["latest_version"], "after": t.version,
-                   "reason": f"new draft record of {t.id} {t.version} (catalog has {compat['latest_version']})"}
-    else:
-        change |= {"action": "create", "after": t.version, "reason": f"new draft record: {s.reason}" if s.action == "create"
-                   else f"new draft record (selector: {s.reason})"}
-    return {"changes": [change], "text": render([change])}
+        return {"action": "reuse", "reason": f"{identity.id} already holds version {version}",
+                "record_id": identity.id, "state": identity.state}
+    if s.action == "reuse":
+        return {"action": "create", "reason": f"a new record of {version}; {s.reason}, and stays as it is",
+                "record_id": None, "state": None}
+    return {"action": "create", "reason": s.reason, "record_id": None, "state": None}
 
 
-def render(changes: list[dict[str, Any]]) -> str:
-    """The plan as text: one line per change with `+ ~ - =` markers, then a summary line."""
-    lines = []
-    count = dict.fromkeys(MARKERS, 0)
-    for c in changes:
-        what = f"{c['kind']} {c['id']}"
-        if c["action"] == "update":
-            what += f" {c.get('before')} → {c.get('after')}"
-        elif c.get("version"):
-            what += f" {c['version']}"
-        lines.append(f"{MARKERS[c['action']]} {what}: {c.get('reason', '')}".rstrip(": "))
-        count[c["action"]] += 1
-    lines.append(
-        f"Plan: {count['create']} to create, {count['update']} to update, {count['delete']} to delete, "
-        f"{count['reuse'] + count['no-op']} unchanged."
-    )
-    return "\n".join(lines)
+def cell_plan_step(t: CellTemplate, digest: str, backend: str, hitl: bool, identity: Candidate | None,
+                   compat: dict[str, Any]) -> CreateRecord | ReuseRecord:
+    """The one step a factory create carries out: return the record of this version, or a new draft record."""
+    if identity is not None:
+        return ReuseRecord(template_id=t.id, version=t.version, record_id=identity.id, state=identity.state, same=True)
+    latest_version = compat["latest_version"]
+    before = latest_version if latest_version is not None and latest_version != t.version else None
+    return CreateRecord(template=template_dict(t), template_id=t.id, version=t.version, digest=digest, backend=backend,
+                        hitl=hitl, register=compat["catalog"] == "new", before=before)
+
+
+def cell_plan_view(t: CellTemplate, digest: str, backend: str, hitl: bool, identity: Candidate | None,
+                   compat: dict[str, Any]) -> dict[str, Any]:
+    """The dry-run's `plan`: `{id: null, base: null, changes, summary, text}` of the one change."""
+    return to_builtins(view(None, None, [cell_plan_step(t, digest, backend, hitl, identity, compat)]))

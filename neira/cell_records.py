@@ -183,10 +183,11 @@ class Records:
         return record_dict(row)
 
     async def move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
-                   decisions: Iterable[Decision] = ()) -> CellState:
-        """Apply `event` to the record (409 invalid_transition if the table says no) and log it."""
+                   decisions: Iterable[Decision] = (), decision_ids: Iterable[str] = ()) -> CellState:
+        """Apply `event` to the record (409 invalid_transition if the table says no) and log it. `decision_ids`:
+        decisions taken earlier (a plan's), audited with this move."""
         new = advance(row.state, event, previous=row.previous_state)
-        ids = [d.decision_id for d in decisions] + [lifecycle_decision(event, row.state, new.value).decision_id]
+        ids = [*decision_ids, *(d.decision_id for d in decisions), lifecycle_decision(event, row.state, new.value).decision_id]
         now = time.time()
         previous = row.state if new is CellState.HEALING else None
         await tx.conn.execute(update(R).where(R.c.id == row.id).values(state=new.value, previous_state=previous, updated_at=now))

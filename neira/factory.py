@@ -14,14 +14,16 @@ from sqlalchemy import func, select
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_id, check_key, latest, parse_cell, template_digest
-from neira.cell_plan import CellRequest, Snapshot, parse_request, plan_cell, with_decisions
+from neira.cell_plan import CellRequest, parse_request, plan_cell, with_decisions
 from neira.cell_records import RecordCache, Records, record_dict
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
+from neira.plan import Blocked, CreateRecord, ReuseRecord, change
+from neira.planning import DEAD, Snapshot, cell_step, generated_template, is_dead
 from neira.policy import Decision, PolicyEngine
-from neira.selector import LIVE_STATES, candidate, select as select_record
+from neira.selector import LIVE_STATES, candidate
 from neira.storage import tables
 from neira.storage.db import Database, Tx
 from neira.templates import CellTemplate
@@ -31,22 +33,6 @@ log = logging.getLogger("neira.factory")
 IDEMPOTENCY_SCOPE = "factory.cells"
 PLAN_MEMO_SIZE = 1024  # dry-runs remembered per catalog/records state (cleared whenever either changes)
 R = tables.cell_records
-# records that can never run again (no lifecycle move leads out of them back to a live state)
-DEAD_STATES = frozenset({CellState.DISABLED.value, CellState.FAILED.value, CellState.ROLLED_BACK.value})
-
-
-def is_dead(state: str, previous_state: str | None) -> bool:
-    """Whether a record can never run again without a human: disabled, failed or rolled back, or healing from
-    one of those (a heal returns to the previous state or fails, so it ends dead either way)."""
-    return state in DEAD_STATES or (state == CellState.HEALING.value and previous_state in DEAD_STATES)
-
-
-def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
-    """An adapter template for a cell the catalog does not know yet."""
-    return {
-        "id": cell_id, "version": "0.1.0", "analysis_type": "adapter", "links": [],
-        "metadata": {"schema": "v1", "generated_for": context},
-    }
 
 
 class Factory:
@@ -104,7 +90,7 @@ class Factory:
                     ids.add(link)
                     frontier.append(link)
         records = await self.records.cache.of_templates(sorted(ids))
-        return Snapshot(latest=latest_bodies, versions=versions, records=records)
+        return Snapshot(latest=latest_bodies, digests={f"cell:{t.id}": versions}, records=records)
 
     async def plan(self, template: dict[str, Any] | str, backend: str = "adapter", hitl: bool = True) -> dict[str, Any]:
         """`{ok, report, plan}` for creating a record of `template` (the dry-run, for the Command Cell). Reads only."""
@@ -204,47 +190,55 @@ class Factory:
         """draft → canary → experimental → stable; reaching stable deprecates the other stable record
         of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition."""
         async with self.db.transaction() as tx:
-            row = await self.records.row(tx.conn, id)
-            advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
+            return await self.move_in(tx, id, CellEvent.APPROVE, actor, reason)
+
+    async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Any non-terminal state → disabled."""
+        async with self.db.transaction() as tx:
+            return await self.move_in(tx, id, CellEvent.DISABLE, actor, reason)
+
+    async def rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """→ rolled_back; the last stable version of the same template becomes active again (`restored`)."""
+        async with self.db.transaction() as tx:
+            return await self.move_in(tx, id, CellEvent.ROLLBACK, actor, reason)
+
+    async def auto_rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """The Immune System's rollback: like rollback, plus a `factory.auto_rollback` event."""
+        async with self.db.transaction() as tx:
+            return await self.move_in(tx, id, CellEvent.AUTO_ROLLBACK, actor, reason)
+
+    async def move_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str | None = None,
+                      decision_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+        """One lifecycle move of a record inside the caller's transaction (REST routes and plans alike):
+        approve (gate checked; stable deprecates the other stable record), disable, rollback and
+        auto_rollback (the last stable version restored)."""
+        row = await self.records.row(tx.conn, id)
+        if event is CellEvent.APPROVE:
+            new = advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
             gate = self.policy.gate(f"factory_{row.backend}")
             self.policy.enforce([gate])
-            new = await self.records.move(tx, row, CellEvent.APPROVE, actor, reason, [gate])
+            new = await self.records.move(tx, row, event, actor, reason, [gate], decision_ids)
             if new is CellState.STABLE:
                 await self.records.deprecate_others(tx, row, actor)
             tx.after_commit(lambda: self._count_approval(new))
-        return {"id": id, "state": new.value}
+            return {"id": id, "state": new.value}
+        if event is CellEvent.DISABLE:
+            new = await self.records.move(tx, row, event, actor, reason, (), decision_ids)
+            return {"id": id, "state": new.value}
+        new = await self.records.move(tx, row, event, actor, reason, (), decision_ids)
+        restored = await self.records.restore(tx, row, actor)
+        kind = "auto" if event is CellEvent.AUTO_ROLLBACK else "manual"
+        if event is CellEvent.AUTO_ROLLBACK:
+            await self.events.emit(tx, "factory.auto_rollback", f"cell:{id}", {
+                "id": id, "from": row.state, "state": new.value, "restored": restored, "reason": reason})
+        tx.after_commit(lambda: self.metrics.factory_rollbacks.labels(kind).inc())
+        return {"id": id, "state": new.value, "restored": restored}
 
     def _count_approval(self, new: CellState) -> None:
         self.metrics.factory_approvals.labels(new.value).inc()
         self.metrics.training_iterations.inc()
         if new is CellState.STABLE:
             self.metrics.training_converged.inc()
-
-    async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """Any non-terminal state → disabled."""
-        async with self.db.transaction() as tx:
-            new = await self.records.move(tx, await self.records.row(tx.conn, id), CellEvent.DISABLE, actor, reason)
-        return {"id": id, "state": new.value}
-
-    async def _rollback(self, id: str, actor: str, reason: str | None, event: CellEvent) -> dict[str, Any]:
-        async with self.db.transaction() as tx:
-            row = await self.records.row(tx.conn, id)
-            new = await self.records.move(tx, row, event, actor, reason)
-            restored = await self.records.restore(tx, row, actor)
-            kind = "auto" if event is CellEvent.AUTO_ROLLBACK else "manual"
-            if event is CellEvent.AUTO_ROLLBACK:
-                await self.events.emit(tx, "factory.auto_rollback", f"cell:{id}", {
-                    "id": id, "from": row.state, "state": new.value, "restored": restored, "reason": reason})
-            tx.after_commit(lambda: self.metrics.factory_rollbacks.labels(kind).inc())
-        return {"id": id, "state": new.value, "restored": restored}
-
-    async def rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """→ rolled_back; the last stable version of the same template becomes active again (`restored`)."""
-        return await self._rollback(id, actor, reason, CellEvent.ROLLBACK)
-
-    async def auto_rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """The Immune System's rollback: like rollback, plus a `factory.auto_rollback` event."""
-        return await self._rollback(id, actor, reason, CellEvent.AUTO_ROLLBACK)
 
     async def auto_heal(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """→ healing now; a background check then returns the record to its previous state, or to
@@ -319,44 +313,46 @@ class Factory:
 
     # --- for the organ builder ---------------------------------------------------------------------
     async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:
-        """Inside the caller's transaction: for each cell id, reuse a live record (or a draft of the same
-        content), or create a draft from the catalog template (a generated adapter template if the catalog
-        does not know the id). Creating needs `factory_adapter`; its decision ids come back per item.
-        When the only record of the latest version is disabled, failed or rolled back, a second one cannot
-        be made (unique index) and the dead one must not run: 409 `conflict` naming the cell."""
+        """Inside the caller's transaction: for each cell id, the plan's own choice (`planning.cell_step`) over
+        what the transaction reads — reuse a live record (or a draft of the same content), or create a draft
+        from the catalog template (a generated adapter template if the catalog does not know the id).
+        Creating needs `factory_adapter`; its decision ids come back per item. When the only record of the
+        latest version is disabled, failed or rolled back, the dead one must not run: 409 `conflict`."""
         out: list[dict[str, Any]] = []
         gate: Decision | None = None
         for cell_id in cell_ids:
             check_id(cell_id, "cell id")
             versions = await self.catalog.versions(tx.conn, CELL, cell_id)
-            known = bool(versions)
-            t = parse_cell(versions[latest(list(versions))] if known else generated_template(cell_id, context))
-            digest = template_digest(t)
+            latest_body = {cell_id: versions[latest(list(versions))]} if versions else {}
             rows = await self.records.of_template(tx.conn, cell_id)
-            choice = select_record(cell_id, t.version, t.kind, digest, [candidate(r) for r in rows])
-            same = next((r for r in rows if r.version == t.version and r.backend == "adapter"), None)
-            if choice.action == "reuse":
-                out.append({"id": cell_id, "record_id": choice.record_id, "action": "reuse", "reason": choice.reason,
-                            "state": choice.state, "decision_ids": []})
-            elif same is not None and is_dead(same.state, same.previous_state):
-                # the unique (template, version, backend) index forbids a second record, and a dead one must
-                # never run in an organ: refuse, and say how to get out
-                what = same.state if same.state in DEAD_STATES else f"{same.state} (from {same.previous_state})"
+            snap = Snapshot(latest=latest_body, digests={}, records={cell_id: [candidate(r) for r in rows]})
+            step = cell_step(cell_id, snap, context=context or "an organ build")
+            if isinstance(step, Blocked):
+                what = step.state if step.state in DEAD else f"{step.state} (from {next(r.previous_state for r in rows if r.id == step.record_id)})"
                 raise Conflict(
-                    f"cell {cell_id} has only a {what} record ({same.id}) of version {t.version}; "
+                    f"cell {cell_id} has only a {what} record ({step.record_id}) of version {step.version}; "
                     f"roll forward: register a new version of {cell_id} in the catalog and build again",
-                    cell=cell_id, record_id=same.id, state=same.state, version=t.version)
-            elif same is not None:  # this very version exists, deprecated or healing: reuse it, say so
-                out.append({"id": cell_id, "record_id": same.id, "action": "reuse", "state": same.state,
-                            "reason": f"{same.id} already holds {cell_id} {t.version} ({same.state})", "decision_ids": []})
-            else:
-                if gate is None:
-                    gate = self.policy.gate("factory_adapter")
-                    self.policy.enforce([gate])
-                why = f"{choice.reason}; created for {context}" if context else choice.reason
-                rec = await self.records.insert(tx, t, digest, "adapter", True, actor, why, [gate.decision_id])
-                if not known:
-                    await self.catalog.register(tx, t)
-                out.append({"id": cell_id, "record_id": rec["id"], "action": "create", "reason": choice.reason,
-                            "state": rec["state"], "decision_ids": [gate.decision_id]})
+                    cell=cell_id, record_id=step.record_id, state=step.state, version=step.version)
+            if isinstance(step, ReuseRecord):
+                out.append({"id": cell_id, "record_id": step.record_id, "action": "reuse", "state": step.state,
+                            "reason": _reuse_reason(step), "decision_ids": []})
+                continue
+            assert isinstance(step, CreateRecord)
+            if gate is None:
+                gate = self.policy.gate("factory_adapter")
+                self.policy.enforce([gate])
+            t = parse_cell(step.template)
+            said = change(step).reason
+            why = f"{said}; created for {context}" if context else said
+            rec = await self.records.insert(tx, t, step.digest, "adapter", True, actor, why, [gate.decision_id])
+            if not versions:
+                await self.catalog.register(tx, t)
+            out.append({"id": cell_id, "record_id": rec["id"], "action": "create", "reason": said,
+                        "state": rec["state"], "decision_ids": [gate.decision_id]})
         return out
+
+
+def _reuse_reason(step: ReuseRecord) -> str:
+    if step.same:
+        return f"{step.record_id} already holds {step.template_id} {step.version} ({step.state})"
+    return f"{step.record_id} runs {step.template_id} {step.version} ({step.state})"

@@ -1,10 +1,14 @@
-"""States, events and the one transition table that decides every lifecycle move of cells and organs."""
+"""States, events and the one transition table each for cell records and organs. Every lifecycle move of
+either is judged here (`advance`, `organ_move`); the named state sets are defined here and nowhere else."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+import msgspec
+
 from neira.errors import InvalidTransition
+from neira.structs import Frozen
 
 
 class CellState(StrEnum):
@@ -36,7 +40,14 @@ class CellEvent(StrEnum):
 
 
 S, E = CellState, CellEvent
-_LIVE = (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE)
+CELL_STAGES: tuple[CellState, ...] = (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE)
+"""The promotion chain of a record; `approve` moves one step along it."""
+LIVE_CELL_STATES = frozenset(CELL_STAGES)
+"""Records that can run or be promoted (and be reused by a build)."""
+SERVING_CELL_STATES = frozenset({S.CANARY, S.EXPERIMENTAL, S.STABLE})
+"""Records that take traffic: approved at least once (the selector prefers them; the active gauge counts them)."""
+DEAD_CELL_STATES = frozenset({S.DISABLED, S.FAILED, S.ROLLED_BACK})
+"""Records that can never run again without a new version."""
 
 CELL_TRANSITIONS: dict[tuple[CellState, CellEvent], CellState] = {
     (S.DRAFT, E.APPROVE): S.CANARY,
@@ -44,25 +55,24 @@ CELL_TRANSITIONS: dict[tuple[CellState, CellEvent], CellState] = {
     (S.EXPERIMENTAL, E.APPROVE): S.STABLE,
     (S.STABLE, E.DEPRECATE): S.DEPRECATED,
     (S.DEPRECATED, E.RESTORE): S.STABLE,
-    **{(s, E.DISABLE): S.DISABLED for s in (*_LIVE, S.DEPRECATED, S.HEALING, S.FAILED)},
-    **{(s, E.ROLLBACK): S.ROLLED_BACK for s in (*_LIVE, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED)},
-    **{(s, E.AUTO_ROLLBACK): S.ROLLED_BACK for s in (*_LIVE, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED)},
-    **{(s, E.HEAL): S.HEALING for s in (*_LIVE, S.DEPRECATED, S.DISABLED, S.FAILED)},
+    **{(s, E.DISABLE): S.DISABLED for s in (*CELL_STAGES, S.DEPRECATED, S.HEALING, S.FAILED)},
+    **{(s, E.ROLLBACK): S.ROLLED_BACK for s in (*CELL_STAGES, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED)},
+    **{(s, E.AUTO_ROLLBACK): S.ROLLED_BACK for s in (*CELL_STAGES, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED)},
+    **{(s, E.HEAL): S.HEALING for s in (*CELL_STAGES, S.DEPRECATED, S.DISABLED, S.FAILED)},
     (S.HEALING, E.HEAL_FAIL): S.FAILED,
 }
 """(state, event) → next state. HEAL_OK is special: it returns to the state held before healing."""
 
-EVENT_TARGET: dict[CellEvent, str] = {
-    E.APPROVE: "next stage",
-    E.DISABLE: S.DISABLED,
-    E.ROLLBACK: S.ROLLED_BACK,
-    E.AUTO_ROLLBACK: S.ROLLED_BACK,
-    E.DEPRECATE: S.DEPRECATED,
-    E.RESTORE: S.STABLE,
-    E.HEAL: S.HEALING,
-    E.HEAL_OK: "previous state",
-    E.HEAL_FAIL: S.FAILED,
-}
+
+def cell_target(state: CellState, event: CellEvent, previous: CellState | str | None = None) -> CellState:
+    """The state `event` aims at from `state`, legal or not (what an `invalid_transition` body names)."""
+    if (nxt := CELL_TRANSITIONS.get((state, event))) is not None:
+        return nxt
+    if event is E.APPROVE:
+        return S.STABLE  # the end of the chain: approving past it (or outside it) aims there
+    if event is E.HEAL_OK:
+        return CellState(previous) if previous else state
+    return next(t for (_, e), t in CELL_TRANSITIONS.items() if e is event)
 
 
 def advance(state: CellState | str, event: CellEvent | str, previous: CellState | str | None = None) -> CellState:
@@ -73,7 +83,9 @@ def advance(state: CellState | str, event: CellEvent | str, previous: CellState 
             return CellState(previous)
     elif (nxt := CELL_TRANSITIONS.get((state, event))) is not None:
         return nxt
-    raise InvalidTransition(state.value, str(EVENT_TARGET[event]))
+    target = cell_target(state, event, previous)
+    why = f"cannot {event.value} a {state.value} record" + (": it is already stable" if state is S.STABLE else "")
+    raise InvalidTransition(state.value, target.value, f"{why} ({state.value} → {target.value} is not in the table)")
 
 
 def can(state: CellState | str, event: CellEvent | str) -> bool:
@@ -85,7 +97,7 @@ def can(state: CellState | str, event: CellEvent | str) -> bool:
 
 
 class OrganState(StrEnum):
-    """States of an organ build."""
+    """States of an organ."""
 
     DRAFT = "draft"
     CANARY = "canary"
@@ -94,17 +106,105 @@ class OrganState(StrEnum):
     FAILED = "failed"
 
 
-ORGAN_STAGES: tuple[OrganState, ...] = (OrganState.DRAFT, OrganState.CANARY, OrganState.EXPERIMENTAL, OrganState.STABLE)
+class OrganEvent(StrEnum):
+    """What can happen to an organ. `advance` is the builder's own step, `approve` a human's step forward,
+    `set` a manual move (forward by hand, hold where it is, or to failed), `cancel` stops a build, `rebuild`
+    starts it again from draft."""
+
+    ADVANCE = "advance"
+    APPROVE = "approve"
+    SET = "set"
+    CANCEL = "cancel"
+    REBUILD = "rebuild"
+
+
+O, OE = OrganState, OrganEvent
+ORGAN_STAGES: tuple[OrganState, ...] = (O.DRAFT, O.CANARY, O.EXPERIMENTAL, O.STABLE)
+"""The stages of a build, in order."""
+BUILDING_ORGAN_STATES = frozenset({O.DRAFT, O.CANARY, O.EXPERIMENTAL})
+"""A build is in flight until it is stable or failed."""
+LIVE_ORGAN_STATES = frozenset(ORGAN_STAGES)
+"""Organs that can run (every state but failed)."""
+
+
+def _organ_table() -> dict[tuple[OrganState, OrganEvent, OrganState], None]:
+    table: dict[tuple[OrganState, OrganEvent, OrganState], None] = {}
+    for i, s in enumerate(ORGAN_STAGES[:-1]):
+        nxt = ORGAN_STAGES[i + 1]
+        table[(s, OE.ADVANCE, nxt)] = table[(s, OE.APPROVE, nxt)] = None
+        table[(s, OE.CANCEL, O.FAILED)] = None
+    for i, s in enumerate(ORGAN_STAGES):
+        for t in ORGAN_STAGES[i:]:  # forward by hand, or hold where it is (stops the automatic progression)
+            table[(s, OE.SET, t)] = None
+        table[(s, OE.SET, O.FAILED)] = None
+    table[(O.FAILED, OE.SET, O.FAILED)] = None
+    for s in OrganState:
+        table[(s, OE.REBUILD, O.DRAFT)] = None
+    return table
+
+
+ORGAN_TRANSITIONS: frozenset[tuple[OrganState, OrganEvent, OrganState]] = frozenset(_organ_table())
+"""Every legal (from, via, to) of an organ."""
+
+
+def organ_move(state: OrganState | str, event: OrganEvent | str, target: OrganState | str | None = None) -> OrganState:
+    """The organ's state after `event` (aimed at `target` for `set`), or InvalidTransition naming both states."""
+    state, event = OrganState(state), OrganEvent(event)
+    if target is None:
+        target = organ_target(state, event)
+    target = OrganState(target)
+    if (state, event, target) in ORGAN_TRANSITIONS:
+        return target
+    raise InvalidTransition(state.value, target.value)
+
+
+def organ_target(state: OrganState, event: OrganEvent) -> OrganState:
+    """Where `event` leads from `state` when it has one destination (advance, approve, cancel, rebuild)."""
+    if event in (OE.ADVANCE, OE.APPROVE):
+        return next_organ_stage(state) or O.STABLE
+    if event is OE.CANCEL:
+        return O.FAILED
+    if event is OE.REBUILD:
+        return O.DRAFT
+    raise ValueError("a manual move names its target state")
 
 
 def next_organ_stage(state: OrganState | str) -> OrganState | None:
     """The automatic next stage of a build, or None when it is finished (stable or failed)."""
     state = OrganState(state)
-    if state in (OrganState.STABLE, OrganState.FAILED):
+    if state not in BUILDING_ORGAN_STATES:
         return None
     return ORGAN_STAGES[ORGAN_STAGES.index(state) + 1]
 
 
 def organ_is_building(state: OrganState | str) -> bool:
     """A build is in flight until it is stable or failed."""
-    return OrganState(state) not in (OrganState.STABLE, OrganState.FAILED)
+    return OrganState(state) in BUILDING_ORGAN_STATES
+
+
+class Transition(Frozen):
+    """One legal move, as `GET /api/neira/lifecycle` lists it."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    via: str
+
+
+class Machine(Frozen):
+    """The states and legal moves of one kind of thing."""
+
+    states: list[str]
+    stages: list[str]
+    transitions: list[Transition]
+
+
+def machines() -> dict[str, Machine]:
+    """Both transition tables for clients: `{cells: {states, stages, transitions}, organs: {...}}`."""
+    cell_moves = [Transition(from_=s.value, to=t.value, via=e.value) for (s, e), t in CELL_TRANSITIONS.items()]
+    cell_moves.append(Transition(from_=S.HEALING.value, to="previous", via=E.HEAL_OK.value))
+    organ_moves = [Transition(from_=s.value, to=t.value, via=e.value)
+                   for s in OrganState for e in OrganEvent for t in OrganState if (s, e, t) in ORGAN_TRANSITIONS]
+    return {
+        "cells": Machine(states=[s.value for s in CellState], stages=[s.value for s in CELL_STAGES], transitions=cell_moves),
+        "organs": Machine(states=[s.value for s in OrganState], stages=[s.value for s in ORGAN_STAGES], transitions=organ_moves),
+    }

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from neira.lifecycle import CellState
+from neira.lifecycle import SERVING_CELL_STATES, CellState
 from neira.structs import Base
 from neira.templates import semver_key
 
-LIVE_STATES = (CellState.CANARY, CellState.EXPERIMENTAL, CellState.STABLE)
+LIVE_STATES = SERVING_CELL_STATES
 version_key = lru_cache(maxsize=4096)(semver_key)  # SemVer sort key, memoised: dry-runs compare the same few
 _PREFERENCE = {CellState.STABLE: 3, CellState.EXPERIMENTAL: 2, CellState.CANARY: 1}
 

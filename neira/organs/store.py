@@ -9,13 +9,13 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.errors import InvalidRequest, NotFound
-from neira.lifecycle import OrganState
+from neira.lifecycle import BUILDING_ORGAN_STATES, OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
 from neira.storage.db import Tx
 
 ORGANS = tables.organs
-BUILDING_STATES = (OrganState.DRAFT.value, OrganState.CANARY.value, OrganState.EXPERIMENTAL.value)
+BUILDING_STATES = tuple(s.value for s in BUILDING_ORGAN_STATES)
 
 Move = tuple[str, str, bool, float | None, dict[str, float], float | None, float]
 _MOVE_COLS = ("id", "state", "auto", "deadline", "stage_times", "build_finished_at", "updated_at")

@@ -160,7 +160,7 @@ async def test_lifecycle_with_reasons_and_history(client: AsyncTestClient):
         r = await move(client, "cell-1", "approve", role, json={"reason": f"ok by {role}"})
         assert (r.status_code, r.json()) == (200, {"id": "cell-1", "state": expected})
     r = await move(client, "cell-1", "approve")
-    assert (r.status_code, r.json()) == (409, {"code": "invalid_transition", "reason": "cannot move from stable to next stage", "from": "stable", "to": "next stage"})
+    assert (r.status_code, r.json()) == (409, {"code": "invalid_transition", "reason": "cannot approve a stable record: it is already stable (stable → stable is not in the table)", "from": "stable", "to": "stable"})
     got = (await client.get("/factory/cells/cell-1", headers=auth("viewer"))).json()
     assert [(h["from"], h["to"], h["actor"], h["reason"]) for h in got["history"]] == [
         (None, "draft", "operator", None), ("draft", "canary", "operator", "ok by operator"),
@@ -200,7 +200,7 @@ async def test_approve_after_a_terminal_move_is_409(client: AsyncTestClient, ter
     await create(client)
     assert (await move(client, "cell-1", terminal)).status_code == 200
     r = await move(client, "cell-1", "approve")
-    assert (r.status_code, r.json()["code"], r.json()["to"]) == (409, "invalid_transition", "next stage")
+    assert (r.status_code, r.json()["code"], r.json()["to"]) == (409, "invalid_transition", "stable")
 
 
 async def promote(client: AsyncTestClient, version: str) -> str:

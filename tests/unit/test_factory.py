@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from neira.audit import Audit
 from neira.catalog import Catalog
-from neira.cell_plan import parse_request, render
+from neira.cell_plan import parse_request
 from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
 from neira.events import EventBus
 from neira.factory import Factory, generated_template
@@ -111,20 +111,6 @@ def test_parse_request_rejects(body):
         parse_request(body)
 
 
-def test_render_uses_markers_and_sums_up():
-    changes = [
-        {"action": "create", "kind": "cell", "id": "a", "version": "1.0.0", "reason": "new"},
-        {"action": "update", "kind": "cell", "id": "b", "before": "1.0.0", "after": "1.1.0", "reason": "newer"},
-        {"action": "delete", "kind": "cell", "id": "c", "reason": "gone"},
-        {"action": "reuse", "kind": "cell", "id": "d", "reason": "live"},
-        {"action": "no-op", "kind": "cell", "id": "e", "version": "2.0.0"},
-    ]
-    assert render(changes) == (
-        "+ cell a 1.0.0: new\n~ cell b 1.0.0 → 1.1.0: newer\n- cell c: gone\n= cell d: live\n= cell e 2.0.0\n"
-        "Plan: 1 to create, 1 to update, 1 to delete, 2 unchanged."
-    )
-
-
 # --- create ----------------------------------------------------------------------------------------
 async def test_create_makes_a_draft_record_and_registers_the_template(s: Services):
     status, record = await s.factory.create({"tpl": tpl()}, "operator")
@@ -212,7 +198,7 @@ async def test_approve_walks_the_stages_then_refuses(s: Services):
     assert states == ["canary", "experimental", "stable"]
     with pytest.raises(InvalidTransition) as err:
         await s.factory.approve("cell-1", "admin")
-    assert err.value.body() == {"code": "invalid_transition", "reason": "cannot move from stable to next stage", "from": "stable", "to": "next stage"}
+    assert err.value.body() == {"code": "invalid_transition", "reason": "cannot approve a stable record: it is already stable (stable → stable is not in the table)", "from": "stable", "to": "stable"}
     assert s.metric("factory_approvals_total", to="stable") == 1
     assert s.metric("training_iterations_total") == 3
     assert s.metric("training_converged_total") == 1
@@ -437,9 +423,11 @@ async def test_dryrun_report_for_a_new_cell(s: Services):
                 "reason": "factory_adapter is experimental", "capability": "factory_adapter"}]},
         },
         "plan": {
-            "changes": [{"action": "create", "kind": "cell", "id": T, "version": "0.1.0", "backend": "adapter", "after": "0.1.0",
-                         "reason": f"new draft record: no record of {T} yet"}],
-            "text": f"+ cell {T} 0.1.0: new draft record: no record of {T} yet\nPlan: 1 to create, 0 to update, 0 to delete, 0 unchanged.",
+            "id": None, "base": None,
+            "changes": [{"action": "create", "kind": "cell", "id": T, "after": "0.1.0",
+                         "reason": f"new draft record of {T} 0.1.0"}],
+            "summary": "1 to create, 0 to update, 0 to delete, 0 unchanged",
+            "text": f"+ cell {T} — new draft record of {T} 0.1.0\nPlan: 1 to create, 0 to update, 0 to delete, 0 unchanged.",
         },
     }
     assert decision["decision_id"].startswith("dec-")
@@ -506,13 +494,15 @@ async def test_dryrun_plan_follows_what_create_would_do(s: Services):
     await s.factory.approve("cell-1", "admin")
     same = await s.factory.dryrun({"tpl": tpl()}, "admin")
     assert same["plan"]["changes"][0]["action"] == "no-op"
-    assert same["plan"]["text"].startswith(f"= cell {T} 1.0.0: cell-1 already holds")
+    assert same["plan"]["text"].startswith(f"= cell cell-1 ({T}) — cell-1 already holds {T} 1.0.0 (canary)")
     assert same["report"]["selector"] == {"action": "reuse", "record_id": "cell-1", "state": "canary",
-                                          "reason": f"cell-1 runs {T} 1.0.0 (canary), compatible with 1.0.0"}
+                                          "reason": "cell-1 already holds version 1.0.0"}
     assert same["report"]["compat"]["record"] == {"id": "cell-1", "state": "canary"}
     newer = await s.factory.dryrun({"tpl": tpl("1.1.0")}, "admin")
-    assert newer["plan"]["changes"][0] | {"reason": ""} == {
-        "action": "update", "kind": "cell", "id": T, "version": "1.1.0", "backend": "adapter", "before": "1.0.0", "after": "1.1.0", "reason": ""}
+    assert newer["plan"]["changes"] == [{
+        "action": "update", "kind": "cell", "id": T, "before": "1.0.0", "after": "1.1.0",
+        "reason": f"new draft record of {T} 1.1.0 (the catalog has 1.0.0)"}]
+    assert newer["report"]["selector"]["action"] == "create"  # the plan and the selector say the same
 
 
 async def test_plan_for_the_command_cell_takes_a_catalog_id(s: Services):
@@ -530,11 +520,11 @@ async def test_ensure_cells_reuses_live_records_and_creates_drafts(s: Services):
     gate_ids = items[1]["decision_ids"]
     assert items == [
         {"id": T, "record_id": live, "action": "reuse", "state": "stable", "decision_ids": [],
-         "reason": f"{live} runs {T} 1.0.0 (stable), compatible with 1.0.0"},
+         "reason": f"{live} runs {T} 1.0.0 (stable)"},
         {"id": "analysis.known.v1", "record_id": "cell-2", "action": "create", "state": "draft", "decision_ids": gate_ids,
-         "reason": "no record of analysis.known.v1 yet"},
+         "reason": "new draft record of analysis.known.v1 1.0.0"},
         {"id": "analysis.fresh.v1", "record_id": "cell-3", "action": "create", "state": "draft", "decision_ids": gate_ids,
-         "reason": "no record of analysis.fresh.v1 yet"},
+         "reason": "not in the catalog: a generated adapter template 0.1.0"},
     ]
     assert await s.catalog.get_cell("analysis.fresh.v1") == generated_template("analysis.fresh.v1", "organ.x.v1")
     assert (await s.factory.get("cell-2"))["template"] == tpl(id="analysis.known.v1")

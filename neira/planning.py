@@ -1,0 +1,190 @@
+"""Pure planning over one snapshot, and the facts a plan rests on.
+
+A `Snapshot` is what planning reads once (catalog versions, the records of the templates involved, the live
+organ of each organ template, gate verdicts). `cell_step` and `organ_steps` decide each change from it, and
+`facts` lists what each step assumed (a record's state, that an identity is still free, …). Apply reads the
+same facts again inside its transaction (`read_facts`) and refuses a plan whose facts moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from neira.catalog import parse_cell, template_digest
+from neira.lifecycle import DEAD_CELL_STATES, LIVE_ORGAN_STATES, CellState
+from neira.plan import (
+    AnyStep, Blocked, CreateRecord, MoveOrgan, MoveRecord, RegisterTemplate, ReuseOrgan, ReuseRecord, Snapshot, StartBuild,
+)
+from neira.selector import select as select_record
+from neira.storage import tables
+
+DEAD = frozenset(s.value for s in DEAD_CELL_STATES)
+
+
+def is_dead(state: str, previous_state: str | None) -> bool:
+    """Whether a record can never run again without a human: disabled, failed or rolled back, or healing from
+    one of those (a heal returns to the previous state or fails, so it ends dead either way)."""
+    return state in DEAD or (state == CellState.HEALING.value and previous_state in DEAD)
+
+
+def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
+    """An adapter template for a cell the catalog does not know yet."""
+    return {
+        "id": cell_id, "version": "0.1.0", "analysis_type": "adapter", "links": [],
+        "metadata": {"schema": "v1", "generated_for": context},
+    }
+
+
+def cell_step(cell_id: str, snap: Snapshot, drafted: dict[str, Any] | None = None, word: str | None = None,
+              context: str = "an organ build") -> AnyStep:
+    """How an organ gets a record of `cell_id`: reuse a live record (or a draft of the same content, or this
+    very version), create a draft (from the catalog, from a drafted template, or from a generated adapter
+    template), or Blocked when the only record of the version is dead."""
+    body = drafted if drafted is not None else snap.latest.get(cell_id)
+    known = cell_id in snap.latest
+    generated = body is None
+    if generated:
+        body = generated_template(cell_id, context)
+    t = parse_cell(body)
+    digest = template_digest(t)
+    own = snap.records.get(cell_id, [])
+    choice = select_record(cell_id, t.version, t.kind, digest, own)
+    if choice.action == "reuse":
+        return ReuseRecord(template_id=cell_id, version=t.version, record_id=choice.record_id or "",
+                           state=choice.state or "", why="reuse_draft" if choice.state == "draft" else "reuse")
+    same = next((r for r in own if r.version == t.version and r.backend == "adapter"), None)
+    if same is not None and is_dead(same.state, same.previous_state):
+        return Blocked(template_id=cell_id, version=t.version, record_id=same.id, state=same.state)
+    if same is not None:  # this very version exists, deprecated or healing: reuse it, say so
+        return ReuseRecord(template_id=cell_id, version=t.version, record_id=same.id, state=same.state, same=True)
+    registered = snap.digests.get(f"cell:{cell_id}", {})
+    why = "drafted" if drafted is not None and not known else "generated" if generated else ("no_live" if own else "new_record")
+    return CreateRecord(template=body, template_id=cell_id, version=t.version, digest=digest,
+                        register=t.version not in registered, why=why, word=word)
+
+
+def organ_steps(template: dict[str, Any], digest: str, registered: bool, base: str | None, added: list[str],
+                cell_steps: list[AnyStep], snap: Snapshot) -> list[AnyStep]:
+    """The steps of an organ plan: each cell's step, the template's registration when it is new, and the build
+    (or the live organ of that template, which makes the build a no-op)."""
+    steps = list(cell_steps)
+    tid = template["id"]
+    if not registered:
+        steps.append(RegisterTemplate(template=template, template_id=tid, version=template["version"], digest=digest,
+                                      base=base if base != tid else None, added=added))
+    live = snap.live_organs.get(tid)
+    if live is not None:
+        steps.append(ReuseOrgan(template_id=tid, organ_id=live[0], state=live[1]))
+    else:
+        steps.append(StartBuild(template_id=tid, version=template["version"], cells=list(template["cells"])))
+    return steps
+
+
+def facts(steps: list[AnyStep], snap: Snapshot, gates: dict[str, str], states: dict[str, str] | None = None) -> dict[str, str]:
+    """key → value of everything the steps assume, as planning saw it. `states`: record/organ id → state for
+    lifecycle moves (read with the target)."""
+    out = {f"gate:{name}": verdict for name, verdict in gates.items()}
+    for step in steps:
+        for key in fact_keys(step):
+            out[key] = _planned(key, step, snap, states or {})
+    return out
+
+
+def fact_keys(step: AnyStep) -> list[str]:
+    """What one step assumes, as fact keys."""
+    match step:
+        case CreateRecord():
+            keys = [f"identity:{step.template_id}@{step.version}/{step.backend}"]
+            return keys + [f"catalog:cell:{step.template_id}@{step.version}"]
+        case ReuseRecord() | Blocked():
+            return [f"record:{step.record_id}"]
+        case RegisterTemplate():
+            return [f"catalog:organ:{step.template_id}@{step.version}"]
+        case StartBuild() | ReuseOrgan():
+            return [f"organ_of:{step.template_id}"]
+        case MoveRecord():
+            return [f"record:{step.record_id}"]
+        case MoveOrgan():
+            return [f"organ:{step.organ_id}"]
+    return []
+
+
+def _planned(key: str, step: AnyStep, snap: Snapshot, states: dict[str, str]) -> str:
+    kind, _, rest = key.partition(":")
+    if kind == "identity":
+        tid, version, backend = _identity(rest)
+        found = next((r for r in snap.records.get(tid, []) if r.version == version and r.backend == backend), None)
+        return found.id if found else ""
+    if kind == "catalog":
+        family, _, ref = rest.partition(":")
+        tid, _, version = ref.rpartition("@")
+        return snap.digests.get(f"{family}:{tid}", {}).get(version, "")
+    if kind == "record":
+        if isinstance(step, (ReuseRecord, Blocked)):
+            return step.state
+        return states.get(rest, "")
+    if kind == "organ_of":
+        live = snap.live_organs.get(rest)
+        return live[0] if live else ""
+    return states.get(rest, "")  # organ:<id>
+
+
+def _identity(rest: str) -> tuple[str, str, str]:
+    ref, _, backend = rest.rpartition("/")
+    tid, _, version = ref.rpartition("@")
+    return tid, version, backend
+
+
+async def live_organs(conn: AsyncConnection, template_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """organ template id → (id, state) of its newest organ that is not failed."""
+    if not template_ids:
+        return {}
+    o = tables.organs.c
+    rows = await conn.execute(select(o.id, o.state, o.template_id, o.created_at).where(
+        o.template_id.in_(template_ids), o.state.in_([s.value for s in LIVE_ORGAN_STATES])))
+    best: dict[str, Any] = {}
+    for r in rows:  # newest first: created_at, then the larger organ-<n> (one group commit shares created_at)
+        key = (r.created_at, len(r.id), r.id)
+        if r.template_id not in best or key > best[r.template_id][0]:
+            best[r.template_id] = (key, r)
+    return {tid: (r.id, r.state) for tid, (_, r) in best.items()}
+
+
+async def read_facts(conn: AsyncConnection, keys: list[str], gates: dict[str, str]) -> dict[str, str]:
+    """The current value of each fact, read on `conn` (inside the apply's transaction)."""
+    r, c, o = tables.cell_records.c, tables.catalog.c, tables.organs.c
+    out: dict[str, str] = {}
+    organ_templates = [k.partition(":")[2] for k in keys if k.startswith("organ_of:")]
+    live = await live_organs(conn, organ_templates)
+    records = [k.partition(":")[2] for k in keys if k.startswith("record:")]
+    record_states = {row.id: row.state for row in await conn.execute(
+        select(r.id, r.state).where(r.id.in_(records)))} if records else {}
+    organs = [k.partition(":")[2] for k in keys if k.startswith("organ:")]
+    organ_states = {row.id: row.state for row in await conn.execute(
+        select(o.id, o.state).where(o.id.in_(organs)))} if organs else {}
+    for key in keys:
+        kind, _, rest = key.partition(":")
+        if kind == "gate":
+            out[key] = gates.get(rest, "")
+        elif kind == "identity":
+            tid, version, backend = _identity(rest)
+            found = (await conn.execute(select(r.id).where(
+                r.template_id == tid, r.version == version, r.backend == backend))).scalar()
+            out[key] = found or ""
+        elif kind == "catalog":
+            family, _, ref = rest.partition(":")
+            tid, _, version = ref.rpartition("@")
+            found = (await conn.execute(select(c.digest).where(
+                c.family == family, c.id == tid, c.version == version))).scalar()
+            out[key] = found or ""
+        elif kind == "record":
+            out[key] = record_states.get(rest, "")
+        elif kind == "organ_of":
+            out[key] = live[rest][0] if rest in live else ""
+        elif kind == "organ":
+            out[key] = organ_states.get(rest, "")
+    return out
+
