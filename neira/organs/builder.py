@@ -20,18 +20,19 @@ from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import Catalog, check_key, parse_organ
 from neira.cell_plan import risk
-from neira.errors import Conflict, InvalidRequest, InvalidTransition, NeiraError
+from neira.errors import Conflict, InvalidRequest, NeiraError
 from neira.events import EventBus
-from neira.lifecycle import OrganState, organ_is_building
+from neira.lifecycle import OrganEvent, OrganState, organ_is_building, organ_move
 from neira.metrics import Metrics
 from neira.organs import plan, store
 from neira.organs.builds import BuildQueue, Job
-from neira.organs.progress import DRAFT, FAILED, Progress, status_metrics
+from neira.organs.progress import DRAFT, Progress, status_metrics
 from neira.organs.rows import OrganRows
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
 from neira.structs import Base, to_builtins
+from neira.templates import OrganTemplate, template_dict
 
 log = logging.getLogger("neira.organs")
 
@@ -186,29 +187,43 @@ class OrganBuilder:
 
     # --- manual control --------------------------------------------------------------------------------
     async def set_status(self, organ_id: str, state: str, reason: str | None, actor: str) -> dict[str, Any]:
-        """Move an organ by hand to any stage (or failed); automatic progression stops. Audited."""
+        """Move an organ by hand, as the transition table allows: forward, hold where it is, or to failed;
+        automatic progression stops. Audited."""
         try:
             new = OrganState(state).value
         except ValueError:
             raise InvalidRequest(f"state must be one of {STATES}") from None
-        decision = self._gate()
-        async with self.db.transaction() as tx:
-            row = await store.get_row(tx.conn, organ_id)
-            await self._settle_manually(tx, row, new, actor, "organ.status", reason, decision)
-        return {"id": organ_id, "state": new}
+        return await self.move(organ_id, OrganEvent.SET, actor, reason, new)
 
     async def cancel(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Stop a build in flight: it ends `failed`. 409 once it is stable or failed. Audited."""
+        return await self.move(organ_id, OrganEvent.CANCEL, actor, reason or "build cancelled")
+
+    async def approve(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """A human moves a build one stage forward (automatic progression stops there). Audited."""
+        return await self.move(organ_id, OrganEvent.APPROVE, actor, reason or "approved")
+
+    async def move(self, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
+                   target: str | None = None) -> dict[str, Any]:
+        """One lifecycle move in its own transaction (see `move_in`)."""
         decision = self._gate()
         async with self.db.transaction() as tx:
-            row = await store.get_row(tx.conn, organ_id)
-            if not organ_is_building(row.state):
-                raise InvalidTransition(row.state, FAILED, f"organ {organ_id} is not building (it is {row.state})")
-            await self._settle_manually(tx, row, FAILED, actor, "organ.cancel", reason or "build cancelled", decision)
-        return {"id": organ_id, "state": FAILED}
+            return await self.move_in(tx, organ_id, via, actor, reason, target, (decision.decision_id,))
+
+    async def move_in(self, tx: Tx, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
+                      target: str | None = None, decision_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Inside the caller's transaction: the move `via` (to `target` for a manual `set`), judged by the organ
+        transition table (409 invalid_transition naming both states). Rebuild starts the build again."""
+        row = await store.get_row(tx.conn, organ_id)
+        new = organ_move(row.state, via, target).value
+        if via is OrganEvent.REBUILD:
+            return await self._restart(tx, row, actor, reason, decision_ids)
+        action = {OrganEvent.CANCEL: "organ.cancel", OrganEvent.APPROVE: "organ.approve"}.get(via, "organ.status")
+        await self._settle_manually(tx, row, new, actor, action, reason, decision_ids)
+        return {"id": organ_id, "state": new}
 
     async def _settle_manually(self, tx: Tx, row: Any, new: str, actor: str, action: str, reason: str | None,
-                               decision: Decision) -> None:
+                               decision_ids: tuple[str, ...]) -> None:
         now = time.time()
         old = row.state
         times = dict(row.stage_times or {})
@@ -220,7 +235,7 @@ class OrganBuilder:
         if new != old:
             await self.events.emit(tx, "organ.stage", f"organ:{row.id}", {"id": row.id, "state": new, "from": old, "actor": actor})
         await self.audit.record(tx, actor, action, f"organ:{row.id}", {"state": old, "auto": row.auto},
-                                {"state": new, "auto": False}, reason, [decision.decision_id])
+                                {"state": new, "auto": False}, reason, list(decision_ids))
         started = row.build_started_at
 
         def settled() -> None:
@@ -233,25 +248,41 @@ class OrganBuilder:
         """Build the same organ again from its stored template: same id, fresh stages, attempts + 1. The
         cells are selected again (a live or draft record; a cell whose only record of its version is
         disabled, failed or rolled back is a 409 `conflict`). Audited."""
-        decision = self._gate()
-        async with self.db.transaction() as tx:
-            row = await store.get_row(tx.conn, organ_id)
-            template = parse_organ(row.template)
-            cells = [{"id": c["id"], "record_id": c["record_id"]} for c in await self._ensure_cells(tx, list(template.cells), actor, organ_id)]
-            now = time.time()
-            deadline = now + self.progress.delays_s[DRAFT]
-            attempts = row.attempts + 1
-            await store.restart_build(tx, organ_id, attempts, cells, deadline, now)
-            await self.events.emit(tx, "organ.stage", f"organ:{organ_id}",
-                                   {"id": organ_id, "state": DRAFT, "from": row.state, "attempt": attempts})
-            await self.audit.record(tx, actor, "organ.rebuild", f"organ:{organ_id}", {"state": row.state, "attempts": row.attempts},
-                                    {"state": DRAFT, "attempts": attempts}, reason, [decision.decision_id])
-            was_building = organ_is_building(row.state)
+        return await self.move(organ_id, OrganEvent.REBUILD, actor, reason)
 
-            def restarted() -> None:
-                self.rows.forget([organ_id])
-                self.progress.started([(organ_id, row.template_id, attempts)], deadline, now, 0 if was_building else 1)
+    async def _restart(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> dict[str, Any]:
+        organ_id = row.id
+        template = parse_organ(row.template)
+        cells = [{"id": c["id"], "record_id": c["record_id"]} for c in await self._ensure_cells(tx, list(template.cells), actor, organ_id)]
+        now = time.time()
+        deadline = now + self.progress.delays_s[DRAFT]
+        attempts = row.attempts + 1
+        await store.restart_build(tx, organ_id, attempts, cells, deadline, now)
+        await self.events.emit(tx, "organ.stage", f"organ:{organ_id}",
+                               {"id": organ_id, "state": DRAFT, "from": row.state, "attempt": attempts})
+        await self.audit.record(tx, actor, "organ.rebuild", f"organ:{organ_id}", {"state": row.state, "attempts": row.attempts},
+                                {"state": DRAFT, "attempts": attempts}, reason, list(decision_ids))
+        was_building = organ_is_building(row.state)
 
-            tx.after_commit(restarted)
+        def restarted() -> None:
+            self.rows.forget([organ_id])
+            self.progress.started([(organ_id, row.template_id, attempts)], deadline, now, 0 if was_building else 1)
+
+        tx.after_commit(restarted)
         return {"organ_id": organ_id, "state": DRAFT}
 
+    async def start_in(self, tx: Tx, template: OrganTemplate, cells: list[dict[str, str]], actor: str,
+                       decision_ids: list[str]) -> str:
+        """Inside the caller's transaction: a new organ in draft from a registered template, with the cell
+        records a plan chose (`[{id, record_id}]`). Its stages start once the transaction commits."""
+        organ_id = f"organ-{await tx.next_counter('organ')}"
+        now = time.time()
+        deadline = now + self.progress.delays_s[DRAFT]
+        subject = f"organ:{organ_id}"
+        await store.insert_organs(tx, [(organ_id, template.id, template_dict(template), DRAFT, True, deadline, 1, cells,
+                                        {DRAFT: now}, now, None, now, now)])
+        await self.events.emit(tx, "organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1})
+        await self.audit.record(tx, actor, "organ.build", subject, None,
+                                {"state": DRAFT, "template_id": template.id, "version": template.version}, None, decision_ids)
+        tx.after_commit(lambda: self.progress.started([(organ_id, template.id, 1)], deadline, now, 1))
+        return organ_id

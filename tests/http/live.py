@@ -36,6 +36,21 @@ class Live:
         r = await self.http.post(f"/organs/{organ_id}/status", json={"state": state})
         assert r.status_code == 200, r.text
 
+    async def hold(self, organ_id: str) -> str:
+        """Stop the organ's automatic progression where it is (a manual move to its own state); returns it."""
+        while True:  # the build may take its next step between the read and the move: then hold there
+            state = (await self.http.get(f"/organs/{organ_id}/status")).json()["state"]
+            r = await self.http.post(f"/organs/{organ_id}/status", json={"state": state})
+            if r.status_code == 200:
+                return state
+            assert r.json()["code"] == "invalid_transition", r.text
+
+    async def restart(self, organ_id: str) -> str:
+        """Rebuild the organ (back to draft, by the transition table) and hold it; returns where it holds."""
+        r = await self.http.post(f"/organs/{organ_id}/rebuild")
+        assert r.status_code == 200, r.text
+        return await self.hold(organ_id)
+
 
 async def frame(ws: ClientConnection) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))

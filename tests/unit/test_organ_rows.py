@@ -11,8 +11,8 @@ async def test_status_follows_stages_manual_moves_and_cell_moves(core: Core) -> 
     await until_state(core, organ_id, "stable")  # automatic moves (batched) invalidate the cached row
     first = await core.organs.status(organ_id, query=False)
     assert first == await core.organs.status(organ_id, query=False)  # served from the cache
-    await core.organs.set_status(organ_id, "canary", "by hand", "admin")
-    assert (await core.organs.status(organ_id, query=False))["state"] == "canary"
+    await core.organs.set_status(organ_id, "failed", "by hand", "admin")
+    assert (await core.organs.status(organ_id, query=False))["state"] == "failed"
     record_id = first["cells"][0]["record_id"]
     await core.factory.approve(record_id, "admin")
     cells = (await core.organs.status(organ_id, query=False))["cells"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,14 @@ def test_manual_control_matches_the_model(tmp_path: Path) -> None:
         for op, arg in ops:
             if op == "status":
                 assert arg is not None
+                legal = arg == "failed" or (state != "failed" and STATES.index(arg) >= STATES.index(state))
+                if not legal:  # backwards, or out of failed: the table refuses, nothing is written
+                    with pytest.raises(InvalidTransition) as refused:
+                        await core.organs.set_status(organ_id, arg, "property", "operator")
+                    assert refused.value.body()["from"] == state and refused.value.body()["to"] == arg
+                    status = await core.organs.status(organ_id, query=False)
+                    assert status["state"] == state
+                    continue
                 await core.organs.set_status(organ_id, arg, "property", "operator")
                 failures += state in BUILDING and arg == "failed"
                 changes += arg != state

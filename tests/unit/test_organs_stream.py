@@ -7,16 +7,30 @@ import asyncio
 import pytest
 
 from neira.core import Core
+from neira.errors import InvalidTransition, NotFound
 from neira.organs import stream as organ_stream_module
-from neira.errors import NotFound
 
 VOICE = "organ.voice.v1"
 
 
 async def held_organ(core: Core) -> str:
     _, body = await core.organs.build({"organ_template": VOICE}, "admin")
-    await core.organs.set_status(body["organ_id"], "draft", None, "admin")
+    await hold_in_draft(core, body["organ_id"])
     return body["organ_id"]
+
+
+async def hold_in_draft(core: Core, organ_id: str) -> None:
+    """Back to draft (a rebuild, if it moved on) and held there: no timer moves it again."""
+    while True:
+        state = (await core.organs.status(organ_id, query=False))["state"]
+        if state != "draft":
+            await core.organs.rebuild(organ_id, "admin")
+            continue
+        try:
+            await core.organs.set_status(organ_id, "draft", None, "admin")
+            return
+        except InvalidTransition:  # it took its next step between the read and the move
+            continue
 
 
 async def test_snapshot_then_changes(core: Core) -> None:
@@ -43,8 +57,10 @@ async def test_lagging_subscriber_gets_a_fresh_snapshot(core: Core, monkeypatch:
     organ_id = await held_organ(core)
     frames = core.organs.stream(organ_id)
     await anext(frames)
-    for target in ["canary", "experimental", "draft"] * 5:  # 15 changes into a queue of 4: publisher never waits
-        await core.organs.set_status(organ_id, target, None, "admin")
+    for _ in range(5):  # 15+ changes into a queue of 4: publisher never waits
+        await core.organs.set_status(organ_id, "canary", None, "admin")
+        await core.organs.set_status(organ_id, "experimental", None, "admin")
+        await hold_in_draft(core, organ_id)
     frame = await anext(frames)
     latest = [e for e in await core.events.list(0, 1000) if e.subject == f"organ:{organ_id}"][-1]
     assert frame == {"id": organ_id, "state": "draft", "seq": latest.seq}
