@@ -246,6 +246,13 @@ def cell_plan_step(t: CellTemplate, digest: str, backend: str, hitl: bool, ident
                         hitl=hitl, register=compat["catalog"] == "new", before=before)
 
 
+def create_step(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snapshot) -> CreateRecord | ReuseRecord:
+    """The step a factory create of `t` on `backend` takes over `snap` (the dry-run's plan shows it)."""
+    own = snap.records.get(t.id, [])
+    identity = next((r for r in own if r.version == t.version and r.backend == backend), None)
+    return cell_plan_step(t, digest, backend, hitl, identity, _compat(t, t.kind, digest, snap, identity))
+
+
 def cell_plan_view(t: CellTemplate, digest: str, backend: str, hitl: bool, identity: Candidate | None,
                    compat: dict[str, Any]) -> dict[str, Any]:
     """The dry-run's `plan`: `{id: null, base: null, changes, summary, text}` of the one change."""

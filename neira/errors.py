@@ -76,8 +76,8 @@ class NotFound(NeiraError):
 class InvalidTransition(NeiraError):
     code = "invalid_transition"
 
-    def __init__(self, from_state: str, to_state: str, reason: str | None = None) -> None:
-        super().__init__(reason or f"cannot move from {from_state} to {to_state}", **{"from": from_state, "to": to_state})
+    def __init__(self, from_state: str, to_state: str, reason: str | None = None, **extra: Any) -> None:
+        super().__init__(reason or f"cannot move from {from_state} to {to_state}", **{"from": from_state, "to": to_state}, **extra)
 
 
 class Conflict(NeiraError):

@@ -77,7 +77,7 @@ class Factory:
         cell_id, _, version = ref.partition("@")
         return await self.catalog.cell_template(cell_id, version or None)
 
-    async def _snapshot(self, t: CellTemplate) -> Snapshot:
+    async def snapshot(self, t: CellTemplate) -> Snapshot:
         """The catalog and the records a dry-run of `t` needs, from the in-memory read models."""
         latest_bodies = await self.catalog.latest_view(CELL)
         versions = await self.catalog.digests(CELL, t.id)
@@ -109,7 +109,7 @@ class Factory:
         key = (t.id, t.version, digest, req.backend, req.hitl, gate.rule, gate.action, gate.reason, gate.capability)
         result = self._memo.get(key)
         if result is None:
-            result = plan_cell(t, digest, req.backend, req.hitl, await self._snapshot(t), [gate])
+            result = plan_cell(t, digest, req.backend, req.hitl, await self.snapshot(t), [gate])
             if state == (self.catalog.generation, self.records.cache.generation):  # no commit while reading
                 if len(self._memo) >= PLAN_MEMO_SIZE:
                     self._memo.popitem(last=False)  # the oldest goes

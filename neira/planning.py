@@ -8,6 +8,7 @@ same facts again inside its transaction (`read_facts`) and refuses a plan whose 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -138,13 +139,14 @@ def _identity(rest: str) -> tuple[str, str, str]:
     return tid, version, backend
 
 
-async def live_organs(conn: AsyncConnection, template_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """organ template id → (id, state) of its newest organ that is not failed."""
+async def live_organs(conn: AsyncConnection, template_ids: list[str],
+                      states: Iterable[str] = LIVE_ORGAN_STATES) -> dict[str, tuple[str, str]]:
+    """organ template id → (id, state) of its newest organ in `states` (by default: not failed)."""
     if not template_ids:
         return {}
     o = tables.organs.c
     rows = await conn.execute(select(o.id, o.state, o.template_id, o.created_at).where(
-        o.template_id.in_(template_ids), o.state.in_([s.value for s in LIVE_ORGAN_STATES])))
+        o.template_id.in_(template_ids), o.state.in_([str(s) for s in states])))
     best: dict[str, Any] = {}
     for r in rows:  # newest first: created_at, then the larger organ-<n> (one group commit shares created_at)
         key = (r.created_at, len(r.id), r.id)

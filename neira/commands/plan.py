@@ -1,176 +1,199 @@
-"""Dry-run plans for commands: the changes a command would make, their reasons and policy decisions,
-`+ ~ - =` text, and a base hash of the state the plan was made against.
-
-The plan asks the same services the REST routes use (the factory's dry-run and selector, the policy
-engine's gates, the catalog), and only reads. Applying recomputes the plan: a different base means the
-world moved on, and the apply is refused as stale.
-"""
+"""Plans for commands: a resolution becomes one `Plan` (neira/plan.py) read from one snapshot — the steps,
+the policy's decisions (each asked once) and the facts the steps assume. Nothing here writes; apply carries
+out exactly these steps (neira/plan_apply.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
-
-from neira.commands.known import split_id
+from neira.catalog import CELL, ORGAN, parse_cell, parse_organ, template_digest
+from neira.cell_plan import create_step
+from neira.commands.plan_store import new_plan_id
 from neira.commands.resolve import Resolution
-from neira.errors import NeiraError
-from neira.policy import Decision
+from neira.errors import InvalidRequest, InvalidTransition, NotFound
+from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, OrganState, advance, organ_move
+from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Snapshot
+from neira.planning import cell_step, facts, is_dead, live_organs, organ_steps
+from neira.policy import OPEN_STATES
 
-MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
-_SUMMARY = {
-    "ru": "создать {create}, обновить {update}, удалить {delete}, без изменений {same}",
-    "en": "{create} to create, {update} to update, {delete} to delete, {same} unchanged",
-}
-_PLAN_LINE = {"ru": "План: {summary}.", "en": "Plan: {summary}."}
-_CELL_WHY_RU = {"create": "новая черновая запись клетки", "reuse": "используется {record_id} ({state})",
-                "no-op": "уже есть {record_id}", "update": "новая версия клетки"}
-_WHY = {
-    "ru": {"draft": "новый черновик adapter-клетки для «{word}»", "update": "новая версия {before} → {after}{delta}",
-           "new_organ": "новый шаблон органа {id} и черновая сборка", "build": "черновая сборка органа из шаблона {id}"},
-    "en": {"draft": "new adapter cell draft for '{word}'", "update": "new version {before} → {after}{delta}",
-           "new_organ": "new organ template {id} and a draft build", "build": "a draft organ built from template {id}"},
+LIFECYCLE_INTENTS = frozenset({"approve", "disable", "rollback", "cancel_build", "rebuild"})
+_CELL_MOVES = {"approve": CellEvent.APPROVE, "disable": CellEvent.DISABLE, "rollback": CellEvent.ROLLBACK}
+_ORGAN_MOVES = {"approve": OrganEvent.APPROVE, "cancel_build": OrganEvent.CANCEL, "rebuild": OrganEvent.REBUILD,
+                "disable": OrganEvent.SET}
+_DEAD = {
+    "en": "cell {cell} has only a {state} record ({record_id}) of version {version}; register a new version of it, then ask again",
+    "ru": "у клетки {cell} есть только запись {record_id} в состоянии {state} (версия {version}); зарегистрируйте новую версию и повторите",
 }
 
 
 class Services(Protocol):
-    """What planning reads: the factory's dry-run, the policy's gates, the catalog's organ templates."""
+    """What planning reads: the catalog, the factory's records and dry-run, the organ rows, the gates."""
 
-    factory: Any
-    policy: Any
     catalog: Any
+    factory: Any
+    organs: Any
+    policy: Any
+    db: Any
 
 
-def _decision(d: Any) -> dict[str, Any]:
-    out = {"decision_id": d.decision_id, "rule": d.rule, "action": d.action, "reason": d.reason}
-    if getattr(d, "capability", None):
-        out["capability"] = d.capability
-    return out
+def _decision(d: Any) -> Decision:
+    return Decision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason, capability=d.capability)
 
 
-async def make_plan(res: Resolution, svc: Services) -> dict[str, Any]:
-    """`{changes, policy: {allowed, violations, decisions}, base}` for a resolution that has a spec."""
-    if res.spec is None:
-        raise ValueError("only commands with a spec have plans")
-    if res.spec["kind"] == "factory_spec":
-        spec = res.spec["spec"]
-        report = await svc.factory.plan(spec["template"], spec["backend"], spec["hitl"])
-        changes = [_cell_change(report, None, res.lang)]
-        decisions = report["report"]["policy"]["decisions"]
-        catalog = None
-    else:
-        changes, decisions = await _organ_changes(res, svc)
-        catalog = await _organ_template(svc, res.spec["template"]["id"])
-    violations = [d for d in decisions if d["action"] == "deny"]
-    return {"changes": changes, "policy": {"allowed": not violations, "violations": violations, "decisions": decisions},
-            "base": base_hash(res, changes, decisions, catalog)}
+def _deny(rule: str, reason: str) -> Decision:
+    return Decision(decision_id=f"dec-{secrets.token_hex(6)}", rule=rule, action="deny", reason=reason)
 
 
-async def _organ_changes(res: Resolution, svc: Services) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    template = res.spec["template"]  # type: ignore[index]
+def _gates(decisions: list[Decision]) -> dict[str, str]:
+    return {d.capability: d.action for d in decisions if d.capability}
+
+
+def gate_verdicts(policy: Any) -> dict[str, str]:
+    """capability → allow | deny, as a plan's gate facts record them."""
+    return {name: "allow" if state in OPEN_STATES else "deny" for name, state in policy.capabilities.items()}
+
+
+async def make_plan(res: Resolution, svc: Services, plan_id: str | None = None) -> Plan:
+    """The plan of a resolution that changes something (a spec, or a lifecycle command with a target)."""
+    plan_id = plan_id or new_plan_id()
+    if res.spec is not None and res.spec["kind"] == "factory_spec":
+        return await _cell_plan(res, svc, plan_id)
+    if res.spec is not None:
+        return await _organ_plan(res, svc, plan_id)
+    if res.intent in LIFECYCLE_INTENTS and res.target is not None:
+        return await _move_plan(res, svc, plan_id)
+    raise ValueError("only commands with a spec or a lifecycle target have plans")
+
+
+async def _cell_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
+    spec = res.spec["spec"]  # type: ignore[index]
+    t = parse_cell(spec["template"])
+    digest = template_digest(t)
+    report = await svc.factory.plan(spec["template"], spec["backend"], spec["hitl"])
+    snap = await svc.factory.snapshot(t)
+    step = create_step(t, digest, spec["backend"], spec["hitl"], snap)
+    gate = svc.policy.gate(f"factory_{spec['backend']}")
+    decisions = [_decision(gate)]
+    for r in report["report"]["risks"]:
+        if r["severity"] == "error" and r["code"] != "capability_disabled":
+            decisions.append(_deny(f"factory.{r['code']}", r["message"]))
+    return Plan(id=plan_id, lang=res.lang, steps=[step], decisions=decisions, facts=facts([step], snap, _gates(decisions)))
+
+
+async def _organ_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
+    template = parse_organ(res.spec["template"])  # type: ignore[index]
+    body = res.spec["template"]  # type: ignore[index]
+    digest = template_digest(template)
     drafts = {d["id"]: d for d in res.new_cells}
-    changes: list[dict[str, Any]] = []
-    for cell_id in template["cells"]:
-        draft = drafts.get(cell_id)
-        try:
-            report = await svc.factory.plan(draft or cell_id)
-        except NeiraError:  # not in the catalog and not drafted here: the builder generates an adapter
-            changes.append({"action": "create", "kind": "cell", "id": cell_id, "after": "0.1.0",
-                            "reason": "not in the catalog: the builder drafts a generated adapter template"})
-            continue
-        changes.append(_cell_change(report, draft, res.lang))
+    cell_ids = list(template.cells)
+    latest = await svc.catalog.latest_view(CELL)
+    records = await svc.factory.records.cache.of_templates(cell_ids)
+    async with svc.db.read() as conn:
+        live = await live_organs(conn, [template.id])
+    organ_versions = await svc.catalog.digests(ORGAN, template.id)
+    snap = Snapshot(latest=latest, records=records, live_organs=live,
+                    digests={**{f"cell:{c}": await svc.catalog.digests(CELL, c) for c in cell_ids},
+                             f"organ:{template.id}": organ_versions})
+    steps: list[AnyStep] = [cell_step(c, snap, drafted=drafts.get(c), word=_word(drafts.get(c), res.lang),
+                                      context=f"organ template {template.id}") for c in cell_ids]
     decisions = [_decision(svc.policy.gate("organs_builder"))]
-    if any(c["action"] == "create" for c in changes):
+    if any(isinstance(s, CreateRecord) for s in steps):
         decisions.append(_decision(svc.policy.gate("factory_adapter")))
-    for dead in await svc.factory.dead_cells([c for c in template["cells"] if c not in drafts]):
-        decisions.append(_decision(Decision(
-            decision_id=f"dec-{secrets.token_hex(6)}", rule="cell.live_record", action="deny",
-            reason=f"cell {dead['cell']} has only a {dead['state']} record ({dead['record_id']}) of version "
-                   f"{dead['version']}; register a new version of it, then ask again")))
-    changes.append(await _organ_change(res, template, svc) | {"policy": decisions[:1]})
-    return changes, decisions
+    for s in steps:
+        if isinstance(s, Blocked):
+            decisions.append(_deny("cell.live_record", _DEAD.get(res.lang, _DEAD["en"]).format(
+                cell=s.template_id, state=s.state, record_id=s.record_id, version=s.version)))
+    registered = organ_versions.get(template.version)
+    if registered is not None and registered != digest:
+        decisions.append(_deny("catalog.conflict", f"{template.id} {template.version} is registered with other content"))
+    base_cells = set((await _catalog_organ(svc, res.base) or {}).get("cells", [])) if res.base else set()
+    added = [c for c in cell_ids if res.base and c not in base_cells]
+    steps = organ_steps(body, digest, registered is not None, res.base if res.intent == "update_organ" else None,
+                        added, steps, snap)
+    return Plan(id=plan_id, lang=res.lang, steps=steps, decisions=decisions, facts=facts(steps, snap, _gates(decisions)))
 
 
-def _cell_change(report: dict[str, Any], draft: dict[str, Any] | None, lang: str) -> dict[str, Any]:
-    """One cell's change from the factory's dry-run: reuse a live record, or a new draft record."""
-    raw = report["plan"]["changes"][0]
-    selector = report["report"]["selector"]
-    change: dict[str, Any] = {"action": raw["action"], "kind": "cell", "id": raw["id"]}
-    if selector["action"] == "reuse" and raw["action"] != "no-op":
-        change.update(action="reuse", record_id=selector["record_id"], state=selector["state"],
-                      reason=selector["reason"])
-    else:
-        change.update({k: raw[k] for k in ("before", "after", "reason", "record_id") if raw.get(k) is not None})
-    if draft is not None and change["action"] == "create":
-        word = (draft["metadata"]["aliases"].get(lang) or [draft["id"]])[0]
-        change["reason"] = _WHY[lang]["draft"].format(word=word)
-    change["policy"] = report["report"]["policy"]["decisions"] if change["action"] == "create" else []
-    return change
-
-
-async def _organ_change(res: Resolution, template: dict[str, Any], svc: Services) -> dict[str, Any]:
-    why = _WHY[res.lang]
-    change: dict[str, Any] = {"kind": "organ", "id": template["id"]}
-    if res.base and res.base != template["id"] and res.intent == "update_organ":
-        before = await _organ_template(svc, res.base)
-        added = [c for c in template["cells"] if c not in (before or {}).get("cells", [])]
-        delta = f" (+ {', '.join(added)})" if added else ""
-        return change | {"action": "update", "before": res.base, "after": template["id"],
-                         "reason": why["update"].format(before=res.base, after=template["id"], delta=delta)}
-    existing = await _organ_template(svc, template["id"])
-    reason = why["build"] if existing is not None else why["new_organ"]
-    return change | {"action": "create", "after": template["id"], "reason": reason.format(id=template["id"])}
-
-
-async def _organ_template(svc: Services, template_id: str) -> dict[str, Any] | None:
-    try:
-        return await svc.catalog.get_organ_template(template_id)
-    except NeiraError:
+def _word(draft: dict[str, Any] | None, lang: str) -> str | None:
+    if draft is None:
         return None
+    return (draft.get("metadata", {}).get("aliases", {}).get(lang) or [draft["id"]])[0]
 
 
-def base_hash(res: Resolution, changes: list[dict[str, Any]], decisions: list[dict[str, Any]],
-              catalog: dict[str, Any] | None = None) -> str:
-    """sha256 of what the plan depends on: the spec, each change's action and record, the gate verdicts, and
-    what the catalog holds under the organ template's id (another plan may register it first)."""
-    state = {
-        "spec": res.spec,
-        "catalog": catalog,
-        "changes": [{k: c.get(k) for k in ("action", "kind", "id", "record_id", "state", "before", "after")}
-                    for c in changes],
-        "gates": sorted((d["rule"], d["action"]) for d in decisions),
-    }
-    return hashlib.sha256(msgspec.json.encode(state, order="sorted")).hexdigest()
+async def _catalog_organ(svc: Services, template_id: str | None) -> dict[str, Any] | None:
+    if not template_id:
+        return None
+    found = (await svc.catalog.latest_view(ORGAN)).get(template_id)
+    return found
 
 
-def render(changes: list[dict[str, Any]], lang: str) -> tuple[str, str]:
-    """(summary, text): one `+ ~ - =` line per change, then the summary line, in the user's language."""
-    lines = []
-    for c in changes:
-        what = f"{c['kind']} {c['id']}"
-        if c["action"] == "update" and c.get("before"):
-            what += f" ({c['before']} → {c.get('after')})"
-        if c.get("record_id"):
-            what += f" [{c['record_id']}" + (f", {c['state']}]" if c.get("state") else "]")
-        reason = _localized_reason(c, lang)
-        lines.append(f"{MARKERS[c['action']]} {what}" + (f": {reason}" if reason else ""))
-    counts = {a: sum(1 for c in changes if c["action"] == a) for a in MARKERS}
-    summary = _SUMMARY.get(lang, _SUMMARY["en"]).format(
-        create=counts["create"], update=counts["update"], delete=counts["delete"], same=counts["reuse"] + counts["no-op"])
-    return summary, "\n".join([*lines, _PLAN_LINE.get(lang, _PLAN_LINE["en"]).format(summary=summary)])
+async def _move_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
+    target = res.target or {}
+    if target["kind"] == "cell":
+        if res.intent not in _CELL_MOVES:
+            raise InvalidRequest(f"{res.intent} applies to organs; {target['id']} is a cell")
+        record = await active_record(svc, target["id"])
+        event = _CELL_MOVES[res.intent]
+        after = _judged(record["id"], lambda: advance(record["state"], event, record.get("previous_state")))
+        step: AnyStep = MoveRecord(template_id=record["template_id"], record_id=record["id"], via=event.value,
+                                   before=record["state"], after=after)
+        decisions = [_decision(svc.policy.gate(f"factory_{record['backend']}"))] if event is CellEvent.APPROVE else []
+        states = {record["id"]: record["state"]}
+    else:
+        if res.intent not in _ORGAN_MOVES:
+            raise InvalidRequest(f"{res.intent} applies to cells; {target['id']} is an organ")
+        organ = await active_organ(svc, target["id"], allow_failed=res.intent == "rebuild")
+        via = _ORGAN_MOVES[res.intent]
+        wanted = OrganState.FAILED if via is OrganEvent.SET else None
+        after = _judged(organ["id"], lambda: organ_move(organ["state"], via, wanted))
+        step = MoveOrgan(template_id=organ["template_id"], organ_id=organ["id"], via=via.value,
+                         before=organ["state"], after=after)
+        decisions = [_decision(svc.policy.gate("organs_builder"))]
+        states = {organ["id"]: organ["state"]}
+    snap = Snapshot(latest={}, digests={}, records={})
+    return Plan(id=plan_id, lang=res.lang, steps=[step], decisions=decisions,
+                facts=facts([step], snap, _gates(decisions), states))
 
 
-def _localized_reason(change: dict[str, Any], lang: str) -> str:
-    """The factory words its reasons in English; Russian text lines get a Russian gloss instead (the JSON
-    keeps the factory's own reason)."""
-    reason = change.get("reason") or ""
-    if lang != "ru" or change["kind"] != "cell" or reason.startswith(("новый", "новая")):
-        return reason
-    return _CELL_WHY_RU[change["action"]].format(record_id=change.get("record_id", ""), state=change.get("state", ""))
+def _judged(target: str, move: Callable[[], Any]) -> str:
+    """The state a lifecycle move leads to; an illegal one is refused while planning, naming its target."""
+    try:
+        return str(move().value)
+    except InvalidTransition as exc:
+        raise InvalidTransition(exc.extra["from"], exc.extra["to"], exc.reason, target=target) from None
 
 
-def organ_family(template_id: str) -> str:
-    """organ.vision.v2 → organ.vision."""
-    return split_id(template_id)[0]
+async def active_record(svc: Services, ref: str, newest_if_dead: bool = False) -> dict[str, Any]:
+    """A record by id, or a template's active record: its stable one, else its newest live one — never a
+    dead one (NotFound names what there is), unless `newest_if_dead` (status shows the newest then)."""
+    if ref.startswith("cell-"):
+        return await svc.factory.get(ref)
+    found = (await svc.factory.records.cache.of_templates([ref])).get(ref, [])
+    if not found:
+        raise NotFound(f"no cell record of {ref} yet")
+    stable = [c for c in found if c.state == CellState.STABLE]
+    live = [c for c in found if not is_dead(c.state, c.previous_state) and c.state not in DEAD_CELL_STATES]
+    pick = max(stable or live or (found if newest_if_dead else []), key=lambda c: c.number, default=None)
+    if pick is None:
+        dead = ", ".join(f"{c.id} ({c.state})" for c in sorted(found, key=lambda c: c.number))
+        raise NotFound(f"{ref} has no live record: {dead}")
+    return await svc.factory.get(pick.id)
+
+
+async def active_organ(svc: Services, ref: str, allow_failed: bool = False) -> dict[str, Any]:
+    """An organ by id, or a template's active organ: its newest stable one, else its newest live one (a failed
+    one only where the command mends it: rebuild)."""
+    if not ref.startswith("organ."):
+        return await svc.organs.status(ref, query=False)
+    async with svc.db.read() as conn:
+        live = await live_organs(conn, [ref])
+        stable = await live_organs(conn, [ref], states=(OrganState.STABLE,))
+    chosen = stable.get(ref) or live.get(ref)
+    if chosen is None and allow_failed:
+        newest = await svc.organs.newest_of(ref)
+        chosen = (newest, "") if newest else None
+    if chosen is None:
+        raise NotFound(f"no live organ built from {ref}")
+    return await svc.organs.status(chosen[0], query=False)
+

@@ -1,5 +1,6 @@
 """Saved plans (table `plans`): a plan is kept with its base hash and session, so "apply" — by id or by
-saying «применить» in the same session — carries out exactly what was shown. Survives restarts."""
+saying «применить» in the same session — carries out exactly what was shown. Survives restarts. The apply
+marks its plan applied in its own transaction (`mark_applied`), so a plan is applied wholly once or not at all."""
 
 from __future__ import annotations
 
@@ -50,7 +51,12 @@ class PlanStore:
     async def load(self, plan_id: str) -> Any:
         """The stored row (id, session_id, base, body, created_at, applied_at, result); NotFound if unknown."""
         async with self.db.read() as conn:
-            row = (await conn.execute(select(P).where(P.c.id == plan_id))).first()
+            return await self.load_in(conn, plan_id)
+
+    @staticmethod
+    async def load_in(conn: Any, plan_id: str) -> Any:
+        """The stored row read on `conn` (inside the apply's transaction); NotFound if unknown."""
+        row = (await conn.execute(select(P).where(P.c.id == plan_id))).first()
         if row is None:
             raise NotFound(f"no plan {plan_id}")
         return row
@@ -61,21 +67,7 @@ class PlanStore:
             return (await conn.execute(
                 select(P).where(P.c.session_id == session_id).order_by(P.c.created_at.desc()).limit(1))).first()
 
-    async def claim(self, plan_id: str) -> bool:
-        """Mark the plan as being applied; False when it was applied (or is being applied) already."""
-        async with self.db.transaction() as tx:
-            done = await tx.conn.execute(
-                update(P).where(P.c.id == plan_id, P.c.applied_at.is_(None)).values(applied_at=time.time()))
-            return bool(done.rowcount)
-
-    async def release(self, plan_id: str) -> None:
-        """Undo a claim after a failed apply, so the plan can be tried again."""
-        async with self.db.transaction() as tx:
-            await tx.conn.execute(update(P).where(P.c.id == plan_id, P.c.result.is_(None)).values(applied_at=None))
-
-    async def finish(self, plan_id: str, result: dict[str, Any], audit: Any, actor: str, reason: str | None,
-                     decision_ids: list[str]) -> None:
-        """Keep what the apply did (for a repeated apply) and put the apply on the audit trail."""
-        async with self.db.transaction() as tx:
-            await tx.conn.execute(update(P).where(P.c.id == plan_id).values(result=result))
-            await audit.record(tx, actor, "command.apply", f"plan:{plan_id}", None, result, reason, decision_ids)
+    @staticmethod
+    async def mark_applied(tx: Any, plan_id: str, result: dict[str, Any]) -> None:
+        """Inside the apply's transaction: the plan is applied, with what it did (for a repeated apply)."""
+        await tx.conn.execute(update(P).where(P.c.id == plan_id).values(applied_at=time.time(), result=result))

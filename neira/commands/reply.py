@@ -17,8 +17,10 @@ _T: dict[str, dict[str, str]] = {
         "applied": "Готово: {done}.",
         "nothing_to_apply": "Применять нечего: в этой сессии нет плана. Сначала попросите что-нибудь создать.",
         "already_applied": "Этот план уже применён.",
-        "stale": "План устарел: с момента его создания что-то изменилось. Повторите команду, чтобы получить новый план.",
-        "done": "{intent}: {target} → {state}.",
+        "stale": "План устарел: {reason}.",
+        "refused": "Нельзя: {violations}.",
+        "invalid_transition": "Так нельзя: {target} сейчас в состоянии {from_state}, переход в {to_state} не предусмотрен.",
+        "missing": "Не нашёл: {reason}.",
         "status": "{target}: {state}.",
         "status_all": "Органов: {organs}, записей клеток: {records}, безопасный режим: {safe}.",
         "list_organs": "Органы: {items}.",
@@ -49,8 +51,10 @@ _T: dict[str, dict[str, str]] = {
         "applied": "Done: {done}.",
         "nothing_to_apply": "Nothing to apply: this session has no plan yet. Ask me to create something first.",
         "already_applied": "That plan was already applied.",
-        "stale": "The plan is stale: something changed since it was made. Repeat the command for a fresh plan.",
-        "done": "{intent}: {target} → {state}.",
+        "stale": "The plan is stale: {reason}.",
+        "refused": "Not allowed: {violations}.",
+        "invalid_transition": "That move is not possible: {target} is {from_state}, and {to_state} is not a legal next state.",
+        "missing": "Not found: {reason}.",
         "status": "{target}: {state}.",
         "status_all": "Organs: {organs}, cell records: {records}, safe mode: {safe}.",
         "list_organs": "Organs: {items}.",
@@ -108,3 +112,56 @@ def failure_body(f: ParseFailure) -> dict[str, Any]:
     if f.corrected:
         out["corrected"] = f.corrected
     return out
+
+
+_RULES = {
+    "ru": {"role": "роль «{role}» может только читать", "admin": "это может только администратор",
+           "safe_mode": "включён безопасный режим: менять может только администратор",
+           "capability": "возможность {capability} закрыта ({state})"},
+    "en": {"role": "the {role} role may only read", "admin": "only the admin may do this",
+           "safe_mode": "safe mode is on: only the admin may change things",
+           "capability": "capability {capability} is {state}"},
+}
+
+
+def violations_text(lang: str, violations: list[dict[str, Any]]) -> str:
+    """The policy's refusals in `lang` (the decisions' own reasons are kept in the JSON)."""
+    words = _RULES.get(lang, _RULES["en"])
+    out = []
+    for v in violations:
+        rule, reason = v.get("rule", ""), v.get("reason", "")
+        if rule.startswith("capability.") and v.get("capability"):
+            out.append(words["capability"].format(capability=v["capability"], state=reason.rsplit(" ", 1)[-1]))
+        elif rule == "role":
+            out.append(words["admin"] if "admin" in reason else words["role"].format(role=reason.split()[1]))
+        elif rule == "safe_mode":
+            out.append(words["safe_mode"])
+        else:
+            out.append(reason)
+    return "; ".join(out)
+
+
+def error_reply(lang: str, exc: Any) -> str:
+    """A service error as a reply in `lang`: lifecycle refusals and stale plans are worded here."""
+    body = exc.body()
+    if exc.code == "invalid_transition":
+        return say(lang, "invalid_transition", target=body.get("target", ""), from_state=body["from"], to_state=body["to"])
+    if exc.code == "plan_stale":
+        return say(lang, "stale", reason=exc.reason)
+    if exc.code == "not_found":
+        return say(lang, "missing", reason=exc.reason)
+    return say(lang, "service_error", reason=exc.reason)
+
+
+def done_text(lang: str, applied: list[dict[str, Any]]) -> str:
+    """What an apply did, one item per change: `cell-3 (analysis.x.v1): draft`, `organ-2 (organ.voice.v1)`."""
+    words = {"ru": "ничего не изменилось", "en": "nothing changed"}
+    items = []
+    for a in applied:
+        ident = a.get("organ_id") or a.get("record_id")
+        if a["action"] in ("reuse", "no-op"):
+            continue
+        label = f"{a['kind']} {ident} ({a['id']})" if ident and ident != a["id"] else f"{a['kind']} {a['id']}"
+        after = a.get("after")
+        items.append(f"{label}: {after}" if isinstance(after, str) and a["kind"] != "template" else label)
+    return ", ".join(items) or words.get(lang, words["en"])

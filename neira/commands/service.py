@@ -3,33 +3,30 @@ saying «применить» / "apply" in the same session. One code path for R
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-import weakref
 from typing import Any
 
 import msgspec
 
-from neira.catalog import CELL, ORGAN
+from neira.catalog import CELL, ORGAN, check_id
 from neira.commands import actions
 from neira.commands.known import Known
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
 from neira.commands.parse import parse
-from neira.commands.plan import make_plan, render
-from neira.commands.plan_store import PlanStore, new_plan_id
-from neira.commands.reply import failure_body, failure_reply, say
+from neira.commands.intents import Does, does
+from neira.commands.plan import gate_verdicts, make_plan
+from neira.commands.plan_store import PlanStore
+from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
 from neira.commands.resolve import Resolution, resolve
-from neira.errors import NeiraError, PlanStale
+from neira.errors import NeiraError
 from neira.events import Subscription
+from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
+from neira.plan_apply import CoreExecutor, carry_out, check_facts
 from neira.policy import Decision, decision_error
+from neira.structs import to_builtins
 
-SPEC_INTENTS = frozenset({"create_organ", "update_organ", "build_pipeline", "create_cell"})
-_RESOLUTION = msgspec.json.Decoder(Resolution)
-
-
-READ_INTENTS = frozenset({"status", "list", "help"})  # what a viewer (or an operator in safe mode) may say
 
 
 class CommandService:
@@ -44,7 +41,7 @@ class CommandService:
         self._built: tuple[str, ...] | None = None  # template ids of the organs built so far
         self._events: Subscription | None = None  # every event, to know when `_built` must be re-read
         self._counters: dict[tuple[str, str], Any] = {}  # (intent, outcome) → its neira_commands_total child
-        self._applying: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.executor = CoreExecutor(core.factory, core.catalog, core.organs)
 
     async def known(self) -> Known:
         """The resolver's view of the catalog and of the organs built so far. The catalog's in-memory maps
@@ -103,44 +100,51 @@ class CommandService:
                                "policy": {"allowed": True, "violations": []}, "plan": None, "session_id": session_id}
         if res.target is not None:
             out["target"] = res.target
+        how = does(res.intent)
+        if how is not Does.READ:  # the route is open to every role; writes are checked here
+            refused = self.core.policy.access(actor, write=True)
+            if any(d.denied for d in refused):
+                self._count(res.intent, "denied")
+                violations = [_decision_body(d) for d in refused if d.denied]
+                return out | {"policy": {"allowed": False, "violations": violations},
+                              "error": decision_error(next(d for d in refused if d.denied)).body(),
+                              "reply": say(res.lang, "refused", violations=violations_text(res.lang, violations))}
         try:
-            if res.intent not in READ_INTENTS:  # the route is open to every role; writes are checked here
-                self.core.policy.authorize(actor, write=True)
-            if res.intent in SPEC_INTENTS:
+            if how is Does.PLAN:
                 return await self._plan(res, session_id, out, text, actor)
-            if res.intent == "apply":
+            if how is Does.APPLY:
                 return await self._apply_in_session(res, session_id, actor, out)
             if res.intent == "help":
                 self._count("help", "done")
                 return out | {"reply": say(res.lang, "help")}
-            result, reply = await actions.run(res, self.core, actor)
+            result, reply = await actions.run(res, self.core)
         except NeiraError as exc:
             self._count(res.intent, "stale" if exc.code == "plan_stale" else "error")
-            key = "stale" if exc.code == "plan_stale" else "service_error"
-            return out | {"error": exc.body(), "reply": say(res.lang, key, reason=exc.reason)}
+            return out | {"error": exc.body(), "reply": error_reply(res.lang, exc)}
         self._count(res.intent, "done")
         target = out.get("target")
-        record = result.get("id") or result.get("organ_id") if isinstance(result, dict) else None
-        if target and target["kind"] == "organ" and target["id"].startswith("organ.") and isinstance(record, str):
-            out["target"] = {"kind": "organ", "id": record, "template_id": target["id"]}  # the organ it acted on
+        if target and target["id"] != result.get("id") and isinstance(result.get("id"), str):
+            out["target"] = {"kind": target["kind"], "id": result["id"], "template_id": target["id"]}  # what it read
         return out | {"result": result, "reply": reply}
 
     async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str, actor: str) -> dict[str, Any]:
         started = time.perf_counter()
-        planned = await make_plan(res, self.core)
-        summary, text = render(planned["changes"], res.lang)
-        plan = {"id": new_plan_id(), "base": planned["base"], "changes": planned["changes"], "summary": summary, "text": text}
-        await self.store.save(plan["id"], session_id, plan["base"],
-                              {"resolution": msgspec.to_builtins(res), "plan": plan, "policy": planned["policy"],
-                               "text": said, "actor": actor})
+        plan = await make_plan(res, self.core)
+        shown = plan_view(plan)
+        await self.store.save(plan.id, session_id, plan.base,
+                              {"plan": to_builtins(plan), "text": said, "actor": actor, "intent": res.intent})
         self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
-        policy = {"allowed": planned["policy"]["allowed"], "violations": planned["policy"]["violations"]}
-        self._count(res.intent, "planned" if policy["allowed"] else "denied")
-        if policy["allowed"]:
-            reply = say(res.lang, "planned", summary=summary)
+        violations = [to_builtins(d) for d in plan.decisions if d.action == "deny"]
+        self._count(res.intent, "planned" if plan.allowed else "denied")
+        if plan.allowed:
+            reply = say(res.lang, "planned", summary=shown.summary)
         else:
-            reply = say(res.lang, "planned_denied", violations="; ".join(v["reason"] for v in policy["violations"]))
-        return out | {"policy": policy, "plan": plan, "reply": reply + "\n" + text}
+            reply = say(res.lang, "planned_denied", violations=violations_text(res.lang, violations))
+        target = _acted_on(plan)
+        if target is not None:
+            out["target"] = target
+        return out | {"policy": {"allowed": plan.allowed, "violations": violations}, "plan": to_builtins(shown),
+                      "reply": reply + "\n" + shown.text}
 
     async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: dict[str, Any]) -> dict[str, Any]:
         row = await self.store.load(res.plan_id) if res.plan_id else await self.store.last_of_session(session_id)
@@ -150,66 +154,31 @@ class CommandService:
             self._count("apply", "nothing")
             return out | {"reply": say(res.lang, "nothing_to_apply")}
         applied = await self.apply(row.id, actor)
-        self._count("apply", "applied" if not applied.get("already_applied") else "repeat")
-        return out | {"plan": applied["plan"], "result": applied["result"], "reply": applied["reply"]}
+        self._count("apply", "applied" if not applied["already_applied"] else "repeat")
+        return out | {k: applied[k] for k in ("plan", "applied", "summary", "already_applied", "reply")}
 
     async def apply(self, plan_id: str, actor: str) -> dict[str, Any]:
-        """Carry out a saved plan once; PlanStale (409) when its base no longer matches the state. Applies of
-        one plan run one at a time, so a double click gets the first apply's result, not a refusal."""
-        lock = self._applying.get(plan_id)
-        if lock is None:
-            lock = self._applying[plan_id] = asyncio.Lock()
-        async with lock:
-            return await self._apply_once(plan_id, actor)
-
-    async def _apply_once(self, plan_id: str, actor: str) -> dict[str, Any]:
-        row = await self.store.load(plan_id)
-        res = _RESOLUTION.decode(msgspec.json.encode(row.body["resolution"]))
-        plan = row.body["plan"]
-        if row.applied_at is not None:
-            if row.result is None:  # claimed by a run that died before it finished (no apply runs now)
-                raise PlanStale(f"an earlier apply of {plan_id} was interrupted; ask again for a fresh plan")
-            return {"plan_id": plan_id, "plan": plan, "already_applied": True, "result": row.result,
-                    "reply": say(res.lang, "already_applied")}
-        fresh = await make_plan(res, self.core)
-        if fresh["base"] != row.base:
-            raise PlanStale(f"{plan_id} was made against another state; ask again for a fresh plan")
-        for violation in fresh["policy"]["violations"]:
-            raise decision_error(_as_decision(violation))
-        if not await self.store.claim(plan_id):
-            raise PlanStale(f"{plan_id} is being applied already")
-        try:
-            result = await self._execute(res, actor)
-        except BaseException:
-            await self.store.release(plan_id)
-            raise
-        decision_ids = [d["decision_id"] for d in fresh["policy"]["decisions"]]
-        await self.store.finish(plan_id, result, self.core.audit, actor, row.body.get("text"), decision_ids)
-        done = ", ".join(f"{k} {v}" for k, v in _done_items(result))
-        return {"plan_id": plan_id, "plan": plan, "already_applied": False, "result": result,
-                "reply": say(res.lang, "applied", done=done)}
-
-    async def _execute(self, res: Resolution, actor: str) -> dict[str, Any]:
-        spec = res.spec or {}
-        if spec.get("kind") == "factory_spec":
-            status, record = await self.core.factory.create(spec["spec"], actor)
-            return {"cell": {"record_id": record["id"], "state": record["state"], "template_id": record["template_id"],
-                             "created": status == 201}}
-        drafts = []
-        for draft in res.new_cells:
-            status, record = await self.core.factory.create({"template": draft, "backend": "adapter", "hitl": True}, actor)
-            drafts.append({"record_id": record["id"], "state": record["state"], "template_id": draft["id"]})
-        template = spec["template"]
-        try:
-            existing = await self.core.catalog.get_organ_template(template["id"])
-        except NeiraError:
-            await self.core.catalog.put_organ_template(template)
-        else:
-            if _organ_body(existing) != _organ_body(template):
-                raise PlanStale(f"{template['id']} was registered with other cells meanwhile; ask again for a fresh plan")
-        _, built = await self.core.organs.build({"organ_template": template["id"]}, actor)
-        return {"cells": drafts, "organ": {"organ_id": built["organ_id"], "state": built["state"],
-                                           "template_id": template["id"]}}
+        """Carry out a saved plan exactly as shown, once, in one transaction: its facts are read again first
+        (PlanStale, 409, when one moved), then every step runs; the plan is marked applied and the apply
+        audited in the same transaction, so a crash leaves all of it or none. A repeated apply (or one that
+        waited for the first) answers the first one's result."""
+        check_id(plan_id, "plan id")
+        await self.core.catalog.index()  # loaded before the writer lock: the steps read it from memory
+        async with self.core.db.transaction() as tx:
+            row = await self.store.load_in(tx.conn, plan_id)
+            plan = msgspec.convert(row.body["plan"], Plan)
+            shown = to_builtins(plan_view(plan))
+            if row.applied_at is not None:
+                return {"plan_id": plan_id, "plan": shown, "already_applied": True, **row.result,
+                        "reply": say(plan.lang, "already_applied")}
+            await check_facts(tx, plan, gate_verdicts(self.core.policy))
+            applied = [to_builtins(a) for a in await carry_out(tx, plan, actor, self.executor)]
+            result = {"applied": applied, "summary": shown["summary"]}
+            await self.store.mark_applied(tx, plan_id, result)
+            await self.core.audit.record(tx, actor, "command.apply", f"plan:{plan_id}", None, result,
+                                         row.body.get("text"), [d.decision_id for d in plan.decisions])
+        return {"plan_id": plan_id, "plan": shown, "already_applied": False, **result,
+                "reply": say(plan.lang, "applied", done=done_text(plan.lang, applied))}
 
     def _count(self, intent: str, outcome: str) -> None:
         child = self._counters.get((intent, outcome))
@@ -218,21 +187,17 @@ class CommandService:
         child.inc()
 
 
-def _organ_body(template: dict[str, Any]) -> dict[str, Any]:
-    """What makes two organ templates the same organ: cells and pathways."""
-    return {"cells": template.get("cells"), "pathways": template.get("pathways")}
+def _decision_body(d: Decision) -> dict[str, Any]:
+    return {k: v for k, v in to_builtins(d).items() if v is not None}  # type: ignore[union-attr]
 
 
-def _done_items(result: dict[str, Any]) -> list[tuple[str, str]]:
-    items = [("cell", f"{c['record_id']} ({c['template_id']}, {c['state']})") for c in result.get("cells", [])]
-    if "cell" in result:
-        c = result["cell"]
-        items.append(("cell", f"{c['record_id']} ({c['template_id']}, {c['state']})"))
-    if "organ" in result:
-        o = result["organ"]
-        items.append(("organ", f"{o['organ_id']} ({o['template_id']}, {o['state']})"))
-    return items
-
-
-def _as_decision(violation: dict[str, Any]) -> Decision:
-    return Decision(**{k: violation[k] for k in ("decision_id", "rule", "action", "reason", "capability") if k in violation})
+def _acted_on(plan: Plan) -> dict[str, str] | None:
+    """The exact record or organ a one-change lifecycle plan names."""
+    if len(plan.steps) != 1:
+        return None
+    step = plan.steps[0]
+    if isinstance(step, MoveRecord):
+        return {"kind": "cell", "id": step.record_id, "template_id": step.template_id}
+    if isinstance(step, MoveOrgan):
+        return {"kind": "organ", "id": step.organ_id, "template_id": step.template_id}
+    return None

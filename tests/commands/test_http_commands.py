@@ -25,10 +25,11 @@ async def test_seed_create_voice_organ_plans_without_writing(client):
     assert [(c["action"], c["kind"], c["id"]) for c in plan["changes"]] == [
         ("create", "cell", VOICE[0]), ("create", "cell", VOICE[1]), ("create", "cell", VOICE[2]),
         ("create", "organ", "organ.voice.v1")]
-    assert plan["text"].splitlines()[0].startswith("+ cell analysis.text_normalize.v1")
     assert plan["summary"] == "создать 4, обновить 0, удалить 0, без изменений 0"
     assert plan["text"].splitlines()[-1] == "План: создать 4, обновить 0, удалить 0, без изменений 0."
-    assert plan["text"].splitlines()[0] == "+ cell analysis.text_normalize.v1: новая черновая запись клетки"
+    assert plan["text"].splitlines()[0] == (
+        "+ cell analysis.text_normalize.v1 — новая черновая запись analysis.text_normalize.v1 1.0.0")
+    assert plan["text"].splitlines()[3] == "+ organ organ.voice.v1 — черновая сборка органа из шаблона organ.voice.v1"
     assert (await client.get("/organs/", headers=auth())).json() == []  # a plan writes nothing
 
 
@@ -38,10 +39,13 @@ async def test_seed_update_vision_shows_the_update_from_v1(client):
     template = body["spec"]["template"]
     assert template["id"] == "organ.vision.v2" and template["version"] == "2.0.0"
     assert "analysis.grayscale.v1" in template["cells"]
-    organ = body["plan"]["changes"][-1]
-    assert {k: organ[k] for k in ("action", "kind", "id", "before", "after")} == {
-        "action": "update", "kind": "organ", "id": "organ.vision.v2", "before": "organ.vision.v1", "after": "organ.vision.v2"}
-    assert "~ organ organ.vision.v2 (organ.vision.v1 → organ.vision.v2)" in body["plan"]["text"]
+    template_change, build = body["plan"]["changes"][-2:]
+    assert template_change == {
+        "action": "update", "kind": "template", "id": "organ.vision.v2", "before": "organ.vision.v1",
+        "after": "organ.vision.v2",
+        "reason": "новый шаблон органа organ.vision.v2 на основе organ.vision.v1 (+ analysis.grayscale.v1)"}
+    assert (build["action"], build["kind"], build["id"]) == ("create", "organ", "organ.vision.v2")
+    assert "~ template organ.vision.v2 — новый шаблон органа organ.vision.v2 на основе organ.vision.v1" in body["plan"]["text"]
 
 
 async def test_seed_build_speak_pipeline(client):
@@ -55,8 +59,10 @@ async def test_apply_in_session_builds_and_a_repeat_is_idempotent(client):
     r = await say(client, "apply", session="s-apply")
     body = r.json()
     assert r.status_code == 200 and body["intent"] == "apply" and body["lang"] == "en"
-    organ_id = body["result"]["organ"]["organ_id"]
-    assert body["result"]["organ"]["template_id"] == "organ.voice.v1"
+    organ = next(a for a in body["applied"] if a["kind"] == "organ")
+    organ_id = organ["organ_id"]
+    assert organ["id"] == "organ.voice.v1"
+    assert [(a["kind"], a["record_id"]) for a in body["applied"][:3]] == [("cell", "cell-1"), ("cell", "cell-2"), ("cell", "cell-3")]
     organs = (await client.get("/organs/", headers=auth())).json()
     assert [o["id"] for o in organs] == [organ_id]
     audit = (await client.get("/api/neira/audit", headers=auth())).json()
@@ -64,7 +70,7 @@ async def test_apply_in_session_builds_and_a_repeat_is_idempotent(client):
     applied = [a for a in entries if a["action"] == "command.apply"]
     assert len(applied) == 1 and applied[0]["reason"] == "create voice organ v1" and applied[0]["actor"] == "admin"
     again = (await say(client, "применить", session="s-apply")).json()
-    assert again["result"] == body["result"] and again["lang"] == "ru"
+    assert again["applied"] == body["applied"] and again["already_applied"] is True and again["lang"] == "ru"
     assert len((await client.get("/organs/", headers=auth())).json()) == 1
 
 
@@ -73,7 +79,8 @@ async def test_apply_route_and_stale_plan(client):
     second = (await say(client, "create cell summarize v1", session="s-2")).json()
     assert first["spec"]["kind"] == "factory_spec" and first["spec"]["spec"]["backend"] == "adapter"
     r = await client.post(f"{URL}/plans/{first['plan']['id']}/apply", headers=auth())
-    assert r.status_code == 200 and r.json()["result"]["cell"]["created"] is True
+    assert r.status_code == 200 and r.json()["applied"][0]["record_id"] == "cell-1"
+    assert r.json()["summary"] == "создать 1, обновить 0, удалить 0, без изменений 0"
     stale = await client.post(f"{URL}/plans/{second['plan']['id']}/apply", headers=auth())
     assert stale.status_code == 409 and stale.json()["code"] == "plan_stale"
     chat = (await say(client, "apply", session="s-2")).json()
@@ -100,9 +107,15 @@ async def test_lifecycle_by_chat_reaches_the_same_services(client):
     await say(client, "create cell summarize v1", session="s-life")
     await say(client, "apply", session="s-life")
     body = (await say(client, "одобри клетку analysis.summarize.v1", session="s-life")).json()
-    assert body["intent"] == "approve" and body["target"] == {"kind": "cell", "id": "analysis.summarize.v1"}
-    assert body["result"]["state"] == "canary"
-    record = (await client.get(f"/factory/cells/{body['result']['id']}", headers=auth())).json()
+    assert body["intent"] == "approve"
+    assert body["target"] == {"kind": "cell", "id": "cell-1", "template_id": "analysis.summarize.v1"}
+    assert body["plan"]["changes"] == [{
+        "action": "update", "kind": "cell", "id": "analysis.summarize.v1", "record_id": "cell-1",
+        "before": "draft", "after": "canary", "reason": "одобрить cell-1: draft → canary"}]
+    assert (await client.get("/factory/cells/cell-1", headers=auth())).json()["state"] == "draft"  # a plan only
+    applied = (await say(client, "применить", session="s-life")).json()
+    assert applied["applied"][0]["record_id"] == "cell-1" and applied["reply"] == "Готово: cell cell-1 (analysis.summarize.v1): canary."
+    record = (await client.get("/factory/cells/cell-1", headers=auth())).json()
     assert record["state"] == "canary"
     status = (await say(client, "status of cell analysis.summarize.v1")).json()
     assert status["result"]["state"] == "canary"
@@ -116,8 +129,10 @@ async def test_a_template_id_names_its_newest_record_or_organ(client):
         template = {"id": "analysis.tally.v1", "version": version, "analysis_type": "tally", "links": [],
                     "metadata": {"schema": "v1"}}
         ids.append((await client.post("/factory/cells", json={"template": template}, headers=auth())).json()["id"])
-    body = (await say(client, "approve cell analysis.tally.v1")).json()
-    assert body["result"]["id"] == ids[1] and body["result"]["state"] == "canary"
+    body = (await say(client, "approve cell analysis.tally.v1", session="s-tally")).json()
+    assert body["target"]["id"] == ids[1] and body["plan"]["changes"][0]["after"] == "canary"
+    await say(client, "apply", session="s-tally")
+    assert (await client.get(f"/factory/cells/{ids[1]}", headers=auth())).json()["state"] == "canary"
     assert (await client.get(f"/factory/cells/{ids[0]}", headers=auth())).json()["state"] == "draft"
     organs = [(await client.post("/organs/build", json={"organ_template": "organ.echo.v1"}, headers=auth())).json()["organ_id"]
               for _ in range(2)]
@@ -163,7 +178,8 @@ async def test_metrics_count_commands(client):
 
 async def test_organ_named_by_kind_targets_the_built_organ(client):
     await say(client, "создай голосовой орган v1", session="s-alias")
-    built = (await say(client, "применить", session="s-alias")).json()["result"]["organ"]["organ_id"]
+    applied = (await say(client, "применить", session="s-alias")).json()["applied"]
+    built = next(a["organ_id"] for a in applied if a["kind"] == "organ")
     body = (await say(client, "статус голосового органа", session="s-alias")).json()
     assert body["target"] == {"kind": "organ", "id": built, "template_id": "organ.voice.v1"}
     assert body["result"]["id"] == built

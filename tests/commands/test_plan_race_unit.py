@@ -41,9 +41,9 @@ async def test_apply_in_a_session_applies_only_the_callers_own_plan(core: Core) 
     svc = core.commands
     await svc.handle("создай голосовой орган v1", "shared-session", "admin")
     other = await svc.handle("apply", "shared-session", "operator")
-    assert "result" not in other and other["plan"] is None
+    assert "applied" not in other and other["plan"] is None
     mine = await svc.handle("apply", "shared-session", "admin")
-    assert mine["result"]["organ"]["template_id"] == "organ.voice.v1"
+    assert next(a for a in mine["applied"] if a["kind"] == "organ")["id"] == "organ.voice.v1"
 
 
 async def test_a_plan_over_a_disabled_cell_is_denied_before_apply(core: Core) -> None:

@@ -77,7 +77,7 @@ async def test_dryrun_reports_and_writes_nothing(client: AsyncTestClient):
     assert [(x["id"], x["status"]) for x in result["report"]["links"]] == [
         ("analysis.nowhere.v1", "missing"), ("analysis.text_normalize.v1", "present")]
     assert [x["code"] for x in result["report"]["risks"]] == ["missing_link"]
-    assert result["plan"]["text"].startswith(f"+ cell {T} 1.0.0: ")
+    assert result["plan"]["text"].startswith(f"+ cell {T} — new draft record of {T} 1.0.0")
     r = await client.post("/factory/cells/dryrun", json={"spec": tpl(), "backend": "script"}, headers=auth())
     assert r.status_code == 200 and r.json()["ok"] is False
     assert [v["capability"] for v in r.json()["report"]["policy"]["violations"]] == ["factory_script"]

@@ -1,0 +1,36 @@
+"""The one table of intents: what each one does with the world (reads, plans a change, or applies a plan)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Does(StrEnum):
+    """How an intent is carried out."""
+
+    READ = "read"  # answered at once; any role may say it
+    PLAN = "plan"  # answered with a plan; apply carries it out
+    APPLY = "apply"  # carries out a saved plan
+
+
+INTENTS: dict[str, Does] = {
+    "create_organ": Does.PLAN,
+    "update_organ": Does.PLAN,
+    "build_pipeline": Does.PLAN,
+    "create_cell": Does.PLAN,
+    "approve": Does.PLAN,
+    "disable": Does.PLAN,
+    "rollback": Does.PLAN,
+    "cancel_build": Does.PLAN,
+    "rebuild": Does.PLAN,
+    "apply": Does.APPLY,
+    "status": Does.READ,
+    "list": Does.READ,
+    "help": Does.READ,
+}
+"""intent → how it is carried out. A viewer (or an operator in safe mode) may say only the READ ones."""
+
+
+def does(intent: str) -> Does:
+    """How `intent` is carried out (an unknown intent plans nothing and reads nothing: it is refused as a write)."""
+    return INTENTS.get(intent, Does.PLAN)

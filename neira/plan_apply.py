@@ -1,0 +1,139 @@
+"""Carrying out a saved plan literally: inside one transaction, re-read its facts, refuse it if any moved
+(`plan_stale`, naming the first one), then do exactly its steps with the primitives the REST routes use.
+A crash at any moment leaves all of it or none of it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from neira.catalog import parse_cell, parse_organ
+from neira.errors import PlanStale
+from neira.lifecycle import CellEvent, OrganEvent
+from neira.plan import (
+    AnyStep, Blocked, Change, CreateRecord, MoveOrgan, MoveRecord, Plan, RegisterTemplate, ReuseOrgan, ReuseRecord,
+    StartBuild, change,
+)
+from neira.planning import read_facts
+from neira.policy import decision_error
+from neira.storage.db import Tx
+from neira.structs import Frozen
+
+
+class Applied(Frozen, omit_defaults=True):
+    """One change carried out, with the id it created or acted on."""
+
+    action: str
+    kind: str
+    id: str
+    reason: str
+    record_id: str | None = None
+    organ_id: str | None = None
+    before: Any = None
+    after: Any = None
+
+
+class Executor(Protocol):
+    """The primitives a plan's steps need, each inside the caller's transaction."""
+
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> str: ...
+
+    async def register(self, tx: Tx, step: RegisterTemplate) -> None: ...
+
+    async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
+                          decision_ids: list[str]) -> str: ...
+
+    async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None: ...
+
+    async def move_organ(self, tx: Tx, step: MoveOrgan, actor: str, reason: str, decision_ids: list[str]) -> str: ...
+
+
+STALE_WHY = {
+    "en": "{plan_id} was made against another state ({what}: planned {planned!r}, now {now!r}); ask again for a fresh plan",
+    "ru": "план {plan_id} составлен для другого состояния ({what}: было {planned!r}, сейчас {now!r}); повторите команду",
+}
+
+
+async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
+    """PlanStale unless every fact the plan rests on still holds (read inside `tx`)."""
+    now = await read_facts(tx.conn, list(plan.facts), gates)
+    for key, planned in plan.facts.items():
+        if now.get(key, "") != planned:
+            why = STALE_WHY.get(plan.lang, STALE_WHY["en"])
+            raise PlanStale(why.format(plan_id=plan.id, what=key, planned=planned, now=now.get(key, "")))
+
+
+async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor) -> list[Applied]:
+    """Every step of `plan`, in order, inside `tx`. The plan must be allowed and its facts checked."""
+    if not plan.allowed:
+        raise decision_error(next(d for d in plan.decisions if d.action == "deny"))  # type: ignore[arg-type]
+    ids = [d.decision_id for d in plan.decisions]
+    records: dict[str, str] = {}  # cell template id → the record the plan chose or created for it
+    out: list[Applied] = []
+    for step in plan.steps:
+        shown = change(step, plan.lang)
+        out.append(await _one(tx, step, shown, records, actor, ids, ex))
+    return out
+
+
+async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], actor: str, ids: list[str],
+               ex: Executor) -> Applied:
+    base = {"action": shown.action, "kind": shown.kind, "id": shown.id, "reason": shown.reason,
+            "before": shown.before, "after": shown.after}
+    match step:
+        case CreateRecord():
+            records[step.template_id] = await ex.create_record(tx, step, actor, ids)
+            return Applied(**base, record_id=records[step.template_id])
+        case ReuseRecord():
+            records[step.template_id] = step.record_id
+            return Applied(**base, record_id=step.record_id)
+        case Blocked():  # a plan holding one is denied, so this is never reached
+            raise PlanStale(f"{step.template_id} cannot be used: {step.record_id} is {step.state}")
+        case RegisterTemplate():
+            await ex.register(tx, step)
+            return Applied(**base)
+        case StartBuild():
+            cells = [{"id": c, "record_id": records[c]} for c in step.cells]
+            return Applied(**base, organ_id=await ex.start_build(tx, step, cells, actor, ids))
+        case ReuseOrgan():
+            return Applied(**base, organ_id=step.organ_id)
+        case MoveRecord():
+            await ex.move_record(tx, step, actor, shown.reason, ids)
+            return Applied(**base, record_id=step.record_id)
+        case MoveOrgan():
+            return Applied(**base, organ_id=await ex.move_organ(tx, step, actor, shown.reason, ids))
+    raise TypeError(f"not a plan step: {step!r}")  # pragma: no cover - the union is exhaustive
+
+
+class CoreExecutor:
+    """The executor over the core's factory, catalog and organ builder."""
+
+    def __init__(self, factory: Any, catalog: Any, organs: Any) -> None:
+        self.factory, self.catalog, self.organs = factory, catalog, organs
+
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> str:
+        """A draft record (and the template in the catalog when the plan registers it)."""
+        t = parse_cell(step.template)
+        record = await self.factory.records.insert(tx, t, step.digest, step.backend, step.hitl, actor,
+                                                   change(step).reason, decision_ids)
+        if step.register:
+            await self.catalog.register(tx, t)
+        return str(record["id"])
+
+    async def register(self, tx: Tx, step: RegisterTemplate) -> None:
+        """The organ template in the catalog."""
+        await self.catalog.register(tx, parse_organ(step.template))
+
+    async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
+                          decision_ids: list[str]) -> str:
+        """A new organ in draft from the (now registered) template."""
+        body = (await self.catalog.versions(tx.conn, "organ", step.template_id))[step.version]
+        return str(await self.organs.start_in(tx, parse_organ(body), cells, actor, decision_ids))
+
+    async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None:
+        """approve / disable / rollback of one record."""
+        await self.factory.move_in(tx, step.record_id, CellEvent(step.via), actor, reason, tuple(decision_ids))
+
+    async def move_organ(self, tx: Tx, step: MoveOrgan, actor: str, reason: str, decision_ids: list[str]) -> str:
+        """approve / cancel / rebuild / set of one organ."""
+        await self.organs.move_in(tx, step.organ_id, OrganEvent(step.via), actor, reason, step.after, tuple(decision_ids))
+        return step.organ_id
