@@ -17,6 +17,7 @@ from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.ws import pump
 from neira import introspection
 from neira.events import EventBus, Subscription
+from neira.lifecycle import Machine, machines
 from neira.structs import Base, to_builtins
 
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range: a larger `since` must be a 400, not an OverflowError (500)
@@ -64,6 +65,12 @@ class PlatformController(Controller):
     async def introspection_status(self, request: NeiraRequest) -> dict[str, Any]:
         """Safe mode, gates and counts of records, organs and catalog entries."""
         return await introspection.status(request.core.db, request.core.policy)
+
+    @get("/lifecycle", sync_to_thread=False)
+    def lifecycle(self) -> dict[str, Machine]:
+        """Both transition tables: `{cells: {states, stages, transitions: [{from, to, via}]}, organs: {...}}`,
+        so clients show only the moves that are legal."""
+        return machines()
 
     @get("/capabilities", sync_to_thread=False)
     def capabilities(self, request: NeiraRequest) -> dict[str, str]:

@@ -65,6 +65,13 @@ class Known:
         majors = sorted((split_id(i)[1], i) for i in self.organs if split_id(i)[0] == family)
         return self.organs[majors[-1][1]] if majors else None
 
+    def same_organ(self, family: str, cells: list[str], pathways: list[dict]) -> dict | None:
+        """The family's newest catalog template with exactly these cells and pathways (a repeated pipeline
+        reuses it instead of registering another version)."""
+        same = [o for i, o in self.organs.items() if split_id(i)[0] == family
+                and o.get("cells") == cells and [p.get("cells") for p in o.get("pathways") or []] == [p["cells"] for p in pathways]]
+        return max(same, key=lambda o: split_id(o["id"])[1], default=None)
+
     def newest_major(self, family: str) -> int:
         """The highest major known for an organ family, from templates and built organs alike."""
         return max(self.organ_majors.get(family, {0}))

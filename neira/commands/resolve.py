@@ -118,7 +118,14 @@ def _update_organ(command: UpdateOrgan, known: Known) -> Resolution:
     target = {"kind": "organ", "id": base["id"]}
     existing = known.organs.get(f"{family}.v{major}")
     if existing is not None and existing is base and command.options:
-        raise Unresolved("version_exists", existing["id"], [f"v{known.newest_major(family) + 1}"])
+        steps = _option_steps(command.options, family, base, known, command.lang)
+        if steps.new or not set(steps.ids) <= set(existing.get("cells") or []):
+            raise Unresolved("version_exists", existing["id"], [f"v{known.newest_major(family) + 1}"])
+        previous = known.organs.get(existing.get("metadata", {}).get("derived_from", ""))
+        # said again after it was applied: the same version holds these cells already, so plan it as it is
+        return Resolution(intent="update_organ", lang=command.lang, spec=_organ_spec(existing),
+                          target={"kind": "organ", "id": previous["id"] if previous else existing["id"]},
+                          base=previous["id"] if previous else None)
     if existing is not None:  # that version is in the catalog already: plan its build as it is
         return Resolution(intent="update_organ", lang=command.lang, spec=_organ_spec(existing), target=target,
                           base=base["id"])
@@ -141,6 +148,8 @@ def _build_pipeline(command: BuildPipeline, known: Known) -> Resolution:
     family = f"organ.{name}"
     major = known.newest_major(family) + 1
     template = pipeline_organ(family, major, name, steps.ids, command.lang, known)
+    if not steps.new and (same := known.same_organ(family, template["cells"], template["pathways"])) is not None:
+        template = same  # said before: the plan reuses that template (and its organ, if one runs)
     return Resolution(intent="build_pipeline", lang=command.lang, spec=_organ_spec(template), new_cells=steps.new)
 
 

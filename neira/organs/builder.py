@@ -18,9 +18,10 @@ import msgspec
 
 from neira import idempotency
 from neira.audit import Audit
-from neira.catalog import Catalog, check_key, parse_organ
-from neira.cell_plan import risk
-from neira.errors import Conflict, InvalidRequest, NeiraError
+from neira.catalog import CELL, Catalog, check_key, parse_organ
+from neira.plan import CreateRecord, Snapshot
+from neira.planning import cell_step
+from neira.errors import InvalidRequest, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import OrganEvent, OrganState, organ_is_building, organ_move
 from neira.metrics import Metrics
@@ -39,10 +40,6 @@ log = logging.getLogger("neira.organs")
 GATE = "organs_builder"
 SETTLED_MEMO = 2048  # remembered status answers of organs that are not building
 STATES = ", ".join(s.value for s in OrganState)
-
-
-class _RolledBack(Exception):
-    """Ends a dry-run's transaction: everything it did is rolled back."""
 
 
 class BuildRequest(Base):
@@ -102,7 +99,7 @@ class OrganBuilder:
         return await self._builds.submit(job)
 
     async def _dryrun(self, req: BuildRequest, actor: str, decision: Decision) -> dict[str, Any]:
-        """The build's own steps inside a transaction that is always rolled back."""
+        """What the build would do, planned from one snapshot (catalog, cell records); writes nothing."""
         try:
             async with self.db.read() as conn:
                 resolved = await plan.resolve(self.catalog, conn, req.organ_template)
@@ -111,30 +108,14 @@ class OrganBuilder:
                 raise
             return {"organ_id": None, "dryrun": True, "ok": False,
                     "report": {"errors": exc.extra["errors"], "policy": [to_builtins(decision)]}, "plan": None}
-
-        known = [c["id"] for c in resolved.cells if c["in_catalog"]]
-        chosen: dict[str, dict[str, Any]] = {}
-        try:  # the factory would also register generated templates (files) for unknown cells: keep them out
-            async with self.db.transaction() as tx:
-                for c in await self._ensure_cells(tx, known, actor, None):
-                    if c["action"] == "create":  # its record id was never committed: do not show it
-                        c = {**c, "record_id": None, "state": None}
-                    chosen[c["id"]] = c
-                raise _RolledBack
-        except _RolledBack:
-            pass
-        except Conflict as exc:  # e.g. a cell whose only record of its version is disabled: an error risk
-            return {"organ_id": None, "dryrun": True, "ok": False,
-                    "report": {"risks": [risk("conflict", exc.reason, exc.extra.get("cell"), "error")],
-                               "conflicts": [exc.body()], "policy": [to_builtins(decision)]},
-                    "plan": None}
-        except NeiraError as exc:  # e.g. factory_adapter closed: the build would be refused; say so, don't 403
-            return {"organ_id": None, "dryrun": True, "ok": False,
-                    "report": {"violations": [exc.body()], "policy": [to_builtins(decision)]}, "plan": None}
-        selections = [chosen.get(c["id"]) or {"id": c["id"], "action": "create", "record_id": None, "state": None,
-                                              "reason": "not in the catalog: a generated adapter template"}
-                      for c in resolved.cells]
-        return plan.dryrun_result(resolved, selections, [to_builtins(decision)], self.stage_delays_ms)
+        cell_ids = [c["id"] for c in resolved.cells]
+        snap = Snapshot(latest=await self.catalog.latest_view(CELL), digests={},
+                        records=await self.factory.records.cache.of_templates(cell_ids))
+        steps = [cell_step(c, snap) for c in cell_ids]
+        decisions = [decision]
+        if any(isinstance(s, CreateRecord) for s in steps):
+            decisions.append(self.policy.gate("factory_adapter"))
+        return plan.dryrun_result(resolved, steps, decisions, self.stage_delays_ms)
 
     async def _ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, organ_id: str | None) -> list[dict[str, Any]]:
         """The factory's selector: reuse a record or create a draft for each cell, in our transaction."""

@@ -10,10 +10,10 @@ from neira.cell_plan import risk
 from neira.errors import InvalidRequest, InvalidTemplate, NotFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.structs import Base
+from neira.plan import AnyStep, Blocked, CreateRecord, ReuseRecord, StartBuild, change, view
+from neira.policy import Decision
+from neira.structs import Base, to_builtins
 from neira.templates import OrganTemplate, find_cycle, template_dict
-
-MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
 
 
 class Resolved(Base, frozen=True):
@@ -81,50 +81,53 @@ def _kind(body: dict[str, Any]) -> str:
     return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
 
 
-def dryrun_result(resolved: Resolved, selections: list[dict[str, Any]], decisions: list[dict[str, Any]],
-                  stage_delays_ms: tuple[int, ...]) -> dict[str, Any]:
-    """`{organ_id: null, dryrun: true, ok, report, plan}` from what a build would do."""
-    t = resolved.template
+def _selection(step: AnyStep) -> dict[str, Any]:
+    """The selector's answer for one cell, as the report shows it (a record only when one exists)."""
+    shown = change(step)
+    if isinstance(step, (ReuseRecord, Blocked)):
+        return {"id": step.template_id, "action": "reuse" if isinstance(step, ReuseRecord) else "blocked",
+                "record_id": step.record_id, "state": step.state, "reason": shown.reason}
+    return {"id": shown.id, "action": "create", "record_id": None, "state": None, "reason": shown.reason}
+
+
+def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[dict[str, Any]]:
     risks = list(resolved.warnings)
     risks += [risk("not_in_catalog", f"{c['id']} is not in the catalog: a generated adapter template will be used", c["id"])
               for c in resolved.cells if not c["in_catalog"]]
-    for s in selections:
-        if s["action"] == "create":
-            risks.append(risk("new_draft_record", f"{s['id']} will be a new draft record: the organ would run an untested cell", s["id"]))
-        elif s.get("state") == "draft":
-            risks.append(risk("draft_record", f"{s['id']} reuses a draft record ({s.get('record_id')}): not yet approved", s["id"]))
-    if not t.policies.hitl:
+    for s in steps:
+        if isinstance(s, Blocked):
+            risks.append(risk("conflict", f"cell {s.template_id} has only a {s.state} record ({s.record_id}) of version "
+                                          f"{s.version}; register a new version of it and build again", s.template_id, "error"))
+        elif isinstance(s, CreateRecord):
+            risks.append(risk("new_draft_record", f"{s.template_id} will be a new draft record: the organ would run an untested cell", s.template_id))
+        elif isinstance(s, ReuseRecord) and s.state == "draft":
+            risks.append(risk("draft_record", f"{s.template_id} reuses a draft record ({s.record_id}): not yet approved", s.template_id))
+    if not hitl:
         risks.append(risk("no_hitl", "policies.hitl is false: no human approves the stages"))
+    return risks
+
+
+def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list[Decision],
+                  stage_delays_ms: tuple[int, ...]) -> dict[str, Any]:
+    """`{organ_id: null, dryrun: true, ok, report, plan}`: the steps a build takes (each cell's record, then the
+    organ), from the plan module, with the report around them."""
+    t = resolved.template
+    steps = list(cell_steps)
+    steps.append(StartBuild(template_id=t.id, version=t.version, cells=list(t.cells)))
+    risks = _risks(resolved, steps, t.policies.hitl)
+    denied = [to_builtins(d) for d in decisions if d.denied]
     stages = [{"state": s, "after_ms": d} for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)]
     report = {
         "template": {"id": t.id, "version": t.version, "digest": resolved.digest},
         "cells": resolved.cells,
         "links": resolved.links,
         "cycle": None,
-        "selector": selections,
-        "policy": decisions,
+        "selector": [_selection(s) for s in steps[:-1]],
+        "policy": [to_builtins(d) for d in decisions],
         "stages": stages,
         "risks": risks,
     }
-    changes = [
-        {"action": s["action"], "kind": "cell", "id": s["id"], **({"record_id": s["record_id"]} if s.get("record_id") else {}),
-         "reason": s.get("reason")}
-        for s in selections
-    ]
-    changes.append({"action": "create", "kind": "organ", "id": None, "after": {"state": "draft", "template_id": t.id},
-                    "reason": f"build {t.id} {t.version}"})
-    return {"organ_id": None, "dryrun": True, "ok": True, "report": report, "plan": render_plan(changes)}
-
-
-def render_plan(changes: list[dict[str, Any]]) -> dict[str, Any]:
-    """`{changes, summary, text}`; text marks each change with + ~ - =."""
-    counts: dict[str, int] = {}
-    for c in changes:
-        counts[c["action"]] = counts.get(c["action"], 0) + 1
-    summary = ", ".join(f"{n} to {a}" for a, n in sorted(counts.items()))
-    lines = []
-    for c in changes:
-        name = c["id"] or f"new organ ({c['after']['template_id']})"
-        reason = f"  # {c['reason']}" if c.get("reason") else ""
-        lines.append(f"{MARKERS.get(c['action'], '?')} {c['kind']} {name}{reason}")
-    return {"changes": changes, "summary": summary, "text": "\n".join([*lines, f"Plan: {summary}."])}
+    if denied:
+        report["violations"] = denied
+    ok = not denied and not any(r["severity"] == "error" for r in risks)
+    return {"organ_id": None, "dryrun": True, "ok": ok, "report": report, "plan": to_builtins(view(None, None, steps))}

@@ -21,4 +21,4 @@ async def test_concurrent_duplicate_applies_answer_already_applied(server: Serve
         answers = await asyncio.gather(*(c.post(f"/api/neira/commands/plans/{plan_id}/apply") for _ in range(20)))
     winner = next(r.json() for r in answers if r.status_code == 200 and not r.json()["already_applied"])
     assert Counter((r.status_code, r.json().get("already_applied")) for r in answers) == {(200, False): 1, (200, True): 19}
-    assert {str(r.json()["result"]) for r in answers} == {str(winner["result"])}
+    assert {str(r.json()["applied"]) for r in answers} == {str(winner["applied"])}

@@ -124,10 +124,11 @@ async def test_concurrent_applies_of_one_plan_apply_it_once(server: Server) -> N
         else "repeat" if r.status_code == 200 else r.json()["code"] for r in answers)
     assert outcomes["applied"] == 1 and set(outcomes) <= {"applied", "repeat", "plan_stale"}, outcomes
     applied = next(r.json() for r in answers if r.status_code == 200 and not r.json()["already_applied"])
-    organ_id = applied["result"]["organ"]["organ_id"]
+    organ_id = next(a["organ_id"] for a in applied["applied"] if a["kind"] == "organ")
     assert organs_after - organs_before == {organ_id}
     created = [c["id"] for c in plan["changes"] if c["kind"] == "cell" and c["action"] == "create"]
     assert len(records_after - records_before) == len(created)
-    assert (again.status_code, again.json()["already_applied"], again.json()["result"]) == (200, True, applied["result"])
+    assert {a["record_id"] for a in applied["applied"] if a["kind"] == "cell"} == records_after - records_before
+    assert (again.status_code, again.json()["already_applied"], again.json()["applied"]) == (200, True, applied["applied"])
     assert [a["action"] for a in audit_of(server, f"plan:{plan['id']}")] == ["command.apply"]
     assert [a["action"] for a in audit_of(server, f"organ:{organ_id}")] == ["organ.build"]

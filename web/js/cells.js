@@ -2,17 +2,17 @@
 
 import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
+import { legal } from "./lifecycle.js";
 import { stateLabel, t } from "./i18n.js";
 import { el, formatTime, listOf, notify, showError, throttle } from "./shell.js";
 import { stateBadge } from "./stages.js";
 
 const $ = (sel) => document.querySelector(sel);
-const APPROVABLE = new Set(["draft", "canary", "experimental"]);
 
 const CELL_ACTIONS = [
-  { act: "approve", when: (s) => APPROVABLE.has(s), confirm: null },
-  { act: "disable", when: (s) => !["disabled", "rolled_back"].includes(s), confirm: "confirm.disable" },
-  { act: "rollback", when: (s) => s !== "rolled_back", confirm: "confirm.rollback" },
+  { act: "approve", when: (s) => legal("cells", s, "approve"), confirm: null },
+  { act: "disable", when: (s) => legal("cells", s, "disable"), confirm: "confirm.disable" },
+  { act: "rollback", when: (s) => legal("cells", s, "rollback"), confirm: "confirm.rollback" },
 ];
 
 /** Load the cell records and draw their table. */

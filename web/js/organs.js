@@ -3,6 +3,7 @@
 import { api, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { loadCells, refreshCells } from "./cells.js";
+import { legal, loadLifecycle } from "./lifecycle.js";
 import { confirmAction } from "./confirm.js";
 import { el, formatTime, initShell, listOf, notify, showError, throttle } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
@@ -11,7 +12,6 @@ import { renderMetrics, renderTimeline } from "./timeline.js";
 const $ = (sel) => document.querySelector(sel);
 const organs = new Map(); // id → organ record as last seen
 const openStatus = new Set(); // organ ids whose status row is open
-const BUILDING = new Set(["draft", "canary", "experimental"]);
 let events = null;
 let rank = 0; // order of first sight
 
@@ -105,7 +105,7 @@ function updateOrganRow(row, organ) {
   statusBtn.setAttribute("aria-expanded", String(open));
   const cancelBtn = row.querySelector('[data-act="cancel"]');
   cancelBtn.textContent = t("act.cancel");
-  cancelBtn.disabled = !BUILDING.has(organ.state);
+  cancelBtn.disabled = !legal("organs", organ.state, "cancel");
   row.querySelector('[data-act="rebuild"]').textContent = t("act.rebuild");
 }
 
@@ -269,6 +269,7 @@ function loadAll() {
 }
 
 async function start() {
+  await loadLifecycle();
   await loadAll();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("organ");
   if (wanted && organs.has(wanted) && !openStatus.has(wanted)) {

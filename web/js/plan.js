@@ -3,24 +3,12 @@
 import { t } from "./i18n.js";
 import { el } from "./shell.js";
 
-const MARKERS = { create: "+", update: "~", delete: "-", reuse: "=", "no-op": "=" };
 const LINE_CLASS = { "+": "line-add", "~": "line-change", "-": "line-remove", "=": "line-same" };
+const ACTION_CLASS = { create: "line-add", update: "line-change", delete: "line-remove", reuse: "line-same", "no-op": "line-same" };
 
-/** The class of one plan text line, by its leading marker. */
+/** The class of one line of the server's plan text, by the marker the server put first. */
 export function lineClass(line) {
-  const trimmed = line.trimStart();
-  if (trimmed.startsWith("-/+") || trimmed.startsWith("+/-")) return "line-change";
-  return LINE_CLASS[trimmed[0]] || "line-plain";
-}
-
-/** Text lines for a plan that came without `text`, built from its changes. */
-function fallbackLines(plan) {
-  const lines = (plan.changes || []).map((c) => {
-    const move = c.before && c.after ? ` (${describe(c.before)} → ${describe(c.after)})` : "";
-    return `${MARKERS[c.action] || "~"} ${c.kind} ${c.id}${move}`;
-  });
-  if (plan.summary) lines.push(typeof plan.summary === "string" ? plan.summary : JSON.stringify(plan.summary));
-  return lines;
+  return LINE_CLASS[line.trimStart()[0]] || "line-plain";
 }
 
 function describe(value) {
@@ -31,7 +19,7 @@ function describe(value) {
 
 /** The plan block: coloured lines plus a foldable list of every change with its reason. */
 export function renderPlan(plan) {
-  const lines = plan.text ? String(plan.text).replace(/\s+$/, "").split("\n") : fallbackLines(plan);
+  const lines = String(plan.text || "").replace(/\s+$/, "").split("\n");
   const pre = el("pre", { class: "plan-text", tabindex: "0", "aria-label": t("plan.label") });
   // One block per line, so a long line wraps with a hanging indent under its marker.
   for (const line of lines) pre.append(el("span", { class: `plan-line ${lineClass(line)}` }, line || " "));
@@ -40,13 +28,13 @@ export function renderPlan(plan) {
   if (changes.length) {
     const list = el("ul", { class: "plan-changes" });
     for (const c of changes) {
-      const marker = MARKERS[c.action] || "~";
       const move = c.before !== undefined || c.after !== undefined ? ` ${describe(c.before)} → ${describe(c.after)}` : "";
+      const name = c.record_id ? `${c.record_id} (${c.id})` : c.id;
       list.append(
         el(
           "li",
-          { class: lineClass(marker) },
-          el("code", {}, `${marker} ${c.action} ${c.kind} ${c.id}`),
+          { class: ACTION_CLASS[c.action] || "line-plain" },
+          el("code", {}, `${c.action} ${c.kind} ${name}`),
           move,
           c.reason ? el("span", { class: "reason" }, ` — ${c.reason}`) : null,
         ),
