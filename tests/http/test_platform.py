@@ -160,3 +160,25 @@ async def test_events_stream_replays_more_than_one_page(live: Live) -> None:
 
 async def test_events_stream_refuses_a_bad_since(live: Live) -> None:
     assert await close_code(live, f"/api/neira/events/stream?token={ADMIN}&since=abc") == 4400
+
+
+async def test_lifecycle_serves_both_transition_tables(client: AsyncTestClient) -> None:
+    assert (await client.get("/api/neira/lifecycle")).status_code == 401
+    body = (await client.get("/api/neira/lifecycle", headers=auth("viewer"))).json()
+    assert body["organs"]["stages"] == ["draft", "canary", "experimental", "stable"]
+    organ_moves = {(t["from"], t["via"], t["to"]) for t in body["organs"]["transitions"]}
+    assert ("draft", "cancel", "failed") in organ_moves and ("stable", "cancel", "failed") not in organ_moves
+    cell_moves = {(t["from"], t["via"], t["to"]) for t in body["cells"]["transitions"]}
+    assert ("stable", "rollback", "rolled_back") in cell_moves and ("draft", "rollback", "rolled_back") not in cell_moves
+    states = set(body["organs"]["states"]) | set(body["cells"]["states"]) | {"previous"}
+    assert {t["to"] for t in body["cells"]["transitions"] + body["organs"]["transitions"]} <= states
+
+
+async def test_an_illegal_organ_move_names_both_states(client: AsyncTestClient) -> None:
+    built = (await client.post("/organs/build", json={"organ_template": "organ.echo.v1"}, headers=auth())).json()
+    organ_id = built["organ_id"]
+    assert (await client.post(f"/organs/{organ_id}/status", json={"state": "stable"}, headers=auth())).status_code == 200
+    r = await client.post(f"/organs/{organ_id}/status", json={"state": "canary"}, headers=auth())
+    assert (r.status_code, r.json()["code"], r.json()["from"], r.json()["to"]) == (409, "invalid_transition", "stable", "canary")
+    r = await client.delete(f"/organs/{organ_id}/build", headers=auth())
+    assert (r.status_code, r.json()["from"], r.json()["to"]) == (409, "stable", "failed")

@@ -208,9 +208,18 @@ async def test_approve_walks_the_stages_then_refuses(s: Services):
 @pytest.mark.parametrize("terminal", ["disable", "rollback", "auto_rollback"])
 async def test_approve_on_a_terminal_state_is_409(s: Services, terminal: str):
     await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")  # canary: it served, so it can be rolled back
     await getattr(s.factory, terminal)("cell-1", "admin")
     with pytest.raises(InvalidTransition):
         await s.factory.approve("cell-1", "admin")
+
+
+async def test_a_draft_is_disabled_not_rolled_back(s: Services):
+    await s.factory.create({"tpl": tpl()}, "admin")
+    with pytest.raises(InvalidTransition) as refused:
+        await s.factory.rollback("cell-1", "admin")
+    assert (refused.value.extra["from"], refused.value.extra["to"]) == ("draft", "rolled_back")
+    assert (await s.factory.disable("cell-1", "admin"))["state"] == "disabled"
 
 
 async def test_approve_needs_the_backend_gate(s: Services):
@@ -250,12 +259,14 @@ async def test_rollback_restores_the_most_recently_deprecated(s: Services):
 async def test_rollback_of_a_canary_keeps_the_stable_one(s: Services):
     stable = await promote(s, "1.0.0")
     _, canary = await s.factory.create({"tpl": tpl("1.1.0")}, "admin")
+    await s.factory.approve(canary["id"], "admin")
     assert await s.factory.rollback(canary["id"], "admin") == {"id": canary["id"], "state": "rolled_back", "restored": stable}
     assert await state_of(s, stable) == "stable"
 
 
 async def test_rollback_without_a_previous_version(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
     assert await s.factory.rollback("cell-1", "admin") == {"id": "cell-1", "state": "rolled_back", "restored": None}
     with pytest.raises(InvalidTransition):
         await s.factory.rollback("cell-1", "admin")
@@ -537,6 +548,7 @@ async def test_ensure_cells_reuses_live_records_and_creates_drafts(s: Services):
 async def test_ensure_cells_refuses_a_dead_record_of_the_same_version(s: Services, kill: str):
     # the unique (template, version, backend) index forbids a second record: the dead one must not be reused
     await s.factory.create({"tpl": tpl()}, "admin")
+    await s.factory.approve("cell-1", "admin")
     await getattr(s.factory, kill)("cell-1", "admin")
     dead = (await s.factory.get("cell-1"))["state"]
     with pytest.raises(Conflict) as err:

@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neira.errors import InvalidTransition
-from neira.lifecycle import CELL_TRANSITIONS, CellEvent, CellState, advance, can, next_organ_stage
+from neira.lifecycle import (
+    CELL_TRANSITIONS, ORGAN_TRANSITIONS, CellEvent, CellState, OrganEvent, OrganState, advance, can, machines,
+    next_organ_stage, organ_move,
+)
 
 S, E = CellState, CellEvent
 
@@ -24,7 +27,8 @@ EXPECTED = {
 for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.HEALING, S.FAILED):
     EXPECTED[(s, E.DISABLE)] = S.DISABLED
 for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED):
-    EXPECTED[(s, E.ROLLBACK)] = S.ROLLED_BACK
+    if s is not S.DRAFT:  # a draft never served: it is disabled, not rolled back
+        EXPECTED[(s, E.ROLLBACK)] = S.ROLLED_BACK
     EXPECTED[(s, E.AUTO_ROLLBACK)] = S.ROLLED_BACK
 for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.DISABLED, S.FAILED):
     EXPECTED[(s, E.HEAL)] = S.HEALING
@@ -85,3 +89,48 @@ def test_random_sequences_stay_legal(events: list[CellEvent]) -> None:
         if nxt is S.HEALING:
             before_heal = state
         state = nxt
+
+
+O, OE = OrganState, OrganEvent
+STAGE_ORDER = [O.DRAFT, O.CANARY, O.EXPERIMENTAL, O.STABLE]
+ORGAN_EXPECTED: set[tuple[OrganState, OrganEvent, OrganState]] = {
+    (O.DRAFT, OE.ADVANCE, O.CANARY), (O.CANARY, OE.ADVANCE, O.EXPERIMENTAL), (O.EXPERIMENTAL, OE.ADVANCE, O.STABLE),
+    (O.DRAFT, OE.APPROVE, O.CANARY), (O.CANARY, OE.APPROVE, O.EXPERIMENTAL), (O.EXPERIMENTAL, OE.APPROVE, O.STABLE),
+    (O.DRAFT, OE.CANCEL, O.FAILED), (O.CANARY, OE.CANCEL, O.FAILED), (O.EXPERIMENTAL, OE.CANCEL, O.FAILED),
+    *((s, OE.REBUILD, O.DRAFT) for s in OrganState),
+    *((s, OE.SET, t) for i, s in enumerate(STAGE_ORDER) for t in STAGE_ORDER[i:]),  # forward by hand, or hold
+    *((s, OE.SET, O.FAILED) for s in OrganState),
+}
+
+
+@pytest.mark.parametrize(("state", "via", "target"), list(itertools.product(OrganState, OrganEvent, OrganState)))
+def test_every_organ_move(state: OrganState, via: OrganEvent, target: OrganState) -> None:
+    """Every (from, via, to): legal exactly when it is in the table; a refusal names both states."""
+    if (state, via, target) in ORGAN_EXPECTED:
+        assert organ_move(state, via, target) is target
+    else:
+        with pytest.raises(InvalidTransition) as info:
+            organ_move(state, via, target)
+        assert (info.value.body()["from"], info.value.body()["to"]) == (state.value, target.value)
+
+
+def test_organ_table_is_exactly_the_expected_one() -> None:
+    assert ORGAN_TRANSITIONS == ORGAN_EXPECTED
+
+
+def test_no_cancel_of_a_finished_build_and_no_way_back_but_rebuild() -> None:
+    for done in (O.STABLE, O.FAILED):
+        with pytest.raises(InvalidTransition):
+            organ_move(done, OE.CANCEL)
+    assert organ_move(O.FAILED, OE.REBUILD) is O.DRAFT
+    with pytest.raises(InvalidTransition):
+        organ_move(O.STABLE, OE.SET, O.CANARY)
+
+
+def test_machines_list_every_legal_move_with_states_only() -> None:
+    tables = machines()
+    organ_moves = {(t.from_, t.via, t.to) for t in tables["organs"].transitions}
+    assert organ_moves == {(s.value, v.value, t.value) for s, v, t in ORGAN_EXPECTED}
+    cell_moves = {(t.from_, t.via, t.to) for t in tables["cells"].transitions}
+    assert {(s.value, e.value, t.value) for (s, e), t in EXPECTED.items()} <= cell_moves
+    assert tables["organs"].states == [s.value for s in OrganState]
