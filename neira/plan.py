@@ -269,8 +269,11 @@ def change(step: AnyStep, lang: str = "en") -> Change:
     raise TypeError(f"not a plan step: {step!r}")  # pragma: no cover - the union is exhaustive
 
 
-def _line(c: Change) -> str:
-    what = f"{c.kind} {c.record_id or c.id}"
+_KIND = {"ru": {"cell": "клетка", "organ": "орган", "template": "шаблон"}}
+
+
+def _line(c: Change, lang: str) -> str:
+    what = f"{_KIND.get(lang, {}).get(c.kind, c.kind)} {c.record_id or c.id}"
     if c.record_id and c.kind == "cell" and c.record_id != c.id:
         what += f" ({c.id})"
     if c.action == "update" and c.kind != "template" and isinstance(c.before, str):
@@ -285,7 +288,7 @@ def view(plan_id: str | None, base: str | None, steps: list[AnyStep], lang: str 
     w = _words(lang)
     summary = w["summary"].format(create=counts["create"], update=counts["update"], delete=counts["delete"],
                                   same=counts["reuse"] + counts["no-op"])
-    text = "\n".join([*(_line(c) for c in changes), w["line"].format(summary=summary)])
+    text = "\n".join([*(_line(c, lang) for c in changes), w["line"].format(summary=summary)])
     return PlanView(id=plan_id, base=base, changes=changes, summary=summary, text=text)
 
 

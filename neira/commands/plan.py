@@ -171,13 +171,13 @@ async def active_record(svc: Services, ref: str, newest_if_dead: bool = False) -
         return await svc.factory.get(ref)
     found = (await svc.factory.records.cache.of_templates([ref])).get(ref, [])
     if not found:
-        raise NotFound(f"no cell record of {ref} yet")
+        raise NotFound(f"no cell record of {ref} yet", target=ref)
     stable = [c for c in found if c.state == CellState.STABLE]
     live = [c for c in found if not is_dead(c.state, c.previous_state) and c.state not in DEAD_CELL_STATES]
     pick = max(stable or live or (found if newest_if_dead else []), key=lambda c: c.number, default=None)
     if pick is None:
         dead = ", ".join(f"{c.id} ({c.state})" for c in sorted(found, key=lambda c: c.number))
-        raise NotFound(f"{ref} has no live record: {dead}")
+        raise NotFound(f"{ref} has no live record: {dead}", target=ref)
     return await svc.factory.get(pick.id)
 
 
@@ -194,6 +194,6 @@ async def active_organ(svc: Services, ref: str, allow_failed: bool = False) -> d
         newest = await svc.organs.newest_of(ref)
         chosen = (newest, "") if newest else None
     if chosen is None:
-        raise NotFound(f"no live organ built from {ref}")
+        raise NotFound(f"no live organ built from {ref}", target=ref)
     return await svc.organs.status(chosen[0], query=False)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from neira.commands.model import ParseFailure
+from neira.lifecycle import CellState, OrganState
+
+STATES = frozenset({*(s.value for s in CellState), *(s.value for s in OrganState)})
 
 _T: dict[str, dict[str, str]] = {
     "ru": {
@@ -21,6 +24,7 @@ _T: dict[str, dict[str, str]] = {
         "refused": "Нельзя: {violations}.",
         "invalid_transition": "Так нельзя: {target} сейчас в состоянии {from_state}, переход в {to_state} не предусмотрен.",
         "missing": "Не нашёл: {reason}.",
+        "missing_target": "Для «{target}» нет ни одной живой записи или органа.",
         "status": "{target}: {state}.",
         "status_all": "Органов: {organs}, записей клеток: {records}, безопасный режим: {safe}.",
         "list_organs": "Органы: {items}.",
@@ -55,6 +59,7 @@ _T: dict[str, dict[str, str]] = {
         "refused": "Not allowed: {violations}.",
         "invalid_transition": "That move is not possible: {target} is {from_state}, and {to_state} is not a legal next state.",
         "missing": "Not found: {reason}.",
+        "missing_target": "Not found: {reason}.",
         "status": "{target}: {state}.",
         "status_all": "Organs: {organs}, cell records: {records}, safe mode: {safe}.",
         "list_organs": "Organs: {items}.",
@@ -149,19 +154,24 @@ def error_reply(lang: str, exc: Any) -> str:
     if exc.code == "plan_stale":
         return say(lang, "stale", reason=exc.reason)
     if exc.code == "not_found":
-        return say(lang, "missing", reason=exc.reason)
+        return say(lang, "missing_target" if "target" in body else "missing", reason=exc.reason, target=body.get("target"))
     return say(lang, "service_error", reason=exc.reason)
 
 
+_KINDS = {"ru": {"cell": "клетка", "organ": "орган", "template": "шаблон"}}
+_NOTHING = {"ru": "ничего не изменилось", "en": "nothing changed"}
+
+
 def done_text(lang: str, applied: list[dict[str, Any]]) -> str:
-    """What an apply did, one item per change: `cell-3 (analysis.x.v1): draft`, `organ-2 (organ.voice.v1)`."""
-    words = {"ru": "ничего не изменилось", "en": "nothing changed"}
+    """What an apply did, one item per change: `cell cell-3 (analysis.x.v1)`, a move with its new state
+    (`cell cell-5 (analysis.x.v1): disabled`), in `lang`."""
     items = []
     for a in applied:
-        ident = a.get("organ_id") or a.get("record_id")
         if a["action"] in ("reuse", "no-op"):
             continue
-        label = f"{a['kind']} {ident} ({a['id']})" if ident and ident != a["id"] else f"{a['kind']} {a['id']}"
-        after = a.get("after")
-        items.append(f"{label}: {after}" if isinstance(after, str) and a["kind"] != "template" else label)
-    return ", ".join(items) or words.get(lang, words["en"])
+        ident = a.get("organ_id") or a.get("record_id")
+        kind = _KINDS.get(lang, {}).get(a["kind"], a["kind"])
+        label = f"{kind} {ident} ({a['id']})" if ident and ident != a["id"] else f"{kind} {a['id']}"
+        moved = a["action"] == "update" and a.get("before") in STATES and a.get("after") in STATES
+        items.append(f"{label}: {a['after']}" if moved else label)
+    return ", ".join(items) or _NOTHING.get(lang, _NOTHING["en"])

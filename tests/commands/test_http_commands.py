@@ -28,8 +28,8 @@ async def test_seed_create_voice_organ_plans_without_writing(client):
     assert plan["summary"] == "создать 4, обновить 0, удалить 0, без изменений 0"
     assert plan["text"].splitlines()[-1] == "План: создать 4, обновить 0, удалить 0, без изменений 0."
     assert plan["text"].splitlines()[0] == (
-        "+ cell analysis.text_normalize.v1 — новая черновая запись analysis.text_normalize.v1 1.0.0")
-    assert plan["text"].splitlines()[3] == "+ organ organ.voice.v1 — черновая сборка органа из шаблона organ.voice.v1"
+        "+ клетка analysis.text_normalize.v1 — новая черновая запись analysis.text_normalize.v1 1.0.0")
+    assert plan["text"].splitlines()[3] == "+ орган organ.voice.v1 — черновая сборка органа из шаблона organ.voice.v1"
     assert (await client.get("/organs/", headers=auth())).json() == []  # a plan writes nothing
 
 
@@ -45,7 +45,7 @@ async def test_seed_update_vision_shows_the_update_from_v1(client):
         "after": "organ.vision.v2",
         "reason": "новый шаблон органа organ.vision.v2 на основе organ.vision.v1 (+ analysis.grayscale.v1)"}
     assert (build["action"], build["kind"], build["id"]) == ("create", "organ", "organ.vision.v2")
-    assert "~ template organ.vision.v2 — новый шаблон органа organ.vision.v2 на основе organ.vision.v1" in body["plan"]["text"]
+    assert "~ шаблон organ.vision.v2 — новый шаблон органа organ.vision.v2 на основе organ.vision.v1" in body["plan"]["text"]
 
 
 async def test_seed_build_speak_pipeline(client):
@@ -114,7 +114,7 @@ async def test_lifecycle_by_chat_reaches_the_same_services(client):
         "before": "draft", "after": "canary", "reason": "одобрить cell-1: draft → canary"}]
     assert (await client.get("/factory/cells/cell-1", headers=auth())).json()["state"] == "draft"  # a plan only
     applied = (await say(client, "применить", session="s-life")).json()
-    assert applied["applied"][0]["record_id"] == "cell-1" and applied["reply"] == "Готово: cell cell-1 (analysis.summarize.v1): canary."
+    assert applied["applied"][0]["record_id"] == "cell-1" and applied["reply"] == "Готово: клетка cell-1 (analysis.summarize.v1): canary."
     record = (await client.get("/factory/cells/cell-1", headers=auth())).json()
     assert record["state"] == "canary"
     status = (await say(client, "status of cell analysis.summarize.v1")).json()
