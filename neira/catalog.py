@@ -187,6 +187,7 @@ class Catalog:
         self.metrics = metrics
         self._index: CatalogIndex | None = None  # loaded on first read, then kept in step by commits
         self.generation = 0  # registrations committed so far: a load that raced one is not kept
+        db.feed.subscribe("catalog", self.changed)
 
     # --- files -------------------------------------------------------------------------------------
     def path_for(self, family: str, id: str, version: str) -> Path:
@@ -250,14 +251,19 @@ class Catalog:
         )
         tmp = self._stage(path, body)
         tx.on_rollback(lambda: Path(tmp).unlink(missing_ok=True))
-        tx.after_commit(lambda: self._committed(family, t.id, t.version, body, digest, tmp, path))
+        tx.after_commit(lambda: os.replace(tmp, path))
+        tx.changed("catalog", f"{family}:{t.id}@{t.version}", (family, t.id, t.version, body, digest))
         return True
 
-    def _committed(self, family: str, id: str, version: str, body: dict[str, Any], digest: str, tmp: str, path: Path) -> None:
-        os.replace(tmp, path)
-        self.generation += 1
-        if self._index is not None:
-            self._index.add(family, id, version, body, digest)
+    def changed(self, changes: list[Any]) -> None:
+        """Templates were registered (the change feed): add them to the index; a change without its value
+        drops the index (reloaded on the next read)."""
+        for change in changes:
+            self.generation += 1
+            if change.value is None:
+                self._index = None
+            elif self._index is not None:
+                self._index.add(*change.value)
 
     async def check_links(self, t: CellTemplate) -> None:
         """400 `invalid_template` (path `$.links`) when `t`'s links close a cycle through the catalog — the

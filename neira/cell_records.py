@@ -70,9 +70,24 @@ class RecordCache:
         self._by_template: OrderedDict[str, dict[str, Candidate]] = OrderedDict()
         self._with_records: set[str] | None = None
         self.generation = 0  # committed record writes so far
+        self.follow(db.feed)
+
+    def follow(self, feed: Any) -> None:
+        """Keep in step with committed writes of `cell_records` (the change feed)."""
+        feed.subscribe("cell_records", self.changed)
+
+    def changed(self, changes: list[Any]) -> None:
+        """Records were written: take the new values; a change without one drops everything (reloaded lazily)."""
+        for change in changes:
+            if change.value is None:
+                self.generation += 1
+                self._by_template.clear()
+                self._with_records = None
+                continue
+            self.committed(change.value)
 
     def committed(self, c: Candidate) -> None:
-        """A write of record `c` has committed (tx.after_commit)."""
+        """A write of record `c` has committed."""
         self.generation += 1
         if self._with_records is not None:
             self._with_records.add(c.template_id)
@@ -178,7 +193,7 @@ class Records:
         await tx.conn.execute(R.insert().values(**values))
         row = _Row(values)
         await self._log(tx, row, None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
-        tx.after_commit(lambda c=candidate(row): self.cache.committed(c))
+        tx.changed("cell_records", record_id, candidate(row))
         tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
         return record_dict(row)
 
@@ -192,7 +207,7 @@ class Records:
         previous = row.state if new is CellState.HEALING else None
         await tx.conn.execute(update(R).where(R.c.id == row.id).values(state=new.value, previous_state=previous, updated_at=now))
         moved = msgspec.structs.replace(candidate(row), state=new.value, previous_state=previous)
-        tx.after_commit(lambda: self.cache.committed(moved))
+        tx.changed("cell_records", row.id, moved)
         await self._log(tx, row, row.state, new.value, actor, event.value, reason, ids, now)
         return new
 

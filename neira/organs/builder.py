@@ -219,11 +219,7 @@ class OrganBuilder:
                                 {"state": new, "auto": False}, reason, list(decision_ids))
         started = row.build_started_at
 
-        def settled() -> None:
-            self.rows.forget([row.id])
-            self.progress.stopped(row.id, was_building, building, new, started, now)
-
-        tx.after_commit(settled)
+        tx.after_commit(lambda: self.progress.stopped(row.id, was_building, building, new, started, now))
 
     async def rebuild(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Build the same organ again from its stored template: same id, fresh stages, attempts + 1. The
@@ -245,11 +241,8 @@ class OrganBuilder:
                                 {"state": DRAFT, "attempts": attempts}, reason, list(decision_ids))
         was_building = organ_is_building(row.state)
 
-        def restarted() -> None:
-            self.rows.forget([organ_id])
-            self.progress.started([(organ_id, row.template_id, attempts)], deadline, now, 0 if was_building else 1)
-
-        tx.after_commit(restarted)
+        tx.after_commit(lambda: self.progress.started([(organ_id, row.template_id, attempts)], deadline, now,
+                                                      0 if was_building else 1))
         return {"organ_id": organ_id, "state": DRAFT}
 
     async def start_in(self, tx: Tx, template: OrganTemplate, cells: list[dict[str, str]], actor: str,

@@ -133,7 +133,6 @@ class Progress:
             tx.after_commit(lambda: self._moved(moves, now))
 
     def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:
-        self.rows.forget(m[0] for m in moves)
         finished = 0
         timers: dict[float, list[tuple[str, int]]] = {}  # one heap entry per distinct deadline of the batch
         for organ_id, flight, state, times, deadline in moves:

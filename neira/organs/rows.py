@@ -2,7 +2,7 @@
 
 Status is the route clients poll; reading its row through SQLAlchemy + aiosqlite costs ~1 ms a request.
 Rows are cached on a miss (LRU, bounded) and dropped after every committed write of that organ (the writers
-call `forget` from `tx.after_commit`); a load that raced a commit is used once and not kept. Like the
+say `tx.changed("organs", id)`; the change feed delivers it); a load that raced a commit is used once and not kept. Like the
 factory's RecordCache, this assumes this process is the only writer (see docs/architecture.md, "Caches")."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class OrganRows:
         self.db, self.limit = db, limit
         self._rows: OrderedDict[str, Any] = OrderedDict()
         self._writes = 0
+        db.feed.subscribe("organs", lambda changes: self.forget(c.key for c in changes))
 
     def forget(self, organ_ids: Iterable[str]) -> None:
         """Writes of these organs have committed: their cached rows are stale."""

@@ -31,6 +31,8 @@ async def apply_moves(tx: Tx, moves: list[Move]) -> None:
     """Write many organ moves with one executemany (stage times shared by several moves encoded once)."""
     if not moves:
         return
+    for m in moves:
+        tx.changed("organs", m[0])
     if not fast_path(tx):
         o = ORGANS.c
         stmt = update(ORGANS).where(o.id == bindparam("m_id", type_=o.id.type)).values(
@@ -55,6 +57,8 @@ ORGAN_COLS = ("id", "template_id", "template", "state", "auto", "deadline", "att
 
 async def insert_organs(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
     """Insert new organ rows (tuples in ORGAN_COLS order) with one executemany."""
+    for row in rows:
+        tx.changed("organs", row[0])
     await insert_tuples(tx, ORGANS, ORGAN_COLS, rows)
 
 
@@ -129,6 +133,7 @@ def _num(organ_id: str) -> int:
 
 async def restart_build(tx: Tx, organ_id: str, attempts: int, cells: list[dict[str, Any]], deadline: float, at: float) -> None:
     """Put an organ back to draft for a fresh build (rebuild)."""
+    tx.changed("organs", organ_id)
     await tx.conn.execute(update(ORGANS).where(ORGANS.c.id == organ_id).values(
         state=OrganState.DRAFT.value, auto=True, deadline=deadline, attempts=attempts, cells=cells,
         stage_times={OrganState.DRAFT.value: at}, build_started_at=at, build_finished_at=None, updated_at=at,

@@ -1,4 +1,4 @@
-"""The database handle: an async SQLAlchemy engine, one writer at a time, post-commit hooks."""
+"""The database handle: an async SQLAlchemy engine, one writer at a time, post-commit hooks and the change feed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from neira.storage import tables
+from neira.storage.feed import ChangeFeed, Changed
 
 
 class Tx:
@@ -22,6 +23,11 @@ class Tx:
         self.conn = conn
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
+        self._changes: list[Changed] = []
+
+    def changed(self, table: str, key: str, value: Any = None) -> None:
+        """Say what this transaction changed; the change feed publishes it once the transaction commits."""
+        self._changes.append(Changed(table=table, key=key, value=value))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` once the transaction has committed; dropped on rollback."""
@@ -55,6 +61,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.engine: AsyncEngine = create_async_engine(url, future=True)
         self._write_lock = asyncio.Lock()
+        self.feed = ChangeFeed()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -80,6 +87,8 @@ class Database:
                 for undo in tx._undo if tx is not None else ():
                     undo()
                 raise
+        if tx._changes:
+            self.feed.publish(tx._changes)  # read models first: hooks (events to subscribers) may read them
         for fn in tx._after:
             fn()
 

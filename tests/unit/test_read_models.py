@@ -19,6 +19,7 @@ from neira.cell_records import RecordCache
 from neira.errors import InvalidTransition
 from neira.selector import candidate
 from neira.storage import tables
+from neira.storage.feed import Changed
 from tests.unit.test_factory import T, Services, make_services, promote, tpl
 
 OTHER = "analysis.other.v1"
@@ -79,6 +80,21 @@ async def test_the_record_cache_follows_every_move(s: Services):
     dry = await s.factory.dryrun({"tpl": tpl("1.2.0")}, "admin")
     assert dry["report"]["selector"] == {"action": "create", "record_id": None, "state": None,
                                          "reason": f"no live record of {T} (existing: disabled, rolled_back)"}
+
+
+async def test_a_change_without_its_value_makes_every_read_model_reload(s: Services):
+    """What a listener on another process's commits delivers (table, key, no value): the caches drop what
+    they hold for it and read storage again, so a write they never saw shows up."""
+    old = await promote(s, "1.0.0")
+    await assert_in_step(s, [T])
+    async with s.db.transaction() as tx:  # a write by "someone else": no feed entries of ours
+        await tx.conn.execute(tables.cell_records.update().where(tables.cell_records.c.id == old).values(state="disabled"))
+        await tx.conn.execute(tables.catalog.update().where(tables.catalog.c.id == T).values(
+            body={**tpl(), "description": "edited elsewhere"}))
+    assert await cached_records(s, [T]) != await stored_records(s, [T])  # stale: nobody told the caches
+    s.db.feed.publish([Changed(table="cell_records", key=old), Changed(table="catalog", key=f"cell:{T}@1.0.0")])
+    await assert_in_step(s, [T])
+    assert (await s.catalog.get_cell(T))["description"] == "edited elsewhere"
 
 
 async def test_ensure_cells_reaches_both_read_models(s: Services):
