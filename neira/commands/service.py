@@ -21,10 +21,9 @@ from neira.commands.plan_store import PlanStore
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
-from neira.events import Subscription
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import CoreExecutor, carry_out, check_facts
-from neira.policy import Decision, decision_error
+from neira.policy import OPEN_STATES, Decision, decision_error
 from neira.structs import to_builtins
 
 
@@ -38,23 +37,29 @@ class CommandService:
         self._seen: tuple[Any, Any, tuple[str, ...]] | None = None  # (cells map, organs map, built organs)
         self._lexicon: Lexicon | None = None
         self._known: Known | None = None
-        self._built: tuple[str, ...] | None = None  # template ids of the organs built so far
-        self._events: Subscription | None = None  # every event, to know when `_built` must be re-read
+        self._built: set[str] | None = None  # template ids of the organs built so far (loaded once)
+        self._built_tuple: tuple[str, ...] | None = None
+        core.db.feed.subscribe("organs", self._organs_added)
         self._counters: dict[tuple[str, str], Any] = {}  # (intent, outcome) → its neira_commands_total child
         self.executor = CoreExecutor(core.factory, core.catalog, core.organs)
 
     async def known(self) -> Known:
-        """The resolver's view of the catalog and of the organs built so far. The catalog's in-memory maps
-        are replaced on every change, and the built organs are re-read only after an organ or gate event, so
-        the lexicon and the view are rebuilt only when something they depend on moved."""
+        """The resolver's view of the catalog and of the organ templates built so far. The catalog's in-memory
+        maps are replaced on every change, and the built templates follow the change feed (a new organ row
+        names its template), so the lexicon and the view are rebuilt only when something they depend on
+        moved — never by re-reading every organ."""
         cells = await self.core.catalog.latest_view(CELL)
         organs = await self.core.catalog.latest_view(ORGAN)
-        if self._organs_moved() or self._built is None:
-            try:
-                self._built = tuple(o["template_id"] for o in await self.core.organs.list())
-            except NeiraError:  # organs_builder closed: versions come from the catalog alone
-                self._built = ()
-        built, seen = self._built, self._seen
+        if self._built is None:
+            self._built = set(await self.core.organs.built_templates())
+            self._built_tuple = None
+        if self.core.policy.capabilities.get("organs_builder") not in OPEN_STATES:
+            built: tuple[str, ...] = ()  # organs_builder closed: versions come from the catalog alone
+        else:
+            if self._built_tuple is None:
+                self._built_tuple = tuple(sorted(self._built))
+            built = self._built_tuple
+        seen = self._seen
         if seen is None or seen[0] is not cells or seen[1] is not organs:
             self._lexicon = Lexicon.from_templates(list(cells.values()), list(organs.values()))
             self._known = None
@@ -63,24 +68,17 @@ class CommandService:
         self._seen = (cells, organs, built)
         return self._known
 
-    def _organs_moved(self) -> bool:
-        """Whether an organ or a capability gate changed since the last look. Every committed change
-        publishes its event (subject `organ:<id>` or `capability:<name>`) before this can run again; the
-        subscription is drained first, so an event that lands during the re-read shows up next time."""
-        if self._events is None:
-            self._events = self.core.events.subscribe("*", maxsize=64)
-            return True
-        moved, self._events.lagged = self._events.lagged, False
-        queue = self._events.queue
-        while not queue.empty():
-            moved = queue.get_nowait().subject.startswith(("organ:", "capability:")) or moved
-        return moved
+    def _organs_added(self, changes: list[Any]) -> None:
+        """New organ rows name their template (the change feed): the built templates grow without a read."""
+        if self._built is None:
+            return
+        for change in changes:
+            if isinstance(change.value, str) and change.value not in self._built:
+                self._built.add(change.value)
+                self._built_tuple = None
 
     async def close(self) -> None:
-        """Stop listening to the event bus; let the plans already said commit."""
-        if self._events is not None:
-            self.core.events.unsubscribe("*", self._events)
-            self._events = None
+        """Let the plans already said commit."""
         await self.store.close()
 
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:

@@ -130,6 +130,11 @@ class OrganBuilder:
             rows = await store.list_rows(conn)
         return [{"id": r.id, "state": r.state, "template_id": r.template_id, "updated_at": r.updated_at} for r in rows]
 
+    async def built_templates(self) -> list[str]:
+        """The template ids organs were built from (read whatever the gate: the Command Cell counts versions)."""
+        async with self.db.read() as conn:
+            return await store.built_templates(conn)
+
     async def newest_of(self, template_id: str) -> str | None:
         """The id of the newest organ built from a template, or None."""
         self.policy.require(GATE)

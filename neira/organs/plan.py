@@ -28,8 +28,8 @@ class Resolved(Base, frozen=True):
 
 
 async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved:
-    """The template given inline or as a catalog id (its latest version), validated on `conn`: its own
-    rules, and cell links (followed through the catalog) free of cycles. Cells the catalog lacks are allowed:
+    """The template given inline or as a catalog id (its latest version, read on `conn`), validated: its own
+    rules, and cell links (followed through the committed catalog) free of cycles. Cells the catalog lacks are allowed:
     the factory creates them from a generated adapter template. InvalidTemplate lists every problem."""
     if isinstance(ref, str):
         versions = await catalog.versions(conn, ORGAN, check_id(ref, "organ template id"))
@@ -41,7 +41,7 @@ async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved
     else:
         raise InvalidRequest("organ_template must be a template object or an organ template id")
     template = parse_organ(body)
-    known = await catalog.latest_bodies(conn, CELL)
+    known = await catalog.latest_view(CELL)  # the committed catalog, from memory: no read of every cell body
     edges, warnings = _link_graph(template.cells, known)
     cycle = find_cycle(edges)
     if cycle:

@@ -58,7 +58,7 @@ ORGAN_COLS = ("id", "template_id", "template", "state", "auto", "deadline", "att
 async def insert_organs(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
     """Insert new organ rows (tuples in ORGAN_COLS order) with one executemany."""
     for row in rows:
-        tx.changed("organs", row[0])
+        tx.changed("organs", row[0], row[1])  # a new organ: its template id (the Command Cell counts built versions)
     await insert_tuples(tx, ORGANS, ORGAN_COLS, rows)
 
 
@@ -102,6 +102,11 @@ async def newest_of_template(conn: AsyncConnection, template_id: str) -> str | N
     query = (select(o.id).where(o.template_id == template_id)
              .order_by(o.created_at.desc(), func.length(o.id).desc(), o.id.desc()).limit(1))
     return (await conn.execute(query)).scalar()
+
+
+async def built_templates(conn: AsyncConnection) -> list[str]:
+    """The template ids organs were built from (each once)."""
+    return list((await conn.execute(select(ORGANS.c.template_id).distinct())).scalars())
 
 
 async def list_rows(conn: AsyncConnection) -> list[Any]:
