@@ -70,11 +70,13 @@ class RegisterTemplate(Step, tag="register_template", kw_only=True):
 
 
 class StartBuild(Step, tag="start_build", kw_only=True):
-    """A new organ built from a template, with the records chosen for its cells by the steps before it."""
+    """A new organ built from a template (its body, as registered), with the records chosen for its cells by the
+    steps before it."""
 
     template_id: str
     version: str
     cells: list[str]
+    template: dict[str, Any]
 
 
 class ReuseOrgan(Step, tag="reuse_organ", kw_only=True):

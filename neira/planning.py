@@ -80,7 +80,8 @@ def organ_steps(template: dict[str, Any], digest: str, registered: bool, base: s
     if live is not None:
         steps.append(ReuseOrgan(template_id=tid, organ_id=live[0], state=live[1]))
     else:
-        steps.append(StartBuild(template_id=tid, version=template["version"], cells=list(template["cells"])))
+        steps.append(StartBuild(template_id=tid, version=template["version"], cells=list(template["cells"]),
+                                template=template))
     return steps
 
 

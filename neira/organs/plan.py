@@ -113,7 +113,7 @@ def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list
     organ), from the plan module, with the report around them."""
     t = resolved.template
     steps = list(cell_steps)
-    steps.append(StartBuild(template_id=t.id, version=t.version, cells=list(t.cells)))
+    steps.append(StartBuild(template_id=t.id, version=t.version, cells=list(t.cells), template=resolved.body))
     risks = _risks(resolved, steps, t.policies.hitl)
     denied = [to_builtins(d) for d in decisions if d.denied]
     stages = [{"state": s, "after_ms": d} for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)]
