@@ -61,6 +61,23 @@ def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: s
             server.kill()
 
 
+def login_url(server: Server) -> str:
+    """A fresh one-time sign-in link, minted with the admin token (as `neira login-url` does)."""
+    with server.client() as api:
+        res = api.post("/api/neira/login-codes")
+    assert res.status_code == 201, res.text
+    return res.json()["url"]
+
+
+def sign_in(page, server: Server) -> None:
+    """Sign a page in the way a person does: open a sign-in link; the server sets the cookie and goes to /."""
+    from playwright.sync_api import expect
+
+    page.goto(login_url(server))
+    expect(page.locator("#app")).to_be_visible()
+    assert "code=" not in page.url, "the sign-in code must leave the address bar"
+
+
 @pytest.fixture(scope="module")
 def neira_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose builds go draft → stable in about 300 ms."""

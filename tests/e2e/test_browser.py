@@ -8,7 +8,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, slow_server  # noqa: F401
+from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, sign_in, slow_server  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,8 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     """Each seed phrase shows a plan; Apply builds an organ to stable; the panel lists them live."""
     tab = open_tab(locale="ru-RU")
     page = tab.page
-    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    sign_in(page, neira_server)
     expect(page.locator("#input")).to_be_visible()
-    assert "token" not in page.url, "the token must leave the address bar"
     expect(page.locator("#input")).to_have_attribute("placeholder", re.compile("Введите команду"))
 
     organ_ids = []
@@ -122,14 +121,14 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     cell_row.get_by_role("button", name="Отключить").click()
     page.get_by_role("dialog").get_by_role("button", name="Да, выполнить").click()
     expect(cell_row).to_have_attribute("data-state", "disabled")
-    assert all("token=" not in u for u in tab.urls if u.startswith("http")), "token leaked into an HTTP URL"
+    assert all("token" not in u and neira_server.token not in u for u in tab.urls), "the token leaked into a URL"
 
 
 def test_cancel_slow_build_from_panel(slow_server, open_tab):
     """A slow build started in the chat is cancelled from the panel; both pages show it failed."""
     chat = open_tab(locale="en-US")
     page = chat.page
-    page.goto(f"{slow_server.url}/#token={slow_server.token}")
+    sign_in(page, slow_server)
     send(page, "create voice organ v1")
     reply = last_reply(page, 1)
     reply.get_by_role("button", name="Apply").click()
@@ -175,7 +174,7 @@ def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
     """At 360 px both pages fit the width, with a plan on screen and the tables as cards."""
     tab = open_tab(locale="ru-RU", width=360, height=740)
     page = tab.page
-    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    sign_in(page, neira_server)
     send(page, SEED_PHRASES[2])
     plan_reply = last_reply(page, 1)
     expect(plan_reply.locator(".plan-text")).to_be_visible()
@@ -197,18 +196,16 @@ def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
 
 
 def test_login_language_switch_and_keyboard(neira_server, open_tab):
-    """Without a token the page asks for one, a wrong one is asked again; English UI with a working switch."""
+    """Without a session the page says how to sign in; after the link, an English UI with a working switch."""
     tab = open_tab(locale="en-US")
-    tab.allowed.append("401")  # the wrong token is meant to be refused
+    tab.allowed.append("401")  # the session check of a page that is not signed in yet
     page = tab.page
     page.goto(f"{neira_server.url}/")
-    token_box = page.get_by_label("Access token")
-    expect(token_box).to_be_focused()
-    token_box.fill("not-the-token")
-    token_box.press("Enter")
-    expect(page.locator("#login-error")).to_have_text("The token was not accepted. Enter it again.")
-    page.get_by_label("Access token").fill(neira_server.token)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#login")).to_contain_text("neira login-url")
+    expect(page.get_by_role("button", name="Check again")).to_be_focused()
+    expect(page.locator("#app")).to_be_hidden()
+    sign_in(page, neira_server)
     box = page.get_by_role("textbox", name="Command")
     expect(box).to_be_focused()
 
@@ -246,7 +243,7 @@ def test_policy_denied_plan_gates_and_safe_mode(neira_server, open_tab):
     with neira_server.client() as api:
         assert api.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}).status_code == 200
         try:
-            page.goto(f"{neira_server.url}/#token={neira_server.token}")
+            sign_in(page, neira_server)
             send(page, "create echo organ v1")
             reply = last_reply(page, 1)
             expect(reply.locator(".violations")).to_contain_text("organs_builder")
