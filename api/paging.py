@@ -29,7 +29,7 @@ def encode_cursor(key: str) -> str:
 def decode_cursor(cursor: str) -> str:
     """The sort key a cursor continues after; 400 `invalid_request` for anything this module did not make."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequest("cursor is not one this server handed out") from None
 

@@ -91,8 +91,8 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+def playwright_driver():
+    """Playwright's driver, for the module's browser and for tests that need a Chromium profile on disk."""
     require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
@@ -100,11 +100,17 @@ def browser():
         require(False, "playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver):
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, sign_in, slow_server  # noqa: F401
+from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, playwright_driver, sign_in, slow_server  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
