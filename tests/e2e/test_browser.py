@@ -268,3 +268,68 @@ def test_policy_denied_plan_gates_and_safe_mode(neira_server, open_tab):
             api.post("/api/neira/safe-mode", json={"enabled": False, "reason": "test over"})
             api.post("/api/neira/capabilities/organs_builder", json={"state": "experimental"})
     expect(page.locator("#safe-mode")).to_be_hidden()
+
+
+def test_chat_ui_follows_the_reply_language(neira_server, open_tab):
+    """The UI strings switch to the language a reply comes in, and back."""
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, neira_server)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    send(page, "статус")
+    expect(last_reply(page, 1)).to_be_visible()
+    expect(page.get_by_role("button", name="Отправить")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("#logout")).to_have_text("Выйти")
+    send(page, "list organs")
+    expect(last_reply(page, 2)).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator("#logout")).to_have_text("Sign out")
+
+
+def test_panel_activity_and_cell_records(neira_server, open_tab):
+    """The panel's activity view lists events and audit live and filters them; an organ's cells open their records."""
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, neira_server)
+    page.goto(f"{neira_server.url}/organs.html")
+    expect(page.locator("#live")).to_have_attribute("data-status", "open")
+    with neira_server.client() as api:
+        started = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"})
+    assert started.status_code == 201, started.text
+    organ_id = started.json()["organ_id"]
+    subject = f"organ:{organ_id}"
+    activity = page.locator("#activity-body")
+    expect(activity.locator("tr", has_text=subject).first).to_be_visible()  # arrived through the stream
+
+    # Filter by subject (a click on a subject does it too) and by type.
+    page.get_by_label("Subject").fill(subject)
+    expect(activity.locator("tr").first).to_contain_text(subject)
+    rows = activity.locator("tr")
+    assert all(subject in rows.nth(i).inner_text() for i in range(rows.count()))
+    page.get_by_label("Type").select_option("organ.stage")
+    expect(activity.locator('tr[data-type="organ.stage"]').first).to_be_visible()
+    expect(activity.locator('tr:not([data-type="organ.stage"])')).to_have_count(0)
+    page.get_by_label("Subject").fill("nothing-like-this")
+    expect(page.locator("#activity-empty")).to_have_text("Nothing matches the filter.")
+    page.get_by_label("Subject").fill("")
+
+    # The audit trail, filtered by a subject picked from a row.
+    page.locator("#activity-view").get_by_role("button", name="Audit").click()
+    expect(activity.locator("tr").first).to_be_visible()
+    activity.locator("tr", has_text=subject).first.get_by_role("button").click()
+    expect(page.get_by_label("Subject")).to_have_value(subject)
+    expect(activity.locator("tr").first).to_contain_text(subject)
+
+    # The organ's status lists its cells; each opens its cell record with the history.
+    row = page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
+    row.get_by_role("button", name="Status").click()
+    detail = page.locator(f'#organs-body tr[data-detail-for="{organ_id}"]')
+    record_link = detail.locator("button[data-record]").first
+    record_id = record_link.get_attribute("data-record")
+    record_link.click()
+    expect(record_link).to_have_attribute("aria-expanded", "true")
+    record = detail.locator(f'.cell-record[data-record-for="{record_id}"]')
+    expect(record).to_contain_text("History")
+    expect(record.locator("ol li").first).to_contain_text("draft")
+    page.screenshot(path=str(ARTIFACTS / "panel-activity.png"), full_page=True)

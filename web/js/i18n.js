@@ -93,6 +93,24 @@ const STRINGS = {
     "cells.empty": "No cell records yet.",
     "caps.heading": "Capability gates",
     "caps.empty": "No gates reported.",
+    "activity.heading": "Activity",
+    "activity.view": "Show",
+    "activity.events": "Events",
+    "activity.audit": "Audit",
+    "activity.type": "Type",
+    "activity.subject": "Subject",
+    "activity.alltypes": "all types",
+    "activity.bysubject": "Show only this subject",
+    "activity.empty": "Nothing has happened yet.",
+    "activity.nomatch": "Nothing matches the filter.",
+    "col.time": "Time",
+    "col.type": "Type",
+    "col.subject": "Subject",
+    "col.detail": "Detail",
+    "status.record": "Record {id}",
+    "record.template": "Template",
+    "record.backend": "Backend",
+    "record.history": "History",
     "confirm.title": "Please confirm",
     "confirm.ok": "Yes, do it",
     "confirm.back": "Keep as is",
@@ -196,6 +214,24 @@ const STRINGS = {
     "cells.empty": "Записей клеток пока нет.",
     "caps.heading": "Гейты возможностей",
     "caps.empty": "Гейтов нет.",
+    "activity.heading": "Активность",
+    "activity.view": "Показать",
+    "activity.events": "События",
+    "activity.audit": "Аудит",
+    "activity.type": "Тип",
+    "activity.subject": "Объект",
+    "activity.alltypes": "все типы",
+    "activity.bysubject": "Показать только этот объект",
+    "activity.empty": "Пока ничего не произошло.",
+    "activity.nomatch": "Под фильтр ничего не подходит.",
+    "col.time": "Время",
+    "col.type": "Тип",
+    "col.subject": "Объект",
+    "col.detail": "Подробности",
+    "status.record": "Запись {id}",
+    "record.template": "Шаблон",
+    "record.backend": "Бэкенд",
+    "record.history": "История",
     "confirm.title": "Подтвердите",
     "confirm.ok": "Да, выполнить",
     "confirm.back": "Оставить как есть",
@@ -225,6 +261,11 @@ export function t(key, vars = {}) {
   const table = STRINGS[currentLang()];
   const text = table[key] ?? STRINGS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+/** Follow the language a reply came in (`lang` of a command's answer): the UI switches with the user. */
+export function followLang(lang) {
+  if (LANGS.includes(lang) && lang !== currentLang()) setLang(lang);
 }
 
 /** Localised name of a lifecycle state; unknown states are shown as they are. */
