@@ -15,7 +15,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from neira.errors import Forbidden
 from neira.policy import Role
@@ -112,9 +112,9 @@ def csrf_matches(session: Session, given: str | bytes | None) -> bool:
     return bool(raw) and hmac.compare_digest(session.csrf.encode(), raw)
 
 
-def cookie_value(headers: list[tuple[bytes, bytes]] | object, name: str = COOKIE) -> str | None:
+def cookie_value(headers: Iterable[tuple[bytes, bytes]], name: str = COOKIE) -> str | None:
     """The value of cookie `name` in raw ASGI headers (the first one wins), or None."""
-    for key, value in headers:  # type: ignore[attr-defined]
+    for key, value in headers:
         if key == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 k, sep, v = part.strip().partition("=")
@@ -123,14 +123,14 @@ def cookie_value(headers: list[tuple[bytes, bytes]] | object, name: str = COOKIE
     return None
 
 
-def _header(scope_headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in scope_headers:
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
         if key == name:
             return value
     return None
 
 
-def page_role(sign_in: SignIn, headers: list[tuple[bytes, bytes]], write: bool) -> Role | None:
+def page_role(sign_in: SignIn, headers: Iterable[tuple[bytes, bytes]], write: bool) -> Role | None:
     """The role of a request signed in by the session cookie, or None without a live session. A write
     (any method but GET, HEAD, OPTIONS) must also carry the session's CSRF token: 403 `forbidden` without."""
     session = sign_in.session(cookie_value(headers))
@@ -141,7 +141,7 @@ def page_role(sign_in: SignIn, headers: list[tuple[bytes, bytes]], write: bool) 
     return session.role
 
 
-def same_origin(headers: list[tuple[bytes, bytes]]) -> bool:
+def same_origin(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether a WebSocket handshake comes from a page of this server (its Origin names the Host it asks).
     Browsers always send Origin on a WebSocket handshake; a cookie alone must not open a stream for a page of
     another site (SameSite=Strict already keeps the cookie off cross-site handshakes: this is the second lock)."""
