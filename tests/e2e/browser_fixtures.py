@@ -76,6 +76,7 @@ def sign_in(page, server: Server) -> None:
     page.goto(login_url(server))
     expect(page.locator("#app")).to_be_visible()
     assert "code=" not in page.url, "the sign-in code must leave the address bar"
+    page.wait_for_load_state("networkidle")  # the page's icon too: a test that leaves at once must not abort it
 
 
 @pytest.fixture(scope="module")

@@ -295,12 +295,17 @@ def test_panel_activity_and_cell_records(neira_server, open_tab):
     page.goto(f"{neira_server.url}/organs.html")
     expect(page.locator("#live")).to_have_attribute("data-status", "open")
     with neira_server.client() as api:
+        for _ in range(6):  # 4 stage events each at least: more rows than the view shows at first
+            assert api.post("/organs/build", json={"organ_template": "organ.echo.v1"}).status_code == 201
         started = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"})
     assert started.status_code == 201, started.text
     organ_id = started.json()["organ_id"]
     subject = f"organ:{organ_id}"
     activity = page.locator("#activity-body")
     expect(activity.locator("tr", has_text=subject).first).to_be_visible()  # arrived through the stream
+    expect(activity.locator("tr")).to_have_count(25)  # the newest 25, then 25 more a click
+    page.get_by_role("button", name="Show more").click()
+    expect(activity.locator("tr")).not_to_have_count(25)
 
     # Filter by subject (a click on a subject does it too) and by type.
     page.get_by_label("Subject").fill(subject)
@@ -333,3 +338,15 @@ def test_panel_activity_and_cell_records(neira_server, open_tab):
     expect(record).to_contain_text("History")
     expect(record.locator("ol li").first).to_contain_text("draft")
     page.screenshot(path=str(ARTIFACTS / "panel-activity.png"), full_page=True)
+
+    # The catalog's organ templates, with their cells; the pages follow a list's Link headers to its end.
+    voice = page.locator('#templates-body tr[data-template-id="organ.voice.v1"]')
+    expect(voice).to_contain_text("analysis.text_to_phonemes.v1")
+    listed = page.evaluate("""async () => {
+        const { apiList } = await import("/js/api.js");
+        const all = await apiList("/organs/templates?limit=1");
+        const cut = await apiList("/organs/templates?limit=1", 2);
+        return [all.items.map((t) => t.id), all.more, cut.items.length, cut.more];
+    }""")
+    shown = page.locator("#templates-body tr").evaluate_all("rows => rows.map((r) => r.dataset.templateId)")
+    assert listed == [shown, False, 2, True] and len(shown) >= 4, listed

@@ -118,7 +118,6 @@ def test_pages_run_under_the_csp(neira_server, open_tab, path):
     page = tab.page
     page.add_init_script(WATCH_CSP)
     sign_in(page, neira_server)
-    page.wait_for_load_state("networkidle")  # let the chat page finish (its icon) before leaving it
     answer = page.goto(f"{neira_server.url}{path}")
     headers = answer.headers
     assert headers["content-security-policy"].startswith("default-src 'self'")

@@ -5,11 +5,12 @@
 // page by page, and only the newest KEEP of each are kept. Filters work on what is kept, in the page.
 
 import { api } from "./api.js";
-import { t } from "./i18n.js";
+import { stateLabel, t } from "./i18n.js";
 import { el, formatTime, showError, throttle } from "./shell.js";
 
 const $ = (sel) => document.querySelector(sel);
 const KEEP = 200; // rows kept per list
+const STEP = 25; // rows shown at first, and added by "Show more"
 const PAGE = { events: 1000, audit: 5000 }; // the routes' largest page
 const state = {
   view: "events",
@@ -17,20 +18,23 @@ const state = {
   audit: [],
   last: { events: 0, audit: 0 }, // highest seq read so far
   loading: { events: null, audit: null },
+  shown: STEP, // rows on screen (newest first)
 };
 
 /** One row's type, subject and detail text, whatever list it came from. */
 function describe(kind, item) {
   if (kind === "events") {
     const d = item.data || {};
-    const move = d.from !== undefined || d.to !== undefined ? `${d.from ?? "∅"} → ${d.to ?? d.state ?? "∅"}` : d.state ?? "";
+    const to = d.to ?? d.state;
+    const move = d.from !== undefined || d.to !== undefined ? `${fmt(d.from)} → ${fmt(to)}` : to ? stateLabel(to) : "";
     return { type: item.type, subject: item.subject, detail: [move, d.reason].filter(Boolean).join(" · ") };
   }
   const move = item.before !== null || item.after !== null ? `${fmt(item.before)} → ${fmt(item.after)}` : "";
   return { type: item.action, subject: item.subject, detail: [item.actor, move, item.reason].filter(Boolean).join(" · ") };
 }
 
-const fmt = (value) => (value === null || value === undefined ? "∅" : typeof value === "object" ? JSON.stringify(value) : String(value));
+/** A state (localised), any other value as JSON, nothing as ∅. */
+const fmt = (value) => (value === null || value === undefined ? "∅" : typeof value === "object" ? JSON.stringify(value) : stateLabel(value));
 
 function keep(kind, items) {
   if (!items.length) return;
@@ -109,6 +113,12 @@ function row(r) {
 
 function filterSubject(subject) {
   $("#activity-subject").value = subject ?? "";
+  refilter();
+}
+
+/** A new view or filter starts again from the newest rows. */
+function refilter() {
+  state.shown = STEP;
   render();
 }
 
@@ -116,10 +126,12 @@ function render() {
   const kind = state.view;
   const rows = state[kind].map((item) => ({ seq: item.seq, at: item.at, ...describe(kind, item) }));
   renderTypes(rows);
-  const shown = rows.filter(matches).reverse(); // newest first
+  const matching = rows.filter(matches).reverse(); // newest first
+  const shown = matching.slice(0, state.shown);
   $("#activity-body").replaceChildren(...shown.map(row));
   $("#activity-table").hidden = shown.length === 0;
   $("#activity-empty").hidden = shown.length > 0;
+  $("#activity-more").hidden = matching.length <= shown.length;
   $("#activity-empty").textContent = rows.length ? t("activity.nomatch") : t("activity.empty");
   for (const btn of document.querySelectorAll("#activity-view button[data-view]")) {
     btn.setAttribute("aria-pressed", String(btn.dataset.view === kind));
@@ -131,8 +143,12 @@ $("#activity-view").addEventListener("click", (ev) => {
   if (!btn) return;
   state.view = btn.dataset.view;
   $("#activity-type").value = "";
+  refilter();
+});
+$("#activity-type").addEventListener("change", refilter);
+$("#activity-subject").addEventListener("input", refilter);
+$("#activity-more").addEventListener("click", () => {
+  state.shown += STEP;
   render();
 });
-$("#activity-type").addEventListener("change", render);
-$("#activity-subject").addEventListener("input", render);
 document.addEventListener("langchange", render);

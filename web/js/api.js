@@ -25,6 +25,33 @@ export function onUnauthorized(handler) {
 
 /** Call the API with the session cookie; resolve to the JSON body, reject with an ApiError. */
 export async function api(method, path, body) {
+  return (await call(method, path, body)).data;
+}
+
+/**
+ * Every item of a paged list route: follow its `Link: <…>; rel="next"` headers (contract §10) for at most
+ * `maxPages` pages; `more` says whether items were left on the server.
+ */
+export async function apiList(path, maxPages = 10) {
+  const items = [];
+  let next = path;
+  for (let page = 0; next && page < maxPages; page += 1) {
+    const { data, res } = await call("GET", next);
+    items.push(...(Array.isArray(data) ? data : []));
+    next = nextLink(res.headers.get("Link"));
+  }
+  return { items, more: Boolean(next) };
+}
+
+/** The same-origin path of a `rel="next"` link, or null. */
+function nextLink(header) {
+  const found = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header || "");
+  if (!found) return null;
+  const url = new URL(found[1], location.href);
+  return url.origin === location.origin ? url.pathname + url.search : null;
+}
+
+async function call(method, path, body) {
   const headers = { Accept: "application/json" };
   if (!READS.has(method) && csrf) headers["X-Neira-CSRF"] = csrf;
   const init = { method, headers, cache: "no-store", credentials: "same-origin" };
@@ -50,7 +77,7 @@ export async function api(method, path, body) {
     if (res.status === 401) unauthorizedHandler(err);
     throw err;
   }
-  return data;
+  return { data, res };
 }
 
 /** Ask the server who this page is signed in as: {role, csrf}; rejects with a 401 ApiError when it is not. */

@@ -8,6 +8,7 @@ import { confirmAction } from "./confirm.js";
 import { organCells } from "./records.js";
 import { el, formatTime, initShell, listOf, notify, showError, throttle } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
+import { loadTemplates } from "./templates.js";
 import { renderMetrics, renderTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -265,7 +266,7 @@ function setLive(status) {
 // ---- start ---------------------------------------------------------------------------
 
 function loadAll() {
-  return Promise.all([loadCaps().then(loadOrgans), loadCells(), loadSafeMode(), loadActivity()]);
+  return Promise.all([loadCaps().then(loadOrgans), loadCells(), loadSafeMode(), loadActivity(), loadTemplates()]);
 }
 
 async function start() {
