@@ -60,9 +60,11 @@ class SignInController(Controller):
     async def login(self, request: NeiraRequest, code: str = Parameter(default="", max_length=200)) -> Redirect:
         """Exchange a one-time code (valid 10 minutes, used once) for the session cookie and go to the chat
         page, leaving the code out of the address. 401 for an unknown, used or expired code."""
-        found = _sign_in(request).redeem(code)
+        sign_in = _sign_in(request)
+        found = sign_in.redeem(code)
         if found is None:
             raise Unauthorized("this sign-in link is unknown, used or expired; `neira login-url` prints a new one")
+        sign_in.close(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not kept
         sid, _ = found
         return Redirect("/", status_code=303, headers=NO_STORE, cookies=[_cookie(request, sid, int(SESSION_TTL_S))])
 

@@ -71,6 +71,9 @@ async def test_a_code_signs_in_once_and_goes_to_the_chat_page(pages: tuple[Async
     assert {"httponly", "path", "samesite"} <= attributes, cookie
     assert "samesite=strict" in cookie.lower() and "Path=/" in cookie and f"Max-Age={int(SESSION_TTL_S)}" in cookie
     assert code not in cookie and ADMIN not in cookie
+    as_page(client, r.cookies[COOKIE])
+    replaced = await client.get(f"/login?code={sign_in.issue_code()}", follow_redirects=False)
+    assert replaced.status_code == 303 and sign_in.session(r.cookies[COOKIE]) is None  # a new sign-in ends the old session
     client.cookies.clear()
     again = await client.get(f"/login?code={code}", follow_redirects=False)
     assert (again.status_code, again.json()["code"]) == (401, "unauthorized")
