@@ -8,22 +8,25 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader, State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.static_files import create_static_files_router
 from prometheus_client import CollectorRegistry
 
 from api.auth import AccessMiddleware, TokenTable
-from api.controllers import cells, commands, factory, organs
+from api.controllers import cells, commands, factory, organs, signin, templates
 from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
+from api.headers import add_security_headers
 from api.metrics_middleware import HttpMetrics, HttpMetricsMiddleware
+from api.openapi_pages import openapi_config
+from api.signin import SignIn
 from neira.core import Core
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CONTROLLERS = [
     HealthController, PlatformController, *cells.CONTROLLERS, *factory.CONTROLLERS, *organs.CONTROLLERS, *commands.CONTROLLERS,
+    *signin.CONTROLLERS, *templates.CONTROLLERS,
 ]
 
 
@@ -44,10 +47,12 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(core: Core, *, tune_gc_on_start: bool = False) -> Litestar:
+def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | None = None) -> Litestar:
     """The HTTP app for `core`: auth, policy guard, error bodies, metrics, OpenAPI and the web pages.
-    `tune_gc_on_start` is for the server process (`neira serve`), not for apps made in tests."""
+    `tune_gc_on_start` is for the server process (`neira serve`), not for apps made in tests; `sign_in` holds
+    the pages' sign-in codes and sessions (app.state.sign_in; a new one unless given)."""
     tokens = TokenTable(core.settings)
+    sign_in = sign_in or SignIn()
     http_metrics = CollectorRegistry()
     counts = HttpMetrics()
     http_metrics.register(counts)
@@ -63,14 +68,16 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False) -> Litestar:
         route_handlers=[*CONTROLLERS, static],
         request_class=NeiraRequest,
         websocket_class=NeiraSocket,
-        state=State({"core": core, "tokens": tokens, "http_metrics": http_metrics}),
+        state=State({"core": core, "tokens": tokens, "http_metrics": http_metrics, "sign_in": sign_in}),
         middleware=[
             DefineMiddleware(HttpMetricsMiddleware, metrics=counts),
-            DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy, max_body_bytes=core.settings.max_body_bytes),
+            DefineMiddleware(AccessMiddleware, tokens=tokens, policy=core.policy, max_body_bytes=core.settings.max_body_bytes,
+                             sign_in=sign_in),
         ],
+        before_send=[add_security_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=core.settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="neira", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         on_startup=[core.start, document_errors, *([tune_gc] if tune_gc_on_start else [])],
         on_shutdown=[core.stop],
         debug=False,

@@ -1,5 +1,5 @@
 """Bearer-token authentication (constant-time) and the role / safe-mode policy, in one ASGI middleware,
-plus the WebSocket token check."""
+plus the WebSocket token check. The pages sign in with a session cookie instead (api/signin.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.signin import SignIn, cookie_value, page_role, same_origin
 from neira.config import Settings
 from neira.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from neira.policy import PolicyEngine, Role
@@ -75,15 +76,19 @@ class AccessMiddleware:
     One plain ASGI middleware rather than an authentication middleware plus a guard: Litestar copies the
     route handler for every guard call, which cost more than the whole check."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable, policy: PolicyEngine, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, tokens: TokenTable, policy: PolicyEngine, max_body_bytes: int, sign_in: SignIn) -> None:
         self.app, self.tokens, self.policy, self.max_body_bytes = app, tokens, policy, max_body_bytes
+        self.sign_in = sign_in
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             _check_length(scope, self.max_body_bytes)
             opt = scope["route_handler"].opt
             if not opt.get("exclude_from_auth") and not _is_schema(scope["path"]):
-                role = self.tokens.role_for(bearer(_authorization(scope)))
+                header = _authorization(scope)
+                role = self.tokens.role_for(bearer(header))
+                if role is None and header is None:  # no bearer at all: a signed-in page (cookie + CSRF)?
+                    role = page_role(self.sign_in, scope["headers"], write=scope["method"] not in READ_METHODS)
                 if role is None:
                     raise Unauthorized("a valid bearer token is required")
                 scope["user"] = role.value
@@ -93,6 +98,12 @@ class AccessMiddleware:
 
 
 def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:
-    """The role for a WebSocket's `?token=`, or None."""
-    tokens: TokenTable = connection.app.state.tokens
-    return tokens.role_for(connection.query_params.get("token"))
+    """The role for a WebSocket's `?token=`, else for the session cookie of a page of this server; or None."""
+    token = connection.query_params.get("token")
+    if token is not None:
+        tokens: TokenTable = connection.app.state.tokens
+        return tokens.role_for(token)
+    headers = connection.scope["headers"]
+    sign_in: SignIn = connection.app.state.sign_in
+    session = sign_in.session(cookie_value(headers)) if same_origin(headers) else None
+    return session.role if session else None

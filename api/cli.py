@@ -39,19 +39,21 @@ def _admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
-def chat_url(settings: Settings, token: str, from_env: bool) -> str:
-    """The chat page's URL. The token goes in the fragment (never sent to a server), and is printed only when
-    neira made or stored it: a token given in NEIRA_ADMIN_TOKEN is already known and stays out of the output."""
+def page_base(settings: Settings) -> str:
+    """The pages' address for a person: `localhost` for the loopback and wildcard binds."""
     host = "localhost" if settings.host in ("0.0.0.0", "127.0.0.1", "::") else settings.host
-    fragment = "#token=<NEIRA_ADMIN_TOKEN>" if from_env else f"#token={token}"
-    return f"http://{host}:{settings.port}/{fragment}"
+    return f"http://{host}:{settings.port}"
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Start uvicorn with the app on the embedded default (or NEIRA_DATABASE_URL)."""
+    """Start uvicorn with the app on the embedded default (or NEIRA_DATABASE_URL). Once it listens, print a
+    one-time sign-in link for the pages (contract §10); the admin token itself is never printed."""
     import uvicorn
 
     from api.app import create_app
+    from api.controllers.signin import login_url
+    from api.listening import ListeningServer
+    from api.signin import SignIn
     from neira.core import Core
 
     configure_logging()
@@ -60,18 +62,23 @@ def serve(args: argparse.Namespace) -> int:
         validate_overrides(settings.capabilities)
     except (ValueError, NeiraError) as exc:
         raise SystemExit(f"neira: {exc}") from None
-    from_env = bool(settings.admin_token)
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)
-    app = create_app(Core(settings), tune_gc_on_start=True)
-    print(f"neira: chat page at {chat_url(settings, token, from_env)}", flush=True)
-    if created:
-        print(f"neira: a new admin token was stored in {settings.data_path / 'admin_token'} (mode 0600)", flush=True)
+    sign_in = SignIn()
+    app = create_app(Core(settings), tune_gc_on_start=True, sign_in=sign_in)
+
+    def listening() -> None:
+        if created:
+            print(f"neira: a new admin token was stored in {settings.data_path / 'admin_token'} (mode 0600)", flush=True)
+        url = login_url(page_base(settings), sign_in.issue_code())
+        print(f"neira: listening on {page_base(settings)}; sign in to the pages at {url}", flush=True)
+        print("neira: (the link works once, for 10 minutes; `neira login-url` prints a new one)", flush=True)
+
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, access_log=False, log_config=None,
         timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes, ws_per_message_deflate=False,
     )
-    uvicorn.Server(config).run()
+    ListeningServer(config, on_listening=[listening]).run()
     return 0
 
 
@@ -104,6 +111,25 @@ def talk(args: argparse.Namespace) -> int:
     return chat_cli.chat(args.url, token, args.session)
 
 
+def login_link(args: argparse.Namespace) -> int:
+    """`neira login-url`: a new one-time sign-in link from a running server (admin token)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {client_token(args)}"}
+    try:
+        res = httpx.post(f"{args.url.rstrip('/')}/api/neira/login-codes", headers=headers, timeout=10)
+    except httpx.HTTPError:
+        raise SystemExit(f"neira: no server answers at {args.url} (pass --url or set NEIRA_URL)") from None
+    if res.status_code != 201:
+        try:
+            reason = res.json().get("reason") or res.status_code
+        except ValueError:
+            reason = res.status_code
+        raise SystemExit(f"neira: the server refused: {reason}")
+    print(res.json()["url"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="neira", description="neira: grow an assistant out of cells and organs.")
@@ -120,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+", help="the command, e.g. 'создай голосовой орган v1'")
     _client_args(p)
     p.set_defaults(func=talk)
+    p = sub.add_parser("login-url", help="print a new one-time sign-in link for the pages of a running server")
+    _client_args(p)
+    p.set_defaults(func=login_link)
     return parser
 
 

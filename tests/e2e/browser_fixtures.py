@@ -61,6 +61,24 @@ def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: s
             server.kill()
 
 
+def login_url(server: Server) -> str:
+    """A fresh one-time sign-in link, minted with the admin token (as `neira login-url` does)."""
+    with server.client() as api:
+        res = api.post("/api/neira/login-codes")
+    assert res.status_code == 201, res.text
+    return res.json()["url"]
+
+
+def sign_in(page, server: Server) -> None:
+    """Sign a page in the way a person does: open a sign-in link; the server sets the cookie and goes to /."""
+    from playwright.sync_api import expect
+
+    page.goto(login_url(server))
+    expect(page.locator("#app")).to_be_visible()
+    assert "code=" not in page.url, "the sign-in code must leave the address bar"
+    page.wait_for_load_state("networkidle")  # the page's icon too: a test that leaves at once must not abort it
+
+
 @pytest.fixture(scope="module")
 def neira_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose builds go draft → stable in about 300 ms."""
@@ -74,8 +92,8 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+def playwright_driver():
+    """Playwright's driver, for the module's browser and for tests that need a Chromium profile on disk."""
     require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
@@ -83,11 +101,17 @@ def browser():
         require(False, "playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver):
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @dataclass

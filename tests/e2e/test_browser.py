@@ -8,7 +8,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, slow_server  # noqa: F401
+from tests.e2e.browser_fixtures import ARTIFACTS, browser, neira_server, open_tab, playwright_driver, sign_in, slow_server  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,8 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     """Each seed phrase shows a plan; Apply builds an organ to stable; the panel lists them live."""
     tab = open_tab(locale="ru-RU")
     page = tab.page
-    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    sign_in(page, neira_server)
     expect(page.locator("#input")).to_be_visible()
-    assert "token" not in page.url, "the token must leave the address bar"
     expect(page.locator("#input")).to_have_attribute("placeholder", re.compile("Введите команду"))
 
     organ_ids = []
@@ -122,14 +121,14 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     cell_row.get_by_role("button", name="Отключить").click()
     page.get_by_role("dialog").get_by_role("button", name="Да, выполнить").click()
     expect(cell_row).to_have_attribute("data-state", "disabled")
-    assert all("token=" not in u for u in tab.urls if u.startswith("http")), "token leaked into an HTTP URL"
+    assert all("token" not in u and neira_server.token not in u for u in tab.urls), "the token leaked into a URL"
 
 
 def test_cancel_slow_build_from_panel(slow_server, open_tab):
     """A slow build started in the chat is cancelled from the panel; both pages show it failed."""
     chat = open_tab(locale="en-US")
     page = chat.page
-    page.goto(f"{slow_server.url}/#token={slow_server.token}")
+    sign_in(page, slow_server)
     send(page, "create voice organ v1")
     reply = last_reply(page, 1)
     reply.get_by_role("button", name="Apply").click()
@@ -175,7 +174,7 @@ def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
     """At 360 px both pages fit the width, with a plan on screen and the tables as cards."""
     tab = open_tab(locale="ru-RU", width=360, height=740)
     page = tab.page
-    page.goto(f"{neira_server.url}/#token={neira_server.token}")
+    sign_in(page, neira_server)
     send(page, SEED_PHRASES[2])
     plan_reply = last_reply(page, 1)
     expect(plan_reply.locator(".plan-text")).to_be_visible()
@@ -197,18 +196,16 @@ def test_phone_layout_has_no_horizontal_scroll(neira_server, open_tab):
 
 
 def test_login_language_switch_and_keyboard(neira_server, open_tab):
-    """Without a token the page asks for one, a wrong one is asked again; English UI with a working switch."""
+    """Without a session the page says how to sign in; after the link, an English UI with a working switch."""
     tab = open_tab(locale="en-US")
-    tab.allowed.append("401")  # the wrong token is meant to be refused
+    tab.allowed.append("401")  # the session check of a page that is not signed in yet
     page = tab.page
     page.goto(f"{neira_server.url}/")
-    token_box = page.get_by_label("Access token")
-    expect(token_box).to_be_focused()
-    token_box.fill("not-the-token")
-    token_box.press("Enter")
-    expect(page.locator("#login-error")).to_have_text("The token was not accepted. Enter it again.")
-    page.get_by_label("Access token").fill(neira_server.token)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#login")).to_contain_text("neira login-url")
+    expect(page.get_by_role("button", name="Check again")).to_be_focused()
+    expect(page.locator("#app")).to_be_hidden()
+    sign_in(page, neira_server)
     box = page.get_by_role("textbox", name="Command")
     expect(box).to_be_focused()
 
@@ -246,7 +243,7 @@ def test_policy_denied_plan_gates_and_safe_mode(neira_server, open_tab):
     with neira_server.client() as api:
         assert api.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}).status_code == 200
         try:
-            page.goto(f"{neira_server.url}/#token={neira_server.token}")
+            sign_in(page, neira_server)
             send(page, "create echo organ v1")
             reply = last_reply(page, 1)
             expect(reply.locator(".violations")).to_contain_text("organs_builder")
@@ -271,3 +268,85 @@ def test_policy_denied_plan_gates_and_safe_mode(neira_server, open_tab):
             api.post("/api/neira/safe-mode", json={"enabled": False, "reason": "test over"})
             api.post("/api/neira/capabilities/organs_builder", json={"state": "experimental"})
     expect(page.locator("#safe-mode")).to_be_hidden()
+
+
+def test_chat_ui_follows_the_reply_language(neira_server, open_tab):
+    """The UI strings switch to the language a reply comes in, and back."""
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, neira_server)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    send(page, "статус")
+    expect(last_reply(page, 1)).to_be_visible()
+    expect(page.get_by_role("button", name="Отправить")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("#logout")).to_have_text("Выйти")
+    send(page, "list organs")
+    expect(last_reply(page, 2)).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator("#logout")).to_have_text("Sign out")
+
+
+def test_panel_activity_and_cell_records(neira_server, open_tab):
+    """The panel's activity view lists events and audit live and filters them; an organ's cells open their records."""
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, neira_server)
+    page.goto(f"{neira_server.url}/organs.html")
+    expect(page.locator("#live")).to_have_attribute("data-status", "open")
+    with neira_server.client() as api:
+        for _ in range(6):  # 4 stage events each at least: more rows than the view shows at first
+            assert api.post("/organs/build", json={"organ_template": "organ.echo.v1"}).status_code == 201
+        started = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"})
+    assert started.status_code == 201, started.text
+    organ_id = started.json()["organ_id"]
+    subject = f"organ:{organ_id}"
+    activity = page.locator("#activity-body")
+    expect(activity.locator("tr", has_text=subject).first).to_be_visible()  # arrived through the stream
+    expect(activity.locator("tr")).to_have_count(25)  # the newest 25, then 25 more a click
+    page.get_by_role("button", name="Show more").click()
+    expect(activity.locator("tr")).not_to_have_count(25)
+
+    # Filter by subject (a click on a subject does it too) and by type.
+    page.get_by_label("Subject").fill(subject)
+    expect(activity.locator("tr").first).to_contain_text(subject)
+    rows = activity.locator("tr")
+    assert all(subject in rows.nth(i).inner_text() for i in range(rows.count()))
+    page.get_by_label("Type").select_option("organ.stage")
+    expect(activity.locator('tr[data-type="organ.stage"]').first).to_be_visible()
+    expect(activity.locator('tr:not([data-type="organ.stage"])')).to_have_count(0)
+    page.get_by_label("Subject").fill("nothing-like-this")
+    expect(page.locator("#activity-empty")).to_have_text("Nothing matches the filter.")
+    page.get_by_label("Subject").fill("")
+
+    # The audit trail, filtered by a subject picked from a row.
+    page.locator("#activity-view").get_by_role("button", name="Audit").click()
+    expect(activity.locator("tr").first).to_be_visible()
+    activity.locator("tr", has_text=subject).first.get_by_role("button").click()
+    expect(page.get_by_label("Subject")).to_have_value(subject)
+    expect(activity.locator("tr").first).to_contain_text(subject)
+
+    # The organ's status lists its cells; each opens its cell record with the history.
+    row = page.locator(f'#organs-body tr[data-organ-id="{organ_id}"]')
+    row.get_by_role("button", name="Status").click()
+    detail = page.locator(f'#organs-body tr[data-detail-for="{organ_id}"]')
+    record_link = detail.locator("button[data-record]").first
+    record_id = record_link.get_attribute("data-record")
+    record_link.click()
+    expect(record_link).to_have_attribute("aria-expanded", "true")
+    record = detail.locator(f'.cell-record[data-record-for="{record_id}"]')
+    expect(record).to_contain_text("History")
+    expect(record.locator("ol li").first).to_contain_text("draft")
+    page.screenshot(path=str(ARTIFACTS / "panel-activity.png"), full_page=True)
+
+    # The catalog's organ templates, with their cells; the pages follow a list's Link headers to its end.
+    voice = page.locator('#templates-body tr[data-template-id="organ.voice.v1"]')
+    expect(voice).to_contain_text("analysis.text_to_phonemes.v1")
+    listed = page.evaluate("""async () => {
+        const { apiList } = await import("/js/api.js");
+        const all = await apiList("/organs/templates?limit=1");
+        const cut = await apiList("/organs/templates?limit=1", 2);
+        return [all.items.map((t) => t.id), all.more, cut.items.length, cut.more];
+    }""")
+    shown = page.locator("#templates-body tr").evaluate_all("rows => rows.map((r) => r.dataset.templateId)")
+    assert listed == [shown, False, 2, True] and len(shown) >= 4, listed

@@ -58,7 +58,7 @@ def test_state_survives_restart(tmp_path: Path, sig: int) -> None:
         server.stop()
 
 
-def test_generated_admin_token_is_stored_private_and_printed(tmp_path: Path) -> None:
+def test_generated_admin_token_is_stored_private_and_never_printed(tmp_path: Path) -> None:
     server = Server(tmp_path / "data")
     server.env.pop("NEIRA_ADMIN_TOKEN")
     server.start()
@@ -66,7 +66,7 @@ def test_generated_admin_token_is_stored_private_and_printed(tmp_path: Path) -> 
         token_file = tmp_path / "data" / "admin_token"
         token = token_file.read_text().strip()
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
-        assert f"#token={token}" in server.log()
+        assert token not in server.log() and f"stored in {token_file}" in server.log()
         server.token = token
         with server.client() as c:
             assert c.get("/api/neira/capabilities").status_code == 200

@@ -1,6 +1,9 @@
-// The token, authenticated JSON calls and live WebSocket streams, shared by both pages.
+// The page session, authenticated JSON calls and live WebSocket streams, shared by both pages.
+// The pages sign in with an HttpOnly session cookie (GET /login?code=…, printed by `neira serve`): no token is
+// ever held by the page. Writes carry the session's CSRF token, kept in memory only, as X-Neira-CSRF.
 
-const TOKEN_KEY = "neira.token";
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+let csrf = "";
 
 /** An API error carrying the contract's body: {code, reason, ...}. */
 export class ApiError extends Error {
@@ -14,33 +17,44 @@ export class ApiError extends Error {
   }
 }
 
-/** Move a `#token=` from the address into storage, and take it out of the address and history. */
-export function takeTokenFromFragment() {
-  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const token = params.get("token");
-  if (token === null) return;
-  if (token) setToken(token);
-  params.delete("token");
-  const rest = params.toString();
-  history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
-}
-
-export const getToken = () => localStorage.getItem(TOKEN_KEY) || "";
-export const setToken = (token) => localStorage.setItem(TOKEN_KEY, token.trim());
-export const clearToken = () => localStorage.removeItem(TOKEN_KEY);
-
 let unauthorizedHandler = () => {};
 /** Called with the ApiError whenever the server answers 401 or closes a stream as unauthorised. */
 export function onUnauthorized(handler) {
   unauthorizedHandler = handler;
 }
 
-/** Call the API with the bearer token; resolve to the JSON body, reject with an ApiError. */
+/** Call the API with the session cookie; resolve to the JSON body, reject with an ApiError. */
 export async function api(method, path, body) {
+  return (await call(method, path, body)).data;
+}
+
+/**
+ * Every item of a paged list route: follow its `Link: <…>; rel="next"` headers (contract §10) for at most
+ * `maxPages` pages; `more` says whether items were left on the server.
+ */
+export async function apiList(path, maxPages = 10) {
+  const items = [];
+  let next = path;
+  for (let page = 0; next && page < maxPages; page += 1) {
+    const { data, res } = await call("GET", next);
+    items.push(...(Array.isArray(data) ? data : []));
+    next = nextLink(res.headers.get("Link"));
+  }
+  return { items, more: Boolean(next) };
+}
+
+/** The same-origin path of a `rel="next"` link, or null. */
+function nextLink(header) {
+  const found = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header || "");
+  if (!found) return null;
+  const url = new URL(found[1], location.href);
+  return url.origin === location.origin ? url.pathname + url.search : null;
+}
+
+async function call(method, path, body) {
   const headers = { Accept: "application/json" };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const init = { method, headers, cache: "no-store" };
+  if (!READS.has(method) && csrf) headers["X-Neira-CSRF"] = csrf;
+  const init = { method, headers, cache: "no-store", credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -63,13 +77,29 @@ export async function api(method, path, body) {
     if (res.status === 401) unauthorizedHandler(err);
     throw err;
   }
-  return data;
+  return { data, res };
 }
 
-/** The ws:// or wss:// address of a stream; the token goes in the query only here. */
+/** Ask the server who this page is signed in as: {role, csrf}; rejects with a 401 ApiError when it is not. */
+export async function loadSession() {
+  const session = await api("GET", "/api/neira/session");
+  csrf = session?.csrf || "";
+  return session;
+}
+
+/** End the page's session (the server deletes it and clears the cookie). */
+export async function signOut() {
+  try {
+    await api("POST", "/logout");
+  } finally {
+    csrf = "";
+  }
+}
+
+/** The ws:// or wss:// address of a stream (same origin: the session cookie goes with it). */
 export function wsUrl(path) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${proto}//${location.host}${path}?token=${encodeURIComponent(getToken())}`;
+  return `${proto}//${location.host}${path}`;
 }
 
 // Close codes the server uses for refusals (4000 + HTTP status): retrying will not help.

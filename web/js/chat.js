@@ -1,7 +1,7 @@
 // The chat page: send commands, show plans, apply them and follow each organ's build live.
 
 import { api, openStream } from "./api.js";
-import { currentLang, t } from "./i18n.js";
+import { currentLang, followLang, t } from "./i18n.js";
 import { organIdsFrom, renderPlan, renderSuggestions, renderViolations, suggestedPhrases } from "./plan.js";
 import { loadSession, newId, saveSession as store } from "./session.js";
 import { el, initShell, showError } from "./shell.js";
@@ -213,6 +213,7 @@ async function send(raw) {
     }
     session.messages.push(msg);
     thinking.replaceWith(renderMessage(msg));
+    followLang(res?.lang); // the UI speaks the language of the conversation (redraws the log when it changes)
     watchOrgans(msg);
   } catch (err) {
     thinking.remove();

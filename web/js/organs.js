@@ -1,12 +1,15 @@
 // The organs panel: live organs and cell records, their actions, gates and safe mode.
 
+import { activityEvent, loadActivity } from "./activity.js";
 import { api, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { loadCells, refreshCells } from "./cells.js";
 import { legal, loadLifecycle } from "./lifecycle.js";
 import { confirmAction } from "./confirm.js";
+import { organCells } from "./records.js";
 import { el, formatTime, initShell, listOf, notify, showError, throttle } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
+import { loadTemplates } from "./templates.js";
 import { renderMetrics, renderTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -144,10 +147,7 @@ function refreshStatus(id) {
 }
 
 function renderStatus(status) {
-  const cells = listOf(status.cells, "items");
-  const cellList = cells.length
-    ? el("ul", {}, cells.map((c) => el("li", {}, el("code", {}, c.id ?? String(c)), c.state ? stateBadge(c.state) : null)))
-    : el("p", { class: "muted" }, "—");
+  const cellList = organCells(listOf(status.cells, "items"));
   const metrics = renderMetrics(status.metrics);
   return el(
     "div",
@@ -235,6 +235,7 @@ const refreshSafe = throttle(loadSafeMode, 300);
 
 /** Route one event frame {seq, at, type, subject, data} to what it changes. */
 function onEvent(frame) {
+  activityEvent(frame);
   const type = String(frame?.type ?? "");
   const data = frame?.data || {};
   // Subjects look like "organ:<id>" or "cell:<id>"; the data usually names the id too.
@@ -265,7 +266,7 @@ function setLive(status) {
 // ---- start ---------------------------------------------------------------------------
 
 function loadAll() {
-  return Promise.all([loadCaps().then(loadOrgans), loadCells(), loadSafeMode()]);
+  return Promise.all([loadCaps().then(loadOrgans), loadCells(), loadSafeMode(), loadActivity(), loadTemplates()]);
 }
 
 async function start() {

@@ -1,67 +1,66 @@
 // What both pages share around their content: sign-in, language switch, sign-out and notices.
 
-import { api, clearToken, getToken, onUnauthorized, setToken, takeTokenFromFragment } from "./api.js";
+import { loadSession, onUnauthorized, signOut } from "./api.js";
 import { applyI18n, mountLangSwitch, t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 
-/** Wire the header and the sign-in form; call onReady once there is a token (and again after a new sign-in). */
+/**
+ * Wire the header and the sign-in card; call onReady once the page is signed in. The page signs in through the
+ * one-time link `neira serve` prints (GET /login?code=… sets an HttpOnly session cookie); without a session
+ * the card says how to get a link, and a 401 later (session ended, server restarted) brings it back.
+ */
 export function initShell({ onReady }) {
-  takeTokenFromFragment();
   applyI18n();
   mountLangSwitch($("#lang-switch"));
 
   const login = $("#login");
   const app = $("#app");
-  const form = $("#login-form");
-  const input = $("#token-input");
   const message = $("#login-error");
+  let signedIn = false;
 
-  const showLogin = (again) => {
-    message.textContent = again ? t("login.again") : "";
-    message.hidden = !again;
+  const showLogin = (why) => {
+    signedIn = false;
+    message.textContent = why ? t(why) : "";
+    message.hidden = !why;
     login.hidden = false;
     app.hidden = true;
     $("#logout").hidden = true;
-    input.value = "";
-    input.focus();
+    $("#login-retry").focus();
   };
   const showApp = () => {
+    signedIn = true;
     login.hidden = true;
     app.hidden = false;
     $("#logout").hidden = false;
   };
 
-  // Check the token with a cheap read before showing the page; a 401 brings the form back.
+  // Ask the server whether this page has a session before showing anything that needs one.
   const enter = async () => {
     try {
-      await api("GET", "/api/neira/safe-mode");
+      await loadSession();
     } catch (err) {
-      if (err.status === 401) return;
+      showLogin(err.status === 401 ? "" : err.code === "network" ? "error.network" : "error.generic");
+      return;
     }
     showApp();
     onReady();
   };
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    if (!input.value.trim()) return;
-    setToken(input.value);
-    enter();
-  });
-  $("#logout").addEventListener("click", () => {
-    clearToken();
-    showLogin(false);
+  $("#login-retry").addEventListener("click", enter);
+  $("#logout").addEventListener("click", async () => {
+    try {
+      await signOut();
+    } catch (err) {
+      if (err.status !== 401) return showError(err);
+    }
+    // A fresh page: every stream of the old session is closed, nothing of it stays in memory.
+    location.replace(location.pathname);
   });
   onUnauthorized(() => {
-    clearToken();
-    showLogin(true);
+    if (signedIn) showLogin("login.ended");
   });
 
-  if (getToken()) {
-    enter();
-  } else {
-    showLogin(false);
-  }
+  enter();
 }
 
 /** Show a short notice; errors stay until dismissed, other notices fade after a few seconds. */
@@ -120,6 +119,7 @@ export function el(tag, attrs = {}, ...children) {
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "style") node.style.cssText = value; // through the CSSOM: the CSP refuses style attributes
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
