@@ -8,16 +8,16 @@ from typing import Any
 from neira import introspection
 from neira.commands.reply import say
 from neira.commands.resolve import Resolution
-from neira.commands.plan import active_organ, active_record
+from neira.commands.plan import Services, active_organ, active_record
 
-async def run(res: Resolution, core: Any) -> tuple[dict[str, Any], str]:
+async def run(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
     """Answer a status or list command: (what was read, reply)."""
     if res.intent == "list":
         return await _list(res, core)
     return await _status(res, core)
 
 
-async def _status(res: Resolution, core: Any) -> tuple[dict[str, Any], str]:
+async def _status(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
     lang, target = res.lang, res.target
     if target is None:
         snap = await introspection.status(core.db, core.policy)
@@ -31,7 +31,7 @@ async def _status(res: Resolution, core: Any) -> tuple[dict[str, Any], str]:
     return result, say(lang, "status", target=result["id"], state=result["state"])
 
 
-async def _list(res: Resolution, core: Any) -> tuple[dict[str, Any], str]:
+async def _list(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
     lang = res.lang
     if res.what == "cells":
         cells = await core.catalog.list_cells()

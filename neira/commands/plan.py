@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from neira.catalog import CELL, ORGAN, parse_cell, parse_organ, template_digest
 from neira.cell_plan import create_step
@@ -17,6 +17,13 @@ from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, 
 from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Snapshot
 from neira.planning import cell_step, facts, is_dead, live_organs, organ_steps
 from neira.policy import OPEN_STATES
+
+if TYPE_CHECKING:
+    from neira.catalog import Catalog
+    from neira.factory import Factory
+    from neira.organs import OrganBuilder
+    from neira.policy import Decision as PolicyDecision, PolicyEngine
+    from neira.storage.db import Database
 
 LIFECYCLE_INTENTS = frozenset({"approve", "disable", "rollback", "cancel_build", "rebuild"})
 _CELL_MOVES = {"approve": CellEvent.APPROVE, "disable": CellEvent.DISABLE, "rollback": CellEvent.ROLLBACK}
@@ -31,14 +38,14 @@ _DEAD = {
 class Services(Protocol):
     """What planning reads: the catalog, the factory's records and dry-run, the organ rows, the gates."""
 
-    catalog: Any
-    factory: Any
-    organs: Any
-    policy: Any
-    db: Any
+    catalog: Catalog
+    factory: Factory
+    organs: OrganBuilder
+    policy: PolicyEngine
+    db: Database
 
 
-def _decision(d: Any) -> Decision:
+def _decision(d: PolicyDecision) -> Decision:
     return Decision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason, capability=d.capability)
 
 
@@ -50,7 +57,7 @@ def _gates(decisions: list[Decision]) -> dict[str, str]:
     return {d.capability: d.action for d in decisions if d.capability}
 
 
-def gate_verdicts(policy: Any) -> dict[str, str]:
+def gate_verdicts(policy: PolicyEngine) -> dict[str, str]:
     """capability → allow | deny, as a plan's gate facts record them."""
     return {name: "allow" if state in OPEN_STATES else "deny" for name, state in policy.capabilities.items()}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
+from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
 from neira.commands import actions
 from neira.commands.known import Known
@@ -16,11 +17,12 @@ from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
 from neira.commands.parse import parse
 from neira.commands.intents import Does, does
-from neira.commands.plan import gate_verdicts, make_plan
+from neira.commands.plan import Services, gate_verdicts, make_plan
 from neira.commands.plan_store import PlanStore
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
+from neira.metrics import Metrics
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import CoreExecutor, carry_out, check_facts
 from neira.policy import OPEN_STATES, Decision, decision_error
@@ -28,10 +30,17 @@ from neira.structs import to_builtins
 
 
 
+class CommandCore(Services, Protocol):
+    """What the Command Cell uses of the core: the planning services plus audit and metrics."""
+
+    audit: Audit
+    metrics: Metrics
+
+
 class CommandService:
     """Understands commands against the live catalog and carries out their plans through the core."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: CommandCore) -> None:
         self.core = core
         self.store = PlanStore(core.db)
         self._seen: tuple[Any, Any, tuple[str, ...]] | None = None  # (cells map, organs map, built organs)
