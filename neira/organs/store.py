@@ -76,10 +76,17 @@ async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
     return row
 
 
-async def last_seq(conn: AsyncConnection, organ_id: str) -> int:
-    """The seq of the organ's latest event (0 if none): the `seq` of its current state."""
+async def state_and_seq(conn: AsyncConnection, organ_id: str) -> tuple[str, int]:
+    """The organ's state and the seq of its latest event (0 if none), read by one statement: a single
+    SELECT sees one snapshot, whereas two (SQLite runs each outside a transaction of its own) could pair a
+    state with the seq of the move after it. 400 for a malformed id, 404 for an unknown one."""
+    check_organ_id(organ_id)
     e = tables.events.c
-    return (await conn.execute(select(func.max(e.seq)).where(e.subject == f"organ:{organ_id}"))).scalar() or 0
+    seq = select(func.max(e.seq)).where(e.subject == f"organ:{organ_id}").scalar_subquery()
+    row = (await conn.execute(select(ORGANS.c.state, seq).where(ORGANS.c.id == organ_id))).first()
+    if row is None:
+        raise NotFound(f"no organ {organ_id}")
+    return row[0], row[1] or 0
 
 
 async def cell_states(conn: AsyncConnection, record_ids: list[str]) -> dict[str, str]:
