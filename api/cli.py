@@ -16,7 +16,7 @@ import msgspec
 from neira.config import Settings, settings_from_env
 from neira.data_dir import make_private, running_server_url
 from neira.errors import NeiraError
-from neira.logs import configure_logging
+from neira.logs import configure_logging, level_from
 from neira.policy import validate_overrides
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -57,7 +57,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.server import Server, lock_data_dir, make_core, warn_short_tokens
 
-    configure_logging()
+    configure_logging(level_from(os.environ.get("NEIRA_LOG_LEVEL")))
     try:
         settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
         validate_overrides(settings.capabilities)
