@@ -9,6 +9,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.paths import check_path
 from neira.config import Settings
 from neira.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from neira.policy import PolicyEngine, Role
@@ -81,6 +82,7 @@ class AccessMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             _check_length(scope, self.max_body_bytes)
+            check_path(scope)
             opt = scope["route_handler"].opt
             if not opt.get("exclude_from_auth") and not _is_schema(scope["path"]):
                 role = self.tokens.role_for(bearer(_authorization(scope)))

@@ -58,6 +58,17 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
+MAX_ID = 128
+
+
+def check_lookup_id(value: str, what: str = "id") -> str:
+    """`value` unless it is an id nothing could ever have (empty, `/`, `..`, control characters, over 128
+    characters): 400 invalid_request. Any other id is looked up, and a miss is 404."""
+    if not value or len(value) > MAX_ID or "/" in value or ".." in value or not value.isprintable():
+        raise InvalidRequest(f"{what} is not an id: at most {MAX_ID} printable characters, no '/' or '..'")
+    return value
+
+
 def check_version(value: str) -> str:
     """`value` if it is a SemVer 2.0 version, else 400 invalid_request."""
     if not isinstance(value, str) or not SEMVER_RE.fullmatch(value):

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.errors import InvalidRequest, NotFound
+from neira.catalog import check_lookup_id
+from neira.errors import NotFound
 from neira.lifecycle import OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
@@ -62,9 +63,11 @@ ORGAN_ID_RE = re.compile(r"organ-[1-9][0-9]{0,17}")
 
 
 def check_organ_id(organ_id: str) -> None:
-    """400 for anything that is not an organ id (`organ-<n>`), as for malformed cell record ids."""
+    """400 for an id no organ could have (`/`, `..`, control characters, over 128 characters); 404 for any
+    other that is not an organ id (`organ-<n>`): `organ-missing` and `organ-01` name nothing."""
     if not ORGAN_ID_RE.fullmatch(organ_id):
-        raise InvalidRequest("organ ids look like organ-<n>")
+        check_lookup_id(organ_id, "organ id")
+        raise NotFound(f"no organ {organ_id}")
 
 
 async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
