@@ -22,7 +22,7 @@ CODE_BY_STATUS = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
-    415: "invalid_request",
+    415: "unsupported_media_type",
     429: "rate_limited",
 }
 
