@@ -14,6 +14,7 @@ from neira.lifecycle import OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
 from neira.storage.db import Tx
+from neira.storage.pages import after_id, by_number
 
 ORGANS = tables.organs
 BUILDING_STATES = (OrganState.DRAFT.value, OrganState.CANARY.value, OrganState.EXPERIMENTAL.value)
@@ -110,11 +111,14 @@ async def newest_of_template(conn: AsyncConnection, template_id: str) -> str | N
     return (await conn.execute(query)).scalar()
 
 
-async def list_rows(conn: AsyncConnection) -> list[Any]:
-    """Every organ's list entry, oldest first."""
+async def list_rows(conn: AsyncConnection, after: str | None = None, limit: int | None = None) -> list[Any]:
+    """Organs' list entries, oldest first (by id number: the order they were made in); at most `limit` after
+    the organ id `after`."""
     o = ORGANS.c
-    rows = await conn.execute(select(o.id, o.state, o.template_id, o.updated_at, o.created_at))
-    return sorted(rows, key=lambda r: (r.created_at, _num(r.id)))
+    query = select(o.id, o.state, o.template_id, o.updated_at).order_by(*by_number(o.id)).limit(limit)
+    if after is not None:
+        query = query.where(after_id(o.id, after))
+    return list(await conn.execute(query))
 
 
 async def in_flight(conn: AsyncConnection) -> list[Any]:
@@ -130,11 +134,6 @@ async def count_building(conn: AsyncConnection) -> int:
     """How many organs are in a building state (automatic or paused by a manual move)."""
     o = ORGANS.c
     return (await conn.execute(select(func.count()).where(o.state.in_(BUILDING_STATES)))).scalar() or 0
-
-
-def _num(organ_id: str) -> int:
-    tail = organ_id.rpartition("-")[2]
-    return int(tail) if tail.isdigit() else 0
 
 
 async def restart_build(tx: Tx, organ_id: str, attempts: int, cells: list[dict[str, Any]], deadline: float, at: float) -> None:

@@ -63,7 +63,28 @@ export async function api(method, path, body) {
     if (res.status === 401) unauthorizedHandler(err);
     throw err;
   }
+  if (Array.isArray(data)) nextPages.set(data, nextLink(res.headers.get("Link")));
   return data;
+}
+
+// A list answer → the URL of its next page (from `Link: <…>; rel="next"`), or null on the last page.
+const nextPages = new WeakMap();
+const MAX_PAGES = 50;
+
+function nextLink(header) {
+  const m = /<([^>]*)>\s*;\s*rel="?next"?/.exec(header || "");
+  return m ? m[1] : null;
+}
+
+/** GET a list route and every page after it (the server pages at 100 items by default). */
+export async function apiList(path) {
+  let page = await api("GET", path);
+  const all = [...page];
+  for (let n = 1; nextPages.get(page) && n < MAX_PAGES; n += 1) {
+    page = await api("GET", nextPages.get(page));
+    all.push(...page);
+  }
+  return all;
 }
 
 /** The ws:// or wss:// address of a stream; the token goes in the query only here. */

@@ -1,6 +1,6 @@
 // The organs panel: live organs and cell records, their actions, gates and safe mode.
 
-import { api, openStream } from "./api.js";
+import { api, apiList, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { loadCells, refreshCells } from "./cells.js";
 import { confirmAction } from "./confirm.js";
@@ -33,7 +33,7 @@ async function loadOrgans() {
     return;
   }
   try {
-    const list = listOf(await api("GET", "/organs"), "organs", "items");
+    const list = listOf(await apiList("/organs?limit=1000"), "organs", "items");
     const seen = new Set();
     for (const organ of list) {
       seen.add(organ.id);
