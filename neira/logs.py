@@ -62,6 +62,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("aiosqlite").setLevel(max(level, logging.INFO))  # a line per SQL call even at DEBUG
     chatty = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, DemoteChatter) for f in chatty.filters):
         chatty.addFilter(DemoteChatter())
