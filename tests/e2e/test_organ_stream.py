@@ -15,7 +15,7 @@ from tests.e2e.server import Server
 
 STAGES = ["draft", "canary", "experimental", "stable"]
 BUILDS, SUBSCRIBERS = 60, 8
-FRAME_WAIT = 3  # seconds; a build of three 1 ms stages that sends nothing for this long has lost a frame
+FRAME_WAIT = 10  # seconds; a build of three 1 ms stages that sends nothing for this long has lost a frame
 
 
 async def watch(server: Server, organ_id: str, after: float) -> list[str]:
