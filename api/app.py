@@ -18,6 +18,7 @@ from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
 from api.headers import add_security_headers
+from api.head import HeadAsGet
 from api.metrics_middleware import HttpMetrics, HttpMetricsMiddleware
 from api.openapi_pages import openapi_config
 from api.signin import SignIn
@@ -60,11 +61,11 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
         path="/",
         directories=[WEB_DIR],
         html_mode=True,
-        opt={"exclude_from_auth": True},
+        opt={"exclude_from_auth": True, "page": True},
         cache_control=CacheControlHeader(no_cache=True, public=True),
         include_in_schema=False,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[*CONTROLLERS, static],
         request_class=NeiraRequest,
         websocket_class=NeiraSocket,
@@ -83,6 +84,8 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
         debug=False,
         logging_config=None,
     )
+    app.asgi_handler = HeadAsGet(app.asgi_handler)
+    return app
 
 
 ERROR_SCHEMA = Schema(

@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.signin import SignIn, cookie_value, page_role, same_origin
+from api.paths import check_json_body, check_page, check_path
 from neira.config import Settings
 from neira.errors import InvalidRequest, PayloadTooLarge, Unauthorized
 from neira.policy import PolicyEngine, Role
@@ -71,7 +72,8 @@ class AccessMiddleware:
     (reads for every role, writes for admin and operator, admin only in safe mode, `opt={"admin": True}`
     routes for the admin alone). Routes with `opt={"exclude_from_auth": True}` are open; `opt={"any_role":
     True}` routes take any valid token and check writes themselves (the Command Cell: «статус» is a read). A declared body over
-    the limit is a 413 before anything else.
+    the limit is a 413 before anything else; an impossible id in the path a 400 (api/paths.py); a write whose body is
+    not JSON a 415; `opt={"page": True}` (web/) serves pages and their assets only.
 
     One plain ASGI middleware rather than an authentication middleware plus a guard: Litestar copies the
     route handler for every guard call, which cost more than the whole check."""
@@ -83,7 +85,10 @@ class AccessMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             _check_length(scope, self.max_body_bytes)
+            check_path(scope)
             opt = scope["route_handler"].opt
+            if opt.get("page"):
+                check_page(scope["path"])
             if not opt.get("exclude_from_auth") and not _is_schema(scope["path"]):
                 header = _authorization(scope)
                 role = self.tokens.role_for(bearer(header))
@@ -94,6 +99,8 @@ class AccessMiddleware:
                 scope["user"] = role.value
                 write = scope["method"] not in READ_METHODS and not opt.get("any_role")
                 self.policy.authorize(role.value, write=write, admin_only=bool(opt.get("admin")))
+            if scope["method"] not in READ_METHODS:
+                check_json_body(scope)
         await self.app(scope, receive, send)
 
 

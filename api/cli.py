@@ -14,9 +14,12 @@ from pathlib import Path
 import msgspec
 
 from neira.config import Settings, settings_from_env
+from neira.data_dir import make_private, running_server_url
 from neira.errors import NeiraError
+from neira.logs import configure_logging, level_from
 from neira.policy import validate_overrides
-from neira.logs import configure_logging
+
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _admin_token(settings: Settings) -> tuple[str, bool]:
@@ -52,20 +55,23 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.controllers.signin import login_url
-    from api.listening import ListeningServer
+    from api.server import Server, lock_data_dir, make_core, warn_short_tokens
     from api.signin import SignIn
-    from neira.core import Core
 
-    configure_logging()
+    configure_logging(level_from(os.environ.get("NEIRA_LOG_LEVEL")))
     try:
         settings = settings_from_env(host=args.host, port=args.port, data_dir=args.data_dir)
         validate_overrides(settings.capabilities)
     except (ValueError, NeiraError) as exc:
         raise SystemExit(f"neira: {exc}") from None
+    os.umask(0o077)  # every file the server makes is its owner's alone (0600; dirs 0700)
+    make_private(settings.data_path)
+    lock = lock_data_dir(settings)
+    warn_short_tokens(os.environ)
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)
     sign_in = SignIn()
-    app = create_app(Core(settings), tune_gc_on_start=True, sign_in=sign_in)
+    app = create_app(make_core(settings), tune_gc_on_start=True, sign_in=sign_in)
 
     def listening() -> None:
         if created:
@@ -78,14 +84,18 @@ def serve(args: argparse.Namespace) -> int:
         app, host=settings.host, port=settings.port, access_log=False, log_config=None,
         timeout_graceful_shutdown=5, ws_max_size=settings.max_body_bytes, ws_per_message_deflate=False,
     )
-    ListeningServer(config, on_listening=[listening]).run()
+    try:
+        Server(config, settings.data_path, on_listening=[listening]).run()
+    finally:
+        if lock is not None:
+            lock.release()
     return 0
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("NEIRA_URL", "http://127.0.0.1:8000"), help="server URL (env NEIRA_URL)")
+    p.add_argument("--url", default=None, help=f"server URL (else env NEIRA_URL, else <data-dir>/server.json, else {DEFAULT_URL})")
     p.add_argument("--token", default=None, help="bearer token (env NEIRA_TOKEN, else NEIRA_ADMIN_TOKEN, else <data-dir>/admin_token)")
-    p.add_argument("--data-dir", default=os.environ.get("NEIRA_DATA_DIR", "./var"), help="where to find admin_token")
+    p.add_argument("--data-dir", default=os.environ.get("NEIRA_DATA_DIR", "./var"), help="the server's data dir: its admin_token and server.json")
     p.add_argument("--session", default=None, help="session id (keeps 'apply' working across calls)")
 
 
@@ -101,14 +111,20 @@ def client_token(args: argparse.Namespace) -> str:
     return token
 
 
+def client_url(args: argparse.Namespace) -> str:
+    """The server for chat/say: `--url`, else NEIRA_URL, else the URL the server running on `--data-dir`
+    wrote into its server.json, else the default."""
+    return args.url or os.environ.get("NEIRA_URL") or running_server_url(Path(args.data_dir)) or DEFAULT_URL
+
+
 def talk(args: argparse.Namespace) -> int:
     """`neira chat` / `neira say`: the Command Cell over HTTP."""
     from neira.commands import chat_cli
 
-    token = client_token(args)
+    token, url = client_token(args), client_url(args)
     if args.cmd == "say":
-        return chat_cli.say(args.url, token, " ".join(args.text), args.session)
-    return chat_cli.chat(args.url, token, args.session)
+        return chat_cli.say(url, token, " ".join(args.text), args.session)
+    return chat_cli.chat(url, token, args.session)
 
 
 def login_link(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from api.paths import check_path
 from neira.errors import STATUS_BY_CODE, NeiraError
 
 log = logging.getLogger("neira.api")
@@ -21,7 +22,7 @@ CODE_BY_STATUS = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
-    415: "invalid_request",
+    415: "unsupported_media_type",
     429: "rate_limited",
 }
 
@@ -35,11 +36,17 @@ def neira_error_handler(_: Request, exc: NeiraError) -> Response:
     return _json(exc.body(), STATUS_BY_CODE.get(exc.code, 500))
 
 
-def http_error_handler(_: Request, exc: HTTPException) -> Response:
-    """Litestar's own errors (validation, routing, body size) in the contract's shape, without internals."""
+def http_error_handler(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (validation, routing, body size) in the contract's shape, without internals. A
+    path that matched no route because of an impossible id (`a%2Fb`, `..`) is the id's fault: 400."""
     status = exc.status_code
     if status >= 500:
-        return internal_error_handler(_, exc)
+        return internal_error_handler(request, exc)
+    if status in (404, 405):
+        try:
+            check_path(request.scope)
+        except NeiraError as bad:
+            return neira_error_handler(request, bad)
     code = CODE_BY_STATUS.get(status, "invalid_request" if status < 500 else "internal")
     reason = _reason(exc, status)
     headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None

@@ -58,6 +58,17 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
+MAX_ID = 128
+
+
+def check_lookup_id(value: str, what: str = "id") -> str:
+    """`value` unless it is an id nothing could ever have (empty, `/`, `..`, control characters, over 128
+    characters): 400 invalid_request. Any other id is looked up, and a miss is 404."""
+    if not value or len(value) > MAX_ID or "/" in value or ".." in value or not value.isprintable():
+        raise InvalidRequest(f"{what} is not an id: at most {MAX_ID} printable characters, no '/' or '..'")
+    return value
+
+
 def check_version(value: str) -> str:
     """`value` if it is a SemVer 2.0 version, else 400 invalid_request."""
     if not isinstance(value, str) or not SEMVER_RE.fullmatch(value):
@@ -415,12 +426,16 @@ class Catalog:
         return [summarize(body, sorted(index.versions[(family, id)], key=semver_key))
                 for id, body in index.latest[family].items()]
 
-    async def list_cells(self, kind: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
-        """Latest version of every cell, sorted by id; `kind` filters analysis|action|memory, `q` searches."""
+    async def list_cells(self, kind: str | None = None, q: str | None = None, after: str | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Latest version of every cell, sorted by id; `kind` filters analysis|action|memory, `q` searches;
+        at most `limit` of them after the id `after`."""
         if kind is not None and kind not in CELL_KINDS:
             raise InvalidRequest(f"kind must be one of {', '.join(CELL_KINDS)}")
-        items = await self._list(CELL, cell_summary)
-        return [s for s in items if (kind is None or s["kind"] == kind) and (not q or matches(s, q))]
+        items = sorted(await self._list(CELL, cell_summary), key=lambda s: s["id"])
+        found = [s for s in items if (kind is None or s["kind"] == kind) and (not q or matches(s, q))
+                 and (after is None or s["id"] > after)]
+        return found[:limit] if limit is not None else found
 
     async def list_organ_templates(self) -> list[dict[str, Any]]:
         """Latest version of every organ template, sorted by id."""

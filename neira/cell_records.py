@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.audit import Audit
 from neira.catalog import check_id
+from neira.storage.pages import after_id, by_number
 from neira.errors import InvalidRequest, NotFound
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
@@ -166,9 +167,13 @@ class Records:
         return (await conn.execute(select(R).where(
             R.c.template_id == template_id, R.c.version == version, R.c.backend == backend))).first()
 
-    async def list(self, conn: AsyncConnection, state: str | None = None) -> list[dict[str, Any]]:
-        """Records, oldest first; `state` filters (validated)."""
-        query = select(R).order_by(R.c.created_at, R.c.id)
+    async def list(self, conn: AsyncConnection, state: str | None = None, after: str | None = None,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        """Records, oldest first (by id number: the order they were made in); `state` filters (validated);
+        `after` and `limit` give a page: at most `limit` records after the record id `after`."""
+        query = select(R).order_by(*by_number(R.c.id)).limit(limit)
+        if after is not None:
+            query = query.where(after_id(R.c.id, after))
         if state is not None:
             if state not in {s.value for s in CellState}:
                 raise InvalidRequest(f"state must be one of {', '.join(s.value for s in CellState)}")

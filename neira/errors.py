@@ -92,6 +92,18 @@ class PayloadTooLarge(NeiraError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(NeiraError):
+    """A JSON route got a body of another content type."""
+
+    code = "unsupported_media_type"
+
+
+class DataDirLocked(NeiraError):
+    """Another server holds this SQLite data dir (start-up only: a message and exit code 3)."""
+
+    code = "data_dir_locked"
+
+
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_template": 400,
@@ -106,5 +118,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "plan_stale": 409,
     "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "data_dir_locked": 503,
     "internal": 500,
 }

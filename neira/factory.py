@@ -174,10 +174,10 @@ class Factory:
         found = (await self.records.cache.of_templates([template_id])).get(template_id)
         return max(found, key=lambda c: c.number).id if found else None
 
-    async def list(self, state: str | None = None) -> list[dict[str, Any]]:
-        """Records, oldest first; `state` filters (validated)."""
+    async def list(self, state: str | None = None, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Records, oldest first; `state` filters (validated); at most `limit` after the record id `after`."""
         async with self.db.read() as conn:
-            return await self.records.list(conn, state)
+            return await self.records.list(conn, state, after, limit)
 
     async def get(self, id: str) -> dict[str, Any]:
         """A record with its `history: [{from, to, at, actor, reason}]`."""

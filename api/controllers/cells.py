@@ -8,6 +8,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 
 from api.controllers.common import NeiraRequest, json_body
+from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from neira.errors import InvalidRequest
 
 class CellsController(Controller):
@@ -18,11 +19,13 @@ class CellsController(Controller):
 
     @get("/")
     async def list_cells(
-        self, request: NeiraRequest, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None
-    ) -> list[dict[str, Any]]:
-        """Latest version of every cell; `kind` (analysis|action|memory) filters, `q` searches id, kind,
-        description and aliases."""
-        return await request.core.catalog.list_cells(kind=kind or None, q=q or None)
+        self, request: NeiraRequest, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    ) -> Response[list[dict[str, Any]]]:
+        """Latest version of every cell, by id; `kind` (analysis|action|memory) filters, `q` searches id, kind,
+        description and aliases. A page of `limit`; the next one is in the `Link` header."""
+        rows = await request.core.catalog.list_cells(kind=kind or None, q=q or None, after=decode_cursor(cursor), limit=limit + 1)
+        return page(request, rows, limit, lambda r: r["id"])
 
     @get("/{cell_id:str}")
     async def get_cell(self, request: NeiraRequest, cell_id: FromPath[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, post
@@ -13,11 +13,15 @@ from neira.errors import InvalidRequest
 from neira.structs import Base
 
 
+SESSION_ID_MAX = 128
+
+
 class CommandRequest(Base):
-    """Body of `POST /api/neira/commands`."""
+    """Body of `POST /api/neira/commands`; `session_id` is the caller's own name for a conversation, at most
+    128 characters (it is stored with every plan and echoed in every reply)."""
 
     text: str
-    session_id: str | None = None
+    session_id: Annotated[str, msgspec.Meta(min_length=1, max_length=SESSION_ID_MAX)] | None = None
 
 
 class CommandsController(Controller):

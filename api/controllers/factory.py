@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get, post, route
 from litestar.params import FromPath, QueryParameter
 
 from api.controllers.common import Json, NeiraRequest, json_body, json_doc
+from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from neira.catalog import check_id
 from neira.errors import InvalidRequest, NotFound
 
@@ -50,10 +51,12 @@ class FactoryController(Controller):
 
     @get("/")
     async def list_records(
-        self, request: NeiraRequest, state_filter: Annotated[str | None, QueryParameter(name="state")] = None
-    ) -> list[dict[str, Any]]:
-        """Every record, oldest first; `?state=` filters."""
-        return await request.core.factory.list(state_filter or None)
+        self, request: NeiraRequest, state_filter: Annotated[str | None, QueryParameter(name="state")] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    ) -> Response[list[dict[str, Any]]]:
+        """Records, oldest first; `?state=` filters. A page of `limit`; the next one is in the `Link` header."""
+        rows = await request.core.factory.list(state_filter or None, decode_cursor(cursor), limit + 1)
+        return page(request, rows, limit, lambda r: r["id"])
 
     @get("/{record_id:str}")
     async def get_record(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from api.auth import websocket_role
 from api.controllers.common import Json, NeiraRequest, NeiraSocket, json_body, json_doc
+from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from api.controllers.ws import pump, send
 from neira.errors import NeiraError
 from neira.structs import Base
@@ -37,9 +38,11 @@ class OrgansController(Controller):
         return Response(body, status_code=status)
 
     @get("/")
-    async def list_organs(self, request: NeiraRequest) -> list[dict[str, Any]]:
-        """`[{id, state, template_id, updated_at}]`, oldest first."""
-        return await request.core.organs.list()
+    async def list_organs(self, request: NeiraRequest, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Response[list[dict[str, Any]]]:
+        """`[{id, state, template_id, updated_at}]`, oldest first. A page of `limit`; the next one is in the
+        `Link` header."""
+        rows = await request.core.organs.list(decode_cursor(cursor), limit + 1)
+        return page(request, rows, limit, lambda r: r["id"])
 
     @get("/{organ_id:str}/status", responses=json_doc(200))
     async def status(self, request: NeiraRequest, organ_id: str) -> Json:

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.auth import websocket_role
 from api.controllers.common import NeiraRequest, NeiraSocket
+from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, page, seq_cursor
 from api.controllers.ws import pump
 from neira import introspection
 from neira.events import EventBus, Subscription
@@ -94,17 +95,23 @@ class PlatformController(Controller):
 
     @get("/events")
     async def events(
-        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=100, ge=1, le=1000)
-    ) -> list[dict[str, Any]]:
-        """Stored events after `since`, oldest first."""
-        return [to_builtins(e) for e in await request.core.events.list(since, limit)]  # type: ignore[misc]
+        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Response[list[dict[str, Any]]]:
+        """Stored events after `since`, oldest first. A page of `limit`; the next one is in the `Link` header."""
+        after = max(since, seq_cursor(cursor) or 0)
+        rows = [to_builtins(e) for e in await request.core.events.list(after, limit + 1)]
+        return page(request, rows, limit, lambda r: r["seq"])
 
     @get("/audit")
     async def audit(
-        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: int = Parameter(default=500, ge=1, le=5000)
-    ) -> list[dict[str, Any]]:
-        """The audit trail after `since`, oldest first."""
-        return [to_builtins(r) for r in await request.core.audit.list(since, limit)]  # type: ignore[misc]
+        self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Response[list[dict[str, Any]]]:
+        """The audit trail after `since`, oldest first. A page of `limit`; the next one is in the `Link` header."""
+        after = max(since, seq_cursor(cursor) or 0)
+        rows = [to_builtins(r) for r in await request.core.audit.list(after, limit + 1)]
+        return page(request, rows, limit, lambda r: r["seq"])
 
     @websocket("/events/stream", opt={"exclude_from_auth": True})
     async def events_stream(self, socket: NeiraSocket) -> None:

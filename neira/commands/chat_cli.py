@@ -16,6 +16,7 @@ import httpx
 
 PATH = "/api/neira/commands"
 QUIT = {"exit", "quit", "выход", "выйти", ":q"}
+YES = {"да", "yes", "y", "д", "ага", "ok", "ок"}
 
 
 def default_session() -> str:
@@ -45,6 +46,18 @@ def show(status: int, body: dict[str, Any], out: TextIO) -> int:
     return 0 if body.get("understood") and "error" not in body else 1
 
 
+def suggestion(status: int, body: dict[str, Any]) -> str | None:
+    """The corrected phrase a not-understood reply offers ("did you mean …?"), if any."""
+    error = body.get("error") if status == 200 else None
+    corrected = error.get("corrected") if isinstance(error, dict) else None
+    return corrected if isinstance(corrected, str) and corrected else None
+
+
+def accepts(line: str) -> bool:
+    """Whether a line says yes to a suggestion («да», "yes", ...)."""
+    return line.strip().strip(".!").casefold() in YES
+
+
 def say(url: str, token: str, text: str, session: str | None = None, out: TextIO = sys.stdout) -> int:
     """Send one command and print the reply."""
     try:
@@ -56,7 +69,8 @@ def say(url: str, token: str, text: str, session: str | None = None, out: TextIO
 
 
 def chat(url: str, token: str, session: str | None = None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    """Read commands line by line until EOF or «выход»/"exit"; history with the arrow keys on a terminal."""
+    """Read commands line by line until EOF or «выход»/"exit"; history with the arrow keys on a terminal.
+    After a "did you mean …?" reply, «да» / "yes" sends the suggested phrase."""
     if inp.isatty():
         try:
             import readline  # noqa: F401 - enables line editing and history for input()
@@ -64,14 +78,21 @@ def chat(url: str, token: str, session: str | None = None, inp: TextIO = sys.std
             pass
     session = session or f"chat-{secrets.token_hex(6)}"
     print("neira chat — «помощь» / 'help' for commands, «выход» / 'exit' to leave.", file=out)
+    offered: str | None = None
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
             while True:
                 line = _read(inp, out)
                 if line is None or line.strip().lower() in QUIT:
                     return 0
-                if line.strip():
-                    show(*send(client, line, session), out)
+                if not line.strip():
+                    continue
+                if offered is not None and accepts(line):
+                    print(f"› {offered}", file=out)
+                    line = offered
+                status, body = send(client, line, session)
+                show(status, body, out)
+                offered = suggestion(status, body)
     except httpx.HTTPError as exc:
         print(f"neira: cannot reach {url}: {exc}", file=sys.stderr)
         return 2

@@ -123,11 +123,11 @@ class OrganBuilder:
         return [dict(c) for c in await self.factory.ensure_cells(tx, cell_ids, actor, context)]
 
     # --- reads -----------------------------------------------------------------------------------------
-    async def list(self) -> list[dict[str, Any]]:
-        """`[{id, state, template_id, updated_at}]`, oldest first."""
+    async def list(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """`[{id, state, template_id, updated_at}]`, oldest first; at most `limit` after the organ id `after`."""
         self.policy.require(GATE)
         async with self.db.read() as conn:
-            rows = await store.list_rows(conn)
+            rows = await store.list_rows(conn, after, limit)
         return [{"id": r.id, "state": r.state, "template_id": r.template_id, "updated_at": r.updated_at} for r in rows]
 
     async def built_templates(self) -> list[str]:

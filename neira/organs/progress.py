@@ -86,7 +86,7 @@ class Progress:
         due = []
         for organ_id, template_id, attempt in builds:
             due.append((organ_id, self._track(organ_id, DRAFT, times, now).gen))
-            log.info("organ build started id=%s template=%s attempt=%d", organ_id, template_id, attempt)
+            log.debug("organ build started id=%s template=%s attempt=%d", organ_id, template_id, attempt)
         self._scheduler.push_many(deadline, due)
         self.metrics.organ_build_attempts.inc(len(builds))
         self._count_building(newly_building)

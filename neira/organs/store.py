@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.errors import InvalidRequest, NotFound
+from neira.catalog import check_lookup_id
+from neira.errors import NotFound
 from neira.lifecycle import BUILDING_ORGAN_STATES, OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
 from neira.storage.db import Tx
+from neira.storage.pages import after_id, by_number
 
 ORGANS = tables.organs
 BUILDING_STATES = tuple(s.value for s in BUILDING_ORGAN_STATES)
@@ -66,9 +68,11 @@ ORGAN_ID_RE = re.compile(r"organ-[1-9][0-9]{0,17}")
 
 
 def check_organ_id(organ_id: str) -> None:
-    """400 for anything that is not an organ id (`organ-<n>`), as for malformed cell record ids."""
+    """400 for an id no organ could have (`/`, `..`, control characters, over 128 characters); 404 for any
+    other that is not an organ id (`organ-<n>`): `organ-missing` and `organ-01` name nothing."""
     if not ORGAN_ID_RE.fullmatch(organ_id):
-        raise InvalidRequest("organ ids look like organ-<n>")
+        check_lookup_id(organ_id, "organ id")
+        raise NotFound(f"no organ {organ_id}")
 
 
 async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
@@ -80,10 +84,17 @@ async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
     return row
 
 
-async def last_seq(conn: AsyncConnection, organ_id: str) -> int:
-    """The seq of the organ's latest event (0 if none): the `seq` of its current state."""
+async def state_and_seq(conn: AsyncConnection, organ_id: str) -> tuple[str, int]:
+    """The organ's state and the seq of its latest event (0 if none), read by one statement: a single
+    SELECT sees one snapshot, whereas two (SQLite runs each outside a transaction of its own) could pair a
+    state with the seq of the move after it. 400 for a malformed id, 404 for an unknown one."""
+    check_organ_id(organ_id)
     e = tables.events.c
-    return (await conn.execute(select(func.max(e.seq)).where(e.subject == f"organ:{organ_id}"))).scalar() or 0
+    seq = select(func.max(e.seq)).where(e.subject == f"organ:{organ_id}").scalar_subquery()
+    row = (await conn.execute(select(ORGANS.c.state, seq).where(ORGANS.c.id == organ_id))).first()
+    if row is None:
+        raise NotFound(f"no organ {organ_id}")
+    return row[0], row[1] or 0
 
 
 async def cell_states(conn: AsyncConnection, record_ids: list[str]) -> dict[str, str]:
@@ -109,11 +120,14 @@ async def built_templates(conn: AsyncConnection) -> list[str]:
     return list((await conn.execute(select(ORGANS.c.template_id).distinct())).scalars())
 
 
-async def list_rows(conn: AsyncConnection) -> list[Any]:
-    """Every organ's list entry, oldest first."""
+async def list_rows(conn: AsyncConnection, after: str | None = None, limit: int | None = None) -> list[Any]:
+    """Organs' list entries, oldest first (by id number: the order they were made in); at most `limit` after
+    the organ id `after`."""
     o = ORGANS.c
-    rows = await conn.execute(select(o.id, o.state, o.template_id, o.updated_at, o.created_at))
-    return sorted(rows, key=lambda r: (r.created_at, _num(r.id)))
+    query = select(o.id, o.state, o.template_id, o.updated_at).order_by(*by_number(o.id)).limit(limit)
+    if after is not None:
+        query = query.where(after_id(o.id, after))
+    return list(await conn.execute(query))
 
 
 async def in_flight(conn: AsyncConnection) -> list[Any]:
@@ -129,11 +143,6 @@ async def count_building(conn: AsyncConnection) -> int:
     """How many organs are in a building state (automatic or paused by a manual move)."""
     o = ORGANS.c
     return (await conn.execute(select(func.count()).where(o.state.in_(BUILDING_STATES)))).scalar() or 0
-
-
-def _num(organ_id: str) -> int:
-    tail = organ_id.rpartition("-")[2]
-    return int(tail) if tail.isdigit() else 0
 
 
 async def restart_build(tx: Tx, organ_id: str, attempts: int, cells: list[dict[str, Any]], deadline: float, at: float) -> None:

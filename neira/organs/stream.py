@@ -13,11 +13,10 @@ QUEUE_SIZE = 64  # frames a slow client may fall behind before it gets a fresh s
 
 
 async def snapshot(db: Database, organ_id: str) -> dict[str, Any]:
-    """`{id, state, seq}` read in one transaction, so the state and its event's seq agree (404 if unknown)."""
+    """`{id, state, seq}` from one statement, so the state and its event's seq agree (404 if unknown)."""
     async with db.read() as conn:
-        row = await store.get_row(conn, organ_id)
-        seq = await store.last_seq(conn, organ_id)
-    return {"id": organ_id, "state": row.state, "seq": seq}
+        state, seq = await store.state_and_seq(conn, organ_id)
+    return {"id": organ_id, "state": state, "seq": seq}
 
 
 async def organ_stream(db: Database, events: EventBus, organ_id: str,

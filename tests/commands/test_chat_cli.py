@@ -48,3 +48,19 @@ def test_chat_reads_until_exit_with_one_session(monkeypatch):
     assert [b["text"] for _, b in seen] == ["help", "apply"]
     assert len({b["session_id"] for _, b in seen}) == 1
     assert out.getvalue().splitlines()[1:] == ["HELP", "APPLY"]
+
+
+def test_chat_yes_accepts_the_suggested_phrase(monkeypatch):
+    def reply(b):
+        if b["text"] == "создай голосовй орган v1":
+            return {"understood": False, "reply": "Возможно, вы имели в виду…?",
+                    "error": {"code": "unrecognized_word", "suggestions": ["голосовой"], "corrected": "создай голосовой орган v1"}}
+        return {"understood": True, "reply": f"ok: {b['text']}"}
+
+    seen = _stub(monkeypatch, reply)
+    out = io.StringIO()
+    lines = "создай голосовй орган v1\nда\nда\nstatus\nyes\nвыход\n"
+    assert chat_cli.chat("http://x", "tok", None, io.StringIO(lines), out) == 0
+    # «да» after the suggestion sends it; «да» after a reply without one is sent as typed; so is "yes" later
+    assert [b["text"] for _, b in seen] == ["создай голосовй орган v1", "создай голосовой орган v1", "да", "status", "yes"]
+    assert "› создай голосовой орган v1" in out.getvalue()

@@ -26,7 +26,7 @@ def free_port() -> int:
 class Server:
     """Start, stop (SIGTERM) and kill (SIGKILL) a server; restart it on the same data dir and port."""
 
-    def __init__(self, data_dir: Path, token: str = "e2e-admin-token", env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, token: str = "e2e-admin-token-16ch", env: dict[str, str] | None = None) -> None:
         self.data_dir, self.token = data_dir, token
         self.port = free_port()
         self.env = {**os.environ, "NEIRA_ADMIN_TOKEN": token, **(env or {})}

@@ -42,7 +42,7 @@ def build(c: httpx.Client) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_build_in_flight_survives_restart(tmp_path: Path, sig: int) -> None:
     delays = f"{DELAY_MS},{DELAY_MS},{DELAY_MS}"
-    server = Server(tmp_path / "data", env={"ORGANS_BUILDER_STAGE_DELAYS": delays})
+    server = Server(tmp_path / "data", env={"ORGANS_BUILDER_STAGE_DELAYS": delays, "NEIRA_LOG_LEVEL": "debug"})
     server.start()
     try:
         with server.client() as c:

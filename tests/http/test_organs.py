@@ -210,8 +210,10 @@ async def test_no_token_is_401(client: AsyncTestClient) -> None:
         assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
 
 
-@pytest.mark.parametrize("bad", ["organ-0", "organ-x", "ORGAN-1", "organ-01", "organ-1.json", "%2e%2e"])
-async def test_malformed_organ_ids_are_400(client: AsyncTestClient, bad: str) -> None:
+@pytest.mark.parametrize("bad,status", [("organ-0", 404), ("organ-x", 404), ("ORGAN-1", 404), ("organ-01", 404),
+                                        ("organ-1.json", 404), ("%2e%2e", 400), ("organ-1%2Fx", 400)])
+async def test_organ_ids_that_name_nothing_are_404_impossible_ones_400(client: AsyncTestClient, bad: str, status: int) -> None:
+    code = {404: "not_found", 400: "invalid_request"}[status]
     for method, path in (("GET", f"/organs/{bad}/status"), ("DELETE", f"/organs/{bad}/build"), ("POST", f"/organs/{bad}/rebuild")):
         r = await client.request(method, path, headers=auth())
-        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), (method, path)
+        assert (r.status_code, r.json()["code"]) == (status, code), (method, path)

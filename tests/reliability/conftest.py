@@ -46,18 +46,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             s.stop()
 
 
-def page_all(client: httpx.Client, path: str, limit: int) -> list[dict[str, Any]]:
-    """Every item of an append-only `?since=&limit=` trail (events, audit), oldest first."""
+def page_all(client: httpx.Client, path: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every item of a list route, oldest first, following its `Link: <…>; rel="next"` pages."""
     out: list[dict[str, Any]] = []
-    since = 0
+    r = client.get(path, params={"limit": min(limit, 1000)})
     while True:
-        r = client.get(path, params={"since": since, "limit": limit})
         assert r.status_code == 200, r.text
-        chunk = r.json()
-        out.extend(chunk)
-        if len(chunk) < limit:
+        out.extend(r.json())
+        if "next" not in r.links:
             return out
-        since = chunk[-1]["seq"]
+        r = client.get(r.links["next"]["url"])
+
+
+async def apage_all(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+    """page_all for an async client."""
+    out: list[dict[str, Any]] = []
+    r = await client.get(path, params={"limit": 1000})
+    while True:
+        assert r.status_code == 200, r.text
+        out.extend(r.json())
+        if "next" not in r.links:
+            return out
+        r = await client.get(r.links["next"]["url"])
 
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from neira.lifecycle import CELL_TRANSITIONS, CellState
 from tests.e2e.server import Server
-from tests.reliability.conftest import async_client, make_server, page_all, poll
+from tests.reliability.conftest import apage_all, async_client, make_server, page_all, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -67,8 +67,8 @@ async def start_builds(c: httpx.AsyncClient) -> list[str]:
 def snapshot(server: Server) -> dict[str, Any]:
     with server.client() as c:
         return {
-            "records": c.get("/factory/cells").json(),
-            "organs": {o["id"]: o for o in c.get("/organs").json()},
+            "records": page_all(c, "/factory/cells"),
+            "organs": {o["id"]: o for o in page_all(c, "/organs")},
         }
 
 
@@ -104,13 +104,13 @@ async def test_sigkill_with_builds_in_flight_loses_nothing(tmp_path: Path) -> No
 
         async with async_client(server) as c:
             async def all_stable() -> bool:
-                organs = (await c.get("/organs")).json()
+                organs = await apage_all(c, "/organs")
                 return sum(o["state"] == "stable" for o in organs if o["id"] in before["organs"]) == BUILDS
 
             await poll(all_stable, 30 + 3 * DELAY_MS / 1000, f"{BUILDS} builds to finish after the restart")
 
         with server.client() as c:
-            records = {r["id"]: r for r in c.get("/factory/cells").json()}
+            records = {r["id"]: r for r in page_all(c, "/factory/cells")}
             events = page_all(c, "/api/neira/events", 1000)
             audit = page_all(c, "/api/neira/audit", 5000)
             histories = {rid: c.get(f"/factory/cells/{rid}").json()["history"] for rid in records}

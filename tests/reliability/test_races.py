@@ -14,7 +14,7 @@ import pytest
 
 from neira.lifecycle import CELL_TRANSITIONS
 from tests.e2e.server import Server
-from tests.reliability.conftest import async_client, page_all
+from tests.reliability.conftest import apage_all, async_client, page_all
 
 pytestmark = pytest.mark.e2e
 
@@ -77,9 +77,9 @@ async def test_concurrent_builds_with_one_idempotency_key_make_one_organ(server:
     body = {"organ_template": "organ.echo.v1"}
     key = {"Idempotency-Key": "race-build-1"}
     async with async_client(server, connections=N) as c:
-        before = {o["id"] for o in (await c.get("/organs")).json()}
+        before = {o["id"] for o in await apage_all(c, "/organs")}
         answers = await asyncio.gather(*(c.post("/organs/build", json=body, headers=key) for _ in range(N)))
-        after = {o["id"] for o in (await c.get("/organs")).json()}
+        after = {o["id"] for o in await apage_all(c, "/organs")}
         other = await c.post("/organs/build", json={"organ_template": "organ.reverse.v1"}, headers=key)
     assert Counter(r.status_code for r in answers) == {201: N}
     assert len({r.text for r in answers}) == 1
@@ -95,7 +95,7 @@ async def test_concurrent_factory_creates_with_one_idempotency_key_make_one_reco
         keyed = await asyncio.gather(*(c.post("/factory/cells", json=body, headers={"Idempotency-Key": "race-cell-1"})
                                        for _ in range(N)))
         unkeyed = await asyncio.gather(*(c.post("/factory/cells", json={"template": template("nokey")}) for _ in range(N)))
-        records = (await c.get("/factory/cells")).json()
+        records = await apage_all(c, "/factory/cells")
     assert Counter(r.status_code for r in keyed) == {201: N}
     assert len({r.text for r in keyed}) == 1  # the first answer, replayed byte for byte
     # without a key the record's identity (template, version, backend) decides: one 201, then the same record

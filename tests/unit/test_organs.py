@@ -303,7 +303,7 @@ async def test_metrics(core: Core) -> None:
 
 
 async def test_build_started_is_logged(core: Core, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="neira.organs"):
+    with caplog.at_level(logging.DEBUG, logger="neira.organs"):
         organ_id = await build(core)
     assert any(r.name == "neira.organs" and "organ build started" in r.getMessage() and organ_id in r.getMessage()
                for r in caplog.records)

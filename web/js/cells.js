@@ -1,6 +1,6 @@
 // The cell records table of the panel: state and approve / disable / rollback, with confirmation.
 
-import { api } from "./api.js";
+import { api, apiList } from "./api.js";
 import { confirmAction } from "./confirm.js";
 import { legal } from "./lifecycle.js";
 import { stateLabel, t } from "./i18n.js";
@@ -18,7 +18,7 @@ const CELL_ACTIONS = [
 /** Load the cell records and draw their table. */
 export async function loadCells() {
   try {
-    renderCells(listOf(await api("GET", "/factory/cells"), "records", "cells", "items"));
+    renderCells(listOf(await apiList("/factory/cells?limit=1000"), "records", "cells", "items"));
   } catch (err) {
     showError(err);
   }

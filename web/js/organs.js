@@ -1,7 +1,7 @@
 // The organs panel: live organs and cell records, their actions, gates and safe mode.
 
 import { activityEvent, loadActivity } from "./activity.js";
-import { api, openStream } from "./api.js";
+import { api, apiList, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { loadCells, refreshCells } from "./cells.js";
 import { legal, loadLifecycle } from "./lifecycle.js";
@@ -36,7 +36,7 @@ async function loadOrgans() {
     return;
   }
   try {
-    const list = listOf(await api("GET", "/organs"), "organs", "items");
+    const list = listOf(await apiList("/organs?limit=1000"), "organs", "items");
     const seen = new Set();
     for (const organ of list) {
       seen.add(organ.id);

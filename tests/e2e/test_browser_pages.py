@@ -1,0 +1,34 @@
+"""The organs panel follows the `Link: <…>; rel="next"` pages of the list routes (issue 14, point 11)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from api.controllers.pages import encode_cursor
+from tests.e2e.browser_fixtures import browser, neira_server, open_tab  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_panel_lists_organs_from_every_page(neira_server, open_tab):
+    with neira_server.client() as c:
+        for _ in range(2):
+            assert c.post("/organs/build", json={"organ_template": "organ.echo.v1"}).status_code == 201
+        organs = c.get("/organs?limit=1000").json()
+    first, rest = organs[:1], organs[1:]
+    seen = []
+
+    def first_page_only(route):  # the server's first page cut to one organ, with a Link to the real rest
+        seen.append(route.request.url)
+        link = f'</organs?limit=1000&cursor={encode_cursor(first[0]["id"])}>; rel="next"'
+        route.fulfill(response=route.fetch(), json=first, headers={"content-type": "application/json", "link": link})
+
+    tab = open_tab(locale="en-US")
+    tab.page.route(re.compile(r"/organs\?limit=1000$"), first_page_only)
+    tab.page.goto(f"{neira_server.url}/organs.html#token={neira_server.token}")
+    for organ in (*first, *rest):
+        expect(tab.page.locator(f'#organs-body tr[data-organ-id="{organ["id"]}"]')).to_be_visible()
+    assert seen and any("cursor=" in url for url in tab.urls)
