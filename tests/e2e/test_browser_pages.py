@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from api.controllers.pages import encode_cursor
-from tests.e2e.browser_fixtures import browser, neira_server, open_tab  # noqa: F401
+from tests.e2e.browser_fixtures import browser, neira_server, open_tab, playwright_driver, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,8 @@ def test_the_panel_lists_organs_from_every_page(neira_server, open_tab):
 
     tab = open_tab(locale="en-US")
     tab.page.route(re.compile(r"/organs\?limit=1000$"), first_page_only)
-    tab.page.goto(f"{neira_server.url}/organs.html#token={neira_server.token}")
+    sign_in(tab.page, neira_server)
+    tab.page.goto(f"{neira_server.url}/organs.html")
     for organ in (*first, *rest):
         expect(tab.page.locator(f'#organs-body tr[data-organ-id="{organ["id"]}"]')).to_be_visible()
     assert seen and any("cursor=" in url for url in tab.urls)

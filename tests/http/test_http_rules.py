@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.conftest import auth
 
-SAMPLES = {"cell_id": "analysis.grayscale.v1", "version": "1.0.0", "rest": "x", "path": "swagger", "file_path": "organs.html"}
+SAMPLES = {"cell_id": "analysis.grayscale.v1", "template_id": "organ.voice.v1", "name": "schema.css", "version": "1.0.0", "rest": "x", "path": "swagger", "file_path": "organs.html"}
 
 
 async def concrete_get_paths(client: AsyncTestClient) -> list[str]:

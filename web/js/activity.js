@@ -11,7 +11,7 @@ import { el, formatTime, showError, throttle } from "./shell.js";
 const $ = (sel) => document.querySelector(sel);
 const KEEP = 200; // rows kept per list
 const STEP = 25; // rows shown at first, and added by "Show more"
-const PAGE = { events: 1000, audit: 5000 }; // the routes' largest page
+const PAGE = { events: 1000, audit: 1000 }; // the routes' largest page
 const state = {
   view: "events",
   events: [], // newest last
