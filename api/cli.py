@@ -132,10 +132,11 @@ def login_link(args: argparse.Namespace) -> int:
     import httpx
 
     headers = {"Authorization": f"Bearer {client_token(args)}"}
+    url = client_url(args)
     try:
-        res = httpx.post(f"{args.url.rstrip('/')}/api/neira/login-codes", headers=headers, timeout=10)
+        res = httpx.post(f"{url.rstrip('/')}/api/neira/login-codes", headers=headers, timeout=10)
     except httpx.HTTPError:
-        raise SystemExit(f"neira: no server answers at {args.url} (pass --url or set NEIRA_URL)") from None
+        raise SystemExit(f"neira: no server answers at {url} (pass --url or set NEIRA_URL)") from None
     if res.status_code != 201:
         try:
             reason = res.json().get("reason") or res.status_code

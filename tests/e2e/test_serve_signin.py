@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -65,3 +66,14 @@ def test_login_url_mints_a_fresh_link(tmp_path: Path) -> None:
         assert httpx.get(link, follow_redirects=False, timeout=5).status_code == 303
         wrong = subprocess.run([*args[:-1], "not-the-token"], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert wrong.returncode != 0 and "refused" in wrong.stderr and server.token not in wrong.stderr
+
+
+def test_login_url_finds_the_server_of_its_data_dir(tmp_path: Path) -> None:
+    """No --url: the link comes from the server that wrote <data-dir>/server.json (any port)."""
+    with Server(tmp_path / "data") as server:
+        _wait_for_link(server)
+        args = [str(NEIRA), "login-url", "--data-dir", str(server.data_dir), "--token", server.token]
+        proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=30,
+                              env={k: v for k, v in os.environ.items() if k != "NEIRA_URL"})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().startswith(f"{server.url}/login?code=")
