@@ -35,7 +35,11 @@ class Deadline(Exception):
 
 
 class WorkerLost(Exception):
-    """The worker process died under a job (a crash in native code, or the memory limit)."""
+    """The worker process died under a job (a crash in native code, or the memory limit), in step `step`."""
+
+    def __init__(self, reason: str, step: int = 0, done_ms: list[float] | None = None) -> None:
+        super().__init__(reason)
+        self.step, self.done_ms = step, done_ms or []
 
 
 class _Worker:
@@ -156,9 +160,10 @@ class Pool:
             done_ms = list(w.progress[1:1 + step])
             self._replace(w)
             raise Deadline(step, done_ms) from None
-        except WorkerLost:
+        except WorkerLost as exc:
+            step = int(w.progress[0])
             self._replace(w)
-            raise
+            raise WorkerLost(str(exc), step, list(w.progress[1:1 + step])) from None
         except asyncio.CancelledError:  # the caller went away: the worker may be mid-job, start afresh
             loop.remove_reader(fd)
             self._replace(w)

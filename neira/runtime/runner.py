@@ -86,18 +86,17 @@ class Runner:
                 if remaining <= 0:
                     raise Deadline(0, [])
                 results, _ = await self.pool.run(Job(tuple((s.impl.fn, s.params) for s in run), out.output), remaining)
-            except Deadline as exc:
+            except (Deadline, WorkerLost) as exc:
                 current = type_of(out.output)
                 for s, ms in zip(run[:exc.step], exc.done_ms, strict=False):  # finished; their outputs were lost
                     current = s.impl.output_for(current)
                     out.trace.append(TraceEntry(cell=s.cell, record_id=s.record_id, impl=s.impl.name, ms=_ms(ms),
                                                 ok=True, output_type=current))
-                spent = (time.perf_counter() - started) * 1000 - sum(exc.done_ms)
-                self._fail(out, run[exc.step], "timeout", "the run went past its time limit; the worker was stopped",
-                           max(0.0, spent))
-                return
-            except WorkerLost:
-                self._fail(out, run[0], "cell_failed", "the worker process running the cell died")
+                spent = max(0.0, (time.perf_counter() - started) * 1000 - sum(exc.done_ms))
+                if isinstance(exc, Deadline):
+                    self._fail(out, run[exc.step], "timeout", "the run went past its time limit; the worker was stopped", spent)
+                else:
+                    self._fail(out, run[exc.step], "cell_failed", "the worker process running the cell died", spent)
                 return
             for s, r in zip(run, results, strict=False):
                 if r.output is None:
