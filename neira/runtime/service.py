@@ -64,6 +64,14 @@ def decode(body: Any, shape: type[Base]) -> Any:
         raise InvalidRequest(f"invalid run request: {exc}") from None
 
 
+def payload_of(value: str | AnyPayload) -> AnyPayload:
+    """The run's input payload (a bare string is text); 400 for an empty or overlong string."""
+    try:
+        return as_payload(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid run request: input: {exc}") from None
+
+
 class RunService:
     """Runs cells and organs on the worker pool."""
 
@@ -133,17 +141,17 @@ class RunService:
         record = await self.sources.record(record_id)
         steps = [self._bind(record)]
         self._check_gates([record])
-        return await self._run(steps, as_payload(req.input), f"cell:{record.id}")
+        return await self._run(steps, payload_of(req.input), f"cell:{record.id}")
 
     async def run_organ(self, organ_id: str, body: Any) -> RunResult:
         """Run an organ's pathway (the first, or `pathway`) on `{input, pathway?}`."""
         req: OrganRun = decode(body, OrganRun)
-        return await self.run_input(organ_id, as_payload(req.input), req.pathway)
+        return await self.run_input(organ_id, payload_of(req.input), req.pathway)
 
     async def run_named(self, body: Any) -> RunResult:
         """Run the stable organ a name stands for on `{organ, input}`."""
         req: NamedRun = decode(body, NamedRun)
-        return await self.run_input(await self.sources.stable_organ(req.organ), as_payload(req.input), req.pathway)
+        return await self.run_input(await self.sources.stable_organ(req.organ), payload_of(req.input), req.pathway)
 
     async def organ_for(self, name: str) -> str:
         """The id of the organ that runs for a name (an organ id is itself)."""
