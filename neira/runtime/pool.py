@@ -2,8 +2,8 @@
 
 Processes, not threads (docs/runtime.md has the measurements): an implementation that spins past its
 deadline is killed with its process and replaced, while a thread could only be abandoned, still holding the
-GIL and a core. Each worker has a pipe; the loop writes a job and waits for the answer with `add_reader`, so
-waiting costs no thread. Workers are started on first use (through a forkserver that has the implementations
+GIL and a core. Each worker has a socket pair; the loop writes a job and awaits the answer on it, so waiting
+costs no thread. Workers are started on first use (through a forkserver that has the implementations
 imported), so apps that never run anything never start a process."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import pickle
+import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from neira.errors import Busy
@@ -43,17 +45,52 @@ class WorkerLost(Exception):
 
 
 class _Worker:
+    """One worker process and the parent's end of its socket pair (non-blocking: event loops such as uvloop
+    make watched descriptors non-blocking anyway). Messages are framed as multiprocessing's Connection frames
+    them (the worker uses `Connection.recv_bytes` / `send_bytes`)."""
+
     def __init__(self, ctx: Any, warmers: tuple[Callable[[], None], ...]) -> None:
-        self.conn, child = ctx.Pipe(duplex=True)
+        parent, child = ctx.Pipe(duplex=True)
         self.progress = ctx.RawArray("d", 1 + worker.MAX_STEPS)
         self.proc = ctx.Process(target=worker.main, args=(child, self.progress, warmers), daemon=True,
                                 name="neira-run-worker")
         self.proc.start()
         child.close()
+        self.sock = socket.socket(fileno=os.dup(parent.fileno()))
+        parent.close()
+        self.sock.setblocking(False)
+        self.buf = bytearray()
+
+    async def exchange(self, data: bytes) -> bytes:
+        """Send one message, receive the answer."""
+        loop = asyncio.get_running_loop()
+        n = len(data)
+        header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+        try:
+            await loop.sock_sendall(self.sock, header + data)
+        except OSError as exc:
+            raise WorkerLost(f"cannot send to the worker ({type(exc).__name__})") from None
+        buf = self.buf
+        while True:
+            if len(buf) >= 4:
+                size, start = struct.unpack_from("!i", buf)[0], 4
+                if size == -1 and len(buf) >= 12:
+                    size, start = struct.unpack_from("!Q", buf, 4)[0], 12
+                if size >= 0 and len(buf) >= start + size:
+                    message = bytes(buf[start:start + size])
+                    del buf[:start + size]
+                    return message
+            try:
+                chunk = await loop.sock_recv(self.sock, 1 << 20)
+            except OSError as exc:
+                raise WorkerLost(f"cannot read from the worker ({type(exc).__name__})") from None
+            if not chunk:
+                raise WorkerLost("the worker closed its end")
+            buf += chunk
 
     def kill(self) -> None:
         self.proc.kill()
-        self.conn.close()
+        self.sock.close()
 
 
 class Pool:
@@ -130,42 +167,21 @@ class Pool:
         queued = time.perf_counter()
         w = await self._acquire()
         waited = (time.perf_counter() - queued) * 1000
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bytes] = loop.create_future()
-        fd = w.conn.fileno()
-
-        def readable() -> None:
-            loop.remove_reader(fd)
-            try:
-                data = w.conn.recv_bytes()
-            except (EOFError, OSError) as exc:
-                if not done.done():
-                    done.set_exception(WorkerLost(str(exc)))
-                return
-            if not done.done():
-                done.set_result(data)
-
         w.progress[0] = 0
         try:
-            w.conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-        except (OSError, ValueError):
-            self._replace(w)
-            raise WorkerLost("worker pipe closed") from None
-        loop.add_reader(fd, readable)
-        try:
-            data = await asyncio.wait_for(done, timeout_s)
+            data = await asyncio.wait_for(w.exchange(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)), timeout_s)
         except TimeoutError:
-            loop.remove_reader(fd)
             step = int(w.progress[0])
             done_ms = list(w.progress[1:1 + step])
             self._replace(w)
             raise Deadline(step, done_ms) from None
         except WorkerLost as exc:
             step = int(w.progress[0])
+            w.proc.join(0.2)
+            log.warning("a run worker died under a job (exit code %s, %s)", w.proc.exitcode, exc)
             self._replace(w)
             raise WorkerLost(str(exc), step, list(w.progress[1:1 + step])) from None
-        except asyncio.CancelledError:  # the caller went away: the worker may be mid-job, start afresh
-            loop.remove_reader(fd)
+        except BaseException:  # cancelled (the client went away): the worker may be mid-job, start afresh
             self._replace(w)
             raise
         self._release(w)
@@ -186,7 +202,7 @@ class Pool:
             self._starting.cancel()
         workers, self._all, self._idle = list(self._all), set(), []
         for w in workers:
-            w.conn.close()
+            w.sock.close()
         for w in workers:
             await asyncio.to_thread(w.proc.join, 2)
             if w.proc.is_alive():
