@@ -1,4 +1,4 @@
-"""The `neira` command: `serve` runs the HTTP server; `chat` and `say` talk to a running one.
+"""The `neira` command: `serve` runs the HTTP server; `chat`, `say` and `run` talk to a running one.
 
 It lives in api/ because it wires the HTTP layer; the core in neira/ never imports api/.
 """
@@ -104,6 +104,13 @@ def talk(args: argparse.Namespace) -> int:
     return chat_cli.chat(args.url, token, args.session)
 
 
+def run_organ(args: argparse.Namespace) -> int:
+    """`neira run`: one organ run over HTTP (api/run_cli.py)."""
+    from api import run_cli
+
+    return run_cli.run(args, client_token(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="neira", description="neira: grow an assistant out of cells and organs.")
@@ -120,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+", help="the command, e.g. 'создай голосовой орган v1'")
     _client_args(p)
     p.set_defaults(func=talk)
+    from api.run_cli import add_parser
+
+    add_parser(sub, _client_args).set_defaults(func=run_organ)
     return parser
 
 

@@ -104,3 +104,37 @@ def test_bad_payloads_are_answered_and_the_server_goes_on(server: Server) -> Non
         assert http.get("/healthz").status_code == 200
         r = http.post(f"/organs/{organ_id}/run", json={"input": INPUTS["organ.vision.v1"]})
         assert r.json()["ok"], r.text
+
+
+def cli(server: Server, *argv: str) -> tuple[int, str, str]:
+    """`neira run ...` against the server: exit code, stdout, stderr."""
+    from api.cli import build_parser
+    from api.run_cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    args = build_parser().parse_args(["run", *argv, "--url", server.url])
+    return run(args, server.token, out, err), out.getvalue(), err.getvalue()
+
+
+def test_cli_writes_text_wav_and_png(server: Server, tmp_path: Path) -> None:
+    grey = {"id": "organ.grey.v1", "version": "1.0.0", "cells": ["analysis.image_decode.v1", "analysis.grayscale.v1"],
+            "pathways": [{"name": "main", "cells": ["analysis.image_decode.v1", "analysis.grayscale.v1"]}]}
+    with server.client() as http:
+        reverse, voice, grey_id = built(http, "organ.reverse.v1"), built(http, "organ.voice.v1"), built(http, grey)
+    code, out, err = cli(server, reverse, "hello world")
+    assert (code, out) == (0, "dlrow olleh\n")
+    assert err.startswith("analysis.reverse.v1 ") and "action.echo.v1" in err
+    wav_path = tmp_path / "hello.wav"
+    code, out, _ = cli(server, voice, "Привет, мир", "--out", str(wav_path))
+    with wave.open(str(wav_path)) as w:
+        ms = round(w.getnframes() * 1000 / w.getframerate())
+    assert (code, out) == (0, f"audio written to {wav_path}, {ms} ms\n")
+    photo, png_path = tmp_path / "photo.jpg", tmp_path / "grey.png"
+    photo.write_bytes(image_bytes((30, 20), fmt="JPEG"))
+    code, out, _ = cli(server, grey_id, str(photo), "--image", "--out", str(png_path))
+    assert (code, out) == (0, f"image written to {png_path}, 30×20\n")
+    assert Image.open(png_path).mode == "L"
+    code, _, err = cli(server, voice, "Привет")  # audio with nowhere to go
+    assert (code, err.splitlines()[-1]) == (1, "neira: the answer is audio; give --out FILE.wav to keep it")
+    code, _, err = cli(server, "nosuchorgan", "x")
+    assert (code, err) == (1, "error 404: not_found: no organ is named 'nosuchorgan'\n")
