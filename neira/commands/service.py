@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from neira.catalog import CELL, ORGAN
-from neira.commands import actions
+from neira.commands import actions, run_command
 from neira.commands.known import Known
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
@@ -113,6 +113,10 @@ class CommandService:
             if res.intent == "help":
                 self._count("help", "done")
                 return out | {"reply": say(res.lang, "help")}
+            if res.intent == "run":  # changes nothing: runs at once, no plan (neira/commands/run_command.py)
+                answer = await run_command.run(res, self.core.runs, self.core.factory)
+                self._count("run", "done")
+                return out | answer
             result, reply = await actions.run(res, self.core, actor)
         except NeiraError as exc:
             self._count(res.intent, "stale" if exc.code == "plan_stale" else "error")

@@ -182,3 +182,21 @@ async def test_status_answers_while_every_worker_spins_and_the_queue_is_full(bus
     assert slowest < 0.25
     answers = [(await t).json() for t in runs]
     assert [(a["ok"], a["error"]["code"], a["error"]["cell"]) for a in answers] == [(False, "timeout", "analysis.t_spin.v1")] * 3
+
+
+async def test_chat_runs_at_once_and_replies_in_the_commands_language(client: AsyncTestClient) -> None:
+    reverse = await stable(client, "organ.reverse.v1")
+    voice = await stable(client, "organ.voice.v1")
+    r = await client.post("/api/neira/commands", json={"text": "run the reverse organ on hello world"}, headers=auth("operator"))
+    body = r.json()
+    assert (body["intent"], body["plan"], body["reply"]) == ("run", None, f"{reverse}: dlrow olleh")
+    assert body["run"]["ok"] and body["run"]["output"] == {"type": "text", "text": "dlrow olleh"}
+    r = await client.post("/api/neira/commands", json={"text": "запусти голосовой орган: привет, мир"}, headers=auth())
+    body = r.json()
+    seconds = body["run"]["output"]["duration_ms"] / 1000
+    assert (body["lang"], body["reply"]) == ("ru", f"{voice} говорит: {seconds:.1f} с речи.")
+    assert body["run"]["output"]["type"] == "audio"
+    r = await client.post("/api/neira/commands", json={"text": "запусти голосовой орган"}, headers=auth())
+    assert (r.json()["run"], r.json()["reply"]) == (None, "Что подать на вход? Например: «запусти голосовой орган: привет, мир».")
+    r = await client.post("/api/neira/commands", json={"text": f"run {reverse} with «текст»"}, headers=auth("viewer"))
+    assert r.json()["error"]["code"] == "forbidden" and "run" not in r.json()
