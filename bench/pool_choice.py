@@ -51,14 +51,20 @@ async def main() -> None:
         out[f"{name}_trivial_run_us"] = {k: round(v, 1) for k, v in summary(times).items()}
     out["loop_idle_ms"] = await timer_lateness(1.0)
     spinning = Job(((spin, NoParams()),), Text(text="x"))
-    runaway = loop.run_in_executor(threads, run_steps, spinning)  # a thread cannot be stopped: it spins for 60 s
-    out["loop_with_runaway_thread_ms"] = await timer_lateness(2.0)
-    killed = asyncio.ensure_future(pool.run(spinning, 2.0))
-    out["loop_with_runaway_process_ms"] = await timer_lateness(2.0)
+    # a 1 s deadline; the loop is sampled while the runaway spins and for 2 s after its deadline
+    killed = asyncio.ensure_future(pool.run(spinning, 1.0))
+    out["process_runaway_spinning_ms"] = await timer_lateness(0.9)
     try:
         await killed
     except Deadline:
         out["process_runaway"] = "killed at its deadline, worker replaced"
+    out["process_runaway_after_deadline_ms"] = await timer_lateness(2.0)
+    runaway = loop.run_in_executor(threads, run_steps, spinning)
+    try:
+        await asyncio.wait_for(asyncio.shield(runaway), 1.0)
+    except TimeoutError:
+        out["thread_runaway"] = "still running after its deadline: a thread cannot be stopped"
+    out["thread_runaway_after_deadline_ms"] = await timer_lateness(2.0)
     print(out)
     print(save("pool_choice", out))
     await pool.close()
