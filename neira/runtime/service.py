@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -39,19 +39,22 @@ class CellRun(Base):
     input: str | AnyPayload
 
 
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class OrganRun(Base):
     """Body of `POST /organs/{id}/run`."""
 
     input: str | AnyPayload
-    pathway: str | None = None
+    pathway: Name | None = None
 
 
 class NamedRun(Base):
     """Body of `POST /organs/run`: the organ by name («voice», `organ.voice`, `organ.voice.v2`)."""
 
-    organ: str
+    organ: Name
     input: str | AnyPayload
-    pathway: str | None = None
+    pathway: Name | None = None
 
 
 def decode(body: Any, shape: type[Base]) -> Any:
@@ -88,7 +91,7 @@ class RunService:
         self.runner = Runner(self.pool, self.memory)
         self.window = RunWindow()
         self._steps: dict[tuple[str, str], tuple[OrganView, int, list[Step], str]] = {}
-        self._cells: dict[str, Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}  # metric label children, looked up once
         self._failed_runs = metrics.factory_exec_errors.labels("run")
 
     async def close(self) -> None:
@@ -195,16 +198,16 @@ class RunService:
 
     def _count(self, metric: Any, *labels: str) -> None:
         key = (id(metric), *labels)
-        child = self._cells.get(key)
+        child = self._children.get(key)
         if child is None:  # labels() is a locked lookup; runs ask for the same few children
-            child = self._cells[key] = metric.labels(*labels)
+            child = self._children[key] = metric.labels(*labels)
         child.inc()
 
     def _observe(self, impl: str, ms: float) -> None:
         key = ("duration", impl)
-        child = self._cells.get(key)
+        child = self._children.get(key)
         if child is None:
-            child = self._cells[key] = self.metrics.cell_run_duration_ms.labels(impl)
+            child = self._children[key] = self.metrics.cell_run_duration_ms.labels(impl)
         child.observe(ms)
 
     def figures(self, organ_id: str) -> dict[str, Any]:
