@@ -5,7 +5,7 @@ while the run pool is saturated with images.
   connections (wrk), next to their implementations called in this process (`run_steps`, no pool, no HTTP),
   and next to the same runs through RunService in this process (pool and trace, no HTTP);
 - the runtime's own cost per run: the HTTP time of one run at 1 connection (1 / rps) minus the
-  implementations' time;
+  implementations' time, and that minus the time of a `GET /organs/{id}/status` (HTTP, auth, routing alone);
 - `GET /organs/{id}/status` latency while 16 connections keep every worker busy with 1024×768 images.
 Usage: `python bench/runs.py [--duration 3]`.
 """
@@ -82,14 +82,20 @@ async def in_process(name: str, n: int) -> dict[str, float]:
     return {k: round(v, 1) for k, v in summary(times).items()}
 
 
-def build(url: str, template: str) -> str:
+def build(url: str, template: str, warm: object = None) -> str:
+    """An organ built from the template; `warm`: run it on this input a few times first (workers start on
+    the first run, and eSpeak NG in each worker)."""
     h = {"Authorization": f"Bearer {TOKEN}"}
-    return httpx.post(f"{url}/organs/build", json={"organ_template": template}, headers=h).json()["organ_id"]
+    organ = httpx.post(f"{url}/organs/build", json={"organ_template": template}, headers=h).json()["organ_id"]
+    for _ in range(20 if warm is not None else 0):
+        r = httpx.post(f"{url}/organs/{organ}/run", json={"input": warm}, headers=h, timeout=30)
+        assert r.status_code == 200 and r.json()["ok"], r.text
+    return organ
 
 
 def status_under_images(url: str, duration: int) -> dict[str, object]:
     """Status latency with and without 16 connections of 1024×768 image runs (vision organ)."""
-    vision, echo = build(url, TEMPLATES["vision"]), build(url, "organ.echo.v1")
+    vision, echo = build(url, TEMPLATES["vision"], image_payload(image_bytes((64, 48)))), build(url, "organ.echo.v1")
     idle = wrk(f"{url}/organs/{echo}/status", "GET", "", 4, duration)
     body = json.dumps({"input": image_payload(image_bytes((1024, 768)))})
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -114,8 +120,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         neira, url = start_neira(Path(tmp) / "data")
         try:
+            echo = build(url, "organ.echo.v1")
+            baseline = results["status_c1"] = wrk(f"{url}/organs/{echo}/status", "GET", "", 1, args.duration)
+            print(f"baseline: GET status at 1 connection {baseline['rps']:.0f} rps ({1e6 / baseline['rps']:.0f} µs a request)", flush=True)
             for name in ("reverse", "voice"):
-                organ = build(url, TEMPLATES[name])
+                organ = build(url, TEMPLATES[name], INPUTS[name])
                 body = json.dumps({"input": INPUTS[name]}, ensure_ascii=False)
                 http = {f"c{c}": wrk(f"{url}/organs/{organ}/run", "POST", body, c, args.duration) for c in (1, 16)}
                 ceiling = direct(name, args.n)
@@ -123,10 +132,12 @@ def main() -> None:
                 per_run_us = 1e6 / http["c1"]["rps"]
                 row = results[name] = {"http": http, "direct_us": ceiling, "service_us": service,
                                        "runtime_cost_us": round(per_run_us - ceiling["mean"], 1),
+                                       "over_a_status_request_us": round(per_run_us - ceiling["mean"] - 1e6 / baseline["rps"], 1),
                                        "pool_and_trace_us": round(service["mean"] - ceiling["mean"], 1)}
                 print(f"{name:8s} http c1 {http['c1']['rps']:7.0f} rps p50 {http['c1']['p50_ms']:.2f} p99 {http['c1']['p99_ms']:.2f} ms | "
                       f"c16 {http['c16']['rps']:7.0f} rps p50 {http['c16']['p50_ms']:.2f} p99 {http['c16']['p99_ms']:.2f} ms | "
-                      f"direct {ceiling['mean']:.0f} µs, service {service['mean']:.0f} µs, runtime cost {row['runtime_cost_us']:.0f} µs/run",
+                      f"direct {ceiling['mean']:.0f} µs, service {service['mean']:.0f} µs, runtime cost {row['runtime_cost_us']:.0f} µs/run "
+                      f"({row['over_a_status_request_us']:.0f} µs more than a status request)",
                       flush=True)
             results["status_under_images"] = s = status_under_images(url, args.duration)
             print(f"status idle p99 {s['status_idle']['p99_ms']:.2f} ms; with every worker on images "  # type: ignore[index]
