@@ -9,9 +9,9 @@ from neira.runtime.registry import ANY, SAME, Registry, impl
 def builtin_registry() -> Registry:
     """A fresh registry with every built-in implementation."""
     r = Registry()
-    r.register(impl("text_normalize", ["text"], "text", text.normalize))
-    r.register(impl("reverse", ["text"], "text", text.reverse))
-    r.register(impl("echo", [ANY], SAME, text.echo))
+    r.register(impl("text_normalize", ["text"], "text", text.normalize, place="inline"))
+    r.register(impl("reverse", ["text"], "text", text.reverse, place="inline"))
+    r.register(impl("echo", [ANY], SAME, text.echo, place="inline"))
     r.register(impl("summarize", ["text"], "text", text.summarize, text.SummaryParams))
     r.register(impl("text_to_phonemes", ["text"], "phonemes", speech.to_phonemes, speech.VoiceParams, warm=espeak.engine))
     r.register(impl("speak_adapter", ["phonemes", "text"], "audio", speech.speak, speech.VoiceParams, warm=espeak.engine))

@@ -37,14 +37,16 @@ LoopFn = Callable[[Any, Any, Memory, str], Awaitable[AnyPayload]]
 class Impl:
     """One implementation. `fn(payload, params)` runs in a worker process (`place="pool"`: a module-level
     function, pickled by reference); `place="loop"` is an async `fn(payload, params, memory, scope)` for work
-    that is I/O on the core's own storage (memory), bounded by the same timeout."""
+    that is I/O on the core's own storage (memory), bounded by the same timeout; `place="inline"` is a pool
+    function that is linear in its input and cheap, run on the loop for short text (runner.INLINE_MAX_CHARS)
+    and on a worker otherwise."""
 
     name: str
     inputs: frozenset[str]
     output: str
     fn: Callable[..., Any]
     params: type[msgspec.Struct] = NoParams
-    place: Literal["pool", "loop"] = "pool"
+    place: Literal["pool", "loop", "inline"] = "pool"
     warm: Callable[[], Any] | None = None  # run once in each new worker (e.g. start a speech engine)
 
     def accepts(self, payload_type: str) -> bool:
@@ -85,7 +87,7 @@ class Registry:
 
 
 def impl(name: str, inputs: Iterable[str], output: str, fn: Callable[..., Any],
-         params: type[msgspec.Struct] = NoParams, place: Literal["pool", "loop"] = "pool",
+         params: type[msgspec.Struct] = NoParams, place: Literal["pool", "loop", "inline"] = "pool",
          warm: Callable[[], Any] | None = None) -> Impl:
     """An Impl with its input types as a set."""
     return Impl(name, frozenset(inputs), output, fn, params, place, warm)

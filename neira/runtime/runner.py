@@ -1,7 +1,9 @@
 """The pathway runner: each cell's output is the next cell's input; every cell leaves a trace entry.
 
 Consecutive pool implementations go to a worker as one job (one round trip per run for the example
-organs); implementations that run on the loop (memory) run between jobs. One deadline covers the run."""
+organs); implementations that run on the loop (memory) run between jobs, and `inline` ones (linear-time
+text work such as reverse) run on the loop when their input is short, on a worker otherwise. One deadline
+covers the run."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from neira.runtime.payloads import AnyPayload, type_of
 from neira.runtime.pool import Deadline, Pool, WorkerLost
 from neira.runtime.registry import BadInput, Memory
 from neira.runtime.results import CellError, TraceEntry
-from neira.runtime.worker import MAX_STEPS, Job, public_reason
+from neira.runtime.worker import MAX_STEPS, Job, public_reason, run_steps
 
 
 @dataclass
@@ -27,8 +29,18 @@ class Outcome:
     error: CellError | None = None
 
 
+INLINE_MAX_CHARS = 4096  # inline implementations run on the loop only for text this short (else on a worker)
+
+
 def _ms(value: float) -> float:
     return round(value, 3)
+
+
+def _small(payload: AnyPayload | None) -> bool:
+    """Whether an inline implementation may take this payload on the loop: text (or phonemes) of at most
+    INLINE_MAX_CHARS characters, or any other payload an `any` implementation passes on untouched."""
+    text = getattr(payload, "text", None)
+    return text is None or len(text) <= INLINE_MAX_CHARS
 
 
 class Runner:
@@ -47,8 +59,12 @@ class Runner:
                 await self._loop_step(steps[i], out, deadline, scope)
                 i += 1
                 continue
+            if steps[i].impl.place == "inline" and _small(out.output):
+                self._inline_step(steps[i], out)
+                i += 1
+                continue
             j = i
-            while j < len(steps) and j - i < MAX_STEPS and steps[j].impl.place == "pool":
+            while j < len(steps) and j - i < MAX_STEPS and steps[j].impl.place != "loop":
                 j += 1
             await self._segment(steps[i:j], out, deadline)
             i = j
@@ -108,6 +124,19 @@ class Runner:
             got = type_of(out.output)
             self._fail(out, s, "type_mismatch",
                        f"{s.cell} ({s.impl.name}) takes {', '.join(sorted(s.impl.inputs))}, not {got}")
+
+    def _inline_step(self, step: Step, out: Outcome) -> None:
+        """A linear-time implementation on a short input, on the loop: a worker round trip would cost more."""
+        assert out.output is not None
+        if self._mismatch([step], out.output) is not None:
+            self._fail(out, step, "type_mismatch", f"{step.cell} ({step.impl.name}) takes "
+                       f"{', '.join(sorted(step.impl.inputs))}, not {type_of(out.output)}")
+            return
+        [result] = run_steps(Job(((step.impl.fn, step.params),), out.output))
+        if result.output is None:
+            self._fail(out, step, result.code or "cell_failed", result.reason or "failed", result.ms)
+        else:
+            self._passed(out, step, result.ms, result.output)
 
     async def _loop_step(self, step: Step, out: Outcome, deadline: float, scope: str) -> None:
         assert out.output is not None

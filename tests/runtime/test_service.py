@@ -147,3 +147,12 @@ async def test_context_keeps_a_bounded_memory_per_organ(rcore: Core) -> None:
     kept = result.output.data  # type: ignore[union-attr]
     assert [e["text"] for e in kept["entries"]] == ["two", "three"] and kept["count"] == 2
     assert [e["text"] for e in await rcore.runs.memory.recall(f"organ:{body['organ_id']}")] == ["two", "three"]
+
+
+async def test_short_text_work_runs_inline_and_long_text_on_a_worker(rcore: Core) -> None:
+    organ_id = await organ(rcore, "reverse", "echo")
+    assert (await rcore.runs.run_organ(organ_id, {"input": "abc"})).output == Text(text="cba")
+    assert rcore.runs.pool._all == set()  # no worker was needed, so none was started
+    long = "ab" * 3000
+    assert (await rcore.runs.run_organ(organ_id, {"input": long})).output == Text(text=long[::-1])
+    assert len(rcore.runs.pool._all) == 2
