@@ -73,3 +73,13 @@ def test_bad_images_are_refused(data: bytes, media: str, message: str) -> None:
 def test_the_pixel_limit_is_a_param() -> None:
     with pytest.raises(BadInput, match="more than the limit of 100"):
         grayscale(Image(data_b64=image_bytes((20, 20))), DecodeParams(max_pixels=100))
+
+
+def test_edges_between_colours_of_equal_brightness_show() -> None:
+    """Red (200, 30, 30) and blue (30, 90, 160) have the same luma: a grey-only edge filter misses the border."""
+    img = PILImage.new("RGB", (40, 40), (30, 90, 160))
+    img.paste((200, 30, 30), (20, 0, 40, 40))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    edges = pil(edge_detect(Image(data_b64=buf.getvalue()), D))
+    assert max(edges.getpixel((x, 20)) for x in range(18, 22)) > 60 and edges.getpixel((5, 20)) == 0

@@ -8,7 +8,7 @@ import warnings
 
 import msgspec
 from PIL import Image as PILImage
-from PIL import ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import ImageChops, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 from neira.runtime.payloads import Image, JsonData
 from neira.runtime.registry import BadInput
@@ -83,9 +83,11 @@ def grayscale(payload: Image, params: DecodeParams) -> Image:
 
 
 def edge_detect(payload: Image, params: DecodeParams) -> Image:
-    """Edges (mode L): grey, a light blur against noise, then a Laplacian edge filter."""
-    grey = _rgb_or_l(open_image(payload, params.max_pixels)).convert("L")
-    return png(grey.filter(ImageFilter.GaussianBlur(1)).filter(ImageFilter.FIND_EDGES))
+    """Edges (mode L): a light blur against noise, a Laplacian edge filter on each colour band (so a border
+    between two colours of equal brightness still shows), the strongest band per pixel, stretched to 0..255."""
+    smooth = _rgb_or_l(open_image(payload, params.max_pixels)).convert("RGB").filter(ImageFilter.GaussianBlur(1))
+    r, g, b = (band.filter(ImageFilter.FIND_EDGES) for band in smooth.split())
+    return png(ImageOps.autocontrast(ImageChops.lighter(ImageChops.lighter(r, g), b)))
 
 
 def features(payload: Image, params: DecodeParams) -> JsonData:
