@@ -6,6 +6,7 @@ The verbs and connectors are data (grammar/lexicon.json: verbs `run` and `say`, 
 from __future__ import annotations
 
 import re
+import weakref
 from typing import NamedTuple
 
 from neira.commands.lexicon import Lexicon
@@ -23,9 +24,25 @@ class RunSplit(NamedTuple):
     input: str | None
 
 
-def _verb_words(lexicon: Lexicon, verb: str) -> set[tuple[str, ...]]:
-    spec = lexicon.verbs.get(verb, {})
-    return {tuple(p.text for p in pieces(v)) for lang in ("ru", "en") for v in spec.get(lang, [])}
+class _Words(NamedTuple):
+    verbs: tuple[tuple[tuple[str, ...], str], ...]  # (verb phrase words, run | say), longest first
+    firsts: frozenset[str]  # the first word of every verb phrase: most phrases are rejected by one lookup
+    connectors: frozenset[str]
+
+
+_WORDS: weakref.WeakKeyDictionary[Lexicon, _Words] = weakref.WeakKeyDictionary()
+
+
+def _words(lexicon: Lexicon) -> _Words:
+    """The run words of a lexicon, prepared once per lexicon."""
+    found = _WORDS.get(lexicon)
+    if found is None:
+        verbs = sorted(((tuple(p.text for p in pieces(v) if p.shape == "word"), kind) for kind in ("run", "say")
+                        for lang in ("ru", "en") for v in lexicon.verbs.get(kind, {}).get(lang, [])),
+                       key=lambda vk: -len(vk[0]))
+        connectors = frozenset(c for lang in ("ru", "en") for c in lexicon.run.get("connectors", {}).get(lang, []))
+        found = _WORDS[lexicon] = _Words(tuple(v for v in verbs if v[0]), frozenset(v[0][0] for v in verbs if v[0]), connectors)
+    return found
 
 
 def _input(text: str) -> str | None:
@@ -38,8 +55,11 @@ def split_run(text: str, lexicon: Lexicon) -> RunSplit | None:
     words = [p for p in pieces(text) if p.shape == "word"]
     while words and _cls(lexicon, words[0].text) == "FILLER":  # «пожалуйста, запусти …», "please run …"
         words = words[1:]
-    verb = next(((n, kind) for kind in ("run", "say") for v in _verb_words(lexicon, kind)
-                 if (n := len(v)) <= len(words) and tuple(w.text for w in words[:n]) == v), None)
+    known = _words(lexicon)
+    if not words or words[0].text not in known.firsts:
+        return None
+    verb = next(((len(v), kind) for v, kind in known.verbs
+                 if len(v) <= len(words) and tuple(w.text for w in words[:len(v)]) == v), None)
     if verb is None:
         return None
     n, kind = verb
@@ -51,8 +71,8 @@ def split_run(text: str, lexicon: Lexicon) -> RunSplit | None:
     colon = text.find(":", after_verb)
     if colon >= 0:
         return RunSplit(text[:colon], _input(text[colon + 1:]))
-    connectors = {c for lang in ("ru", "en") for c in lexicon.run.get("connectors", {}).get(lang, [])}
-    for i, w in enumerate(words[n + 1:], n + 1):  # at least one word (the organ) between verb and connector
+    connectors = known.connectors
+    for w in words[n + 1:]:  # at least one word (the organ) between the verb and the connector
         if w.text in connectors:
             return RunSplit(text[:w.start], _input(text[w.end:]))
     if kind == "say":  # «скажи привет»: everything after the verb (and after a named organ) is said
@@ -72,7 +92,7 @@ def _cls(lexicon: Lexicon, word: str) -> str | None:
 
 def _strip_connector(command: str, lexicon: Lexicon) -> str:
     """«run organ-2 with "текст"» → «run organ-2»: the connector before a quote belongs to neither part."""
-    connectors = {c for lang in ("ru", "en") for c in lexicon.run.get("connectors", {}).get(lang, [])}
+    connectors = _words(lexicon).connectors
     words = [p for p in pieces(command) if p.shape == "word"]
     if words and words[-1].text in connectors:
         return command[:words[-1].start]
