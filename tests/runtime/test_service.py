@@ -62,6 +62,7 @@ async def test_a_failing_cell_stops_the_run_and_is_named(rcore: Core, impl: str,
 
 async def test_a_runaway_cell_hits_the_timeout_and_its_worker_is_replaced(rcore: Core) -> None:
     organ_id = await organ(rcore, "upper", "spin")
+    assert (await rcore.runs.run_cell(await record_of(rcore, cell("upper")), {"input": "x"})).ok  # workers started
     start = time.monotonic()
     result = await rcore.runs.run_organ(organ_id, {"input": "x"})
     elapsed = time.monotonic() - start
