@@ -1,4 +1,4 @@
-"""The `neira` command: `serve` runs the HTTP server; `chat` and `say` talk to a running one.
+"""The `neira` command: `serve` runs the HTTP server; `chat`, `say` and `run` talk to a running one.
 
 It lives in api/ because it wires the HTTP layer; the core in neira/ never imports api/.
 """
@@ -147,6 +147,13 @@ def login_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_organ(args: argparse.Namespace) -> int:
+    """`neira run`: one organ run over HTTP (api/run_cli.py)."""
+    from api import run_cli
+
+    return run_cli.run(args, client_token(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="neira", description="neira: grow an assistant out of cells and organs.")
@@ -166,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("login-url", help="print a new one-time sign-in link for the pages of a running server")
     _client_args(p)
     p.set_defaults(func=login_link)
+    from api.run_cli import add_parser
+
+    add_parser(sub, _client_args).set_defaults(func=run_organ)
     return parser
 
 

@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.paths import check_path
-from neira.errors import STATUS_BY_CODE, NeiraError
+from neira.errors import STATUS_BY_CODE, Busy, NeiraError
 
 log = logging.getLogger("neira.api")
 
@@ -32,8 +32,9 @@ def _json(body: dict, status: int, headers: dict[str, str] | None = None) -> Res
 
 
 def neira_error_handler(_: Request, exc: NeiraError) -> Response:
-    """Domain errors: status from the code table."""
-    return _json(exc.body(), STATUS_BY_CODE.get(exc.code, 500))
+    """Domain errors: status from the code table (`busy` also says when to come back)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+    return _json(exc.body(), STATUS_BY_CODE.get(exc.code, 500), headers)
 
 
 def http_error_handler(request: Request, exc: HTTPException) -> Response:

@@ -27,6 +27,8 @@ def steps(quick: bool, results: Path) -> list[list[str]]:
         [PY, "bench/api_load.py", *(["--duration", "1", "--rounds", "1"] if quick else [])],
         [PY, "bench/ws_fanout.py", *(["--subscribers", "100", "--rounds", "5"] if quick else [])],
         [PY, "bench/restart.py", *(["--records", "10000", "--organs", "1000", "--runs", "1"] if quick else [])],
+        [PY, "bench/runs.py", *(["--duration", "1", "--n", "200"] if quick else [])],
+        [PY, "bench/pool_choice.py"],
     ]
 
 

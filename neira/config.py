@@ -13,6 +13,8 @@ log = logging.getLogger("neira.config")
 
 DEFAULT_STAGE_DELAYS_MS = (50, 50, 50)
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_RUN_QUEUE = 64
+DEFAULT_RUN_TIMEOUT_MS = 2000
 
 
 class Settings(Base):
@@ -30,6 +32,9 @@ class Settings(Base):
     safe_mode: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
     examples_dir: str | None = None
+    run_workers: int = 0  # 0: the number of cores
+    run_queue: int = DEFAULT_RUN_QUEUE
+    run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
 
     @property
     def data_path(self) -> Path:
@@ -47,6 +52,11 @@ class Settings(Base):
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{self.data_path / 'neira.db'}"
+
+    @property
+    def workers(self) -> int:
+        """Run worker processes: the setting, else the number of cores."""
+        return self.run_workers or os.cpu_count() or 1
 
 
 def parse_stage_delays(raw: str | None) -> tuple[int, int, int]:
@@ -83,6 +93,17 @@ def _port(raw: str) -> int:
     return int(raw)
 
 
+def _count(env: Mapping[str, str], name: str, default: int, low: int) -> int:
+    """A whole number ≥ `low` from the environment; anything else keeps the default, with a warning."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) < low:
+        log.warning("ignoring %s=%r: a whole number of at least %d is expected", name, raw, low)
+        return default
+    return int(raw)
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -105,6 +126,9 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "stage_delays_ms": parse_stage_delays(delays_raw),
         "capabilities": parse_capabilities(env.get("NEIRA_CAPABILITIES")),
         "safe_mode": _flag(env.get("NEIRA_SAFE_MODE")),
+        "run_workers": _count(env, "NEIRA_RUN_WORKERS", 0, 1),
+        "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
+        "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from neira.factory import Factory
 from neira.metrics import Metrics
 from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
+from neira.runtime import Registry, RunService, builtin_registry
 from neira.storage.db import Database
 
 log = logging.getLogger("neira")
@@ -23,9 +24,10 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 class Core:
     """Owns storage, the event bus, audit, metrics, policy, the catalog, the factory, the organ builder and
-    the Command Cell."""
+    the Command Cell, and the runtime that runs cells and organs (`registry`: the implementations, built-in
+    by default; tests hand in a copy with doubles of their own)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.db_url)
@@ -37,6 +39,10 @@ class Core:
         self.organs = OrganBuilder(
             self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
             settings.stage_delays_ms,
+        )
+        self.runs = RunService(
+            settings, registry or builtin_registry(), self.db, self.catalog, self.policy, self.metrics,
+            self.organs.rows.get, lambda: self.factory.records_generation,
         )
         self.commands = CommandService(self)
 
@@ -52,6 +58,7 @@ class Core:
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
         await self.commands.close()
+        await self.runs.close()
         await self.organs.close()
         await self.factory.close()
         await self.db.close()

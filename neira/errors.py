@@ -104,6 +104,22 @@ class DataDirLocked(NeiraError):
     code = "data_dir_locked"
 
 
+class NotRunnable(NeiraError):
+    """The cell or organ cannot run now: failed, disabled, no implementation, or its backend's gate closed."""
+
+    code = "not_runnable"
+
+
+class Busy(NeiraError):
+    """Every run worker is busy and the queue is full; `retry_after` seconds is a fair wait."""
+
+    code = "busy"
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_template": 400,
@@ -117,8 +133,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_transition": 409,
     "conflict": 409,
     "plan_stale": 409,
+    "not_runnable": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "data_dir_locked": 503,
+    "busy": 429,
     "internal": 500,
 }

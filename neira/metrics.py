@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
+_RUN_MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
 _FAST_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5)
 
 
@@ -16,7 +17,7 @@ class Metrics:
         # factory
         self.factory_cells_created = Counter("factory_cells_created_total", "Cell records created", ["backend"], registry=r)
         self.factory_cells_active = Gauge("factory_cells_active", "Cell records in a live state (canary, experimental, stable)", registry=r)
-        self.factory_exec_errors = Counter("factory_exec_errors_total", "Factory operations that failed (auto-heal failures, rejected creates)", ["operation"], registry=r)
+        self.factory_exec_errors = Counter("factory_exec_errors_total", "Factory operations that failed (auto-heal failures, rejected creates, failed runs)", ["operation"], registry=r)
         self.factory_dryrun_requests = Counter("factory_dryrun_requests_total", "Factory dry-runs", ["ok"], registry=r)
         self.factory_approvals = Counter("factory_approvals_total", "Approvals of cell records", ["to"], registry=r)
         self.factory_rollbacks = Counter("factory_rollbacks_total", "Rollbacks of cell records", ["kind"], registry=r)
@@ -29,6 +30,10 @@ class Metrics:
         self.organ_build_duration_ms = Histogram("organ_build_duration_ms", "Organ build duration from start to stable, ms", buckets=_MS_BUCKETS, registry=r)
         self.organ_build_status_queries = Counter("organ_build_status_queries_total", "Client queries of organ status", registry=r)
         self.organs_building = Gauge("organs_building", "Organ builds in flight", registry=r)
+        # runs (neira/runtime): outcome is ok or the error code that stopped the run
+        self.organ_runs = Counter("organ_runs_total", "Organ runs by outcome", ["outcome"], registry=r)
+        self.cell_runs = Counter("cell_runs_total", "Cell runs by implementation and outcome", ["impl", "outcome"], registry=r)
+        self.cell_run_duration_ms = Histogram("cell_run_duration_ms", "Time of one cell's implementation, ms", ["impl"], buckets=_RUN_MS_BUCKETS, registry=r)
         # commands
         self.commands = Counter("neira_commands_total", "Commands by intent and outcome", ["intent", "outcome"], registry=r)
         self.command_parse_seconds = Histogram("neira_command_parse_seconds", "Command parse latency", buckets=_FAST_BUCKETS, registry=r)

@@ -46,8 +46,9 @@ class OrgansController(Controller):
 
     @get("/{organ_id:str}/status", responses=json_doc(200))
     async def status(self, request: NeiraRequest, organ_id: str) -> Json:
-        """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...}}`."""
-        return Json(await request.core.organs.status(organ_id))
+        """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ..., runs}}`."""
+        status = await request.core.organs.status(organ_id)
+        return Json({**status, "metrics": {**status["metrics"], "runs": request.core.runs.figures(organ_id)}})
 
     @post("/{organ_id:str}/status", status_code=200)
     async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:

@@ -11,6 +11,7 @@ class Does(StrEnum):
     READ = "read"  # answered at once; any role may say it
     PLAN = "plan"  # answered with a plan; apply carries it out
     APPLY = "apply"  # carries out a saved plan
+    RUN = "run"  # runs a cell or an organ at once: it changes nothing, but takes the run pool (not for viewers)
 
 
 INTENTS: dict[str, Does] = {
@@ -24,6 +25,7 @@ INTENTS: dict[str, Does] = {
     "cancel_build": Does.PLAN,
     "rebuild": Does.PLAN,
     "apply": Does.APPLY,
+    "run": Does.RUN,
     "status": Does.READ,
     "list": Does.READ,
     "help": Does.READ,

@@ -75,6 +75,7 @@ class Lexicon:
         self.verbs: dict[str, dict[str, list[str]]] = data["verbs"]
         self.nouns: dict[str, dict[str, list[str]]] = data["nouns"]
         self.particles: dict[str, dict[str, list[str]]] = data["particles"]
+        self.run: dict[str, Any] = data.get("run", {})  # where a run's input starts; which organ speaks
         for verb, spec in self.verbs.items():
             terminal = spec.get("terminal", verb)
             self._add_all({k: v for k, v in spec.items() if k != "terminal"}, Entry(terminal.upper(), "!" + terminal, ""))

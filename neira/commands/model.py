@@ -119,13 +119,22 @@ class Apply(CommandBase, kw_only=True, tag="apply"):
     plan_id: str | None = None
 
 
+class Run(CommandBase, kw_only=True, tag="run"):
+    """«запусти голосовой орган: привет»: run an organ (or a cell) on `input`, the user's own text; `say`
+    verbs («скажи "привет"») run the organ that speaks when none is named."""
+
+    target: Target | None = None
+    say: bool = False
+    input: str | None = None
+
+
 class Help(CommandBase, kw_only=True, tag="help"):
     """Show what the Command Cell understands."""
 
 
 Command = (
     CreateOrgan | UpdateOrgan | BuildPipeline | CreateCell | Approve | Disable | Rollback | Status
-    | ListItems | CancelBuild | Rebuild | Apply | Help
+    | ListItems | CancelBuild | Rebuild | Apply | Run | Help
 )
 
 ErrorCode = Literal[

@@ -16,7 +16,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from neira.commands.hints import expected_words
 from neira.commands.lexicon import GRAMMAR_DIR, Lexicon
-from neira.commands.model import BuildPipeline, Command, ParseFailure
+from neira.commands.model import BuildPipeline, Command, ParseFailure, Run
+from neira.commands.run_input import split_run
 from neira.commands.tokens import Stream, Tok, stream
 from neira.commands.transform import Rejected, ToCommand
 
@@ -24,7 +25,7 @@ MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
 MEMO_LIMIT = 4096
 _NAME_NEIGHBOURS = ("PIPELINE", "COLON")
 _VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
-                           "REBUILD", "APPLY", "HELP"})
+                           "REBUILD", "APPLY", "HELP", "RUN", "SAY"})
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +42,11 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
     версии 1» → `!make@голосовой#organ v1`), so successful parses are memoised per canonical stream on the
     lexicon (bounded; `memo=False` skips it, e.g. to measure the grammar itself).
     """
+    split = split_run(text[:MAX_TEXT], lexicon)
+    if split is not None and split.input is not None:  # the input is the user's own text: parse the rest
+        command = parse(split.command, lexicon, memo=memo)
+        if isinstance(command, Run):
+            return msgspec.structs.replace(command, input=split.input)
     s = stream(text[:MAX_TEXT], lexicon)
     if not s.toks:
         return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]

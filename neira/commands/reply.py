@@ -14,7 +14,8 @@ _T: dict[str, dict[str, str]] = {
         "help": ("Я понимаю команды вроде: «создай голосовой орган v1», «обнови зрение до v2 (grayscale)», "
                  "«собери speak-pipeline normalize→phonemes→adapter», «создай клетку анализа summarize v1», "
                  "«одобри organ-1», «отключи клетку …», «откати …», «статус organ-1», «покажи органы», "
-                 "«отмени сборку organ-2», «пересобери organ-1», «применить»."),
+                 "«отмени сборку organ-2», «пересобери organ-1», «применить», «запусти голосовой орган: привет, мир», "
+                 "«скажи голосом „привет“»."),
         "planned": "План готов ({summary}). Скажите «применить», чтобы выполнить его.",
         "planned_denied": "План готов, но политика не разрешает его выполнить: {violations}.",
         "applied": "Готово: {done}.",
@@ -42,6 +43,12 @@ _T: dict[str, dict[str, str]] = {
         "version_exists": "{word} уже есть; для изменений нужна новая версия, например {candidates}.",
         "expected": " Здесь подошло бы: {expected}.",
         "options": " Есть: {candidates}.",
+        "ran_text": "{organ}: {text}",
+        "ran_audio": "{organ} говорит: {seconds} с речи.",
+        "ran_image": "{organ}: изображение {width}×{height}.",
+        "ran_json": "{organ}: {data}",
+        "ran_failed": "{organ} не справился: клетка {cell}, {code}: {reason}",
+        "run_needs_input": "Что подать на вход? Например: «запусти голосовой орган: привет, мир».",
         "example": "создай голосовой орган v1",
         "yes": "да", "no": "нет",
     },
@@ -49,7 +56,8 @@ _T: dict[str, dict[str, str]] = {
         "help": ("I understand commands such as: 'create voice organ v1', 'update vision to v2 (grayscale)', "
                  "'build speak-pipeline normalize -> phonemes -> adapter', 'create analysis cell summarize v1', "
                  "'approve organ-1', 'disable cell …', 'rollback …', 'status of organ-1', 'list organs', "
-                 "'cancel build organ-2', 'rebuild organ-1', 'apply'."),
+                 "'cancel build organ-2', 'rebuild organ-1', 'apply', 'run the reverse organ on hello world', "
+                 "'say \"hello\"'."),
         "planned": "Plan ready ({summary}). Say 'apply' to carry it out.",
         "planned_denied": "Plan ready, but policy does not allow it: {violations}.",
         "applied": "Done: {done}.",
@@ -66,6 +74,12 @@ _T: dict[str, dict[str, str]] = {
         "list_cells": "Cells: {items}.",
         "empty_list": "Nothing yet.",
         "service_error": "That did not work: {reason}",
+        "ran_text": "{organ}: {text}",
+        "ran_audio": "{organ} says it: {seconds} s of speech.",
+        "ran_image": "{organ}: an image of {width}×{height}.",
+        "ran_json": "{organ}: {data}",
+        "ran_failed": "{organ} failed: cell {cell}, {code}: {reason}",
+        "run_needs_input": "What should it run on? For example: 'run the reverse organ on hello world'.",
         "unknown_command": "I don't understand that command. Try, for example: '{example}'. Say 'help' to see them all.",
         "unrecognized_word": "I don't know the word '{word}'.",
         "did_you_mean": " Did you mean: '{corrected}'?",

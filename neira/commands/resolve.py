@@ -14,7 +14,7 @@ import msgspec
 from neira.commands.known import Known, split_id
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, Command, CreateCell, CreateOrgan, Disable, Help, Item, ListItems,
-    ParseFailure, Rebuild, Rollback, Status, Target, UpdateOrgan,
+    ParseFailure, Rebuild, Rollback, Run, Status, Target, UpdateOrgan,
 )
 from neira.commands.morph import slug
 from neira.commands.specs import Steps, derive_organ, new_cell, pipeline_organ, versioned_cell
@@ -33,6 +33,7 @@ class Resolution(msgspec.Struct, kw_only=True):
     new_cells: list[dict[str, Any]] = []
     plan_id: str | None = None
     what: str | None = None
+    input: str | None = None  # what a run is given: the user's own text
 
 
 def resolve(command: Command, known: Known) -> Resolution | ParseFailure:
@@ -71,9 +72,24 @@ def _resolve(command: Command, known: Known) -> Resolution:
             return Resolution(intent="list", lang=lang, what=command.what)
         case Apply():
             return Resolution(intent="apply", lang=lang, plan_id=command.plan_id)
+        case Run():
+            return _run(command, known)
         case Help():
             return Resolution(intent="help", lang=lang)
     raise Unresolved("unknown_command", "", [])  # pragma: no cover - the union is exhaustive
+
+
+def _run(command: Run, known: Known) -> Resolution:
+    """The organ (or cell) to run: the one named, else for `say` verbs the organ that speaks."""
+    if command.target is not None:
+        target = _target(command.target, known)
+    elif command.say:
+        family = "organ." + str(known.lexicon.run.get("say_organ", "voice"))
+        organ = known.newest_organ(family)
+        target = {"kind": "organ", "id": organ["id"] if organ else family}
+    else:
+        raise Unresolved("incomplete", "", [])
+    return Resolution(intent="run", lang=command.lang, target=target, input=command.input)
 
 
 def _organ_family(item: Item, known: Known) -> str:

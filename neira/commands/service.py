@@ -11,7 +11,7 @@ import msgspec
 
 from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
-from neira.commands import actions
+from neira.commands import actions, run_command
 from neira.commands.known import Known
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
@@ -23,6 +23,7 @@ from neira.commands.reply import done_text, error_reply, failure_body, failure_r
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
 from neira.metrics import Metrics
+from neira.runtime.service import RunService
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import CoreExecutor, carry_out, check_facts
 from neira.policy import OPEN_STATES, Decision, decision_error
@@ -31,10 +32,11 @@ from neira.structs import to_builtins
 
 
 class CommandCore(Services, Protocol):
-    """What the Command Cell uses of the core: the planning services plus audit and metrics."""
+    """What the Command Cell uses of the core: the planning services plus audit, metrics and the runtime."""
 
     audit: Audit
     metrics: Metrics
+    runs: RunService
 
 
 class CommandService:
@@ -124,6 +126,10 @@ class CommandService:
             if res.intent == "help":
                 self._count("help", "done")
                 return out | {"reply": say(res.lang, "help")}
+            if how is Does.RUN:  # changes nothing: runs at once, no plan (neira/commands/run_command.py)
+                answer = await run_command.run(res, self.core.runs, self.core.factory)
+                self._count("run", "done")
+                return out | answer
             result, reply = await actions.run(res, self.core)
         except NeiraError as exc:
             self._count(res.intent, "stale" if exc.code == "plan_stale" else "error")

@@ -10,7 +10,7 @@ from lark import Token, Transformer
 
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, CreateCell, CreateOrgan, Disable, Help, Item, ListItems, Rebuild,
-    Rollback, Status, Target, UpdateOrgan,
+    Rollback, Run, Status, Target, UpdateOrgan,
 )
 
 _LIFECYCLE = {"APPROVE": Approve, "DISABLE": Disable, "ROLLBACK": Rollback, "CANCEL_BUILD": CancelBuild,
@@ -138,6 +138,12 @@ class ToCommand(Transformer):
     def apply(self, children: list) -> Apply:
         ids = [t.value for t in children if t.type == "ID"]
         return Apply(plan_id=ids[0] if ids else None)
+
+    def run(self, children: list) -> Run:
+        return Run(target=_first(children, Target))
+
+    def say(self, children: list) -> Run:
+        return Run(target=_first(children, Target), say=True)
 
     def help(self, children: list) -> Help:
         return Help()

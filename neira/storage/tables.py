@@ -127,3 +127,13 @@ plans = Table(
     Column("applied_at", Float),
     Column("result", JSON),
 )
+
+run_memory = Table(  # the `context` cell's memory: the newest entries per scope (an organ, or a cell record)
+    "run_memory",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(160), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("entry", JSON, nullable=False),
+    Index("ix_run_memory_scope_seq", "scope", "seq"),
+)

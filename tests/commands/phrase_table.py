@@ -65,6 +65,8 @@ def check(row: Row, result: dict[str, Any]) -> None:
         assert [c["id"] for c in result["new_cells"]] == exp["new_cells"], result
     if "lang" in exp:
         assert result["lang"] == exp["lang"], result
+    if "input" in exp:  # a run's input: the user's own text, whole
+        assert result["input"] == exp["input"], result
 
 
 def _template(result: dict[str, Any]) -> dict | None:

@@ -1,0 +1,153 @@
+"""Runs over HTTP next to the implementations called directly (the ceiling), in one run; and organ status
+while the run pool is saturated with images.
+
+- reverse organ (pure text) and voice organ (eSpeak NG) through `POST /organs/{id}/run` at 1 and 16
+  connections (wrk), next to their implementations called in this process (`run_steps`, no pool, no HTTP),
+  and next to the same runs through RunService in this process (pool and trace, no HTTP);
+- the runtime's own cost per run: the HTTP time of one run at 1 connection (1 / rps) minus the
+  implementations' time, and that minus the time of a `GET /organs/{id}/status` (HTTP, auth, routing alone);
+- `GET /organs/{id}/status` latency while 16 connections keep every worker busy with 1024×768 images.
+Usage: `python bench/runs.py [--duration 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import ROOT, save, summary  # noqa: E402
+from api_load import TOKEN, start_neira, wrk  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from tests.runtime.media import image_bytes, image_payload  # noqa: E402
+
+INPUTS = {"reverse": "hello world, this is a run", "voice": "Привет, мир"}
+TEMPLATES = {"reverse": "organ.reverse.v1", "voice": "organ.voice.v1", "vision": "organ.vision.v1"}
+
+
+def direct(name: str, n: int) -> dict[str, float]:
+    """The implementations of the organ's pathway called in this process: µs per run."""
+    from neira.catalog import parse_cell
+    from neira.runtime import builtin_registry
+    from neira.runtime.backends import AdapterBackend
+    from neira.runtime.payloads import Text
+    from neira.runtime.worker import Job, run_steps
+
+    organ = json.loads((ROOT / "examples" / "organs" / f"{TEMPLATES[name]}.json").read_text())
+    backend = AdapterBackend(builtin_registry())
+    steps = [backend.bind(parse_cell(json.loads((ROOT / "examples" / "cells" / f"{c}.json").read_text())), None)
+             for c in organ["pathways"][0]["cells"]]
+    job = Job(tuple((s.impl.fn, s.params) for s in steps), Text(text=INPUTS[name]))
+    run_steps(job)  # warm (eSpeak NG starts on first use)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        results = run_steps(job)
+        times.append((time.perf_counter() - t) * 1e6)
+        assert results[-1].output is not None
+    return {k: round(v, 1) for k, v in summary(times).items()}
+
+
+async def in_process(name: str, n: int) -> dict[str, float]:
+    """The same runs through RunService (pool, trace, metrics), no HTTP: µs per run."""
+    from neira.config import Settings
+    from neira.core import Core
+
+    with tempfile.TemporaryDirectory() as tmp:
+        core = Core(Settings(data_dir=tmp, admin_token="x", stage_delays_ms=(1, 1, 1)))
+        await core.start()
+        try:
+            _, body = await core.organs.build({"organ_template": TEMPLATES[name]}, "admin")
+            organ = body["organ_id"]
+            request = {"input": INPUTS[name]}
+            for _ in range(20):
+                await core.runs.run_organ(organ, request)
+            times = []
+            for _ in range(n):
+                t = time.perf_counter()
+                result = await core.runs.run_organ(organ, request)
+                times.append((time.perf_counter() - t) * 1e6)
+                assert result.ok
+        finally:
+            await core.stop()
+    return {k: round(v, 1) for k, v in summary(times).items()}
+
+
+def build(url: str, template: str, warm: object = None) -> str:
+    """An organ built from the template; `warm`: run it on this input a few times first (workers start on
+    the first run, and eSpeak NG in each worker)."""
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    organ = httpx.post(f"{url}/organs/build", json={"organ_template": template}, headers=h).json()["organ_id"]
+    for _ in range(20 if warm is not None else 0):
+        r = httpx.post(f"{url}/organs/{organ}/run", json={"input": warm}, headers=h, timeout=30)
+        assert r.status_code == 200 and r.json()["ok"], r.text
+    return organ
+
+
+def status_under_images(url: str, duration: int) -> dict[str, object]:
+    """Status latency with and without 16 connections of 1024×768 image runs (vision organ)."""
+    vision, echo = build(url, TEMPLATES["vision"], image_payload(image_bytes((64, 48)))), build(url, "organ.echo.v1")
+    idle = wrk(f"{url}/organs/{echo}/status", "GET", "", 4, duration)
+    body = json.dumps({"input": image_payload(image_bytes((1024, 768)))})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(f'wrk.method = "POST"\nwrk.body = [[{body}]]\nwrk.headers["Content-Type"] = "application/json"\n'
+                f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n')
+    load = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{duration + 2}s", "--latency", "-s", f.name, f"{url}/organs/{vision}/run"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(1)  # let the image load fill every worker before measuring status under it
+    busy = wrk(f"{url}/organs/{echo}/status", "GET", "", 4, duration)
+    images_out = load.communicate()[0]
+    Path(f.name).unlink()
+    rps = float(next(line.split()[1] for line in images_out.splitlines() if line.startswith("Requests/sec")))
+    return {"status_idle": idle, "status_busy": busy, "image_runs_rps": rps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--n", type=int, default=2000, help="runs for the direct and in-process figures")
+    args = parser.parse_args()
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        neira, url = start_neira(Path(tmp) / "data")
+        try:
+            echo = build(url, "organ.echo.v1")
+            baseline = results["status_c1"] = wrk(f"{url}/organs/{echo}/status", "GET", "", 1, args.duration)
+            print(f"baseline: GET status at 1 connection {baseline['rps']:.0f} rps ({1e6 / baseline['rps']:.0f} µs a request)", flush=True)
+            for name in ("reverse", "voice"):
+                organ = build(url, TEMPLATES[name], INPUTS[name])
+                body = json.dumps({"input": INPUTS[name]}, ensure_ascii=False)
+                http = {f"c{c}": wrk(f"{url}/organs/{organ}/run", "POST", body, c, args.duration) for c in (1, 16)}
+                ceiling = direct(name, args.n)
+                service = asyncio.run(in_process(name, args.n // 2))
+                per_run_us = 1e6 / http["c1"]["rps"]
+                row = results[name] = {"http": http, "direct_us": ceiling, "service_us": service,
+                                       "runtime_cost_us": round(per_run_us - ceiling["mean"], 1),
+                                       "over_a_status_request_us": round(per_run_us - ceiling["mean"] - 1e6 / baseline["rps"], 1),
+                                       "pool_and_trace_us": round(service["mean"] - ceiling["mean"], 1)}
+                print(f"{name:8s} http c1 {http['c1']['rps']:7.0f} rps p50 {http['c1']['p50_ms']:.2f} p99 {http['c1']['p99_ms']:.2f} ms | "
+                      f"c16 {http['c16']['rps']:7.0f} rps p50 {http['c16']['p50_ms']:.2f} p99 {http['c16']['p99_ms']:.2f} ms | "
+                      f"direct {ceiling['mean']:.0f} µs, service {service['mean']:.0f} µs, runtime cost {row['runtime_cost_us']:.0f} µs/run "
+                      f"({row['over_a_status_request_us']:.0f} µs more than a status request)",
+                      flush=True)
+            results["status_under_images"] = s = status_under_images(url, args.duration)
+            print(f"status idle p99 {s['status_idle']['p99_ms']:.2f} ms; with every worker on images "  # type: ignore[index]
+                  f"({s['image_runs_rps']:.0f} image runs/s) p50 {s['status_busy']['p50_ms']:.2f} p99 {s['status_busy']['p99_ms']:.2f} ms",  # type: ignore[index]
+                  flush=True)
+        finally:
+            neira.terminate()
+            neira.wait(10)
+    print(save("runs", results))
+
+
+if __name__ == "__main__":
+    main()

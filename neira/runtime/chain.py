@@ -1,0 +1,58 @@
+"""A pure check of a pathway's chain of types, for dry-runs: `type_mismatch` and `no_implementation` risks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from neira.runtime.backends import Backend
+from neira.runtime.payloads import TYPES
+from neira.runtime.registry import ANY, Impl
+from neira.templates import CellTemplate
+
+
+class Risk(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """One finding, in the dry-run's risk shape `{code, severity, id, message, cells?}`."""
+
+    code: str
+    severity: str
+    id: str
+    message: str
+    cells: tuple[str, ...] = ()
+
+
+def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], backend: str = "adapter") -> list[Risk]:
+    """Whether each cell's output can feed the next: the types that can flow are followed from the first
+    cell's inputs; a cell that can take none of them is a `type_mismatch` naming both cells, a cell without an
+    implementation is `no_implementation` (and the chain goes on from what it could have been)."""
+    risks: list[Risk] = []
+    found = backends.get(backend)
+    flowing: set[str] | None = None  # None: unknown (start, or after a cell without implementation)
+    previous: CellTemplate | None = None
+    for t in cells:
+        impl: Impl | None = None
+        if found is None:
+            risks.append(Risk(code="no_implementation", severity="error", id=t.id,
+                              message=f"{t.id}: backend {backend} cannot run cells"))
+        else:
+            impl = found.find(t)
+            if impl is None:
+                name = found.implementation(t)
+                risks.append(Risk(code="no_implementation", severity="error", id=t.id,
+                                  message=f"{t.id}: no implementation {name!r} on the {backend} backend"))
+        if impl is None:
+            flowing, previous = None, t
+            continue
+        accepted = set(TYPES) if ANY in impl.inputs else set(impl.inputs)
+        if flowing is not None and previous is not None:
+            usable = flowing & accepted
+            if not usable:
+                risks.append(Risk(
+                    code="type_mismatch", severity="error", id=t.id, cells=(previous.id, t.id),
+                    message=f"{previous.id} gives {', '.join(sorted(flowing))}; {t.id} takes {', '.join(sorted(accepted))}"))
+                usable = accepted
+            accepted = usable
+        flowing = {impl.output_for(x) for x in accepted}
+        previous = t
+    return risks

@@ -1,0 +1,215 @@
+"""RunService: what the routes, the chat and the CLI call to run a cell record or an organ (contract §6).
+
+It decides whether a thing may run (state, implementation, the backend's gate), turns the pathway into
+Steps (kept while nothing they depend on changes), runs them, counts the run in the metrics and in the
+organ's recent-run window, and answers a RunResult."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from neira.catalog import Catalog
+from neira.config import Settings
+from neira.errors import CapabilityDisabled, InvalidRequest, NotRunnable
+from neira.factory import is_dead
+from neira.lifecycle import OrganState
+from neira.metrics import Metrics
+from neira.policy import PolicyEngine
+from neira.runtime.backends import AdapterBackend, Backend, Step
+from neira.runtime.memory import DbMemory
+from neira.runtime.payloads import AnyPayload, as_payload
+from neira.runtime.pool import Pool
+from neira.runtime.registry import Registry
+from neira.runtime.results import RunResult
+from neira.runtime.runner import Outcome, Runner
+from neira.runtime.sources import OrganView, RecordView, Sources
+from neira.runtime.window import RunWindow
+from neira.storage.db import Database
+from neira.structs import Base
+
+
+class CellRun(Base):
+    """Body of `POST /factory/cells/{id}/run`."""
+
+    input: str | AnyPayload
+
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class OrganRun(Base):
+    """Body of `POST /organs/{id}/run`."""
+
+    input: str | AnyPayload
+    pathway: Name | None = None
+
+
+class NamedRun(Base):
+    """Body of `POST /organs/run`: the organ by name («voice», `organ.voice`, `organ.voice.v2`)."""
+
+    organ: Name
+    input: str | AnyPayload
+    pathway: Name | None = None
+
+
+def decode(body: Any, shape: type[Base]) -> Any:
+    """A run request; 400 `invalid_request` naming the bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object with an `input`")
+    try:
+        return msgspec.convert(body, shape)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid run request: {exc}") from None
+
+
+def payload_of(value: str | AnyPayload) -> AnyPayload:
+    """The run's input payload (a bare string is text); 400 for an empty or overlong string."""
+    try:
+        return as_payload(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid run request: input: {exc}") from None
+
+
+class RunService:
+    """Runs cells and organs on the worker pool."""
+
+    def __init__(self, settings: Settings, registry: Registry, db: Database, catalog: Catalog,
+                 policy: PolicyEngine, metrics: Metrics, organ_row: Callable[[str], Awaitable[Any]],
+                 records_generation: Callable[[], int]) -> None:
+        self.registry, self.policy, self.metrics = registry, policy, metrics
+        self.timeout_s = settings.run_timeout_ms / 1000
+        self.backends: Mapping[str, Backend] = {"adapter": AdapterBackend(registry)}
+        warmers = tuple({i.warm for i in registry.impls.values() if i.warm is not None})
+        self.pool = Pool(settings.workers, settings.run_queue, warmers)
+        self.sources = Sources(db, catalog, organ_row, records_generation)
+        self.memory = DbMemory(db)
+        self.runner = Runner(self.pool, self.memory)
+        self.window = RunWindow()
+        self._steps: dict[tuple[str, str], tuple[OrganView, int, list[Step], str]] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}  # metric label children, looked up once
+        self._failed_runs = metrics.factory_exec_errors.labels("run")
+
+    async def close(self) -> None:
+        """Stop the workers."""
+        await self.pool.close()
+
+    # --- what may run ------------------------------------------------------------------------------
+    def _backend(self, record: RecordView) -> Backend:
+        backend = self.backends.get(record.backend)
+        if backend is None:
+            raise NotRunnable(f"cell record {record.id}: the {record.backend} backend cannot run cells yet",
+                              cell=record.template.id)
+        return backend
+
+    def _check_gates(self, records: list[RecordView]) -> None:
+        for record in records:
+            gate = self._backend(record).gate
+            try:
+                self.policy.require(gate)
+            except CapabilityDisabled:
+                raise NotRunnable(f"the {gate} gate is closed, so {record.template.id} cannot run",
+                                  capability=gate, cell=record.template.id) from None
+
+    def _bind(self, record: RecordView) -> Step:
+        if is_dead(record.state, record.previous_state):
+            raise NotRunnable(f"cell record {record.id} is {record.state}", cell=record.template.id)
+        return self._backend(record).bind(record.template, record.id)
+
+    async def _organ_steps(self, organ: OrganView, pathway: str | None) -> tuple[list[Step], list[RecordView], str]:
+        if organ.state == OrganState.FAILED.value:
+            raise NotRunnable(f"organ {organ.id} is failed", organ=organ.id)
+        pathways = organ.template.pathways
+        if not pathways:
+            raise NotRunnable(f"organ {organ.id} has no pathway", organ=organ.id)
+        chosen = next((p for p in pathways if p.name == pathway), None) if pathway else pathways[0]
+        if chosen is None:
+            raise InvalidRequest(f"organ {organ.id} has no pathway {pathway!r}; it has {', '.join(p.name for p in pathways)}")
+        records = []
+        for cell in chosen.cells:
+            record_id = organ.records.get(cell)
+            if not record_id:
+                raise NotRunnable(f"cell {cell} of organ {organ.id} has no record yet", organ=organ.id, cell=cell)
+            records.append(await self.sources.record(record_id))
+        return [self._bind(r) for r in records], records, chosen.name
+
+    # --- runs --------------------------------------------------------------------------------------
+    async def run_cell(self, record_id: str, body: Any) -> RunResult:
+        """Run one cell record on `{input}`."""
+        req: CellRun = decode(body, CellRun)
+        record = await self.sources.record(record_id)
+        steps = [self._bind(record)]
+        self._check_gates([record])
+        return await self._run(steps, payload_of(req.input), f"cell:{record.id}")
+
+    async def run_organ(self, organ_id: str, body: Any) -> RunResult:
+        """Run an organ's pathway (the first, or `pathway`) on `{input, pathway?}`."""
+        req: OrganRun = decode(body, OrganRun)
+        return await self.run_input(organ_id, payload_of(req.input), req.pathway)
+
+    async def run_named(self, body: Any) -> RunResult:
+        """Run the stable organ a name stands for on `{organ, input}`."""
+        req: NamedRun = decode(body, NamedRun)
+        return await self.run_input(await self.sources.stable_organ(req.organ), payload_of(req.input), req.pathway)
+
+    async def organ_for(self, name: str) -> str:
+        """The id of the organ that runs for a name (an organ id is itself)."""
+        if name.startswith("organ-"):
+            return (await self.sources.organ(name)).id
+        return await self.sources.stable_organ(name)
+
+    async def run_input(self, organ_id: str, payload: AnyPayload, pathway: str | None = None) -> RunResult:
+        """Run an organ on a payload (the chat and the CLI come here too)."""
+        organ = await self.sources.organ(organ_id)
+        generation = self.sources.records_generation()
+        key = (organ_id, pathway or "")
+        hit = self._steps.get(key)
+        if hit is not None and hit[0] is organ and hit[1] == generation:
+            steps, name = hit[2], hit[3]
+            records = [await self.sources.record(s.record_id) for s in steps if s.record_id]
+        else:
+            steps, records, name = await self._organ_steps(organ, pathway)
+            if len(self._steps) > 4096:
+                self._steps.clear()
+            self._steps[key] = (organ, generation, steps, name)
+        self._check_gates(records)
+        result = await self._run(steps, payload, f"organ:{organ_id}")
+        result.organ_id, result.pathway = organ_id, name
+        self.window.add(organ_id, result.ok, result.ms)
+        self._count(self.metrics.organ_runs, "ok" if result.ok else result.error.code)  # type: ignore[union-attr]
+        return result
+
+    async def _run(self, steps: list[Step], payload: AnyPayload, scope: str) -> RunResult:
+        start = time.perf_counter()
+        out: Outcome = await self.runner.run(steps, payload, self.timeout_s, scope)
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        for entry in out.trace:
+            outcome = "ok" if entry.ok else (entry.error.code if entry.error else "cell_failed")
+            self._count(self.metrics.cell_runs, entry.impl, outcome)
+            self._observe(entry.impl, entry.ms)
+        if out.error is not None:
+            self._failed_runs.inc()
+        return RunResult(ok=out.error is None, run_id=f"run-{secrets.token_hex(8)}", output=out.output,
+                         trace=out.trace, ms=ms, error=out.error)
+
+    def _count(self, metric: Any, *labels: str) -> None:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:  # labels() is a locked lookup; runs ask for the same few children
+            child = self._children[key] = metric.labels(*labels)
+        child.inc()
+
+    def _observe(self, impl: str, ms: float) -> None:
+        key = ("duration", impl)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.metrics.cell_run_duration_ms.labels(impl)
+        child.observe(ms)
+
+    def figures(self, organ_id: str) -> dict[str, Any]:
+        """The organ's recent run figures (for its status)."""
+        return self.window.figures(organ_id)

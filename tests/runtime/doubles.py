@@ -1,0 +1,48 @@
+"""Fault doubles registered by tests through the runtime's own registry (module-level: workers import them)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from neira.runtime import Registry, builtin_registry, impl
+from neira.runtime.payloads import Payload, Text
+
+
+def spin(payload: Payload, _: object) -> Payload:
+    """A runaway: burns CPU for far longer than any deadline."""
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        pass
+    return payload
+
+
+def crash(payload: Payload, _: object) -> Payload:
+    """Dies the way native code can: the process ends under the job."""
+    os._exit(3)
+
+
+def boom(payload: Payload, _: object) -> Payload:
+    """A bug in an implementation."""
+    raise ValueError("no such thing in /secret/path/file.py")
+
+
+def not_a_payload(payload: Payload, _: object) -> object:
+    """Answers something that is not a payload."""
+    return {"text": "x"}
+
+
+def upper(payload: Text, _: object) -> Text:
+    """A fast, well-behaved implementation."""
+    return Text(text=payload.text.upper())
+
+
+def with_doubles() -> Registry:
+    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`)."""
+    r = builtin_registry().copy()
+    r.register(impl("spin", ["text"], "text", spin))
+    r.register(impl("crash", ["text"], "text", crash))
+    r.register(impl("boom", ["text"], "text", boom))
+    r.register(impl("not_a_payload", ["text"], "text", not_a_payload))
+    r.register(impl("upper", ["text"], "text", upper))
+    return r
