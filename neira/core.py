@@ -38,7 +38,7 @@ class Core:
         self.factory = Factory(self.db, self.catalog, self.policy, self.events, self.audit, self.metrics)
         self.organs = OrganBuilder(
             self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
-            settings.stage_delays_ms,
+            settings.stage_delays_ms, compat=lambda organ, bodies: self.runs.pathway_risks(organ, bodies),
         )
         self.runs = RunService(
             settings, registry or builtin_registry(), self.db, self.catalog, self.policy, self.metrics,

@@ -129,6 +129,16 @@ class Decision(Frozen):
     capability: str | None = None
 
 
+class Risk(Frozen, omit_defaults=True):
+    """Something the plan's result would get wrong, found while planning (the pathway type chain)."""
+
+    code: str
+    severity: str
+    id: str
+    message: str
+    cells: list[str] = []
+
+
 class Plan(Base):
     """What was shown: its steps, the policy's decisions, and the facts (key → value) it was made against.
     `base` hashes the facts; apply reads the same facts again and refuses a plan whose facts moved."""
@@ -138,6 +148,7 @@ class Plan(Base):
     steps: list[AnyStep]
     decisions: list[Decision]
     facts: dict[str, str]
+    risks: list[Risk] = []
     base: str = ""
 
     def __post_init__(self) -> None:
@@ -170,6 +181,7 @@ class PlanView(Frozen):
     changes: list[Change]
     summary: str
     text: str
+    risks: list[Risk] = []
 
 
 def base_of(facts: dict[str, str]) -> str:
@@ -283,17 +295,34 @@ def _line(c: Change, lang: str) -> str:
     return f"{MARKERS[c.action]} {what} — {c.reason}"
 
 
-def view(plan_id: str | None, base: str | None, steps: list[AnyStep], lang: str = "en") -> PlanView:
-    """`{id, base, changes, summary, text}`: the changes, the counts, and one `+ ~ - =` line per change."""
+_RISK = {
+    "en": {"type_mismatch": "! {a} → {b}: the types do not fit ({message})",
+           "no_implementation": "! {id} has no implementation: it would be built but could not run"},
+    "ru": {"type_mismatch": "! {a} → {b}: типы не совпадают ({message})",
+           "no_implementation": "! у {id} нет реализации: клетку можно собрать, но не запустить"},
+}
+
+
+def _risk_line(r: Risk, lang: str) -> str:
+    words = _RISK.get(lang, _RISK["en"])
+    a, b = (r.cells + ["", ""])[:2] if r.cells else (r.id, r.id)
+    return words.get(r.code, "! {message}").format(a=a, b=b, id=r.id, message=r.message)
+
+
+def view(plan_id: str | None, base: str | None, steps: list[AnyStep], lang: str = "en",
+         risks: list[Risk] | None = None) -> PlanView:
+    """`{id, base, changes, summary, text, risks}`: the changes, the counts, one `+ ~ - =` line per change, and
+    a `!` line per risk."""
     changes = [change(s, lang) for s in steps]
     counts = {a: sum(1 for c in changes if c.action == a) for a in MARKERS}
     w = _words(lang)
     summary = w["summary"].format(create=counts["create"], update=counts["update"], delete=counts["delete"],
                                   same=counts["reuse"] + counts["no-op"])
-    text = "\n".join([*(_line(c, lang) for c in changes), w["line"].format(summary=summary)])
-    return PlanView(id=plan_id, base=base, changes=changes, summary=summary, text=text)
+    lines = [*(_line(c, lang) for c in changes), *(_risk_line(r, lang) for r in risks or ())]
+    text = "\n".join([*lines, w["line"].format(summary=summary)])
+    return PlanView(id=plan_id, base=base, changes=changes, summary=summary, text=text, risks=list(risks or ()))
 
 
 def plan_view(plan: Plan) -> PlanView:
     """The view of a saved plan."""
-    return view(plan.id, plan.base, plan.steps, plan.lang)
+    return view(plan.id, plan.base, plan.steps, plan.lang, plan.risks)

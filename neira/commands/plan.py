@@ -14,7 +14,7 @@ from neira.commands.plan_store import new_plan_id
 from neira.commands.resolve import Resolution
 from neira.errors import InvalidRequest, InvalidTransition, NotFound
 from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, OrganState, advance, organ_move
-from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Snapshot
+from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Risk, Snapshot
 from neira.planning import cell_step, facts, is_dead, live_organs, organ_steps
 from neira.policy import OPEN_STATES
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from neira.factory import Factory
     from neira.organs import OrganBuilder
     from neira.policy import Decision as PolicyDecision, PolicyEngine
+    from neira.runtime.service import RunService
     from neira.storage.db import Database
 
 LIFECYCLE_INTENTS = frozenset({"approve", "disable", "rollback", "cancel_build", "rebuild"})
@@ -43,6 +44,7 @@ class Services(Protocol):
     organs: OrganBuilder
     policy: PolicyEngine
     db: Database
+    runs: RunService
 
 
 def _decision(d: PolicyDecision) -> Decision:
@@ -119,7 +121,12 @@ async def _organ_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
     added = [c for c in cell_ids if res.base and c not in base_cells]
     steps = organ_steps(body, digest, registered is not None, res.base if res.intent == "update_organ" else None,
                         added, steps, snap)
-    return Plan(id=plan_id, lang=res.lang, steps=steps, decisions=decisions, facts=facts(steps, snap, _gates(decisions)))
+    risks = [Risk(**r) for r in svc.runs.pathway_risks(template, {**latest, **drafts})]
+    for r in risks:
+        if r.severity == "error":  # the organ could never pass its first run: say so, and do not build it
+            decisions.append(_deny(f"compat.{r.code}", r.message))
+    return Plan(id=plan_id, lang=res.lang, steps=steps, decisions=decisions, facts=facts(steps, snap, _gates(decisions)),
+                risks=risks)
 
 
 def _word(draft: dict[str, Any] | None, lang: str) -> str | None:

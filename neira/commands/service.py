@@ -23,7 +23,6 @@ from neira.commands.reply import done_text, error_reply, failure_body, failure_r
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
 from neira.metrics import Metrics
-from neira.runtime.service import RunService
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import CoreExecutor, carry_out, check_facts
 from neira.policy import OPEN_STATES, Decision, decision_error
@@ -36,7 +35,6 @@ class CommandCore(Services, Protocol):
 
     audit: Audit
     metrics: Metrics
-    runs: RunService
 
 
 class CommandService:

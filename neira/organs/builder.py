@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -42,6 +42,9 @@ SETTLED_MEMO = 2048  # remembered status answers of organs that are not building
 STATES = ", ".join(s.value for s in OrganState)
 
 
+Compat = Callable[[OrganTemplate, Mapping[str, Any]], list[dict[str, Any]]]
+
+
 class BuildRequest(Base):
     """Body of `POST /organs/build`."""
 
@@ -53,10 +56,12 @@ class OrganBuilder:
     """Builds organs from templates; one scheduler task advances every build's stages on time."""
 
     def __init__(self, db: Database, catalog: Catalog, factory: Any, policy: PolicyEngine, events: EventBus,
-                 audit: Audit, metrics: Metrics, stage_delays_ms: tuple[int, int, int]) -> None:
+                 audit: Audit, metrics: Metrics, stage_delays_ms: tuple[int, int, int],
+                 compat: Compat | None = None) -> None:
         self.db, self.catalog, self.factory, self.policy = db, catalog, factory, policy
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
+        self.compat = compat  # the pathways' type chain, for dry-runs (the runtime's check)
         self.rows = OrganRows(db)
         self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
@@ -115,7 +120,8 @@ class OrganBuilder:
         decisions = [decision]
         if any(isinstance(s, CreateRecord) for s in steps):
             decisions.append(self.policy.gate("factory_adapter"))
-        return plan.dryrun_result(resolved, steps, decisions, self.stage_delays_ms)
+        compat = self.compat(resolved.template, snap.latest) if self.compat is not None else []
+        return plan.dryrun_result(resolved, steps, decisions, self.stage_delays_ms, compat)
 
     async def _ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, organ_id: str | None) -> list[dict[str, Any]]:
         """The factory's selector: reuse a record or create a draft for each cell, in our transaction."""

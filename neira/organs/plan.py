@@ -10,7 +10,7 @@ from neira.cell_plan import risk
 from neira.errors import InvalidRequest, InvalidTemplate, NotFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.plan import AnyStep, Blocked, CreateRecord, ReuseRecord, StartBuild, change, view
+from neira.plan import AnyStep, Blocked, CreateRecord, ReuseRecord, Risk, StartBuild, change, view
 from neira.policy import Decision
 from neira.structs import Base, to_builtins
 from neira.templates import OrganTemplate, find_cycle, template_dict
@@ -108,13 +108,13 @@ def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[dict[st
 
 
 def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list[Decision],
-                  stage_delays_ms: tuple[int, ...]) -> dict[str, Any]:
+                  stage_delays_ms: tuple[int, ...], compat: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`{organ_id: null, dryrun: true, ok, report, plan}`: the steps a build takes (each cell's record, then the
     organ), from the plan module, with the report around them."""
     t = resolved.template
     steps = list(cell_steps)
     steps.append(StartBuild(template_id=t.id, version=t.version, cells=list(t.cells), template=resolved.body))
-    risks = _risks(resolved, steps, t.policies.hitl)
+    risks = _risks(resolved, steps, t.policies.hitl) + list(compat or ())
     denied = [to_builtins(d) for d in decisions if d.denied]
     stages = [{"state": s, "after_ms": d} for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)]
     report = {
@@ -130,4 +130,5 @@ def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list
     if denied:
         report["violations"] = denied
     ok = not denied and not any(r["severity"] == "error" for r in risks)
-    return {"organ_id": None, "dryrun": True, "ok": ok, "report": report, "plan": to_builtins(view(None, None, steps))}
+    shown = view(None, None, steps, risks=[Risk(**r) for r in compat or ()])
+    return {"organ_id": None, "dryrun": True, "ok": ok, "report": report, "plan": to_builtins(shown)}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
 from neira.runtime.backends import Backend
 from neira.runtime.payloads import TYPES
 from neira.runtime.registry import ANY, Impl
-from neira.templates import CellTemplate
+from neira.catalog import parse_cell
+from neira.planning import generated_template
+from neira.templates import CellTemplate, OrganTemplate
 
 
 class Risk(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -56,3 +59,20 @@ def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], 
         flowing = {impl.output_for(x) for x in accepted}
         previous = t
     return risks
+
+
+def pathway_risks(organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]],
+                  backends: Mapping[str, Backend]) -> list[dict[str, Any]]:
+    """`check_chain` over every pathway of `organ`, the cells read from `bodies` (cell id → template body; a
+    cell missing there gets the generated adapter template a build would draft). In the dry-run risk shape:
+    a break is an error, a missing implementation a warning (the cell can still be built and replaced)."""
+    out: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
+    parsed = {c: parse_cell(bodies.get(c) or generated_template(c, organ.id)) for c in organ.cells}
+    for pathway in organ.pathways:
+        for r in check_chain([parsed[c] for c in pathway.cells if c in parsed], backends):
+            severity = "warning" if r.code == "no_implementation" else r.severity
+            found = {"code": r.code, "severity": severity, "id": r.id, "message": f"pathway {pathway.name}: {r.message}"}
+            if r.cells:
+                found["cells"] = list(r.cells)
+            out.setdefault((r.code, r.id, r.cells), found)
+    return list(out.values())

@@ -21,6 +21,7 @@ from neira.lifecycle import OrganState
 from neira.metrics import Metrics
 from neira.policy import PolicyEngine
 from neira.runtime.backends import AdapterBackend, Backend, Step
+from neira.runtime.chain import pathway_risks
 from neira.runtime.memory import DbMemory
 from neira.runtime.payloads import AnyPayload, as_payload
 from neira.runtime.pool import Pool
@@ -31,6 +32,7 @@ from neira.runtime.sources import OrganView, RecordView, Sources
 from neira.runtime.window import RunWindow
 from neira.storage.db import Database
 from neira.structs import Base
+from neira.templates import OrganTemplate
 
 
 class CellRun(Base):
@@ -93,6 +95,10 @@ class RunService:
         self._steps: dict[tuple[str, str], tuple[OrganView, int, list[Step], str]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}  # metric label children, looked up once
         self._failed_runs = metrics.factory_exec_errors.labels("run")
+
+    def pathway_risks(self, organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The type chain of every pathway of `organ` (dry-run risks: `type_mismatch`, `no_implementation`)."""
+        return pathway_risks(organ, bodies, self.backends)
 
     async def close(self) -> None:
         """Stop the workers."""

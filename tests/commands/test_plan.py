@@ -154,3 +154,19 @@ async def test_replies_are_wholly_in_the_command_language(core: Core) -> None:
         words = LATIN_WORD.findall(body["reply"].replace("adapter", ""))
         assert not [w for w in words if w not in {"draft", "canary", "experimental", "stable", "disabled", "failed",
                                                     "rolled_back", "deprecated"}], (text, body["reply"])
+
+
+async def test_a_break_in_the_type_chain_shows_before_apply_and_blocks_it(core: Core) -> None:
+    broken = await say(core, "собери test-pipeline edges → reverse", session="s-chain")
+    [risk] = broken["plan"]["risks"]
+    assert (risk["code"], risk["severity"], risk["cells"]) == ("type_mismatch", "error",
+                                                               ["analysis.edge_detect.v1", "analysis.reverse.v1"])
+    assert "! analysis.edge_detect.v1 → analysis.reverse.v1: типы не совпадают" in broken["plan"]["text"]
+    assert broken["policy"]["allowed"] is False and broken["policy"]["violations"][0]["rule"] == "compat.type_mismatch"
+    refused = await say(core, "применить", session="s-chain")
+    assert refused["error"]["code"] == "policy_denied" and await core.organs.list() == []
+    fine = await say(core, "build x-pipeline normalize -> frobnicate", session="s-chain")
+    assert [(r["code"], r["severity"], r["id"]) for r in fine["plan"]["risks"]] == [
+        ("no_implementation", "warning", "analysis.frobnicate.v1")]
+    assert fine["policy"]["allowed"] is True
+    assert (await say(core, "создай голосовой орган v1", session="s-chain"))["plan"]["risks"] == []

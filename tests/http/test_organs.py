@@ -236,3 +236,17 @@ async def test_organ_ids_that_name_nothing_are_404_impossible_ones_400(client: A
     for method, path in (("GET", f"/organs/{bad}/status"), ("DELETE", f"/organs/{bad}/build"), ("POST", f"/organs/{bad}/rebuild")):
         r = await client.request(method, path, headers=auth())
         assert (r.status_code, r.json()["code"]) == (status, code), (method, path)
+
+
+async def test_the_dryrun_checks_each_pathway_type_chain(client: AsyncTestClient) -> None:
+    cells = ["analysis.image_decode.v1", "analysis.reverse.v1"]
+    template = {"id": "organ.broken.v1", "version": "1.0.0", "cells": cells, "pathways": [{"name": "main", "cells": cells}],
+                "metadata": {"schema": "v1"}}
+    body = (await client.post("/organs/build", json={"organ_template": template, "dryrun": True}, headers=auth())).json()
+    assert body["ok"] is False
+    breaks = [r for r in body["report"]["risks"] if r["code"] == "type_mismatch"]
+    assert breaks == [{"code": "type_mismatch", "severity": "error", "id": "analysis.reverse.v1", "cells": cells,
+                       "message": "pathway main: analysis.image_decode.v1 gives image; analysis.reverse.v1 takes text"}]
+    assert body["plan"]["risks"] == breaks
+    voice = (await client.post("/organs/build", json={"organ_template": "organ.voice.v1", "dryrun": True}, headers=auth())).json()
+    assert voice["ok"] is True and not [r for r in voice["report"]["risks"] if r["code"] in ("type_mismatch", "no_implementation")]
