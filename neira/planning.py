@@ -146,11 +146,11 @@ async def live_organs(conn: AsyncConnection, template_ids: list[str],
     if not template_ids:
         return {}
     o = tables.organs.c
-    rows = await conn.execute(select(o.id, o.state, o.template_id, o.created_at).where(
+    rows = await conn.execute(select(o.id, o.state, o.template_id).where(
         o.template_id.in_(template_ids), o.state.in_([str(s) for s in states])))
     best: dict[str, Any] = {}
-    for r in rows:  # newest first: created_at, then the larger organ-<n> (one group commit shares created_at)
-        key = (r.created_at, len(r.id), r.id)
+    for r in rows:  # newest first: the larger organ-<n> (ids come from a counter)
+        key = (len(r.id), r.id)
         if r.template_id not in best or key > best[r.template_id][0]:
             best[r.template_id] = (key, r)
     return {tid: (r.id, r.state) for tid, (_, r) in best.items()}

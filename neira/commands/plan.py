@@ -15,7 +15,7 @@ from neira.commands.resolve import Resolution
 from neira.errors import InvalidRequest, InvalidTransition, NotFound
 from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, OrganState, advance, organ_move
 from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Risk, Snapshot
-from neira.planning import cell_step, facts, is_dead, live_organs, organ_steps
+from neira.planning import cell_step, facts, is_dead, organ_steps
 from neira.policy import OPEN_STATES
 
 if TYPE_CHECKING:
@@ -99,8 +99,7 @@ async def _organ_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
     cell_ids = list(template.cells)
     latest = await svc.catalog.latest_view(CELL)
     records = await svc.factory.records.cache.of_templates(cell_ids)
-    async with svc.db.read() as conn:
-        live = await live_organs(conn, [template.id])
+    live = await svc.organs.by_template.newest([template.id])
     organ_versions = await svc.catalog.digests(ORGAN, template.id)
     snap = Snapshot(latest=latest, records=records, live_organs=live,
                     digests={**{f"cell:{c}": await svc.catalog.digests(CELL, c) for c in cell_ids},
@@ -200,9 +199,8 @@ async def active_organ(svc: Services, ref: str, allow_failed: bool = False) -> d
     one only where the command mends it: rebuild)."""
     if not ref.startswith("organ."):
         return await svc.organs.status(ref, query=False)
-    async with svc.db.read() as conn:
-        live = await live_organs(conn, [ref])
-        stable = await live_organs(conn, [ref], states=(OrganState.STABLE,))
+    live = await svc.organs.by_template.newest([ref])
+    stable = await svc.organs.by_template.newest([ref], frozenset({OrganState.STABLE.value}))
     chosen = stable.get(ref) or live.get(ref)
     if chosen is None and allow_failed:
         newest = await svc.organs.newest_of(ref)

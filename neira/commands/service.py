@@ -175,6 +175,7 @@ class CommandService:
         waited for the first) answers the first one's result."""
         check_id(plan_id, "plan id")
         await self.core.catalog.index()  # loaded before the writer lock: the steps read it from memory
+        await self.store.flush()  # the plan may still be pending (write-behind): it must be a row to be marked
         async with self.core.db.transaction() as tx:
             row = await self.store.load_in(tx.conn, plan_id)
             plan = msgspec.convert(row.body["plan"], Plan)

@@ -28,6 +28,7 @@ from neira.metrics import Metrics
 from neira.organs import plan, store
 from neira.organs.builds import BuildQueue, Job
 from neira.organs.progress import DRAFT, Progress, status_metrics
+from neira.organs.by_template import TemplateOrgans
 from neira.organs.rows import OrganRows
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
@@ -63,6 +64,7 @@ class OrganBuilder:
         self.stage_delays_ms = tuple(stage_delays_ms)
         self.compat = compat  # the pathways' type chain, for dry-runs (the runtime's check)
         self.rows = OrganRows(db)
+        self.by_template = TemplateOrgans(db, self.rows)
         self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -173,13 +172,11 @@ async def test_status_answers_while_every_worker_spins_and_the_queue_is_full(bus
         await asyncio.sleep(0.01)  # until the three runs hold both workers and the queue's one place
     r = await http.post(f"/factory/cells/{spin}/run", json={"input": "x"})
     assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (429, "busy", "1")
-    slowest = 0.0
     for _ in range(20):
-        start = time.perf_counter()
         assert (await http.get(f"/organs/{organ_id}/status")).status_code == 200
-        slowest = max(slowest, time.perf_counter() - start)
-    assert core.runs.pool.busy_workers == 2  # the spinning runs still hold every worker
-    assert slowest < 0.25
+    # every status answer came while the spinning runs still held every worker (none had ended): the loop
+    # never waited for them (how fast it answers is bench/runs.py's business, not a unit test's)
+    assert core.runs.pool.busy_workers == 2 and not any(t.done() for t in runs)
     answers = [(await t).json() for t in runs]
     assert [(a["ok"], a["error"]["code"], a["error"]["cell"]) for a in answers] == [(False, "timeout", "analysis.t_spin.v1")] * 3
 
