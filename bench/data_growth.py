@@ -36,10 +36,12 @@ async def started(path: Path):
 async def grow(core, records: int, organs: int, templates: int) -> None:
     """Fill a data dir through the public paths: pipelines of new cells (300 drafted records per apply),
     organ templates in the catalog, and builds."""
-    words = ("g" + "".join(p) for p in itertools.product(string.ascii_lowercase, repeat=4))
-    made = 0
+    made, batch = 0, 0
     while made < records:
-        steps = [next(words) for _ in range(min(300, records - made))]
+        mark = string.ascii_lowercase[batch] * 3  # batches differ in three letters: no word is a typo of another's
+        letters = itertools.product(string.ascii_lowercase, repeat=3)
+        steps = ["g" + mark + "".join(p) for p in itertools.islice(letters, min(300, records - made))]
+        batch += 1
         said = await core.commands.handle(f"build grow{made}-pipeline " + " -> ".join(steps), "s-grow", "admin")
         assert said["understood"] and said["policy"]["allowed"], said["reply"][:200]
         await core.commands.apply(said["plan"]["id"], "admin")
@@ -68,6 +70,7 @@ async def apply_ms(core) -> float:
     """Plan the voice organ (no live one: the last is failed), then time its apply alone."""
     said = await core.commands.handle("создай голосовой орган v1", "s-bench", "admin")
     assert said["plan"]["changes"][-1]["action"] == "create", said["plan"]["text"]
+    await core.commands.store.flush()  # a saved plan (a person applies seconds later, not within the 5 ms write-behind)
     t = time.perf_counter()
     done = await core.commands.apply(said["plan"]["id"], "admin")
     ms = (time.perf_counter() - t) * 1000

@@ -42,15 +42,15 @@ class Tx:
         return (await self.next_counters(name, 1))[0]
 
     async def next_counters(self, name: str, n: int) -> list[int]:
-        """`n` consecutive values of a named counter at once, never handed out again."""
+        """`n` consecutive values of a named counter at once, never handed out again (one statement:
+        UPDATE … RETURNING, which SQLite ≥ 3.35 and PostgreSQL both have)."""
         c = tables.counters
-        row = (await self.conn.execute(select(c.c.value).where(c.c.name == name))).first()
-        start = row[0] if row else 0
+        row = (await self.conn.execute(
+            update(c).where(c.c.name == name).values(value=c.c.value + n).returning(c.c.value))).first()
         if row is None:
-            await self.conn.execute(c.insert().values(name=name, value=start + n))
-        else:
-            await self.conn.execute(update(c).where(c.c.name == name).values(value=start + n))
-        return list(range(start + 1, start + n + 1))
+            await self.conn.execute(c.insert().values(name=name, value=n))
+            return list(range(1, n + 1))
+        return list(range(row[0] - n + 1, row[0] + 1))
 
 
 class Database:

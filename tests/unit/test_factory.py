@@ -439,6 +439,7 @@ async def test_dryrun_report_for_a_new_cell(s: Services):
                          "reason": f"new draft record of {T} 0.1.0"}],
             "summary": "1 to create, 0 to update, 0 to delete, 0 unchanged",
             "text": f"+ cell {T} — new draft record of {T} 0.1.0\nPlan: 1 to create, 0 to update, 0 to delete, 0 unchanged.",
+            "risks": [],
         },
     }
     assert decision["decision_id"].startswith("dec-")
