@@ -402,6 +402,20 @@ class Catalog:
             hit = index.parsed[(id, version)] = (parse_cell(body), digest)  # type: ignore[index]
         return hit
 
+    def parsed(self, body: dict[str, Any]) -> tuple[CellTemplate, str]:
+        """A cell body parsed, with its digest: from the index's parsed cache when it is the catalog's latest
+        body of its id (immutable), else parsed now (a drafted or inline template)."""
+        index = self._index
+        if index is not None and index.latest[CELL].get(body.get("id")) is body:
+            key = (body["id"], body["version"])
+            hit = index.parsed.get(key)
+            if hit is None:
+                t = parse_cell(body)
+                hit = index.parsed[key] = (t, template_digest(t))
+            return hit
+        t = parse_cell(body)
+        return t, template_digest(t)
+
     async def latest_bodies(self, conn: AsyncConnection, family: str = CELL) -> dict[str, dict[str, Any]]:
         """id → body of the latest version, for every id of `family`, read on `conn`."""
         return {id: body for id, (body, _) in (await self._latest(conn, family)).items()}

@@ -8,7 +8,7 @@ same facts again inside its transaction (`read_facts`) and refuses a plan whose 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -21,8 +21,10 @@ from neira.plan import (
 )
 from neira.selector import select as select_record
 from neira.storage import tables
+from neira.templates import CellTemplate
 
 DEAD = frozenset(s.value for s in DEAD_CELL_STATES)
+Parse = Callable[[dict[str, Any]], tuple[CellTemplate, str]]
 
 
 def is_dead(state: str, previous_state: str | None) -> bool:
@@ -39,8 +41,14 @@ def generated_template(cell_id: str, context: Any) -> dict[str, Any]:
     }
 
 
+def parse_with_digest(body: dict[str, Any]) -> tuple[CellTemplate, str]:
+    """A cell body parsed (validated), with its digest."""
+    t = parse_cell(body)
+    return t, template_digest(t)
+
+
 def cell_step(cell_id: str, snap: Snapshot, drafted: dict[str, Any] | None = None, word: str | None = None,
-              context: str = "an organ build") -> AnyStep:
+              context: str = "an organ build", parse: Parse = parse_with_digest) -> AnyStep:
     """How an organ gets a record of `cell_id`: reuse a live record (or a draft of the same content, or this
     very version), create a draft (from the catalog, from a drafted template, or from a generated adapter
     template), or Blocked when the only record of the version is dead."""
@@ -49,8 +57,7 @@ def cell_step(cell_id: str, snap: Snapshot, drafted: dict[str, Any] | None = Non
     generated = body is None
     if generated:
         body = generated_template(cell_id, context)
-    t = parse_cell(body)
-    digest = template_digest(t)
+    t, digest = parse(body)
     own = snap.records.get(cell_id, [])
     choice = select_record(cell_id, t.version, t.kind, digest, own)
     if choice.action == "reuse":

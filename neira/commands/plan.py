@@ -105,7 +105,8 @@ async def _organ_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
                     digests={**{f"cell:{c}": await svc.catalog.digests(CELL, c) for c in cell_ids},
                              f"organ:{template.id}": organ_versions})
     steps: list[AnyStep] = [cell_step(c, snap, drafted=drafts.get(c), word=_word(drafts.get(c), res.lang),
-                                      context=f"organ template {template.id}") for c in cell_ids]
+                                      context=f"organ template {template.id}", parse=svc.catalog.parsed)
+                            for c in cell_ids]
     decisions = [_decision(svc.policy.gate("organs_builder"))]
     if any(isinstance(s, CreateRecord) for s in steps):
         decisions.append(_decision(svc.policy.gate("factory_adapter")))

@@ -118,7 +118,7 @@ class OrganBuilder:
         cell_ids = [c["id"] for c in resolved.cells]
         snap = Snapshot(latest=await self.catalog.latest_view(CELL), digests={},
                         records=await self.factory.records.cache.of_templates(cell_ids))
-        steps = [cell_step(c, snap) for c in cell_ids]
+        steps = [cell_step(c, snap, parse=self.catalog.parsed) for c in cell_ids]
         decisions = [decision]
         if any(isinstance(s, CreateRecord) for s in steps):
             decisions.append(self.policy.gate("factory_adapter"))

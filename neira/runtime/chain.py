@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -61,13 +61,13 @@ def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], 
     return risks
 
 
-def pathway_risks(organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]],
-                  backends: Mapping[str, Backend]) -> list[dict[str, Any]]:
+def pathway_risks(organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]], backends: Mapping[str, Backend],
+                  parse: Callable[[Any], CellTemplate] = parse_cell) -> list[dict[str, Any]]:
     """`check_chain` over every pathway of `organ`, the cells read from `bodies` (cell id → template body; a
     cell missing there gets the generated adapter template a build would draft). In the dry-run risk shape:
     a break is an error, a missing implementation a warning (the cell can still be built and replaced)."""
     out: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
-    parsed = {c: parse_cell(bodies.get(c) or generated_template(c, organ.id)) for c in organ.cells}
+    parsed = {c: parse(bodies.get(c) or generated_template(c, organ.id)) for c in organ.cells}
     for pathway in organ.pathways:
         for r in check_chain([parsed[c] for c in pathway.cells if c in parsed], backends):
             severity = "warning" if r.code == "no_implementation" else r.severity

@@ -97,8 +97,9 @@ class RunService:
         self._failed_runs = metrics.factory_exec_errors.labels("run")
 
     def pathway_risks(self, organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The type chain of every pathway of `organ` (dry-run risks: `type_mismatch`, `no_implementation`)."""
-        return pathway_risks(organ, bodies, self.backends)
+        """The type chain of every pathway of `organ` (dry-run risks: `type_mismatch`, `no_implementation`);
+        catalog cells come parsed from the catalog's cache."""
+        return pathway_risks(organ, bodies, self.backends, lambda body: self.sources.catalog.parsed(body)[0])
 
     async def close(self) -> None:
         """Stop the workers."""
