@@ -18,7 +18,8 @@ from neira.commands.model import ParseFailure
 from neira.commands.parse import parse
 from neira.commands.intents import Does, does
 from neira.commands.plan import Services, gate_verdicts, make_plan
-from neira.commands.plan_store import PlanStore
+from neira.commands.plan_memo import PlanMemo
+from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
@@ -51,6 +52,7 @@ class CommandService:
         core.db.feed.subscribe("organs", self._organs_added)
         self._counters: dict[tuple[str, str], Any] = {}  # (intent, outcome) → its neira_commands_total child
         self.executor = CoreExecutor(core.factory, core.catalog, core.organs)
+        self.memo = PlanMemo(core.catalog, core.factory.records.cache, core.policy, core.db.feed)
 
     async def known(self) -> Known:
         """The resolver's view of the catalog and of the organ templates built so far. The catalog's in-memory
@@ -140,22 +142,24 @@ class CommandService:
 
     async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str, actor: str) -> dict[str, Any]:
         started = time.perf_counter()
-        plan = await make_plan(res, self.core)
-        shown = plan_view(plan)
+        key = self.memo.key(res)
+        plan_id = new_plan_id()
+        handed = self.memo.get(key, plan_id) or self.memo.put(key, await make_plan(res, self.core, plan_id))
+        plan, shown = handed.plan, handed.shown
         await self.store.save(plan.id, session_id, plan.base,
-                              {"plan": to_builtins(plan), "text": said, "actor": actor, "intent": res.intent})
+                              {"plan": handed.body, "text": said, "actor": actor, "intent": res.intent})
         self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
         violations = [to_builtins(d) for d in plan.decisions if d.action == "deny"]
         self._count(res.intent, "planned" if plan.allowed else "denied")
         if plan.allowed:
-            reply = say(res.lang, "planned", summary=shown.summary)
+            reply = say(res.lang, "planned", summary=shown["summary"])
         else:
             reply = say(res.lang, "planned_denied", violations=violations_text(res.lang, violations))
         target = _acted_on(plan)
         if target is not None:
             out["target"] = target
-        return out | {"policy": {"allowed": plan.allowed, "violations": violations}, "plan": to_builtins(shown),
-                      "reply": reply + "\n" + shown.text}
+        return out | {"policy": {"allowed": plan.allowed, "violations": violations}, "plan": shown,
+                      "reply": reply + "\n" + shown["text"]}
 
     async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: dict[str, Any]) -> dict[str, Any]:
         row = await self.store.load(res.plan_id) if res.plan_id else await self.store.last_of_session(session_id)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lark.grammar import NonTerminal
 
 from neira.commands import Lexicon, ParseFailure, parse
+from neira.commands.model import Run
 from neira.commands.parse import parser
 from neira.commands.tokens import stream
 from neira.commands.transform import Rejected
@@ -110,6 +111,9 @@ def test_sampled_sentences_parse_back(data):
     except Rejected:
         assert isinstance(parse(text, LEX), ParseFailure), text
         return
+    # run/say phrases are split into command and input before the grammar sees them (run_input.py: quotes, a
+    # colon, a connector, or the words after «скажи»), which a sampled sentence cannot say; the phrase tables test them
+    assume(not isinstance(expected, Run))
     got = parse(text, LEX)
     assert not isinstance(got, ParseFailure), (text, got)
     assert msgspec.structs.replace(got, lang=expected.lang) == expected, text

@@ -170,3 +170,21 @@ async def test_a_break_in_the_type_chain_shows_before_apply_and_blocks_it(core: 
         ("no_implementation", "warning", "analysis.frobnicate.v1")]
     assert fine["policy"]["allowed"] is True
     assert (await say(core, "создай голосовой орган v1", session="s-chain"))["plan"]["risks"] == []
+
+
+async def test_a_remembered_plan_gets_its_own_id_and_decisions_and_follows_every_change(core: Core) -> None:
+    first = await say(core, "create voice organ v1", session="s-memo")
+    again = await say(core, "create voice organ v1", session="s-memo")
+    assert again["plan"]["id"] != first["plan"]["id"] and again["plan"]["changes"] == first["plan"]["changes"]
+    ids = lambda body: [d["decision_id"] for d in core.commands.store._pending[body["plan"]["id"]].body["plan"]["decisions"]]  # noqa: E731
+    assert set(ids(first)).isdisjoint(ids(again))  # each plan's gate decisions are its own
+    await core.policy.set_capability("admin", "factory_adapter", "disabled")  # a gate flip: asked again
+    closed = await say(core, "create voice organ v1", session="s-memo")
+    assert closed["policy"]["allowed"] is False
+    await core.policy.set_capability("admin", "factory_adapter", "experimental")
+    applied = await say(core, "apply", session="s-memo")  # the denied plan: the gate moved since, so it is stale
+    assert applied["error"]["code"] == "plan_stale" and "gate:factory_adapter" in applied["reply"]
+    await say(core, "create voice organ v1", session="s-memo")
+    await say(core, "apply", session="s-memo")
+    after = await say(core, "create voice organ v1", session="s-memo")  # records and an organ moved: planned anew
+    assert {c["action"] for c in after["plan"]["changes"]} <= {"reuse", "no-op"}
