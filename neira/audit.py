@@ -48,14 +48,8 @@ class Audit:
         reason: str | None = None,
         decision_ids: list[str] | None = None,
     ) -> None:
-        """Append one record."""
-        await tx.conn.execute(
-            tables.audit.insert().values(
-                at=time.time(), actor=actor, action=action, subject=subject, before=before, after=after,
-                reason=reason, decision_ids=decision_ids or [],
-            )
-        )
-        tx.after_commit(lambda: self.metrics.audit_records.labels(action).inc())
+        """Append one record (through the batched path: on SQLite straight to the driver)."""
+        await self.record_many(tx, [(actor, action, subject, before, after, reason, decision_ids or [])])
 
     async def record_many(self, tx: Tx, records: list[tuple[str, str, str, Any, Any, str | None, list[str]]]) -> None:
         """Append many records `(actor, action, subject, before, after, reason, decision_ids)` with one
