@@ -16,20 +16,12 @@ from neira.plan import (
 from neira.planning import read_facts
 from neira.policy import decision_error
 from neira.storage.db import Tx
-from neira.structs import Frozen
 
 
-class Applied(Frozen, omit_defaults=True):
-    """One change carried out, with the id it created or acted on."""
+class Applied(Change, omit_defaults=True):
+    """One change carried out, with the id it created or acted on (`record_id`, or `organ_id`)."""
 
-    action: str
-    kind: str
-    id: str
-    reason: str
-    record_id: str | None = None
     organ_id: str | None = None
-    before: Any = None
-    after: Any = None
 
 
 class Executor(Protocol):
@@ -78,7 +70,7 @@ async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor) -> list[Applie
 async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], actor: str, ids: list[str],
                ex: Executor) -> Applied:
     base = {"action": shown.action, "kind": shown.kind, "id": shown.id, "reason": shown.reason,
-            "before": shown.before, "after": shown.after}
+            "before": shown.before, "after": shown.after}  # the change as shown, plus the ids it made
     match step:
         case CreateRecord():
             records[step.template_id] = await ex.create_record(tx, step, actor, ids)
