@@ -21,7 +21,7 @@ from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
 from neira.plan import Blocked, CreateRecord, ReuseRecord, change
-from neira.planning import DEAD, Snapshot, cell_step, generated_template, is_dead
+from neira.planning import DEAD, Snapshot, cell_step
 from neira.policy import Decision, PolicyEngine
 from neira.selector import LIVE_STATES, candidate
 from neira.storage import tables
@@ -295,21 +295,6 @@ class Factory:
             if problems:
                 tx.after_commit(lambda: self.metrics.factory_exec_errors.labels("auto_heal").inc())
         return new.value
-
-    async def dead_cells(self, cell_ids: list[str]) -> list[dict[str, str]]:
-        """The cells an organ build would refuse (409, see `ensure_cells`): the catalog's latest version has
-        only a disabled, failed or rolled-back record. From the caches, for plans."""
-        out = []
-        found = await self.records.cache.of_templates(cell_ids)
-        for cell_id in cell_ids:
-            try:
-                version = (await self.catalog.get_cell(cell_id))["version"]
-            except NeiraError:
-                continue
-            same = [c for c in found.get(cell_id, []) if c.version == version and c.backend == "adapter"]
-            if same and all(is_dead(c.state, c.previous_state) for c in same):
-                out.append({"cell": cell_id, "record_id": same[0].id, "state": same[0].state, "version": version})
-        return out
 
     # --- for the organ builder ---------------------------------------------------------------------
     async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import msgspec
 from neira.catalog import Catalog
 from neira.config import Settings
 from neira.errors import CapabilityDisabled, InvalidRequest, NotRunnable
-from neira.factory import is_dead
+from neira.planning import is_dead
 from neira.lifecycle import OrganState
 from neira.metrics import Metrics
 from neira.policy import PolicyEngine

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from neira.audit import Audit
-from neira.catalog import Catalog
+from neira.catalog import CELL, Catalog
 from neira.cell_plan import parse_request
 from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
 from neira.events import EventBus
-from neira.factory import Factory, generated_template
+from neira.factory import Factory
+from neira.plan import Blocked, Snapshot
+from neira.planning import cell_step, generated_template
 from neira.metrics import Metrics
 from neira.policy import PolicyEngine
 from neira.storage import tables
@@ -569,7 +571,7 @@ async def test_a_record_healing_from_a_dead_state_counts_as_dead(s: Services):
     """A heal returns a record to where it was, or fails it: healing from `disabled` ends dead either way."""
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.disable("cell-1", "admin")
-    assert await s.factory.dead_cells([T]) != []  # the record cache holds the template from here on
+    assert isinstance(await planned_step(s), Blocked)  # the record cache holds the template from here on
     s.factory.heal_delay_s = 3600  # the background check must not end the heal during the test
     assert (await s.factory.auto_heal("cell-1", "admin"))["state"] == "healing"
     with pytest.raises(Conflict) as err:
@@ -577,7 +579,8 @@ async def test_a_record_healing_from_a_dead_state_counts_as_dead(s: Services):
             await s.factory.ensure_cells(tx, [T], "admin", None)
     assert (err.value.extra["state"], err.value.extra["record_id"]) == ("healing", "cell-1")
     assert "only a healing (from disabled) record (cell-1)" in err.value.reason
-    assert await s.factory.dead_cells([T]) == [{"cell": T, "record_id": "cell-1", "state": "healing", "version": "1.0.0"}]
+    step = await planned_step(s)  # a plan shows the same refusal, from the caches
+    assert isinstance(step, Blocked) and (step.record_id, step.state, step.version) == ("cell-1", "healing", "1.0.0")
     assert await s.factory.finish_heal("cell-1") == "disabled"  # as promised: back to dead
 
 
@@ -589,7 +592,13 @@ async def test_a_record_healing_from_a_live_state_is_reused(s: Services):
     async with s.db.transaction() as tx:
         items = await s.factory.ensure_cells(tx, [T], "admin", None)
     assert [(i["record_id"], i["action"], i["state"]) for i in items] == [("cell-1", "reuse", "healing")]
-    assert await s.factory.dead_cells([T]) == []
+    assert not isinstance(await planned_step(s), Blocked)
+
+
+async def planned_step(s: Services):
+    """What a plan does with cell T, read from the caches as a plan reads them."""
+    snap = Snapshot(latest=await s.catalog.latest_view(CELL), digests={}, records=await s.factory.records.cache.of_templates([T]))
+    return cell_step(T, snap)
 
 
 async def test_ensure_cells_needs_the_adapter_gate_and_rolls_back_with_the_caller(s: Services):
