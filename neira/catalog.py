@@ -26,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira import idempotency
-from neira.errors import Conflict, InvalidRequest, InvalidTemplate, NeiraError, NotFound
 from neira.cell_plan import link_cycle
+from neira.errors import Conflict, InvalidRequest, InvalidTemplate, NeiraError, NotFound
 from neira.metrics import Metrics
 from neira.storage import tables
 from neira.storage.db import Database, Tx
@@ -37,6 +37,7 @@ from neira.templates import (
     CellTemplate,
     OrganTemplate,
     aliases,
+    body_kind,
     parse_cell_template,
     parse_organ_template,
     semver_key,
@@ -120,7 +121,7 @@ def parse_organ(data: Any) -> OrganTemplate:
 
 def cell_summary(body: dict[str, Any], versions: list[str]) -> dict[str, Any]:
     """The catalog's list entry for a cell: enough to search and to name it in commands."""
-    kind = next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
+    kind = body_kind(body)[0]
     return {
         "id": body["id"],
         "version": body["version"],

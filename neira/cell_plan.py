@@ -15,7 +15,7 @@ from neira.plan import CreateRecord, ReuseRecord, Snapshot, view
 from neira.policy import Decision
 from neira.selector import Candidate, Selection, select, version_key
 from neira.structs import Base, to_builtins
-from neira.templates import CellTemplate, find_cycle, template_dict
+from neira.templates import CellTemplate, body_kind, find_cycle, template_dict
 
 BACKENDS = ("adapter", "script", "wasm")
 TEMPLATE_KEYS = ("template", "tpl", "spec")
@@ -144,7 +144,7 @@ def _compat(t: CellTemplate, kind: str, digest: str, snap: Snapshot, identity: C
 
 
 def _kind_of(body: Mapping[str, Any]) -> str:
-    return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
+    return body_kind(body)[0]
 
 
 def risk(code: str, message: str, id: str | None = None, severity: str = "warning", **extra: Any) -> dict[str, Any]:

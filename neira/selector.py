@@ -8,7 +8,7 @@ from typing import Any
 
 from neira.lifecycle import SERVING_CELL_STATES, CellState
 from neira.structs import Base
-from neira.templates import semver_key
+from neira.templates import body_kind, semver_key
 
 LIVE_STATES = SERVING_CELL_STATES
 version_key = lru_cache(maxsize=4096)(semver_key)  # SemVer sort key, memoised: dry-runs compare the same few
@@ -46,7 +46,7 @@ class Selection(Base, frozen=True):
 def candidate(row: Any) -> Candidate:
     """A Candidate from a `cell_records` row (or any object with the same attributes and a `template`)."""
     template = row.template or {}
-    kind = next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in template), "")
+    kind = body_kind(template)[0]
     return Candidate(
         id=row.id, template_id=row.template_id, version=row.version, kind=kind, state=row.state,
         digest=row.digest, backend=row.backend, previous_state=getattr(row, "previous_state", None),

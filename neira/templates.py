@@ -23,6 +23,15 @@ KIND_FIELDS = ("analysis_type", "action_type", "memory_type")
 STAGES = ("draft", "canary", "experimental", "stable")
 
 
+def body_kind(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, kind value) of a cell template body not yet parsed, e.g. ("analysis", "summarize"); ("", "") when it
+    names none. The one place a raw body's kind is read (a parsed template has `kind` and `kind_value`)."""
+    for field in KIND_FIELDS:
+        if body.get(field):
+            return field.removesuffix("_type"), str(body[field])
+    return "", ""
+
+
 class CellTemplate(Base, omit_defaults=True):
     """A cell descriptor: its kind is whichever one of the three `*_type` fields is set."""
 

@@ -11,10 +11,10 @@ import re
 from typing import Iterable
 
 from neira.commands.lexicon import Lexicon
+from neira.templates import body_kind
 
 _MAJOR_RE = re.compile(r"^(?P<family>.+)\.v(?P<major>\d+)$")
 _SPLIT_RE = re.compile(r"[._\-\s]+")
-KIND_FIELDS = ("analysis_type", "action_type", "memory_type")
 
 
 def split_id(template_id: str) -> tuple[str, int]:
@@ -33,10 +33,7 @@ def version_key(version: str) -> tuple[int, ...]:
 
 def cell_kind(template: dict) -> tuple[str, str]:
     """("analysis", "summarize") for a cell template with analysis_type summarize."""
-    for field in KIND_FIELDS:
-        if template.get(field):
-            return field.removesuffix("_type"), str(template[field])
-    return "", ""
+    return body_kind(template)
 
 
 def words_of(template_id: str) -> set[str]:

@@ -5,15 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from neira.catalog import CELL, ORGAN, Catalog, check_id, latest, parse_organ, template_digest
-from neira.cell_plan import risk
-from neira.errors import InvalidRequest, InvalidTemplate, NotFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from neira.plan import AnyStep, Blocked, CreateRecord, ReuseRecord, Risk, StartBuild, change, view
+from neira.catalog import (
+    CELL,
+    ORGAN,
+    Catalog,
+    check_id,
+    latest,
+    parse_organ,
+    template_digest,
+)
+from neira.cell_plan import risk
+from neira.errors import InvalidRequest, InvalidTemplate, NotFound
+from neira.plan import (
+    AnyStep,
+    Blocked,
+    CreateRecord,
+    ReuseRecord,
+    Risk,
+    StartBuild,
+    change,
+    view,
+)
 from neira.policy import Decision
 from neira.structs import Base, to_builtins
-from neira.templates import OrganTemplate, find_cycle, template_dict
+from neira.templates import OrganTemplate, body_kind, find_cycle, template_dict
 
 
 class Resolved(Base, frozen=True):
@@ -78,7 +95,7 @@ def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dic
 
 
 def _kind(body: dict[str, Any]) -> str:
-    return next((k.removesuffix("_type") for k in ("analysis_type", "action_type", "memory_type") if k in body), "")
+    return body_kind(body)[0]
 
 
 def _selection(step: AnyStep) -> dict[str, Any]:
