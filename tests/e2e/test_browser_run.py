@@ -103,22 +103,26 @@ def test_chat_speaks_and_shows_a_failed_run(neira_server, open_tab):
     assert duration > 0.2, duration
     assert abs(duration * 1000 - duration_ms) < 50, (duration, duration_ms)
     expect(run).to_contain_text(f"{duration_ms / 1000:.1f} с речи")
-    page.screenshot(path=str(ARTIFACTS / "chat-run.png"))  # the README's picture (docs/screenshot-chat.png)
     steps = run.locator(".run-trace li")
     expect(steps).to_have_count(3)
     expect(run.locator('.run-trace li[data-ok="true"]')).to_have_count(3)
     expect(steps.first).to_contain_text("analysis.text_normalize.v1")
     expect(steps.first.locator(".run-ms")).to_contain_text("ms")
 
-    # The reply is kept with the session: after a reload the answer plays again.
+    # The other phrasing, with a longer answer; the reply is kept with the session: after a reload it plays again.
+    send(page, "запусти голосовой орган: привет, мир")
+    audio = last_reply(page, 3).locator(".run audio")
+    longer = audio.evaluate(AUDIO_DURATION)
+    assert longer > duration and abs(longer * 1000 - int(audio.get_attribute("data-duration-ms"))) < 50
+    page.screenshot(path=str(ARTIFACTS / "chat-run.png"))  # the README's picture (docs/screenshot-chat.png)
     page.reload()
-    audio = last_reply(page, 2).locator(".run audio")
-    assert audio.evaluate(AUDIO_DURATION) > 0.2
+    audio = last_reply(page, 3).locator(".run audio")
+    assert audio.evaluate(AUDIO_DURATION) == longer
 
     # A run that fails says which cell stopped it and why, in the reply's language (here English).
     build_stable(neira_server, "organ.vision.v1")
     send(page, "run the vision organ on hello world")
-    run = last_reply(page, 3).locator(".run")
+    run = last_reply(page, 4).locator(".run")
     expect(run).to_have_attribute("data-ok", "false")
     error = run.locator(".run-error")
     expect(error).to_have_attribute("data-code", "type_mismatch")
@@ -133,12 +137,12 @@ def test_chat_speaks_and_shows_a_failed_run(neira_server, open_tab):
         reverse = build_stable(neira_server, "organ.reverse.v1")
         assert api.post(f"/organs/{reverse}/status", json={"state": "failed"}).status_code == 200
     send(page, f"run {reverse} with «текст»")
-    refused = last_reply(page, 4).locator(".run-refused")
+    refused = last_reply(page, 5).locator(".run-refused")
     expect(refused).to_contain_text(f"organ {reverse} is failed")
 
     # A plan's risk is a `!` line, styled as the error it is.
     send(page, "build odd-pipeline reverse -> decode")
-    risk = last_reply(page, 5).locator(".plan-line.line-risk")
+    risk = last_reply(page, 6).locator(".plan-line.line-risk")
     expect(risk).to_have_count(1)
     expect(risk).to_have_class("plan-line line-risk risk-error")
     expect(risk).to_contain_text("the types do not fit")

@@ -88,10 +88,11 @@ function renderReply(msg) {
   // The reply repeats the plan's text for terminals; the page shows the plan on its own below.
   let text = replyText(res);
   if (res.plan?.text && text.includes(res.plan.text)) text = text.replace(res.plan.text, "").trim();
-  // A run that could not start (not_runnable, not_found) has only its reply; say it as the failure it is.
+  // A run's reply sums up its output for terminals; the page shows the run itself (audio, image, text, trace,
+  // failure) instead. A run that could not start (not_runnable, not_found) has only its reply: a refusal.
   const refused = res.intent === "run" && !res.run && res.error;
-  if (text) card.append(el("p", { class: refused ? "reply-text run-refused" : "reply-text", role: refused ? "alert" : null }, text));
   if (res.run) card.append(renderRun(res.run, res.lang));
+  else if (text) card.append(el("p", { class: refused ? "reply-text run-refused" : "reply-text", role: refused ? "alert" : null }, text));
 
   if (res.understood === false && res.error) {
     const err = res.error;

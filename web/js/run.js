@@ -114,7 +114,7 @@ export function renderTrace(trace, lang) {
         { dataset: { ok: String(step.ok), cell: step.cell } },
         el(
           "span",
-          { class: "run-step", title: step.impl || null },
+          { class: "run-step", title: step.impl ? `${step.cell} (${step.impl})` : step.cell },
           el("span", { class: "run-mark", "aria-hidden": "true" }, step.ok ? "✓" : "✗"),
           el("code", {}, step.cell),
           el("span", { class: "run-ms" }, stepMs(step.ms ?? 0)),
@@ -134,7 +134,7 @@ export function renderRun(run, lang) {
   return el(
     "section",
     { class: "run", lang: lang || null, dataset: { ok: String(run.ok), runId: run.run_id || "" } },
-    el("p", { class: "run-head" }, t(run.ok ? "run.done" : "run.stopped", { what: what || t("run.cell", {}, lang), ms: formatMs(run.ms ?? 0) }, lang)),
+    el("p", { class: "run-head" }, t(run.ok ? "run.done" : "run.stopped", { what: what || t("run.cell", {}, lang), ms: stepMs(run.ms ?? 0) }, lang)),
     run.ok ? renderOutput(run, lang) : renderFailure(run.error, lang),
     renderTrace(run.trace, lang),
   );
