@@ -10,9 +10,11 @@ from __future__ import annotations
 from litestar.types import Message, Scope
 
 # Own origin only. 'self' also covers this origin's ws:// and wss:// streams (CSP 3). Images may be data: URLs
-# (the OpenAPI pages' icons are); nothing may be framed, embedded as a plugin, or used as a <base>.
+# (the OpenAPI pages' icons are, and so are the images a run answers with); audio may be a blob: URL, which only
+# this page's own script can make (the spoken answer of a run, decoded from its JSON); nothing may be framed,
+# embedded as a plugin, or used as a <base>.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = (

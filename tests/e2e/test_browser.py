@@ -60,7 +60,7 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
         expect(item).to_have_attribute("data-state", "stable")
         expect(item.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "3")
         organ_ids.append(item.get_attribute("data-organ-id"))
-        if n == 2:  # the update plan (~ line) with its finished build: the README's picture
+        if n == 2:  # the update plan (~ line) with its finished build
             page.screenshot(path=str(ARTIFACTS / "chat-plan.png"))
     assert len(set(organ_ids)) == 3, organ_ids
 

@@ -49,7 +49,10 @@ def test_the_policy_allows_our_origin_only() -> None:
     directives = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
     assert directives["default-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
     assert "unsafe" not in CONTENT_SECURITY_POLICY and "http" not in CONTENT_SECURITY_POLICY
-    assert directives["img-src"] == "'self' data:"  # Swagger UI's icons are data: SVGs
+    assert directives["img-src"] == "'self' data:"  # Swagger UI's icons are data: SVGs; a run's images
+    assert directives["media-src"] == "'self' blob:"  # a run's audio: a Blob URL made by the page itself
+    assert set(directives) == {"default-src", "img-src", "media-src", "object-src", "base-uri", "form-action",
+                               "frame-ancestors"}
 
 
 async def test_a_successful_sign_in_redirect_carries_them_too(client: AsyncTestClient) -> None:

@@ -3,6 +3,7 @@
 import { api, openStream } from "./api.js";
 import { currentLang, followLang, t } from "./i18n.js";
 import { organIdsFrom, renderPlan, renderSuggestions, renderViolations, suggestedPhrases } from "./plan.js";
+import { releaseRun, renderRun } from "./run.js";
 import { loadSession, newId, saveSession as store } from "./session.js";
 import { el, initShell, showError } from "./shell.js";
 import { STAGES, TERMINAL, setStage, stageBar } from "./stages.js";
@@ -87,7 +88,11 @@ function renderReply(msg) {
   // The reply repeats the plan's text for terminals; the page shows the plan on its own below.
   let text = replyText(res);
   if (res.plan?.text && text.includes(res.plan.text)) text = text.replace(res.plan.text, "").trim();
-  if (text) card.append(el("p", { class: "reply-text" }, text));
+  // A run's reply sums up its output for terminals; the page shows the run itself (audio, image, text, trace,
+  // failure) instead. A run that could not start (not_runnable, not_found) has only its reply: a refusal.
+  const refused = res.intent === "run" && !res.run && res.error;
+  if (res.run) card.append(renderRun(res.run, res.lang));
+  else if (text) card.append(el("p", { class: refused ? "reply-text run-refused" : "reply-text", role: refused ? "alert" : null }, text));
 
   if (res.understood === false && res.error) {
     const err = res.error;
@@ -303,6 +308,7 @@ function watchOrgans(msg) {
 
 function newSession() {
   for (const stream of streams.values()) stream.close();
+  for (const msg of session.messages) releaseRun(msg.response?.run);
   streams.clear();
   session = { id: newId(), messages: [], commands: session.commands };
   saveSession();

@@ -11,6 +11,7 @@ import { el, formatTime, initShell, listOf, notify, showError, throttle } from "
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
 import { loadTemplates } from "./templates.js";
 import { renderMetrics, renderTimeline } from "./timeline.js";
+import { renderRunFigures, tryBox } from "./tryit.js";
 
 const $ = (sel) => document.querySelector(sel);
 const organs = new Map(); // id → organ record as last seen
@@ -134,7 +135,13 @@ async function loadStatus(id) {
   try {
     const status = await api("GET", `/organs/${encodeURIComponent(id)}/status`);
     const td = $("#organs-body").querySelector(`tr[data-detail-for="${CSS.escape(id)}"] > td`);
-    if (td) td.replaceChildren(renderStatus(status));
+    if (!td) return;
+    // Only the status part is redrawn: the try-it box below it keeps its input, its answer and its focus.
+    const old = td.querySelector(".status-detail");
+    if (old) old.replaceWith(renderStatus(status));
+    else td.replaceChildren(renderStatus(status));
+    const box = tryBox(status, refreshStatus);
+    if (box.parentNode !== td) td.append(box);
   } catch (err) {
     showError(err);
   }
@@ -155,6 +162,7 @@ function renderStatus(status) {
     el("div", {}, el("h4", {}, t("status.timeline")), renderTimeline(status)),
     el("div", {}, el("h4", {}, t("status.cells")), cellList),
     metrics ? el("div", {}, el("h4", {}, t("status.metrics")), metrics) : null,
+    el("div", { class: "status-runs" }, el("h4", {}, t("status.runs")), renderRunFigures(status.metrics?.runs)),
   );
 }
 

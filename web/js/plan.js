@@ -3,7 +3,7 @@
 import { t } from "./i18n.js";
 import { el } from "./shell.js";
 
-const LINE_CLASS = { "+": "line-add", "~": "line-change", "-": "line-remove", "=": "line-same" };
+const LINE_CLASS = { "+": "line-add", "~": "line-change", "-": "line-remove", "=": "line-same", "!": "line-risk" };
 const ACTION_CLASS = { create: "line-add", update: "line-change", delete: "line-remove", reuse: "line-same", "no-op": "line-same" };
 
 /** The class of one line of the server's plan text, by the marker the server put first. */
@@ -21,8 +21,15 @@ function describe(value) {
 export function renderPlan(plan) {
   const lines = String(plan.text || "").replace(/\s+$/, "").split("\n");
   const pre = el("pre", { class: "plan-text", tabindex: "0", "aria-label": t("plan.label") });
+  // The server writes one `!` line per entry of plan.risks, in order: the n-th `!` line has the n-th severity.
+  const risks = plan.risks || [];
+  let risk = 0;
   // One block per line, so a long line wraps with a hanging indent under its marker.
-  for (const line of lines) pre.append(el("span", { class: `plan-line ${lineClass(line)}` }, line || " "));
+  for (const line of lines) {
+    let cls = lineClass(line);
+    if (cls === "line-risk") cls += ` risk-${risks[risk++]?.severity === "warning" ? "warning" : "error"}`;
+    pre.append(el("span", { class: `plan-line ${cls}` }, line || " "));
+  }
   const block = el("section", { class: "plan", dataset: { planId: plan.id ?? "" } }, el("h4", { class: "plan-title" }, t("plan.label")), pre);
   const changes = plan.changes || [];
   if (changes.length) {

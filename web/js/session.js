@@ -2,6 +2,11 @@
 
 const SESSION_KEY = "neira.session";
 const MAX_MESSAGES = 200;
+// A run's audio or image rides in its reply as base64. Up to this many characters (about two seconds of speech)
+// it is kept with the session; a larger one is left out of storage (the page says so after a reload), so a few
+// long answers cannot push the conversation out of localStorage's few megabytes.
+const MAX_KEPT_B64 = 128 * 1024;
+const keepSmall = (key, value) => (key === "data_b64" && typeof value === "string" && value.length > MAX_KEPT_B64 ? undefined : value);
 
 /** A random id (not crypto.randomUUID: that needs a secure context, and LAN addresses are not one). */
 export function newId() {
@@ -27,7 +32,7 @@ export function saveSession(session) {
   // When storage is full, keep the newer half of the history rather than nothing.
   for (let keep = session.messages.length; keep >= 0; keep = keep ? Math.floor(keep / 2) : -1) {
     try {
-      localStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, messages: session.messages.slice(-keep || session.messages.length) }));
+      localStorage.setItem(SESSION_KEY, JSON.stringify({ ...session, messages: session.messages.slice(-keep || session.messages.length) }, keepSmall));
       return;
     } catch {
       /* quota exceeded: try with less */
