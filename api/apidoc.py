@@ -16,10 +16,12 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.openapi.spec import Components, OpenAPIMediaType, Operation, Reference, RequestBody, SecurityScheme
-from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Schema
+from litestar.enums import ParamType
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Parameter, Schema
 from litestar.routes import HTTPRoute
 
 from api.wire.base import Error
+from neira.catalog import IDEMPOTENCY_KEY_MAX
 
 REF = "#/components/schemas/{name}"
 BEARER = "bearer"
@@ -36,12 +38,19 @@ class Doc(msgspec.Struct, frozen=True, kw_only=True):
     body: Any = None
     optional: bool = False
     errors: tuple[int, ...] = ()
+    idempotent: bool = False  # takes an `Idempotency-Key` header (the same key and body replay the first answer)
 
 
 def doc(answers: Any = None, *, body: Any = None, optional: bool = False, errors: tuple[int, ...] = (),
-        **opt: Any) -> dict[str, Any]:
+        idempotent: bool = False, **opt: Any) -> dict[str, Any]:
     """A handler's `opt` with its Doc (other `opt` keys pass through)."""
-    return {**opt, "doc": Doc(answers=answers, body=body, optional=optional, errors=errors)}
+    return {**opt, "doc": Doc(answers=answers, body=body, optional=optional, errors=errors, idempotent=idempotent)}
+
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key", param_in=ParamType.HEADER, required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=IDEMPOTENCY_KEY_MAX),
+    description="The same key and body replay the first answer; the same key with another body is 409 conflict")
 
 
 def security_components() -> Components:
@@ -105,6 +114,8 @@ def document_api(app: Litestar) -> None:
         if d.body is not None:
             op.request_body = RequestBody(required=not d.optional, content={
                 "application/json": OpenAPIMediaType(schema=by_type[id(d.body)])})  # type: ignore[arg-type]
+        if d.idempotent:
+            op.parameters = [*(op.parameters or []), IDEMPOTENCY_KEY]
         responses = {k: v for k, v in (op.responses or {}).items() if str(k)[:1] not in "45"}
         for code, typ in _answers(d, status).items():
             responses[str(code)] = _answer(by_type[id(typ)], code)

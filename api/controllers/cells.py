@@ -45,7 +45,7 @@ class CellsController(Controller):
         """A `/` inside an id or version (also sent as %2F): never a path, always 400."""
         raise InvalidRequest("cell ids and versions cannot contain '/'")
 
-    @post("/", opt=doc({201: TemplateRef, 200: TemplateRef}, body=CellTemplate, errors=(409,)))
+    @post("/", opt=doc({201: TemplateRef, 200: TemplateRef}, body=CellTemplate, errors=(409,), idempotent=True))
     async def put_cell(self, request: NeiraRequest) -> Response[dict[str, str]]:
         """201 `{id, version}`; the identical template again 200; the same id+version with other content 409."""
         body, created = await request.core.catalog.put_cell(await json_body(request), request.headers.get("idempotency-key"))

@@ -46,7 +46,8 @@ class FactoryController(Controller):
         """`{ok, report, plan}`; never writes; a closed gate is a violation (ok false), not a 403."""
         return Json(await request.core.factory.dryrun(await json_body(request), request.user))
 
-    @post("/", opt=doc({201: CellRecord, 200: CellRecord}, body=FactoryRequest, errors=(403, 409)))
+    @post("/", opt=doc({201: CellRecord, 200: CellRecord}, body=FactoryRequest, errors=(403, 409),
+                   idempotent=True))
     async def create(self, request: NeiraRequest) -> Response[dict[str, Any]]:
         """201 a new draft record; 200 the existing record of the same template+version+backend."""
         key = request.headers.get("idempotency-key")

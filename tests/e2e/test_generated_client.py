@@ -114,8 +114,10 @@ def test_the_whole_flow_through_the_generated_client(client_package: ModuleType,
     assert len(built) == 1 and built[0].startswith("organ-")
     wait_stable(status, client, built[0])
 
-    started = build.sync(client=client, body=models.BuildRequest(organ_template="organ.echo.v1"))
+    echo = models.BuildRequest(organ_template="organ.echo.v1")
+    started = build.sync(client=client, body=echo, idempotency_key="generated-1")
     assert isinstance(started, models.BuildStarted) and started.state == "draft"
+    assert build.sync(client=client, body=echo, idempotency_key="generated-1").organ_id == started.organ_id
     dry = build.sync(client=client, body=models.BuildRequest(organ_template="organ.echo.v1", dryrun=True))
     assert isinstance(dry, models.BuildDryRun) and dry.ok is True and dry.dryrun is True
     final = wait_stable(status, client, started.organ_id)

@@ -89,6 +89,12 @@ async def test_bearer_auth_is_declared_and_open_routes_need_none(document: dict[
             assert "security" not in op, (method, path)
 
 
+async def test_creates_take_an_idempotency_key(document: dict[str, Any]) -> None:
+    for path in ("/cells", "/factory/cells", "/organs/build"):
+        params = {p["name"]: p for p in document["paths"][path]["post"].get("parameters", [])}
+        assert params["Idempotency-Key"]["in"] == "header" and params["Idempotency-Key"]["required"] is False
+
+
 async def test_operation_ids_are_unique_handler_names(document: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(document)]
     assert len(ids) == len(set(ids))
