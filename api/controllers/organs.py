@@ -29,7 +29,7 @@ class StatusChange(Base):
 
 
 class OrgansController(Controller):
-    """The organ builder (gate `organs_builder` on every route)."""
+    """The organ builder (gate `organs_builder` on every route but the status read, which shows a held build)."""
 
     path = "/organs"
     tags = ["organs"]
@@ -50,7 +50,8 @@ class OrgansController(Controller):
 
     @get("/{organ_id:str}/status", opt=doc(OrganStatus))
     async def status(self, request: NeiraRequest, organ_id: str) -> Json:
-        """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ..., runs}}`."""
+        """`{id, state, waiting_for, held_by, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...,
+        runs}}`; answers with the gate closed too (`waiting_for: "gate"`, `held_by: "organs_builder"`)."""
         status = await request.core.organs.status(organ_id)
         return Json({**status, "metrics": {**status["metrics"], "runs": request.core.runs.figures(organ_id)}})
 
