@@ -8,10 +8,10 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.datastructures import CacheControlHeader, State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.static_files import create_static_files_router
 from prometheus_client import CollectorRegistry
 
+from api.apidoc import document_api
 from api.auth import AccessMiddleware, TokenTable
 from api.controllers import cells, commands, factory, organs, runs, signin, templates
 from api.controllers.common import NeiraRequest, NeiraSocket
@@ -79,7 +79,7 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=core.settings.max_body_bytes,
         openapi_config=openapi_config(),
-        on_startup=[core.start, document_errors, *([tune_gc] if tune_gc_on_start else [])],
+        on_startup=[core.start, document_api, *([tune_gc] if tune_gc_on_start else [])],
         on_shutdown=[core.stop],
         debug=False,
         logging_config=None,
@@ -87,23 +87,3 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
     app.asgi_handler = HeadAsGet(app.asgi_handler)
     return app
 
-
-ERROR_SCHEMA = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["code", "reason"],
-    properties={"code": Schema(type=OpenAPIType.STRING), "reason": Schema(type=OpenAPIType.STRING)},
-    description="Every error: {code, reason, ...} (api/errors.py); some codes add capability, errors, from/to.",
-)
-
-
-def document_errors(app: Litestar) -> None:
-    """Litestar documents its 4xx bodies as `{status_code, detail, extra}`; neira answers `{code, reason, ...}`
-    (api/errors.py). Make the OpenAPI say what the server sends, so clients built from it parse errors right."""
-    openapi = app.openapi_schema
-    openapi.components.schemas["Error"] = ERROR_SCHEMA
-    for item in (openapi.paths or {}).values():
-        for op in (item.get, item.put, item.post, item.delete, item.patch):
-            for code, response in ((op.responses or {}).items() if op else ()):
-                if str(code)[:1] in "45" and not isinstance(response, Reference):
-                    for media in (response.content or {}).values():
-                        media.schema = Reference(ref="#/components/schemas/Error")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -22,8 +23,12 @@ from neira.errors import (
 from neira.events import EventBus
 from neira.metrics import Metrics
 from neira.storage import tables
-from neira.storage.db import Database
+from neira.storage.db import Database, Tx
 from neira.structs import Base
+
+GateListener = Callable[[Tx, bool], Awaitable[None]]
+"""Called inside the transaction that opens (True) or closes (False) a gate, so a change that must follow the
+gate (the organ builder holding its builds) commits with the flip or not at all."""
 
 
 class GateState(StrEnum):
@@ -83,6 +88,15 @@ class PolicyEngine:
         self.safe_mode = False
         self.safe_mode_reason: str | None = None
         self._counters: dict[tuple[str, str], Any] = {}
+        self._listeners: dict[str, list[GateListener]] = {}
+
+    def on_gate(self, name: str, listener: GateListener) -> None:
+        """Call `listener(tx, open)` inside every run-time flip that opens or closes gate `name`."""
+        self._listeners.setdefault(name, []).append(listener)
+
+    def is_open(self, name: str) -> bool:
+        """Whether gate `name` is open now (experimental or stable)."""
+        return self.capabilities.get(name) in OPEN_STATES
 
     async def load(self, overrides: dict[str, str], safe_mode: bool) -> None:
         """Defaults, then stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES,
@@ -179,6 +193,9 @@ class PolicyEngine:
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": flips}, ["key"]))
             await self.audit.record(tx, actor, "capability.set", name, old.value, new.value, reason, [d.decision_id])
             await self.events.emit(tx, "capability.changed", f"capability:{name}", {"name": name, "from": old.value, "to": new.value})
+            if (old in OPEN_STATES) != (new in OPEN_STATES):
+                for listener in self._listeners.get(name, ()):
+                    await listener(tx, new in OPEN_STATES)
 
             def committed() -> None:
                 self._flips = flips

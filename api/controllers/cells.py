@@ -7,7 +7,10 @@ from typing import Any
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 
+from api.apidoc import doc
 from api.controllers.common import NeiraRequest, json_body
+from api.wire.factory import CellSummary, TemplateRef
+from neira.templates import CellTemplate
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from neira.errors import InvalidRequest
 
@@ -17,7 +20,7 @@ class CellsController(Controller):
     path = "/cells"
     tags = ["cells"]
 
-    @get("/")
+    @get("/", opt=doc(list[CellSummary]))
     async def list_cells(
         self, request: NeiraRequest, kind: FromQuery[str | None] = None, q: FromQuery[str | None] = None,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
@@ -27,12 +30,12 @@ class CellsController(Controller):
         rows = await request.core.catalog.list_cells(kind=kind or None, q=q or None, after=decode_cursor(cursor), limit=limit + 1)
         return page(request, rows, limit, lambda r: r["id"])
 
-    @get("/{cell_id:str}")
+    @get("/{cell_id:str}", opt=doc(CellTemplate))
     async def get_cell(self, request: NeiraRequest, cell_id: FromPath[str]) -> dict[str, Any]:
         """The latest version (by SemVer) of a cell template."""
         return await request.core.catalog.get_cell(cell_id)
 
-    @get("/{cell_id:str}/{version:str}")
+    @get("/{cell_id:str}/{version:str}", opt=doc(CellTemplate))
     async def get_cell_version(self, request: NeiraRequest, cell_id: FromPath[str], version: FromPath[str]) -> dict[str, Any]:
         """One version of a cell template."""
         return await request.core.catalog.get_cell(cell_id, version)
@@ -42,7 +45,7 @@ class CellsController(Controller):
         """A `/` inside an id or version (also sent as %2F): never a path, always 400."""
         raise InvalidRequest("cell ids and versions cannot contain '/'")
 
-    @post("/")
+    @post("/", opt=doc({201: TemplateRef, 200: TemplateRef}, body=CellTemplate, errors=(409,), idempotent=True))
     async def put_cell(self, request: NeiraRequest) -> Response[dict[str, str]]:
         """201 `{id, version}`; the identical template again 200; the same id+version with other content 409."""
         body, created = await request.core.catalog.put_cell(await json_body(request), request.headers.get("idempotency-key"))

@@ -8,7 +8,9 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import FromPath
 
-from api.controllers.common import Json, NeiraRequest, json_body, json_doc
+from api.apidoc import doc
+from api.controllers.common import Json, NeiraRequest, json_body
+from api.wire.commands import ApplyResult, CommandReply
 from neira.errors import InvalidRequest
 from neira.structs import Base
 
@@ -30,7 +32,7 @@ class CommandsController(Controller):
     path = "/api/neira/commands"
     tags = ["commands"]
 
-    @post("/", status_code=200, opt={"any_role": True}, responses=json_doc(200))
+    @post("/", status_code=200, opt=doc(CommandReply, body=CommandRequest, any_role=True))
     async def command(self, request: NeiraRequest) -> Json:
         """`{understood, lang, intent, spec, target?, policy, plan, reply, session_id}`; when not understood
         `{understood: false, error: {code, position?, expected?, suggestions?}, reply}`. Always 200."""
@@ -40,7 +42,7 @@ class CommandsController(Controller):
             raise InvalidRequest(f"invalid command request: {exc}") from None
         return Json(await request.core.commands.handle(body.text, body.session_id, request.user))
 
-    @post("/plans/{plan_id:str}/apply", status_code=200)
+    @post("/plans/{plan_id:str}/apply", status_code=200, opt=doc(ApplyResult, errors=(403, 409)))
     async def apply(self, request: NeiraRequest, plan_id: FromPath[str]) -> dict[str, Any]:
         """Carry out a saved plan: `{plan_id, plan, already_applied, result, reply}`; 409 plan_stale if the
         state it was planned against has changed; 404 for an unknown plan."""

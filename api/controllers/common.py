@@ -4,12 +4,10 @@ and the fast JSON answer of the hot routes."""
 from __future__ import annotations
 
 import math
-from http import HTTPStatus
 from typing import Any
 
 import msgspec
 from litestar import Request, WebSocket
-from litestar.openapi import ResponseSpec
 from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Scope, Send
 
@@ -43,7 +41,7 @@ class Json(ASGIResponse):
     """A JSON answer encoded once by msgspec and sent as it is, for the routes on the hot path (organ status,
     the dry-runs, commands). Litestar's generic answer (a Response, its header object, the encoder lookup, then
     an ASGIResponse) cost about 40 µs of a 120 µs status request (bench/asgi_cpu.py). A route returning it
-    declares its document with `responses=json_doc(...)`, since the annotation no longer carries one."""
+    declares its answer's Struct with `opt=doc(...)` (api/apidoc.py), since the annotation no longer carries one."""
 
     __slots__ = ("payload", "code")
 
@@ -55,13 +53,6 @@ class Json(ASGIResponse):
         headers = [JSON_HEADER, (b"content-length", str(len(self.payload)).encode())]
         await send({"type": "http.response.start", "status": self.code, "headers": headers})
         await send({"type": "http.response.body", "body": self.payload})
-
-
-def json_doc(*statuses: int) -> dict[int, ResponseSpec]:
-    """The OpenAPI entries of a route answering with `Json`: a JSON object for each status, documented as
-    Litestar documents a `dict[str, Any]` return."""
-    return {s: ResponseSpec(dict[str, Any], description=HTTPStatus(s).description, generate_examples=False)
-            for s in statuses or (200,)}
 
 
 async def json_body(request: Request, optional: bool = False) -> Any:

@@ -7,12 +7,16 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post, route
 from litestar.params import FromPath, QueryParameter
 
-from api.controllers.common import Json, NeiraRequest, json_body, json_doc
+from api.apidoc import doc
+from api.controllers.common import Json, NeiraRequest, json_body
+from api.wire.base import Reason
+from api.wire.factory import CellRecord, DryRun, FactoryRequest, RecordMoved
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from neira.catalog import check_id
 from neira.errors import InvalidRequest, NotFound
 
 MOVES = ("approve", "disable", "rollback", "auto_heal", "auto_rollback")
+MOVE_DOC = doc(RecordMoved, body=Reason, optional=True, errors=(409,))
 
 
 async def move_reason(request: Request) -> str | None:
@@ -37,19 +41,20 @@ class FactoryController(Controller):
     path = "/factory/cells"
     tags = ["factory"]
 
-    @post("/dryrun", status_code=200, responses=json_doc(200))
+    @post("/dryrun", status_code=200, opt=doc(DryRun, body=FactoryRequest))
     async def dryrun(self, request: NeiraRequest) -> Json:
         """`{ok, report, plan}`; never writes; a closed gate is a violation (ok false), not a 403."""
         return Json(await request.core.factory.dryrun(await json_body(request), request.user))
 
-    @post("/")
+    @post("/", opt=doc({201: CellRecord, 200: CellRecord}, body=FactoryRequest, errors=(403, 409),
+                   idempotent=True))
     async def create(self, request: NeiraRequest) -> Response[dict[str, Any]]:
         """201 a new draft record; 200 the existing record of the same template+version+backend."""
         key = request.headers.get("idempotency-key")
         status, record = await request.core.factory.create(await json_body(request), request.user, key)
         return Response(record, status_code=status)
 
-    @get("/")
+    @get("/", opt=doc(list[CellRecord]))
     async def list_records(
         self, request: NeiraRequest, state_filter: Annotated[str | None, QueryParameter(name="state")] = None,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
@@ -58,32 +63,32 @@ class FactoryController(Controller):
         rows = await request.core.factory.list(state_filter or None, decode_cursor(cursor), limit + 1)
         return page(request, rows, limit, lambda r: r["id"])
 
-    @get("/{record_id:str}")
+    @get("/{record_id:str}", opt=doc(CellRecord))
     async def get_record(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """A record with its history."""
         return await request.core.factory.get(record_id)
 
-    @post("/{record_id:str}/approve", status_code=200)
+    @post("/{record_id:str}/approve", status_code=200, opt=MOVE_DOC)
     async def approve(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """draft → canary → experimental → stable."""
         return await request.core.factory.approve(record_id, request.user, await move_reason(request))
 
-    @post("/{record_id:str}/disable", status_code=200)
+    @post("/{record_id:str}/disable", status_code=200, opt=MOVE_DOC)
     async def disable(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ disabled."""
         return await request.core.factory.disable(record_id, request.user, await move_reason(request))
 
-    @post("/{record_id:str}/rollback", status_code=200)
+    @post("/{record_id:str}/rollback", status_code=200, opt=MOVE_DOC)
     async def rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back; `restored` names the record of the same template that is stable now, if any."""
         return await request.core.factory.rollback(record_id, request.user, await move_reason(request))
 
-    @post("/{record_id:str}/auto_heal", status_code=200)
+    @post("/{record_id:str}/auto_heal", status_code=200, opt=MOVE_DOC)
     async def auto_heal(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ healing; the check finishes in the background (previous state, or failed)."""
         return await request.core.factory.auto_heal(record_id, request.user, await move_reason(request))
 
-    @post("/{record_id:str}/auto_rollback", status_code=200)
+    @post("/{record_id:str}/auto_rollback", status_code=200, opt=MOVE_DOC)
     async def auto_rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
         """→ rolled_back, with a `factory.auto_rollback` event."""
         return await request.core.factory.auto_rollback(record_id, request.user, await move_reason(request))

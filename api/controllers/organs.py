@@ -8,7 +8,11 @@ from litestar import Controller, Response, delete, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from api.auth import websocket_role
-from api.controllers.common import Json, NeiraRequest, NeiraSocket, json_body, json_doc
+from api.apidoc import doc
+from api.controllers.common import Json, NeiraRequest, NeiraSocket, json_body
+from api.wire.base import Moved
+from api.wire.organs import BuildDryRun, BuildStarted, OrganEntry, OrganStatus
+from neira.organs import BuildRequest
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from api.controllers.ws import pump, send
 from neira.errors import NeiraError
@@ -25,42 +29,43 @@ class StatusChange(Base):
 
 
 class OrgansController(Controller):
-    """The organ builder (gate `organs_builder` on every route)."""
+    """The organ builder (gate `organs_builder` on every route but the status read, which shows a held build)."""
 
     path = "/organs"
     tags = ["organs"]
 
-    @post("/build")
+    @post("/build", opt=doc({201: BuildStarted, 200: BuildDryRun}, body=BuildRequest, errors=(409,), idempotent=True))
     async def build(self, request: NeiraRequest) -> Response[dict[str, Any]]:
         """201 `{organ_id, state: draft}`; `dryrun: true` → 200 `{organ_id: null, dryrun, ok, report, plan}`."""
         key = request.headers.get("idempotency-key")
         status, body = await request.core.organs.build(await json_body(request), request.user, key)
         return Response(body, status_code=status)
 
-    @get("/")
+    @get("/", opt=doc(list[OrganEntry], errors=(403,)))
     async def list_organs(self, request: NeiraRequest, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Response[list[dict[str, Any]]]:
         """`[{id, state, template_id, updated_at}]`, oldest first. A page of `limit`; the next one is in the
         `Link` header."""
         rows = await request.core.organs.list(decode_cursor(cursor), limit + 1)
         return page(request, rows, limit, lambda r: r["id"])
 
-    @get("/{organ_id:str}/status", responses=json_doc(200))
+    @get("/{organ_id:str}/status", opt=doc(OrganStatus))
     async def status(self, request: NeiraRequest, organ_id: str) -> Json:
-        """`{id, state, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ..., runs}}`."""
+        """`{id, state, waiting_for, held_by, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...,
+        runs}}`; answers with the gate closed too (`waiting_for: "gate"`, `held_by: "organs_builder"`)."""
         status = await request.core.organs.status(organ_id)
         return Json({**status, "metrics": {**status["metrics"], "runs": request.core.runs.figures(organ_id)}})
 
-    @post("/{organ_id:str}/status", status_code=200)
+    @post("/{organ_id:str}/status", status_code=200, opt=doc(Moved, body=StatusChange, errors=(409,)))
     async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:
         """Move by hand (draft|canary|experimental|stable|failed); stops the automatic progression."""
         return await request.core.organs.set_status(organ_id, data.state, data.reason, request.user)
 
-    @delete("/{organ_id:str}/build", status_code=200)
+    @delete("/{organ_id:str}/build", status_code=200, opt=doc(Moved, errors=(409,)))
     async def cancel(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
         """Cancel a build in flight → `{id, state: failed}`; 409 when it is not building."""
         return await request.core.organs.cancel(organ_id, request.user)
 
-    @post("/{organ_id:str}/rebuild", status_code=200)
+    @post("/{organ_id:str}/rebuild", status_code=200, opt=doc(BuildStarted, errors=(409,)))
     async def rebuild(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
         """Build again with the same id: `{organ_id, state: draft}`, fresh stages, attempts + 1."""
         return await request.core.organs.rebuild(organ_id, request.user)

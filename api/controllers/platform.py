@@ -13,7 +13,9 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.auth import websocket_role
+from api.apidoc import doc
 from api.controllers.common import NeiraRequest, NeiraSocket
+from api.wire.platform import AuditRecord, Capabilities, CapabilitySet, Event, Health, Introspection, Lifecycle, SafeMode
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, page, seq_cursor
 from api.controllers.ws import pump
 from neira import introspection
@@ -43,13 +45,14 @@ class HealthController(Controller):
     """Open routes: liveness and Prometheus metrics."""
 
     opt = {"exclude_from_auth": True}
+    tags = ["platform"]
 
-    @get("/healthz", sync_to_thread=False)
+    @get("/healthz", sync_to_thread=False, opt=doc(Health))
     def healthz(self) -> dict[str, str]:
         """Liveness."""
         return {"status": "ok"}
 
-    @get("/metrics", sync_to_thread=False)
+    @get("/metrics", sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
     def metrics(self, request: NeiraRequest) -> Response:
         """Prometheus text: the core's metrics, the HTTP request metrics and the process collectors."""
         registries = (request.core.metrics.registry, request.app.state.http_metrics, REGISTRY)
@@ -61,39 +64,40 @@ class PlatformController(Controller):
     """`/api/neira/...` platform routes."""
 
     path = "/api/neira"
+    tags = ["platform"]
 
-    @get("/introspection/status")
+    @get("/introspection/status", opt=doc(Introspection))
     async def introspection_status(self, request: NeiraRequest) -> dict[str, Any]:
         """Safe mode, gates and counts of records, organs and catalog entries."""
         return await introspection.status(request.core.db, request.core.policy)
 
-    @get("/lifecycle", sync_to_thread=False)
+    @get("/lifecycle", sync_to_thread=False, opt=doc(Lifecycle))
     def lifecycle(self) -> dict[str, Machine]:
         """Both transition tables: `{cells: {states, stages, transitions: [{from, to, via}]}, organs: {...}}`,
         so clients show only the moves that are legal."""
         return machines()
 
-    @get("/capabilities", sync_to_thread=False)
+    @get("/capabilities", sync_to_thread=False, opt=doc(Capabilities))
     def capabilities(self, request: NeiraRequest) -> dict[str, str]:
         """Gate name → state."""
         return request.core.policy.capability_list()
 
-    @post("/capabilities/{name:str}", status_code=200, opt={"admin": True})
+    @post("/capabilities/{name:str}", status_code=200, opt=doc(CapabilitySet, body=CapabilityChange, admin=True))
     async def set_capability(self, request: NeiraRequest, name: str, data: CapabilityChange) -> dict[str, Any]:
         """Flip a gate (admin; locked gates never change)."""
         return await request.core.policy.set_capability(request.user, name, data.state, data.reason)
 
-    @get("/safe-mode", sync_to_thread=False)
+    @get("/safe-mode", sync_to_thread=False, opt=doc(SafeMode))
     def safe_mode(self, request: NeiraRequest) -> dict[str, Any]:
         """`{enabled, reason}`."""
         return request.core.policy.safe_mode_status()
 
-    @post("/safe-mode", status_code=200, opt={"admin": True})
+    @post("/safe-mode", status_code=200, opt=doc(SafeMode, body=SafeModeChange, admin=True))
     async def set_safe_mode(self, request: NeiraRequest, data: SafeModeChange) -> dict[str, Any]:
         """Safe mode on or off (admin)."""
         return await request.core.policy.set_safe_mode(request.user, data.enabled, data.reason)
 
-    @get("/events")
+    @get("/events", opt=doc(list[Event]))
     async def events(
         self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
@@ -103,7 +107,7 @@ class PlatformController(Controller):
         rows = [to_builtins(e) for e in await request.core.events.list(after, limit + 1)]
         return page(request, rows, limit, lambda r: r["seq"])
 
-    @get("/audit")
+    @get("/audit", opt=doc(list[AuditRecord]))
     async def audit(
         self, request: NeiraRequest, since: int = Parameter(default=0, ge=0, le=MAX_SEQ), limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,

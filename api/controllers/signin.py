@@ -8,6 +8,7 @@ from litestar.datastructures import Cookie
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from api.apidoc import doc
 from api.controllers.common import NeiraRequest
 from api.signin import CODE_TTL_S, COOKIE, CSRF_HEADER, SESSION_TTL_S, SignIn, csrf_matches
 from neira.errors import Forbidden, Unauthorized
@@ -56,7 +57,7 @@ class SignInController(Controller):
 
     tags = ["sign-in"]
 
-    @get("/login", opt={"exclude_from_auth": True}, status_code=303)
+    @get("/login", opt=doc(errors=(401,), exclude_from_auth=True), status_code=303)
     async def login(self, request: NeiraRequest, code: str = Parameter(default="", max_length=200)) -> Redirect:
         """Exchange a one-time code (valid 10 minutes, used once) for the session cookie and go to the chat
         page, leaving the code out of the address. 401 for an unknown, used or expired code."""
@@ -68,7 +69,7 @@ class SignInController(Controller):
         sid, _ = found
         return Redirect("/", status_code=303, headers=NO_STORE, cookies=[_cookie(request, sid, int(SESSION_TTL_S))])
 
-    @post("/logout", opt={"exclude_from_auth": True}, status_code=200)
+    @post("/logout", opt=doc(errors=(403,), exclude_from_auth=True), status_code=200)
     async def logout(self, request: NeiraRequest) -> Response[SignedOut]:
         """End the page's session and clear its cookie. A live session needs its X-Neira-CSRF header here too,
         so another site cannot sign a page out."""

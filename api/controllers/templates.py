@@ -7,7 +7,10 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.params import Parameter
 
+from api.apidoc import doc
 from api.controllers.common import NeiraRequest
+from api.wire.factory import OrganTemplateSummary
+from neira.templates import OrganTemplate
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, next_link, page
 
 
@@ -17,7 +20,7 @@ class OrganTemplatesController(Controller):
     path = "/organs/templates"
     tags = ["organs"]
 
-    @get("/")
+    @get("/", opt=doc(list[OrganTemplateSummary]))
     async def list_templates(
         self, request: NeiraRequest,
         limit: int = Parameter(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
@@ -28,7 +31,7 @@ class OrganTemplatesController(Controller):
         items, after = page(await request.core.catalog.list_organ_templates(), lambda s: s["id"], limit, cursor)
         return Response(items, headers=next_link(request, after, limit))
 
-    @get("/{template_id:str}")
+    @get("/{template_id:str}", opt=doc(OrganTemplate))
     async def get_template(self, request: NeiraRequest, template_id: str) -> dict[str, Any]:
         """The latest version (by SemVer) of an organ template; 404 when the catalog has no such id."""
         return await request.core.catalog.get_organ_template(template_id)

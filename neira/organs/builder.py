@@ -27,8 +27,8 @@ from neira.lifecycle import OrganEvent, OrganState, organ_is_building, organ_mov
 from neira.metrics import Metrics
 from neira.organs import plan, store
 from neira.organs.builds import BuildQueue, Job
-from neira.organs.progress import DRAFT, Progress, status_metrics
 from neira.organs.by_template import TemplateOrgans
+from neira.organs.progress import DRAFT, Progress, status_metrics, waiting
 from neira.organs.rows import OrganRows
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
@@ -68,13 +68,17 @@ class OrganBuilder:
         self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
+        policy.on_gate(GATE, self.progress.gate_changed)  # a closed gate holds every build (progress.py)
 
     # --- life ------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Resume every build that was in flight, with the delay it had left (see Progress.start)."""
-        resumed = await self.progress.start()
-        if resumed:
+        gate_open = self.policy.is_open(GATE)
+        resumed = await self.progress.start(gate_open)
+        if resumed and gate_open:
             log.info("organ builder resumed %d builds in flight", resumed)
+        elif resumed:
+            log.info("organ builder holds %d builds in flight: the %s gate is closed", resumed, GATE)
 
     async def close(self) -> None:
         """Let accepted builds commit, then stop the timers. Nothing is lost: every state and deadline is
@@ -150,11 +154,11 @@ class OrganBuilder:
             return await store.newest_of_template(conn, template_id)
 
     async def status(self, organ_id: str, query: bool = True) -> dict[str, Any]:
-        """`{id, state, template_id, auto, cells: [{id, record_id, state}], metrics}`; `query` marks a client's
-        question (counted in organ_build_status_queries_total). The answer for an organ that is not building
-        (it has no running clock) is remembered until its row or any cell record changes: clients poll it.
-        Callers must not change the dict they get."""
-        self.policy.require(GATE)
+        """`{id, state, template_id, auto, waiting_for, held_by, cells: [{id, record_id, state}], metrics}`;
+        `query` marks a client's question (counted in organ_build_status_queries_total). It answers with the
+        gate closed too, so a held build says why (`waiting_for: "gate"`, `held_by: "organs_builder"`). The
+        answer for an organ that is not building (it has no running clock) is remembered until its row or
+        any cell record changes: clients poll it. Callers must not change the dict they get."""
         if query:
             self.metrics.organ_build_status_queries.inc()
         row = await self.rows.get(organ_id)
@@ -164,8 +168,9 @@ class OrganBuilder:
             return settled[2]
         states = await self.factory.record_states([c["id"] for c in row.cells])
         cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
-        result = {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto, "cells": cells,
-                  "metrics": status_metrics(row), "updated_at": row.updated_at}
+        held = self.progress.held_since
+        result = {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto,
+                  **waiting(row, held), "cells": cells, "metrics": status_metrics(row, held), "updated_at": row.updated_at}
         if not organ_is_building(row.state) and generation == self.factory.records_generation:
             self._settled[organ_id] = (row, generation, result)
             if len(self._settled) > SETTLED_MEMO:

@@ -3,6 +3,11 @@
 Every in-memory change here runs after the commit of the transaction it mirrors, synchronously (no await
 between the commit and the hook), so memory never disagrees with the database. A build's generation
 changes with every start and manual move; a timer entry carrying an old generation is simply skipped.
+
+A closed `organs_builder` gate holds every build: no stage moves, and the hold's start is a row (settings
+`organs_hold`), so a server started with the gate closed holds them too. Opening the gate moves every deadline
+on by the time held (one UPDATE, and the timer heap remapped in place): each build keeps the delay it had
+left when the hold began.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from neira.metrics import Metrics
 from neira.organs import store
 from neira.organs.rows import OrganRows
 from neira.organs.scheduler import Due, StageScheduler
-from neira.storage.db import Database
+from neira.storage.db import Database, Tx
 
 log = logging.getLogger("neira.organs")
 
@@ -50,10 +55,19 @@ class Progress:
         self._generations = itertools.count(1)
         self._building = 0
         self._scheduler = StageScheduler(self._advance)
+        self.held_since: float | None = None  # when the closed gate began holding every build
 
-    async def start(self) -> int:
+    async def start(self, gate_open: bool = True) -> int:
         """Reload every build in flight (auto on, not stable or failed) with its stored deadline, so it goes
-        on with the delay it had left; count the organs still building; start the scheduler."""
+        on with the delay it had left; count the organs still building; start the scheduler. A hold stored
+        by an earlier run ends now if the gate is open; a closed gate with no stored hold starts one."""
+        async with self.db.read() as conn:
+            held_since = await store.read_hold(conn)
+        if gate_open != (held_since is None):
+            async with self.db.transaction() as tx:
+                await self.gate_changed(tx, gate_open, held_since)
+        elif held_since is not None:
+            self._hold(held_since)
         async with self.db.read() as conn:
             rows = await store.in_flight(conn)
             self._building = await store.count_building(conn)
@@ -78,6 +92,33 @@ class Progress:
     def _count_building(self, delta: int) -> None:
         self._building += delta
         self.metrics.organs_building.set(self._building)
+
+    # --- the gate -----------------------------------------------------------------------------------------
+    async def gate_changed(self, tx: Tx, gate_open: bool, held_since: float | None = None) -> None:
+        """Inside the transaction that closes the gate: hold every build from now; that opens it: release
+        them, each deadline moved on by the time held (the policy's gate listener; also at start)."""
+        now = time.time()
+        if not gate_open:
+            await store.write_hold(tx, self.db, now)
+            tx.after_commit(lambda: self._hold(now))
+            return
+        since = held_since if held_since is not None else self.held_since
+        if since is None:
+            return
+        shift = max(0.0, now - since)
+        await store.release_hold(tx, since, shift)
+        for organ_id in self._flights:
+            tx.changed("organs", organ_id)  # cached rows carry the old deadlines
+
+        def released() -> None:
+            self.held_since = None
+            self._scheduler.release(since, shift)
+
+        tx.after_commit(released)
+
+    def _hold(self, since: float) -> None:
+        self.held_since = since
+        self._scheduler.hold()
 
     # --- post-commit hooks -------------------------------------------------------------------------------
     def started(self, builds: list[tuple[str, str, int]], deadline: float, now: float, newly_building: int) -> None:
@@ -105,6 +146,9 @@ class Progress:
     async def _advance(self, due: Due) -> None:
         """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
         async with self.db.transaction() as tx:
+            if self.held_since is not None:  # the gate closed while this batch waited for the writer
+                self._scheduler.push_many(self.held_since, due)
+                return
             now = time.time()
             delays = self.delays_s
             moves, params, evs = [], [], []
@@ -149,11 +193,23 @@ class Progress:
         self._count_building(-finished)
 
 
-def status_metrics(row: Any) -> dict[str, Any]:
-    """The `metrics` part of an organ's status, from its row."""
+def waiting(row: Any, held_since: float | None) -> dict[str, Any]:
+    """`{waiting_for, held_by}` of an organ's status: a build that progresses by itself waits for its
+    `delay`, or for the `gate` (held by `organs_builder`) while the gate is closed; any other waits for nothing."""
+    if not (row.auto and row.state in NEXT_STAGE):
+        return {"waiting_for": None, "held_by": None}
+    if held_since is not None:
+        return {"waiting_for": "gate", "held_by": "organs_builder"}
+    return {"waiting_for": "delay", "held_by": None}
+
+
+def status_metrics(row: Any, held_since: float | None = None) -> dict[str, Any]:
+    """The `metrics` part of an organ's status, from its row (`next_stage_at` is unknown while held; the time
+    left in its stage is `held_left_ms` then)."""
     started, finished = row.build_started_at, row.build_finished_at
     building = row.state in store.BUILDING_STATES
     nxt = NEXT_STAGE.get(row.state) if row.auto else None
+    held = held_since is not None and nxt is not None and row.deadline is not None
     return {
         "attempts": row.attempts,
         "stage_times": row.stage_times,
@@ -162,5 +218,6 @@ def status_metrics(row: Any) -> dict[str, Any]:
         "build_duration_ms": round((finished - started) * 1000, 3) if started and finished else None,
         "elapsed_ms": round((time.time() - started) * 1000, 3) if started and building else None,
         "next_stage": nxt,
-        "next_stage_at": row.deadline if nxt else None,
+        "next_stage_at": row.deadline if nxt and not held else None,
+        "held_left_ms": round(max(0.0, row.deadline - held_since) * 1000, 3) if held else None,
     }

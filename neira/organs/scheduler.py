@@ -33,6 +33,7 @@ class StageScheduler:
         self._pending = 0
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._held = False
 
     def __len__(self) -> int:
         """How many (organ, generation) pairs wait, stale ones included."""
@@ -67,6 +68,18 @@ class StageScheduler:
         if self._heap[0] is entry:
             self._wake()
 
+    def hold(self) -> None:
+        """Hand nothing to `advance` until `release` (entries keep coming in)."""
+        self._held = True
+
+    def release(self, since: float, shift: float) -> None:
+        """End a hold that began at `since`, `shift` seconds ago: every deadline moves to
+        `max(deadline, since) + shift`. That map keeps the order, so the heap stays a heap."""
+        self._held = False
+        self._heap = [(max(d, since) + shift, order, due) for d, order, due in self._heap]
+        heapq.heapify(self._heap)  # a no-op on an order-keeping map, kept for safety
+        self._wake()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -91,7 +104,7 @@ class StageScheduler:
 
     async def _run(self) -> None:
         while True:
-            if not self._heap:
+            if self._held or not self._heap:
                 await self._sleep(None)
                 continue
             now = self._clock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.catalog import check_lookup_id
@@ -13,7 +13,7 @@ from neira.errors import NotFound
 from neira.lifecycle import BUILDING_ORGAN_STATES, OrganState
 from neira.storage import tables
 from neira.storage.bulk import fast_path, insert_tuples, json_encoder
-from neira.storage.db import Tx
+from neira.storage.db import Database, Tx
 from neira.storage.pages import after_id, by_number
 
 ORGANS = tables.organs
@@ -152,3 +152,27 @@ async def restart_build(tx: Tx, organ_id: str, attempts: int, cells: list[dict[s
         state=OrganState.DRAFT.value, auto=True, deadline=deadline, attempts=attempts, cells=cells,
         stage_times={OrganState.DRAFT.value: at}, build_started_at=at, build_finished_at=None, updated_at=at,
     ))
+
+
+HOLD_KEY = "organs_hold"  # settings row: {"since": t} while the organs_builder gate holds every build
+
+
+async def read_hold(conn: AsyncConnection) -> float | None:
+    """When the closed gate started holding the builds, or None when they are not held."""
+    value = (await conn.execute(select(tables.settings.c.value).where(tables.settings.c.key == HOLD_KEY))).scalar()
+    return float(value["since"]) if value else None
+
+
+async def write_hold(tx: Tx, db: Database, since: float) -> None:
+    """Record that every build is held from `since` on."""
+    await tx.conn.execute(db.upsert(tables.settings, {"key": HOLD_KEY, "value": {"since": since}}, ["key"]))
+
+
+async def release_hold(tx: Tx, since: float, shift: float) -> None:
+    """End the hold: every automatic build's deadline moves on by the time it was held, so each keeps the
+    delay it had left when the hold began (a deadline already past then is due at once)."""
+    o = ORGANS.c
+    held_from = case((o.deadline < since, since), else_=o.deadline)
+    await tx.conn.execute(update(ORGANS).where(o.auto.is_(True), o.state.in_(BUILDING_STATES), o.deadline.is_not(None))
+                          .values(deadline=held_from + shift))
+    await tx.conn.execute(delete(tables.settings).where(tables.settings.c.key == HOLD_KEY))

@@ -63,8 +63,8 @@ async def test_a_settled_status_follows_every_later_change(client: AsyncTestClie
     assert r.status_code == 200
     assert (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()["state"] == "failed"
     await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
-    r = await client.get(f"/organs/{organ_id}/status", headers=auth())
-    assert (r.status_code, r.json()["code"]) == (403, "capability_disabled")
+    r = await client.get(f"/organs/{organ_id}/status", headers=auth())  # readable closed: a held build says why
+    assert (r.status_code, r.json()["state"], r.json()["waiting_for"]) == (200, "failed", None)
 
 
 async def test_build_inline_template_and_dryrun(client: AsyncTestClient) -> None:
@@ -206,7 +206,7 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "json"), ROUTES)
+@pytest.mark.parametrize(("method", "path", "json"), [r for r in ROUTES if r[1] != "/organs/organ-1/status" or r[0] != "GET"])
 async def test_closed_gate_on_every_route(client: AsyncTestClient, method: str, path: str, json: Any) -> None:
     await build(client)
     r = await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())

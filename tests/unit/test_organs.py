@@ -270,7 +270,6 @@ async def test_closed_gate_refuses_every_operation(core: Core) -> None:
         core.organs.build({"organ_template": VOICE}, "admin"),
         core.organs.build({"organ_template": VOICE, "dryrun": True}, "admin"),
         core.organs.list(),
-        core.organs.status(organ_id),
         core.organs.set_status(organ_id, "stable", None, "admin"),
         core.organs.cancel(organ_id, "admin"),
         core.organs.rebuild(organ_id, "admin"),
