@@ -16,6 +16,7 @@ from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
 from neira.storage.db import Database
+from neira.training import Trainer
 
 log = logging.getLogger("neira")
 
@@ -44,6 +45,7 @@ class Core:
             settings, registry or builtin_registry(), self.db, self.catalog, self.policy, self.metrics,
             self.organs.rows.get, lambda: self.factory.records_generation,
         )
+        self.training = Trainer(self.db, self.runs, self.runs.sources, self.events, self.audit, self.metrics)
         self.commands = CommandService(self)
 
     async def start(self) -> None:

@@ -143,6 +143,13 @@ class RunService:
             records.append(await self.sources.record(record_id))
         return [self._bind(r) for r in records], records, chosen.name
 
+    async def runnable_record(self, record_id: str) -> RecordView:
+        """The record, when it may run now (400 malformed id, 404 unknown, 409 `not_runnable`)."""
+        record = await self.sources.record(record_id)
+        self._bind(record)
+        self._check_gates([record])
+        return record
+
     # --- runs --------------------------------------------------------------------------------------
     async def run_cell(self, record_id: str, body: Any) -> RunResult:
         """Run one cell record on `{input}`."""
