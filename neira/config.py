@@ -130,7 +130,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_workers": _count(env, "NEIRA_RUN_WORKERS", 0, 1),
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
-        "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 1),
+        "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

@@ -172,9 +172,11 @@ analysis_runs = Table(  # canary analysis: one row per measured run of a record 
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("subject", String(80), nullable=False),  # cell:<record id> | organ:<organ id>
-    Column("stage", String(16), nullable=False),  # the stage it was measured in
-    Column("source", String(16), nullable=False),  # samples | shadow
-    Column("ok", Boolean, nullable=False),
+    Column("stage", String(16), nullable=False),  # the stage it was measured in (baseline: a stable version measured beside a canary)
+    Column("since", Float, nullable=False),  # when the subject entered that stage: one stint, one set of measurements
+    Column("source", String(16), nullable=False),  # samples (shadow traffic later)
+    Column("ok", Boolean, nullable=False),  # the run completed
+    Column("passed", Boolean, nullable=False),  # and its output met the sample's expect
     Column("ms", Float, nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_analysis_runs_subject_seq", "subject", "seq"),
