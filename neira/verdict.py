@@ -67,8 +67,8 @@ def judge(runs: Sequence[Measurement], t: Thresholds, baseline: Baseline | None,
     """The verdict and its reasons. `measuring`: the subject is in a stage under analysis, so more data comes."""
     errors = sum(not m.ok for m in runs)
     reasons: list[str] = []
-    if errors / t.min_runs > t.max_error_rate:  # even min_runs clean runs could not bring the rate under it
-        rate = errors / max(len(runs), 1)
+    if len(runs) < t.min_runs and errors / t.min_runs > t.max_error_rate:  # no clean runs to come could pass it
+        rate = errors / len(runs)
         reasons.append(f"error_rate {rate:.3f} > max_error_rate {t.max_error_rate:g} ({errors} of {len(runs)} runs failed)")
     if len(runs) < t.min_runs:
         if reasons:
@@ -78,7 +78,7 @@ def judge(runs: Sequence[Measurement], t: Thresholds, baseline: Baseline | None,
             return "inconclusive", [f"runs {len(runs)} < min_runs {t.min_runs} {why}"]
         return "running", [f"runs {len(runs)} < min_runs {t.min_runs}: measuring ({waited_ms:.0f} of max_wait_ms {t.max_wait_ms})"]
     rate = errors / len(runs)
-    if rate > t.max_error_rate and not reasons:
+    if rate > t.max_error_rate:
         reasons.append(f"error_rate {rate:.3f} > max_error_rate {t.max_error_rate:g} ({errors} of {len(runs)} runs failed)")
     if baseline is not None:
         p99 = percentile([m.ms for m in runs if m.ok], 0.99)
