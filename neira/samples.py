@@ -9,7 +9,7 @@ import msgspec
 
 from neira.structs import Base
 
-PAYLOAD_TYPES = ("text", "phonemes", "audio", "image", "json")
+PAYLOAD_TYPES = ("text", "phonemes", "audio", "image", "json")  # = runtime.payloads.TYPES (checked by a test; importing it here would be circular)
 MAX_SAMPLES = 100
 
 

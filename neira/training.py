@@ -26,6 +26,7 @@ from neira.structs import Base
 from neira.templates import CellTemplate, TrainingPolicy
 
 I, V = tables.training_iterations, tables.training_reviews
+MAX_ITERATION = 2**31 - 1
 
 
 class RecordSource(Protocol):
@@ -112,6 +113,13 @@ def converged(iterations: list[Iteration], policy: TrainingPolicy) -> bool:
         i.review is not None and i.review.verdict == "accept" and i.score >= policy.min_score for i in last)
 
 
+def iteration_number(raw: str) -> int:
+    """An iteration number from a path; anything but 1..2³¹-1 names no iteration (404)."""
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw[:12]) <= MAX_ITERATION:
+        raise NotFound(f"no training iteration {raw[:40]!r}: iterations are numbered 1, 2, …")
+    return int(raw)
+
+
 def review_body(body: Any) -> ReviewBody:
     """A review request; 400 `invalid_request` naming the bad field."""
     try:
@@ -173,6 +181,8 @@ class Trainer:
         into convergence is counted, audited and announced once."""
         req = review_body(body)
         policy = policy_of((await self.records.record(record_id)).template)
+        if not 1 <= iteration <= MAX_ITERATION:  # beyond any counter, and beyond what a database integer holds
+            raise NotFound(f"cell record {record_id} has no training iteration {iteration}")
         async with self.db.transaction() as tx:
             iterations = await self._iterations(tx.conn, record_id)
             index = next((n for n, it in enumerate(iterations) if it.iteration == iteration), None)

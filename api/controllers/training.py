@@ -6,7 +6,7 @@ from litestar import Controller, get, post
 from litestar.params import FromPath
 
 from api.controllers.common import NeiraRequest, json_body
-from neira.training import Iteration, Reviewed, Training
+from neira.training import Iteration, Reviewed, Training, iteration_number
 
 
 class TrainingController(Controller):
@@ -25,10 +25,12 @@ class TrainingController(Controller):
         """`{iterations, converged, policy: {min_score, consecutive}}`."""
         return await request.core.training.training(record_id)
 
-    @post("/training/{iteration:int}/review", status_code=200)
-    async def review(self, request: NeiraRequest, record_id: FromPath[str], iteration: FromPath[int]) -> Reviewed:
-        """`{verdict: accept|reject, comment}` on an iteration; 404 for an unknown one."""
-        return await request.core.training.review(record_id, iteration, await json_body(request), request.user)
+    @post("/training/{iteration:str}/review", status_code=200)
+    async def review(self, request: NeiraRequest, record_id: FromPath[str], iteration: FromPath[str]) -> Reviewed:
+        """`{verdict: accept|reject, comment}` on an iteration (a number); 404 for an unknown one. The path takes
+        any word, so that auth and the body's checks answer first, as on every other route."""
+        body = await json_body(request)
+        return await request.core.training.review(record_id, iteration_number(iteration), body, request.user)
 
 
 CONTROLLERS = [TrainingController]

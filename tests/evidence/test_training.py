@@ -108,3 +108,10 @@ async def test_the_routes(eclient: AsyncTestClient) -> None:
     assert (r.status_code, r.json()["code"]) == (409, "not_runnable")
     metrics = (await eclient.get("/metrics")).text
     assert "training_iterations_total 1.0" in metrics and "training_converged_total 0.0" in metrics
+
+
+async def test_an_iteration_that_is_no_number_is_not_found(eclient: AsyncTestClient) -> None:
+    r = await eclient.post("/factory/cells", json={"template": cell("picky", GOOD)}, headers=auth())
+    for bad in ("x1", "0", "-1", "99999999999999999999"):
+        r2 = await eclient.post(f"/factory/cells/{r.json()['id']}/training/{bad}/review", json={"verdict": "accept"}, headers=auth())
+        assert (r2.status_code, r2.json()["code"]) == (404, "not_found"), bad

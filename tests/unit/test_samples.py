@@ -74,3 +74,10 @@ def test_the_judge(expect: Expect | None, ok: bool, output: Any, ms: float, fail
 def test_a_failing_judgement_says_why() -> None:
     assert judge(Expect(max_ms=10), True, TEXT, 12.0) == "took 12.0 ms, more than max_ms 10"
     assert judge(Expect(type="audio"), True, TEXT, 1.0) == "type 'text' is not 'audio'"
+
+
+def test_expect_types_are_the_payload_types() -> None:
+    from neira.runtime.payloads import TYPES
+    from neira.samples import PAYLOAD_TYPES
+
+    assert PAYLOAD_TYPES == TYPES
