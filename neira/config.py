@@ -35,6 +35,7 @@ class Settings(Base):
     run_workers: int = 0  # 0: the number of cores
     run_queue: int = DEFAULT_RUN_QUEUE
     run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
+    analysis_interval_ms: int = 1000  # canary analysis: how often samples run again for a record or organ under analysis
 
     @property
     def data_path(self) -> Path:
@@ -129,6 +130,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_workers": _count(env, "NEIRA_RUN_WORKERS", 0, 1),
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
+        "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from neira.analysis import Analyzer
 from neira.audit import Audit
 from neira.catalog import Catalog
 from neira.commands.service import CommandService
@@ -16,6 +17,7 @@ from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
 from neira.storage.db import Database
+from neira.training import Trainer
 
 log = logging.getLogger("neira")
 
@@ -44,6 +46,8 @@ class Core:
             settings, registry or builtin_registry(), self.db, self.catalog, self.policy, self.metrics,
             self.organs.rows.get, lambda: self.factory.records_generation,
         )
+        self.training = Trainer(self.db, self.runs, self.runs.sources, self.events, self.audit, self.metrics)
+        self.analysis = Analyzer(self.db, self.runs, self.events, settings.analysis_interval_ms)
         self.commands = CommandService(self)
 
     async def start(self) -> None:
@@ -54,10 +58,12 @@ class Core:
         await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
         await self.factory.start()
         await self.organs.start()
+        self.analysis.start()
 
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
         await self.commands.close()
+        await self.analysis.close()
         await self.runs.close()
         await self.organs.close()
         await self.factory.close()

@@ -236,9 +236,6 @@ class Factory:
 
     def _count_approval(self, new: CellState) -> None:
         self.metrics.factory_approvals.labels(new.value).inc()
-        self.metrics.training_iterations.inc()
-        if new is CellState.STABLE:
-            self.metrics.training_converged.inc()
 
     async def auto_heal(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """→ healing now; a background check then returns the record to its previous state, or to

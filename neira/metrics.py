@@ -21,9 +21,9 @@ class Metrics:
         self.factory_dryrun_requests = Counter("factory_dryrun_requests_total", "Factory dry-runs", ["ok"], registry=r)
         self.factory_approvals = Counter("factory_approvals_total", "Approvals of cell records", ["to"], registry=r)
         self.factory_rollbacks = Counter("factory_rollbacks_total", "Rollbacks of cell records", ["kind"], registry=r)
-        # training orchestrator (HITL): every human approval is one iteration; reaching stable is convergence
-        self.training_iterations = Counter("training_iterations_total", "HITL iterations (approvals) on cell records", registry=r)
-        self.training_converged = Counter("training_converged_total", "Cell records that converged to stable", registry=r)
+        # training orchestrator (HITL, neira/training.py): counted by the orchestrator where each happens
+        self.training_iterations = Counter("training_iterations_total", "Training iterations run over a record's samples", registry=r)
+        self.training_converged = Counter("training_converged_total", "Times a record's training converged (a review completed the accepted run)", registry=r)
         # organs
         self.organ_build_attempts = Counter("organ_build_attempts_total", "Organ builds started (builds and rebuilds)", registry=r)
         self.organ_build_failures = Counter("organ_build_failures_total", "Organ builds that ended failed", registry=r)

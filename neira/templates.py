@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from neira.errors import InvalidTemplate
+from neira.samples import check_samples
 from neira.structs import Base
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,127}\Z")
@@ -32,6 +33,29 @@ def body_kind(body: Mapping[str, Any]) -> tuple[str, str]:
     return "", ""
 
 
+class AnalysisPolicy(Base, omit_defaults=True):
+    """Canary analysis thresholds (contract §7); a template's `policies.analysis` overrides the defaults."""
+
+    min_runs: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    max_error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    max_p99_ratio: Annotated[float, msgspec.Meta(gt=0)] = 1.5
+    max_wait_ms: Annotated[int, msgspec.Meta(ge=1)] = 30_000
+
+
+class TrainingPolicy(Base, omit_defaults=True):
+    """When training has converged: the last `consecutive` iterations accepted with score ≥ `min_score`."""
+
+    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.95
+    consecutive: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+
+
+class CellPolicies(Base, omit_defaults=True):
+    """A cell's evidence policies: analysis thresholds and the training policy."""
+
+    analysis: AnalysisPolicy = msgspec.field(default_factory=AnalysisPolicy)
+    training: TrainingPolicy = msgspec.field(default_factory=TrainingPolicy)
+
+
 class CellTemplate(Base, omit_defaults=True):
     """A cell descriptor: its kind is whichever one of the three `*_type` fields is set."""
 
@@ -44,6 +68,7 @@ class CellTemplate(Base, omit_defaults=True):
     memory_type: str | None = None
     confidence_threshold: float | None = None
     description: str | None = None
+    policies: CellPolicies | None = None
 
     @property
     def kind(self) -> str:
@@ -71,6 +96,7 @@ class OrganPolicies(Base):
 
     stage: str = "draft"
     hitl: bool = True
+    analysis: AnalysisPolicy | msgspec.UnsetType = msgspec.UNSET  # unset is left out, so old digests hold
 
 
 class OrganTemplate(Base, omit_defaults=True):
@@ -141,6 +167,7 @@ def _check_common(t: CellTemplate | OrganTemplate, errors: list[dict[str, str]])
         errors.append({"path": "$.metadata.schema", "message": "unsupported schema; use \"v1\""})
     if "aliases" in t.metadata and not _aliases_ok(t.metadata["aliases"]):
         errors.append({"path": "$.metadata.aliases", "message": "aliases must be {\"ru\": [str], \"en\": [str]}"})
+    check_samples(t.metadata, errors)
 
 
 def _aliases_ok(raw: Any) -> bool:

@@ -29,6 +29,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "operator_token": OPERATOR,
         "viewer_token": VIEWER,
         "stage_delays_ms": (20, 20, 20),
+        "analysis_interval_ms": 0,  # no background sample runs beside tests of other things; tests/evidence turns it on
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ class Does(StrEnum):
     PLAN = "plan"  # answered with a plan; apply carries it out
     APPLY = "apply"  # carries out a saved plan
     RUN = "run"  # runs a cell or an organ at once: it changes nothing, but takes the run pool (not for viewers)
+    RECORD = "record"  # records evidence at once (a review): it moves no lifecycle state (not for viewers)
 
 
 INTENTS: dict[str, Does] = {
@@ -26,6 +27,8 @@ INTENTS: dict[str, Does] = {
     "rebuild": Does.PLAN,
     "apply": Does.APPLY,
     "run": Does.RUN,
+    "train": Does.RUN,  # an iteration: runs the samples and keeps the result; no lifecycle state moves
+    "review": Does.RECORD,  # the human's verdict is the decision itself: a plan to confirm it would ask twice
     "status": Does.READ,
     "list": Does.READ,
     "help": Does.READ,

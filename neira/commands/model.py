@@ -128,13 +128,28 @@ class Run(CommandBase, kw_only=True, tag="run"):
     input: str | None = None
 
 
+class Train(CommandBase, kw_only=True, tag="train"):
+    """«обучи клетку summarize»: one training iteration over the cell's samples, at once."""
+
+    target: Target | None = None
+
+
+class Review(CommandBase, kw_only=True, tag="review"):
+    """«прими итерацию 3»: a human's verdict on a training iteration (of the named cell, else the session's
+    last trained record)."""
+
+    iteration: int
+    verdict: Literal["accept", "reject"]
+    target: Target | None = None
+
+
 class Help(CommandBase, kw_only=True, tag="help"):
     """Show what the Command Cell understands."""
 
 
 Command = (
     CreateOrgan | UpdateOrgan | BuildPipeline | CreateCell | Approve | Disable | Rollback | Status
-    | ListItems | CancelBuild | Rebuild | Apply | Run | Help
+    | ListItems | CancelBuild | Rebuild | Apply | Run | Train | Review | Help
 )
 
 ErrorCode = Literal[

@@ -25,7 +25,8 @@ MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
 MEMO_LIMIT = 4096
 _NAME_NEIGHBOURS = ("PIPELINE", "COLON")
 _VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
-                           "REBUILD", "APPLY", "HELP", "RUN", "SAY"})
+                           "REBUILD", "APPLY", "HELP", "RUN", "SAY", "TRAIN", "ACCEPT_ITERATION",
+                           "REJECT_ITERATION"})
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ _T: dict[str, dict[str, str]] = {
                  "«собери speak-pipeline normalize→phonemes→adapter», «создай клетку анализа summarize v1», "
                  "«одобри organ-1», «отключи клетку …», «откати …», «статус organ-1», «покажи органы», "
                  "«отмени сборку organ-2», «пересобери organ-1», «применить», «запусти голосовой орган: привет, мир», "
-                 "«скажи голосом „привет“»."),
+                 "«скажи голосом „привет“», «обучи клетку summarize», «прими итерацию 3»."),
         "planned": "План готов ({summary}). Скажите «применить», чтобы выполнить его.",
         "planned_denied": "План готов, но политика не разрешает его выполнить: {violations}.",
         "applied": "Готово: {done}.",
@@ -49,6 +49,16 @@ _T: dict[str, dict[str, str]] = {
         "ran_json": "{organ}: {data}",
         "ran_failed": "{organ} не справился: клетка {cell}, {code}: {reason}",
         "run_needs_input": "Что подать на вход? Например: «запусти голосовой орган: привет, мир».",
+        "train_needs_cell": "Какую клетку обучить? Например: «обучи клетку summarize».",
+        "trained": "{record}: итерация {iteration}, прошло {passed} из {total} примеров ({score}), p99 {p99} мс. Скажите «прими итерацию {iteration}» или «отклони итерацию {iteration}».",
+        "trained_failing": "Не прошли примеры: {samples}.",
+        "review_needs_cell": "Какой клетки итерация {iteration}? Например: «прими итерацию {iteration} клетки summarize».",
+        "reviewed": "{record}: итерация {iteration} {verdict}.",
+        "reviewed_converged": "{record}: итерация {iteration} {verdict}. Обучение сошлось.",
+        "verdict_accept": "принята", "verdict_reject": "отклонена",
+        "train_organ": "Обучаются клетки, а {organ} — орган. Назовите клетку, например: «обучи клетку summarize».",
+        "train_not_runnable": "{record} сейчас нельзя обучить: запись не запускается или у её шаблона нет примеров (metadata.samples).",
+        "no_iteration": "У {record} нет итерации обучения {iteration}.",
         "example": "создай голосовой орган v1",
         "yes": "да", "no": "нет",
     },
@@ -57,7 +67,7 @@ _T: dict[str, dict[str, str]] = {
                  "'build speak-pipeline normalize -> phonemes -> adapter', 'create analysis cell summarize v1', "
                  "'approve organ-1', 'disable cell …', 'rollback …', 'status of organ-1', 'list organs', "
                  "'cancel build organ-2', 'rebuild organ-1', 'apply', 'run the reverse organ on hello world', "
-                 "'say \"hello\"'."),
+                 "'say \"hello\"', 'train the summarize cell', 'accept iteration 3'."),
         "planned": "Plan ready ({summary}). Say 'apply' to carry it out.",
         "planned_denied": "Plan ready, but policy does not allow it: {violations}.",
         "applied": "Done: {done}.",
@@ -80,6 +90,16 @@ _T: dict[str, dict[str, str]] = {
         "ran_json": "{organ}: {data}",
         "ran_failed": "{organ} failed: cell {cell}, {code}: {reason}",
         "run_needs_input": "What should it run on? For example: 'run the reverse organ on hello world'.",
+        "train_needs_cell": "Which cell should I train? For example: 'train the summarize cell'.",
+        "trained": "{record}: iteration {iteration}, {passed} of {total} samples passed ({score}), p99 {p99} ms. Say 'accept iteration {iteration}' or 'reject iteration {iteration}'.",
+        "trained_failing": "Failing samples: {samples}.",
+        "review_needs_cell": "Iteration {iteration} of which cell? For example: 'accept iteration {iteration} of the summarize cell'.",
+        "reviewed": "{record}: iteration {iteration} {verdict}.",
+        "reviewed_converged": "{record}: iteration {iteration} {verdict}. Training has converged.",
+        "verdict_accept": "accepted", "verdict_reject": "rejected",
+        "train_organ": "Training is for cells, and {organ} is an organ. Name a cell, e.g. 'train the summarize cell'.",
+        "train_not_runnable": "{record} cannot be trained now: the record cannot run, or its template has no samples (metadata.samples).",
+        "no_iteration": "{record} has no training iteration {iteration}.",
         "unknown_command": "I don't understand that command. Try, for example: '{example}'. Say 'help' to see them all.",
         "unrecognized_word": "I don't know the word '{word}'.",
         "did_you_mean": " Did you mean: '{corrected}'?",

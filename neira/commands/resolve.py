@@ -14,7 +14,7 @@ import msgspec
 from neira.commands.known import Known, split_id
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, Command, CreateCell, CreateOrgan, Disable, Help, Item, ListItems,
-    ParseFailure, Rebuild, Rollback, Run, Status, Target, UpdateOrgan,
+    ParseFailure, Rebuild, Review, Rollback, Run, Status, Target, Train, UpdateOrgan,
 )
 from neira.commands.morph import slug
 from neira.commands.specs import Steps, derive_organ, new_cell, pipeline_organ, versioned_cell
@@ -34,6 +34,8 @@ class Resolution(msgspec.Struct, kw_only=True):
     plan_id: str | None = None
     what: str | None = None
     input: str | None = None  # what a run is given: the user's own text
+    iteration: int | None = None  # the training iteration a review is about
+    verdict: str | None = None  # accept | reject
 
 
 def resolve(command: Command, known: Known) -> Resolution | ParseFailure:
@@ -74,6 +76,11 @@ def _resolve(command: Command, known: Known) -> Resolution:
             return Resolution(intent="apply", lang=lang, plan_id=command.plan_id)
         case Run():
             return _run(command, known)
+        case Train():
+            return Resolution(intent="train", lang=lang, target=_cell_target(command.target, known))
+        case Review():
+            return Resolution(intent="review", lang=lang, target=_cell_target(command.target, known),
+                              iteration=command.iteration, verdict=command.verdict)
         case Help():
             return Resolution(intent="help", lang=lang)
     raise Unresolved("unknown_command", "", [])  # pragma: no cover - the union is exhaustive
@@ -244,6 +251,15 @@ def _target(target: Target, known: Known) -> dict[str, str]:
         raise Unresolved("ambiguous" if len(cells) + len(families) > 1 else "not_found", ref.value, cells + families)
     kind = target.kind or ("organ" if ref.value.startswith("organ") else "cell")
     return {"kind": kind, "id": ref.value}
+
+
+def _cell_target(target: Target | None, known: Known) -> dict[str, str] | None:
+    """Training is about cells: a name is looked up among the cells first (the summarize cell, not an organ)."""
+    if target is None:
+        return None
+    if target.kind is None and target.ref.kind == "alias":
+        target = Target(kind="cell", ref=target.ref)
+    return _target(target, known)
 
 
 def _organ_spec(template: dict) -> dict[str, Any]:

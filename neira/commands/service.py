@@ -11,13 +11,13 @@ import msgspec
 
 from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
-from neira.commands import actions, run_command
+from neira.commands import actions, run_command, train_command
 from neira.commands.known import Known
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
 from neira.commands.parse import parse
 from neira.commands.intents import Does, does
-from neira.commands.plan import Services, gate_verdicts, make_plan
+from neira.commands.plan import Services, active_record, gate_verdicts, make_plan
 from neira.commands.plan_memo import PlanMemo
 from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
@@ -32,10 +32,12 @@ from neira.structs import to_builtins
 
 
 class CommandCore(Services, Protocol):
-    """What the Command Cell uses of the core: the planning services plus audit, metrics and the runtime."""
+    """What the Command Cell uses of the core: the planning services plus audit, metrics, the runtime and
+    the Training Orchestrator."""
 
     audit: Audit
     metrics: Metrics
+    training: train_command.Trainer
 
 
 class CommandService:
@@ -126,6 +128,10 @@ class CommandService:
             if res.intent == "help":
                 self._count("help", "done")
                 return out | {"reply": say(res.lang, "help")}
+            if res.intent in ("train", "review"):  # evidence at once, no plan (neira/commands/train_command.py)
+                answer = await self._training(res, session_id, text, actor)
+                self._count(res.intent, "done")
+                return out | answer
             if how is Does.RUN:  # changes nothing: runs at once, no plan (neira/commands/run_command.py)
                 answer = await run_command.run(res, self.core.runs, self.core.factory)
                 self._count("run", "done")
@@ -139,6 +145,12 @@ class CommandService:
         if target and target["id"] != result.get("id") and isinstance(result.get("id"), str):
             out["target"] = {"kind": target["kind"], "id": result["id"], "template_id": target["id"]}  # what it read
         return out | {"result": result, "reply": reply}
+
+    async def _training(self, res: Resolution, session_id: str, said: str, actor: str) -> dict[str, Any]:
+        async def active(ref: str) -> dict[str, Any]:
+            return await active_record(self.core, ref)
+
+        return await train_command.answer(res, self.core.training, active, session_id, said, actor)
 
     async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str, actor: str) -> dict[str, Any]:
         started = time.perf_counter()

@@ -10,7 +10,7 @@ from lark import Token, Transformer
 
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, CreateCell, CreateOrgan, Disable, Help, Item, ListItems, Rebuild,
-    Rollback, Run, Status, Target, UpdateOrgan,
+    Review, Rollback, Run, Status, Target, Train, UpdateOrgan,
 )
 
 _LIFECYCLE = {"APPROVE": Approve, "DISABLE": Disable, "ROLLBACK": Rollback, "CANCEL_BUILD": CancelBuild,
@@ -144,6 +144,21 @@ class ToCommand(Transformer):
 
     def say(self, children: list) -> Run:
         return Run(target=_first(children, Target), say=True)
+
+    def train(self, children: list) -> Train:
+        return Train(target=_first(children, Target))
+
+    def accept_iteration(self, children: list) -> Review:
+        return self._review(children, "accept")
+
+    def reject_iteration(self, children: list) -> Review:
+        return self._review(children, "reject")
+
+    def _review(self, children: list, verdict: str) -> Review:
+        number = next(t for t in children if isinstance(t, Token) and t.type == "NUMBER")
+        if not number.value.isdigit():
+            raise Rejected(number.value)  # «итерация 2.1» names no iteration
+        return Review(iteration=int(number.value), verdict=verdict, target=_first(children, Target))  # type: ignore[arg-type]
 
     def help(self, children: list) -> Help:
         return Help()

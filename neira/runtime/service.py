@@ -23,7 +23,7 @@ from neira.policy import PolicyEngine
 from neira.runtime.backends import AdapterBackend, Backend, Step
 from neira.runtime.chain import pathway_risks
 from neira.runtime.memory import DbMemory
-from neira.runtime.payloads import AnyPayload, as_payload
+from neira.runtime.payloads import AnyPayload, as_payload, from_wire
 from neira.runtime.pool import Pool
 from neira.runtime.registry import Registry
 from neira.runtime.results import RunResult
@@ -144,6 +144,13 @@ class RunService:
             records.append(await self.sources.record(record_id))
         return [self._bind(r) for r in records], records, chosen.name
 
+    async def runnable_record(self, record_id: str) -> RecordView:
+        """The record, when it may run now (400 malformed id, 404 unknown, 409 `not_runnable`)."""
+        record = await self.sources.record(record_id)
+        self._bind(record)
+        self._check_gates([record])
+        return record
+
     # --- runs --------------------------------------------------------------------------------------
     async def run_cell(self, record_id: str, body: Any) -> RunResult:
         """Run one cell record on `{input}`."""
@@ -171,6 +178,22 @@ class RunService:
 
     async def run_input(self, organ_id: str, payload: AnyPayload, pathway: str | None = None) -> RunResult:
         """Run an organ on a payload (the chat and the CLI come here too)."""
+        result = await self._organ_run(organ_id, payload, pathway)
+        self.window.add(organ_id, result.ok, result.ms)
+        self._count(self.metrics.organ_runs, "ok" if result.ok else result.error.code)  # type: ignore[union-attr]
+        return result
+
+    async def probe_organ(self, organ_id: str, value: Any) -> RunResult:
+        """Run an organ's first pathway on a sample input (wire form) for canary analysis: its cells count in
+        the metrics like any run, but a probe is not traffic, so neither the organ's recent-run window nor
+        `organ_runs_total` sees it (analysis keeps its own rows)."""
+        try:
+            payload = from_wire(value)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise InvalidRequest(f"invalid sample input: {exc}") from None
+        return await self._organ_run(organ_id, payload, None)
+
+    async def _organ_run(self, organ_id: str, payload: AnyPayload, pathway: str | None) -> RunResult:
         organ = await self.sources.organ(organ_id)
         generation = self.sources.records_generation()
         key = (organ_id, pathway or "")
@@ -186,8 +209,6 @@ class RunService:
         self._check_gates(records)
         result = await self._run(steps, payload, f"organ:{organ_id}")
         result.organ_id, result.pathway = organ_id, name
-        self.window.add(organ_id, result.ok, result.ms)
-        self._count(self.metrics.organ_runs, "ok" if result.ok else result.error.code)  # type: ignore[union-attr]
         return result
 
     async def _run(self, steps: list[Step], payload: AnyPayload, scope: str) -> RunResult:

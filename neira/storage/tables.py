@@ -137,3 +137,47 @@ run_memory = Table(  # the `context` cell's memory: the newest entries per scope
     Column("entry", JSON, nullable=False),
     Index("ix_run_memory_scope_seq", "scope", "seq"),
 )
+
+training_iterations = Table(  # the Training Orchestrator: one row per iteration over a record's samples
+    "training_iterations",
+    metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("iteration", Integer, primary_key=True),  # 1, 2, ... per record
+    Column("score", Float, nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("p99_ms", Float, nullable=False),
+    Column("results", JSON, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(32), nullable=False),
+    Column("session_id", String(128), index=True),  # the chat session that asked for it, if any
+)
+
+training_reviews = Table(  # HITL reviews of iterations; the newest review of an iteration is its verdict
+    "training_reviews",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(64), nullable=False),
+    Column("iteration", Integer, nullable=False),
+    Column("verdict", String(8), nullable=False),  # accept | reject
+    Column("comment", Text, nullable=False),
+    Column("actor", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_training_reviews_record", "record_id", "iteration", "seq"),
+)
+
+analysis_runs = Table(  # canary analysis: one row per measured run of a record or an organ
+    "analysis_runs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(80), nullable=False),  # cell:<record id> | organ:<organ id>
+    Column("stage", String(16), nullable=False),  # the stage it was measured in (baseline: a stable version measured beside a canary)
+    Column("since", Float, nullable=False),  # when the subject entered that stage: one stint, one set of measurements
+    Column("source", String(16), nullable=False),  # samples (shadow traffic later)
+    Column("ok", Boolean, nullable=False),  # the run completed
+    Column("passed", Boolean, nullable=False),  # and its output met the sample's expect
+    Column("ms", Float, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_analysis_runs_subject_seq", "subject", "seq"),
+)

@@ -67,6 +67,9 @@ def check(row: Row, result: dict[str, Any]) -> None:
         assert result["lang"] == exp["lang"], result
     if "input" in exp:  # a run's input: the user's own text, whole
         assert result["input"] == exp["input"], result
+    for key in ("iteration", "verdict"):  # a training review: which iteration, accepted or rejected
+        if key in exp:
+            assert result[key] == exp[key], result
 
 
 def _template(result: dict[str, Any]) -> dict | None:

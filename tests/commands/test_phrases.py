@@ -15,7 +15,7 @@ ROWS = load_rows()
 PUBLIC = Path(__file__).with_name("public.tsv")  # our copy of the public table: a fresh clone has it
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "commands" / "public.tsv"  # ../shared beside the repo, if any
 INTENTS = {"create_organ", "update_organ", "build_pipeline", "create_cell", "approve", "disable", "rollback",
-           "status", "list", "cancel_build", "rebuild", "apply", "run", "help"}
+           "status", "list", "cancel_build", "rebuild", "apply", "run", "train", "review", "help"}
 
 
 def understand(text: str, lexicon, known) -> dict:
@@ -25,7 +25,8 @@ def understand(text: str, lexicon, known) -> dict:
     if isinstance(result, ParseFailure):
         return {"understood": False, "lang": result.lang, "error": msgspec.to_builtins(result)}
     return {"understood": True, "lang": result.lang, "intent": result.intent, "spec": result.spec,
-            "target": result.target, "update_from": result.base, "new_cells": result.new_cells, "input": result.input}
+            "target": result.target, "update_from": result.base, "new_cells": result.new_cells, "input": result.input,
+            "iteration": result.iteration, "verdict": result.verdict}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"L{r.line}" for r in ROWS])

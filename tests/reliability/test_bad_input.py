@@ -43,7 +43,7 @@ def operations(http: httpx.Client) -> list[tuple[str, str]]:
     return [(m.upper(), p) for p, ops in schema["paths"].items() for m in ops if m in ("get", "post", "delete")]
 
 
-NO_BODY = ("/rebuild", "/apply", "/logout", "/login-codes")  # these POSTs read no body: its content is never judged, only its declared size
+NO_BODY = ("/rebuild", "/apply", "/logout", "/login-codes", "/train")  # these POSTs read no body: its content is never judged, only its declared size
 
 
 def body_routes(http: httpx.Client) -> list[str]:
