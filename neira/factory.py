@@ -79,15 +79,16 @@ class Factory:
         return await self.catalog.cell_template(cell_id, version or None)
 
     @staticmethod
-    def _check_code(t: CellTemplate, backend: str | None) -> None:
-        """Any code in the template must compile (invalid_template); for a create (`backend` given) a sandboxed
-        backend's code must be there. A dry-run shows missing code as the risk `no_code` instead."""
-        from neira.runtime.sandbox.code import check_code, require_code  # lupa and wasmtime load only when asked
+    async def _check_code(t: CellTemplate, backend: str | None) -> None:
+        """Any code in the template must compile (invalid_template), checked on a thread; for a create
+        (`backend` given) a sandboxed backend's code must be there. A dry-run shows missing code as the risk
+        `no_code` instead."""
+        from neira.runtime.sandbox.code import check_code_off_loop, require_code  # lupa, wasmtime load when asked
 
         if backend is not None:
-            require_code(t, backend)
-        elif "script" in t.metadata or "wasm" in t.metadata:
-            check_code(t)
+            await require_code(t, backend)
+        else:
+            await check_code_off_loop(t)
 
     async def snapshot(self, t: CellTemplate) -> Snapshot:
         """The catalog and the records a dry-run of `t` needs, from the in-memory read models."""
@@ -121,7 +122,7 @@ class Factory:
         key = (t.id, t.version, digest, req.backend, req.hitl, gate.rule, gate.action, gate.reason, gate.capability)
         result = self._memo.get(key)
         if result is None:
-            self._check_code(t, None)  # once per content: a hit was checked before
+            await self._check_code(t, None)  # once per content: a hit was checked before
             result = plan_cell(t, digest, req.backend, req.hitl, await self.snapshot(t), [gate], self.sandbox_limits)
             if state == (self.catalog.generation, self.records.cache.generation):  # no commit while reading
                 if len(self._memo) >= PLAN_MEMO_SIZE:
@@ -149,6 +150,7 @@ class Factory:
         check_key(key)
         body_digest = idempotency.body_hash(body)
         await self.catalog.index()  # loaded before the writer lock: _template and check_links read it from memory
+        await self._precheck(body)
         async with self.db.transaction() as tx:
             # a replay first: the stored answer stands even if the gate closed or the catalog moved since
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
@@ -157,7 +159,7 @@ class Factory:
             t, digest = await self._template(req.template)
             gate = self.policy.gate(f"factory_{req.backend}")
             self.policy.enforce([gate])
-            self._check_code(t, req.backend)
+            await self._check_code(t, req.backend)
             await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
@@ -171,6 +173,16 @@ class Factory:
             await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
             await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
         return status, record
+
+    async def _precheck(self, body: Any) -> None:
+        """Compile a template's code before the writer lock is taken (the check keeps its verdict, so the one
+        inside the transaction is a lookup). Errors are left to the transaction, which raises them in order."""
+        try:
+            req = parse_request(body)
+            if isinstance(req.template, dict):
+                await self._check_code(parse_cell(req.template), None)
+        except NeiraError:
+            pass
 
     # --- reads -------------------------------------------------------------------------------------
     async def record_states(self, template_ids: list[str]) -> dict[str, str]:

@@ -6,9 +6,11 @@ template (tests/sandbox/test_code.py holds that)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -104,30 +106,49 @@ def module_of(t: CellTemplate) -> WasmModule:
         raise _invalid("$.metadata.wasm", f"the module is larger than {MAX_MODULE} bytes")
     if code.io == "text" and (code.inputs != ("text",) or code.output != "text"):
         raise _invalid("$.metadata.wasm.io", 'io "text" takes and answers text: set inputs ["text"] and output "text"')
-    return WasmModule(binary=binary, digest=hashlib.sha256(binary).hexdigest(), io=code.io,
+    return WasmModule(binary=bytes(binary), digest=hashlib.sha256(binary).hexdigest(), io=code.io,
                       inputs=tuple(code.inputs), output=code.output)
+
+
+@lru_cache(maxsize=256)
+def _script_problem(source: str) -> str | None:
+    from neira.runtime.sandbox import lua
+
+    return lua.check(source)
+
+
+@lru_cache(maxsize=64)
+def _module_problem(binary: bytes) -> str | None:
+    from neira.runtime.sandbox import wasm
+
+    return wasm.check(binary)
 
 
 def check_code(t: CellTemplate) -> None:
     """At registration: every sandbox code block the template carries is well formed, of allowed size,
-    compiles, and has what its ABI needs. InvalidTemplate with the JSON path otherwise."""
-    from neira.runtime.sandbox import lua, wasm
-
+    compiles, and has what its ABI needs. InvalidTemplate with the JSON path otherwise. The verdict is kept
+    per source / module (a dry-run, the create and the registration check the same code once)."""
     if "script" in t.metadata:
-        problem = lua.check(script_of(t).source)
+        problem = _script_problem(script_of(t).source)
         if problem:
             raise _invalid("$.metadata.script.source", problem)
     if "wasm" in t.metadata:
-        problem = wasm.check(module_of(t).binary)
+        problem = _module_problem(bytes(module_of(t).binary))
         if problem:
             raise _invalid("$.metadata.wasm", problem)
 
 
-def require_code(t: CellTemplate, backend: str) -> None:
-    """For a factory create or dry-run on `backend`: a sandboxed backend's code is there, and all code checks."""
+async def check_code_off_loop(t: CellTemplate) -> None:
+    """`check_code` on a thread when the template carries code: compiling a 256 KiB module takes about a
+    second (Cranelift; the ctypes calls release the GIL), which must not hold the event loop."""
+    if "script" in t.metadata or "wasm" in t.metadata:
+        await asyncio.to_thread(check_code, t)
+
+
+async def require_code(t: CellTemplate, backend: str) -> None:
+    """For a factory create on `backend`: a sandboxed backend's code is there, and all code checks."""
     key = SANDBOXED.get(backend)
     if key is not None and key not in t.metadata:
         shape = "{lang, source}" if key == "script" else "{module_b64 | wat}"
         raise _invalid(f"$.metadata.{key}", f"a {backend} cell needs metadata.{key}: {shape}")
-    if "script" in t.metadata or "wasm" in t.metadata:
-        check_code(t)
+    await check_code_off_loop(t)
