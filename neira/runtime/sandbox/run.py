@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from neira.runtime.payloads import AnyPayload
-from neira.runtime.sandbox import lua, wasm
+from neira.runtime.sandbox import lua
 from neira.runtime.sandbox.code import WasmModule
 from neira.runtime.sandbox.limits import Limits
 
@@ -32,5 +32,7 @@ def run_script(payload: AnyPayload, params: ScriptParams) -> AnyPayload:
 
 def run_wasm(payload: AnyPayload, params: WasmParams) -> AnyPayload:
     """Run a wasm cell's `run(ptr, len)`."""
+    from neira.runtime.sandbox import wasm  # imported by the workers' forkserver; the server needs it only to check
+
     m = params.module
     return wasm.run(m.digest, m.binary, m.io, payload, m.output, params.limits)
