@@ -135,3 +135,18 @@ async def test_runs_in_the_worker_pool_end_with_the_limit(core: Core) -> None:
     result = await core.runs.run_cell(bomb["id"], {"input": "x"})
     assert (result.error.code, result.error.limit) == ("sandbox_limit", "memory")  # type: ignore[union-attr]
     assert wasm.check(wasm.to_binary(module("(i64.const 0)"))) is None
+
+
+async def test_native_code_past_the_hook_is_stopped_by_the_run_deadline(tmp_path: Path) -> None:
+    """A pathological pattern spins inside string.find, where no hook runs: the worker is killed at the run's
+    time limit, and a sandboxed cell answers that as sandbox_limit / time."""
+    c = Core(make_settings(tmp_path / "d", capabilities=OPEN, run_workers=1, run_timeout_ms=600))
+    await c.start()
+    try:
+        source = 'function run(i) return tostring(string.find(string.rep("a", 3000), string.rep("a-", 12) .. "b")) end'
+        _, record = await c.factory.create({"template": scripted(source), "backend": "script"}, "admin")
+        result = await c.runs.run_cell(record["id"], {"input": "x"})
+        assert result.error is not None and (result.error.code, result.error.limit) == ("sandbox_limit", "time")
+        assert (await c.runs.run_cell(record["id"], {"input": "x"})).error is not None  # a new worker took its place
+    finally:
+        await c.stop()
