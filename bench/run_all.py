@@ -29,6 +29,7 @@ def steps(quick: bool, results: Path) -> list[list[str]]:
         [PY, "bench/restart.py", *(["--records", "10000", "--organs", "1000", "--runs", "1"] if quick else [])],
         [PY, "bench/runs.py", *(["--duration", "1", "--n", "200"] if quick else [])],
         [PY, "bench/pool_choice.py"],
+        [PY, "bench/sandbox.py", *(["--n", "50"] if quick else [])],
     ]
 
 

@@ -251,6 +251,10 @@ class Catalog:
             if row.digest != digest:
                 raise Conflict(f"{t.id} {t.version} is already registered with other content")
             return False
+        if isinstance(t, CellTemplate) and ("script" in t.metadata or "wasm" in t.metadata):
+            from neira.runtime.sandbox.code import check_code_off_loop  # lupa and wasmtime load only for such cells
+
+            await check_code_off_loop(t)  # it compiles and has what its ABI needs, or 400 invalid_template
         path = self.path_for(family, t.id, t.version)
         body = template_dict(t)
         kind = "organ" if family == ORGAN else t.kind  # type: ignore[union-attr]

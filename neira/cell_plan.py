@@ -18,6 +18,7 @@ from neira.structs import Base, to_builtins
 from neira.templates import CellTemplate, body_kind, find_cycle, template_dict
 
 BACKENDS = ("adapter", "script", "wasm")
+SANDBOXED = {"script": "Lua 5.4 (lupa), a fresh stripped state per run", "wasm": "wasmtime, WASI without capabilities"}
 TEMPLATE_KEYS = ("template", "tpl", "spec")
 _FIELDS = {*TEMPLATE_KEYS, "backend", "mode", "hitl"}
 
@@ -153,7 +154,7 @@ def risk(code: str, message: str, id: str | None = None, severity: str = "warnin
 
 
 def _risks(t: CellTemplate, kind: str, deps: list[dict[str, Any]], cycle: list[str] | None, compat: dict[str, Any],
-           gate: Decision, hitl: bool) -> list[dict[str, Any]]:
+           gate: Decision, hitl: bool, backend: str) -> list[dict[str, Any]]:
     risks: list[dict[str, Any]] = []
     for d in deps:
         if d["status"] == "missing":
@@ -170,13 +171,28 @@ def _risks(t: CellTemplate, kind: str, deps: list[dict[str, Any]], cycle: list[s
         risks.append(risk("kind_changed", f"{t.id} changes its kind to {kind}"))
     if not hitl:
         risks.append(risk("no_hitl", "hitl is off: stages advance without a human review"))
+    if backend in SANDBOXED and backend not in t.metadata:
+        risks.append(risk("no_code", f"a {backend} cell carries its code in metadata.{backend}; this one has none",
+                          t.id, "error"))
     return risks
 
 
+def sandbox_report(backend: str, limits: Mapping[str, int], gate: Decision) -> dict[str, Any]:
+    """The dry-run's `sandbox` part for a sandboxed backend: which runtime, the limits of each run, the gate."""
+    return {"backend": backend, "runtime": SANDBOXED[backend], "limits": dict(limits),
+            "gate": {"capability": gate.capability, "action": gate.action, "reason": gate.reason}}
+
+
+def sandbox_reason(backend: str, limits: Mapping[str, int], gate: Decision) -> str:
+    """The sandbox decision in a sentence, for the create's audit record."""
+    shown = ", ".join(f"{k} {v}" for k, v in limits.items())
+    return f"{backend} sandbox ({SANDBOXED[backend]}): {shown}; {gate.rule} {gate.action} ({gate.reason})"
+
+
 def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snapshot,
-              decisions: list[Decision]) -> dict[str, Any]:
+              decisions: list[Decision], limits: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The dry-run result `{ok, report, plan}` for creating a record of `t` on `backend`. Pure.
-    `decisions` are the policy's (the backend gate first)."""
+    `decisions` are the policy's (the backend gate first); `limits` are a sandboxed backend's run limits."""
     own = snap.records.get(t.id, [])
     kind = t.kind
     identity = next((r for r in own if r.version == t.version and r.backend == backend), None)
@@ -185,7 +201,7 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
     compat = _compat(t, kind, digest, snap, identity)
     selection = select(t.id, t.version, kind, digest, own)
     gate = decisions[0]
-    risks = _risks(t, kind, deps, cycle, compat, gate, hitl)
+    risks = _risks(t, kind, deps, cycle, compat, gate, hitl, backend)
     policy = _policy(decisions)
     report = {
         "kind": kind,
@@ -200,6 +216,8 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
         "selector": _selection(selection, identity, t.version),
         "policy": policy,
     }
+    if backend in SANDBOXED:
+        report["sandbox"] = sandbox_report(backend, limits or {}, gate)
     ok = policy["allowed"] and not any(r["severity"] == "error" for r in risks)
     return {"ok": ok, "report": report, "plan": cell_plan_view(t, digest, backend, hitl, identity, compat)}
 
@@ -207,7 +225,8 @@ def plan_cell(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snap
 def with_decisions(result: dict[str, Any], decisions: list[Decision]) -> dict[str, Any]:
     """A `plan_cell` answer with other decisions of the same verdicts (rule, action, reason): the same report
     and plan under fresh decision ids. The nested report parts are shared with `result`: read-only."""
-    return {"ok": result["ok"], "report": {**result["report"], "policy": _policy(decisions)}, "plan": result["plan"]}
+    report = {**result["report"], "policy": _policy(decisions)}
+    return {"ok": result["ok"], "report": report, "plan": result["plan"]}
 
 
 def _policy(decisions: list[Decision]) -> dict[str, Any]:

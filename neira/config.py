@@ -15,6 +15,11 @@ DEFAULT_STAGE_DELAYS_MS = (50, 50, 50)
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RUN_QUEUE = 64
 DEFAULT_RUN_TIMEOUT_MS = 2000
+# sandboxed backends (script, wasm), per run: contract §8, docs/runtime.md "Sandboxes"
+DEFAULT_SANDBOX_FUEL = 10_000_000  # VM instructions (Shopify Functions allow 11 M)
+DEFAULT_SANDBOX_TIMEOUT_MS = 1000  # wall clock, under the run's own limit, so the sandbox names the limit
+DEFAULT_SANDBOX_MEMORY_MB = 64
+DEFAULT_SANDBOX_OUTPUT_BYTES = 1 << 20
 
 
 class Settings(Base):
@@ -36,6 +41,10 @@ class Settings(Base):
     run_queue: int = DEFAULT_RUN_QUEUE
     run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
     analysis_interval_ms: int = 1000  # canary analysis: how often samples run again for a record or organ under analysis
+    sandbox_fuel: int = DEFAULT_SANDBOX_FUEL
+    sandbox_timeout_ms: int = DEFAULT_SANDBOX_TIMEOUT_MS
+    sandbox_memory_mb: int = DEFAULT_SANDBOX_MEMORY_MB
+    sandbox_output_bytes: int = DEFAULT_SANDBOX_OUTPUT_BYTES
 
     @property
     def data_path(self) -> Path:
@@ -131,6 +140,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
         "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
+        "sandbox_fuel": _count(env, "NEIRA_SANDBOX_FUEL", DEFAULT_SANDBOX_FUEL, 1000),
+        "sandbox_timeout_ms": _count(env, "NEIRA_SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 1),
+        "sandbox_memory_mb": _count(env, "NEIRA_SANDBOX_MEMORY_MB", DEFAULT_SANDBOX_MEMORY_MB, 1),
+        "sandbox_output_bytes": _count(env, "NEIRA_SANDBOX_OUTPUT_BYTES", DEFAULT_SANDBOX_OUTPUT_BYTES, 1),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

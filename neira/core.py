@@ -16,6 +16,7 @@ from neira.metrics import Metrics
 from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
+from neira.runtime.sandbox.limits import limits_of
 from neira.storage.db import Database
 from neira.training import Trainer
 
@@ -37,7 +38,8 @@ class Core:
         self.audit = Audit(self.db, self.metrics)
         self.policy = PolicyEngine(self.db, self.events, self.audit, self.metrics)
         self.catalog = Catalog(self.db, settings.data_path / "cells", self.metrics)
-        self.factory = Factory(self.db, self.catalog, self.policy, self.events, self.audit, self.metrics)
+        self.factory = Factory(self.db, self.catalog, self.policy, self.events, self.audit, self.metrics,
+                               sandbox_limits=limits_of(settings).report())
         self.organs = OrganBuilder(
             self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
             settings.stage_delays_ms, compat=lambda organ, bodies: self.runs.pathway_risks(organ, bodies),

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_id, check_key, latest, parse_cell, template_digest
-from neira.cell_plan import CellRequest, parse_request, plan_cell, with_decisions
+from neira.cell_plan import SANDBOXED, CellRequest, parse_request, plan_cell, sandbox_reason, with_decisions
 from neira.cell_records import RecordCache, Records, record_dict
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
@@ -39,13 +39,14 @@ class Factory:
     """Cell records and their lifecycle. Construct once per Core; `start()` resumes interrupted heals."""
 
     def __init__(self, db: Database, catalog: Catalog, policy: PolicyEngine, events: EventBus, audit: Audit,
-                 metrics: Metrics, heal_delay_s: float = 0.05) -> None:
+                 metrics: Metrics, heal_delay_s: float = 0.05, sandbox_limits: dict[str, int] | None = None) -> None:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
         self.records = Records(events, audit, metrics, RecordCache(db))
         self._dryruns = {ok: metrics.factory_dryrun_requests.labels(str(ok).lower()) for ok in (True, False)}
         self._memo: OrderedDict[tuple, dict[str, Any]] = OrderedDict()  # dry-runs for `_memo_state`, see _plan
         self._memo_state: tuple[int, int] = (-1, -1)
         self.heal_delay_s = heal_delay_s
+        self.sandbox_limits = sandbox_limits or {}  # what each script / wasm run may use (dry-run, audit)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- start / stop ------------------------------------------------------------------------------
@@ -76,6 +77,18 @@ class Factory:
             return t, template_digest(t)
         cell_id, _, version = ref.partition("@")
         return await self.catalog.cell_template(cell_id, version or None)
+
+    @staticmethod
+    async def _check_code(t: CellTemplate, backend: str | None) -> None:
+        """Any code in the template must compile (invalid_template), checked on a thread; for a create
+        (`backend` given) a sandboxed backend's code must be there. A dry-run shows missing code as the risk
+        `no_code` instead."""
+        from neira.runtime.sandbox.code import check_code_off_loop, require_code  # lupa, wasmtime load when asked
+
+        if backend is not None:
+            await require_code(t, backend)
+        else:
+            await check_code_off_loop(t)
 
     async def snapshot(self, t: CellTemplate) -> Snapshot:
         """The catalog and the records a dry-run of `t` needs, from the in-memory read models."""
@@ -109,7 +122,8 @@ class Factory:
         key = (t.id, t.version, digest, req.backend, req.hitl, gate.rule, gate.action, gate.reason, gate.capability)
         result = self._memo.get(key)
         if result is None:
-            result = plan_cell(t, digest, req.backend, req.hitl, await self.snapshot(t), [gate])
+            await self._check_code(t, None)  # once per content: a hit was checked before
+            result = plan_cell(t, digest, req.backend, req.hitl, await self.snapshot(t), [gate], self.sandbox_limits)
             if state == (self.catalog.generation, self.records.cache.generation):  # no commit while reading
                 if len(self._memo) >= PLAN_MEMO_SIZE:
                     self._memo.popitem(last=False)  # the oldest goes
@@ -136,6 +150,7 @@ class Factory:
         check_key(key)
         body_digest = idempotency.body_hash(body)
         await self.catalog.index()  # loaded before the writer lock: _template and check_links read it from memory
+        await self._precheck(body)
         async with self.db.transaction() as tx:
             # a replay first: the stored answer stands even if the gate closed or the catalog moved since
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
@@ -144,6 +159,7 @@ class Factory:
             t, digest = await self._template(req.template)
             gate = self.policy.gate(f"factory_{req.backend}")
             self.policy.enforce([gate])
+            await self._check_code(t, req.backend)
             await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
@@ -152,10 +168,21 @@ class Factory:
                 status, record = 200, record_dict(row)
             else:
                 status = 201
-                record = await self.records.insert(tx, t, digest, req.backend, req.hitl, actor, None, [gate.decision_id])
+                why = sandbox_reason(req.backend, self.sandbox_limits, gate) if req.backend in SANDBOXED else None
+                record = await self.records.insert(tx, t, digest, req.backend, req.hitl, actor, why, [gate.decision_id])
             await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
             await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
         return status, record
+
+    async def _precheck(self, body: Any) -> None:
+        """Compile a template's code before the writer lock is taken (the check keeps its verdict, so the one
+        inside the transaction is a lookup). Errors are left to the transaction, which raises them in order."""
+        try:
+            req = parse_request(body)
+            if isinstance(req.template, dict):
+                await self._check_code(parse_cell(req.template), None)
+        except NeiraError:
+            pass
 
     # --- reads -------------------------------------------------------------------------------------
     async def record_states(self, template_ids: list[str]) -> dict[str, str]:

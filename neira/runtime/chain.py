@@ -25,25 +25,31 @@ class Risk(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     cells: tuple[str, ...] = ()
 
 
-def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], backend: str = "adapter") -> list[Risk]:
+def backend_of(template: CellTemplate) -> str:
+    """The backend a template's own metadata asks for: `script` or `wasm` when it carries that code."""
+    return next((name for name in ("script", "wasm") if name in template.metadata), "adapter")
+
+
+def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], backend: str | None = None) -> list[Risk]:
     """Whether each cell's output can feed the next: the types that can flow are followed from the first
     cell's inputs; a cell that can take none of them is a `type_mismatch` naming both cells, a cell without an
-    implementation is `no_implementation` (and the chain goes on from what it could have been)."""
+    implementation is `no_implementation` (and the chain goes on from what it could have been). Each cell is
+    checked on `backend`, or (None) on the one its metadata asks for (`backend_of`)."""
     risks: list[Risk] = []
-    found = backends.get(backend)
     flowing: set[str] | None = None  # None: unknown (start, or after a cell without implementation)
     previous: CellTemplate | None = None
     for t in cells:
         impl: Impl | None = None
+        name = backend_of(t) if backend is None else backend
+        found = backends.get(name)
         if found is None:
             risks.append(Risk(code="no_implementation", severity="error", id=t.id,
-                              message=f"{t.id}: backend {backend} cannot run cells"))
+                              message=f"{t.id}: backend {name} cannot run cells"))
         else:
             impl = found.find(t)
             if impl is None:
-                name = found.implementation(t)
                 risks.append(Risk(code="no_implementation", severity="error", id=t.id,
-                                  message=f"{t.id}: no implementation {name!r} on the {backend} backend"))
+                                  message=f"{t.id}: no implementation {found.implementation(t)!r} on the {name} backend"))
         if impl is None:
             flowing, previous = None, t
             continue

@@ -25,7 +25,7 @@ from neira.runtime import worker
 from neira.runtime.worker import Job, StepResult
 
 log = logging.getLogger("neira.runtime")
-PRELOAD = ["neira.runtime.builtins", "neira.runtime.worker"]
+PRELOAD = ["neira.runtime.builtins", "neira.runtime.worker", "neira.runtime.sandbox.run", "neira.runtime.sandbox.wasm"]
 
 
 class Deadline(Exception):

@@ -48,6 +48,7 @@ class Impl:
     params: type[msgspec.Struct] = NoParams
     place: Literal["pool", "loop", "inline"] = "pool"
     warm: Callable[[], Any] | None = None  # run once in each new worker (e.g. start a speech engine)
+    sandboxed: bool = False  # the cell's own code (script, wasm): a run killed at its deadline is a sandbox limit
 
     def accepts(self, payload_type: str) -> bool:
         """Whether this implementation takes a payload of this type."""

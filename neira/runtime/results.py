@@ -6,15 +6,18 @@ import msgspec
 
 from neira.runtime.payloads import AnyPayload
 
-ERROR_CODES = ("cell_failed", "timeout", "type_mismatch", "input_invalid")
+ERROR_CODES = ("cell_failed", "timeout", "type_mismatch", "input_invalid", "sandbox_limit")
+LIMITS = ("fuel", "time", "memory", "output")  # what `limit` names on a `sandbox_limit`
 
 
-class CellError(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Why a run stopped: `code` (cell_failed | timeout | type_mismatch | input_invalid), which cell, why."""
+class CellError(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Why a run stopped: `code` (one of ERROR_CODES), which cell, why; `limit` (fuel | time | memory | output)
+    for a `sandbox_limit`."""
 
     code: str
     cell: str
     reason: str
+    limit: str | None = None
 
 
 class TraceEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):

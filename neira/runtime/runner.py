@@ -81,8 +81,8 @@ class Runner:
             current = step.impl.output_for(current)
         return None
 
-    def _fail(self, out: Outcome, step: Step, code: str, reason: str, ms: float = 0.0) -> None:
-        out.error = CellError(code=code, cell=step.cell, reason=reason)
+    def _fail(self, out: Outcome, step: Step, code: str, reason: str, ms: float = 0.0, limit: str | None = None) -> None:
+        out.error = CellError(code=code, cell=step.cell, reason=reason, limit=limit)
         out.trace.append(TraceEntry(cell=step.cell, record_id=step.record_id, impl=step.impl.name, ms=_ms(ms),
                                     ok=False, output_type=None, error=out.error))
 
@@ -109,14 +109,18 @@ class Runner:
                     out.trace.append(TraceEntry(cell=s.cell, record_id=s.record_id, impl=s.impl.name, ms=_ms(ms),
                                                 ok=True, output_type=current))
                 spent = max(0.0, (time.perf_counter() - started) * 1000 - sum(exc.done_ms))
-                if isinstance(exc, Deadline):
+                if isinstance(exc, Deadline) and run[exc.step].impl.sandboxed:  # stuck in native code (a Lua
+                    # pattern, a WASI sleep) where neither hook nor epoch reaches: the kill is its deadline
+                    self._fail(out, run[exc.step], "sandbox_limit",
+                               "the sandbox went past the run's time limit; the worker was stopped", spent, "time")
+                elif isinstance(exc, Deadline):
                     self._fail(out, run[exc.step], "timeout", "the run went past its time limit; the worker was stopped", spent)
                 else:
                     self._fail(out, run[exc.step], "cell_failed", "the worker process running the cell died", spent)
                 return
             for s, r in zip(run, results, strict=False):
                 if r.output is None:
-                    self._fail(out, s, r.code or "cell_failed", r.reason or "failed", r.ms)
+                    self._fail(out, s, r.code or "cell_failed", r.reason or "failed", r.ms, r.limit)
                     return
                 self._passed(out, s, r.ms, r.output)
         if bad is not None:

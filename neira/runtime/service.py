@@ -28,6 +28,8 @@ from neira.runtime.pool import Pool
 from neira.runtime.registry import Registry
 from neira.runtime.results import RunResult
 from neira.runtime.runner import Outcome, Runner
+from neira.runtime.sandbox import ScriptBackend, WasmBackend
+from neira.runtime.sandbox.limits import Limits, limits_of
 from neira.runtime.sources import OrganView, RecordView, Sources
 from neira.runtime.window import RunWindow
 from neira.storage.db import Database
@@ -85,7 +87,10 @@ class RunService:
                  records_generation: Callable[[], int]) -> None:
         self.registry, self.policy, self.metrics = registry, policy, metrics
         self.timeout_s = settings.run_timeout_ms / 1000
-        self.backends: Mapping[str, Backend] = {"adapter": AdapterBackend(registry)}
+        self.sandbox_limits: Limits = limits_of(settings)
+        self.backends: Mapping[str, Backend] = {"adapter": AdapterBackend(registry),
+                                                "script": ScriptBackend(self.sandbox_limits),
+                                                "wasm": WasmBackend(self.sandbox_limits)}
         warmers = tuple({i.warm for i in registry.impls.values() if i.warm is not None})
         self.pool = Pool(settings.workers, settings.run_queue, warmers)
         self.sources = Sources(db, catalog, organ_row, records_generation)

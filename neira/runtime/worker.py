@@ -17,6 +17,7 @@ from typing import Any
 
 from neira.runtime.payloads import Payload
 from neira.runtime.registry import BadInput
+from neira.runtime.sandbox.limits import SandboxError, SandboxLimit
 
 MAX_STEPS = 32  # steps in one job; a longer pathway is several jobs
 MEMORY_LIMIT = 2 << 30  # address space of a worker: a runaway allocation fails there, not in the server
@@ -33,12 +34,14 @@ class Job:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One step's outcome: its output or the error (`input_invalid` | `cell_failed`) and its time."""
+    """One step's outcome: its output or the error (`input_invalid` | `cell_failed` | `sandbox_limit` with
+    its `limit`) and its time."""
 
     ms: float
     output: Payload | None = None
     code: str | None = None
     reason: str | None = None
+    limit: str | None = None
 
 
 def public_reason(exc: BaseException) -> str:
@@ -61,6 +64,13 @@ def run_steps(job: Job, progress: Any = None) -> list[StepResult]:
                 raise TypeError(f"implementation answered {type(out).__name__}, not a payload")
         except BadInput as exc:
             results.append(StepResult((time.perf_counter() - start) * 1000, code="input_invalid", reason=str(exc)))
+            break
+        except SandboxLimit as exc:
+            results.append(StepResult((time.perf_counter() - start) * 1000, code="sandbox_limit", reason=str(exc),
+                                      limit=exc.limit))
+            break
+        except SandboxError as exc:  # its messages are written for people and carry no host detail
+            results.append(StepResult((time.perf_counter() - start) * 1000, code="cell_failed", reason=str(exc)))
             break
         except MemoryError:
             results.append(StepResult((time.perf_counter() - start) * 1000, code="cell_failed", reason="out of memory"))

@@ -149,8 +149,10 @@ async def test_other_content_under_the_same_version_is_a_conflict(s: Services):
 
 async def test_other_backend_or_version_makes_another_record_and_ids_are_never_reused(s: Services):
     await s.policy.load({"factory_script": "experimental"}, False)  # a start-time override opens it
+    scripted = {"schema": "v1", "script": {"lang": "lua", "source": "function run(input) return input end"}}
     ids = [(await s.factory.create(body, "admin"))[1]["id"] for body in (
-        {"tpl": tpl()}, {"tpl": tpl(), "backend": "script"}, {"tpl": tpl("1.1.0")})]
+        {"tpl": tpl(metadata=scripted)}, {"tpl": tpl(metadata=scripted), "backend": "script"},
+        {"tpl": tpl("1.1.0", metadata=scripted)})]
     assert ids == ["cell-1", "cell-2", "cell-3"]
 
 
@@ -453,7 +455,7 @@ async def test_dryrun_shows_a_closed_gate_as_a_violation(s: Services):
     policy = result["report"]["policy"]
     assert policy["allowed"] is False
     assert [(v["rule"], v["action"], v["capability"]) for v in policy["violations"]] == [("capability.factory_wasm", "deny", "factory_wasm")]
-    assert [r["code"] for r in result["report"]["risks"]] == ["capability_disabled"]
+    assert [r["code"] for r in result["report"]["risks"]] == ["capability_disabled", "no_code"]
 
 
 async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
