@@ -73,7 +73,8 @@ def test_build_in_flight_survives_restart(tmp_path: Path, sig: int) -> None:
             assert times["experimental"] - times["canary"] >= DELAY_MS / 1000 - 1e-3
             assert times["stable"] - times["experimental"] >= DELAY_MS / 1000 - 1e-3
             assert after["metrics"]["attempts"] == 1
-            events = [e["data"]["state"] for e in c.get("/api/neira/events?limit=1000").json() if e["subject"] == f"organ:{flying}"]
+            events = [e["data"]["state"] for e in c.get("/api/neira/events?limit=1000").json()
+                      if e["subject"] == f"organ:{flying}" and e["type"] == "organ.stage"]
             assert events == STAGES  # every stage exactly once across the restart
             for organ_id in (failed, stable, paused):  # nothing moved the others
                 assert status(c, organ_id)["state"] == {o["id"]: o["state"] for o in listed_before}[organ_id]
