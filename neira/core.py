@@ -65,6 +65,7 @@ class Core:
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
         await self.commands.close()
+        self.runs.pool.stop_spawning()  # the analysis' runs are cancelled next: their workers are not replaced
         await self.analysis.close()
         await self.runs.close()
         await self.organs.close()

@@ -195,6 +195,11 @@ class Pool:
         if not self.closed:
             asyncio.get_running_loop().create_task(self._spawn(1))
 
+    def stop_spawning(self) -> None:
+        """No worker is started from now on, not even in place of one killed under a cancelled run (at
+        shutdown the runs still in flight are cancelled first; replacing their workers would hold the exit)."""
+        self.closed = True
+
     async def close(self) -> None:
         """Stop every worker (they exit when their pipe closes; stragglers are killed)."""
         self.closed = True
@@ -204,6 +209,6 @@ class Pool:
         for w in workers:
             w.sock.close()
         for w in workers:
-            await asyncio.to_thread(w.proc.join, 2)
+            await asyncio.to_thread(w.proc.join, 2)  # (a worker replaced under a cancelled run was killed already)
             if w.proc.is_alive():
                 w.proc.kill()
