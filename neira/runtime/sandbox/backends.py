@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from neira.errors import InvalidTemplate, NotRunnable
@@ -37,76 +38,51 @@ class _Bound:
         return impl, params
 
 
-class ScriptBackend:
+class _CodeBackend:
+    """A backend whose cells carry their own code: `code_of` reads (and checks) it from the template, `run`
+    runs it in a worker's sandbox with the params `params_of` builds. Script and wasm differ only in those."""
+
+    def __init__(self, name: str, limits: Limits, code_of: Callable[[CellTemplate], Any],
+                 run: Callable[..., Any], params_of: Callable[[Any], Any]) -> None:
+        self.name, self.gate, self.limits = name, f"factory_{name}", limits
+        self.code_of, self.run, self.params_of = code_of, run, params_of
+        self.bound = _Bound()
+
+    def implementation(self, template: CellTemplate) -> str:
+        """Every cell of this backend runs on its one implementation (named like the backend)."""
+        return self.name
+
+    def _impl(self, code: Any) -> Impl:
+        return Impl(self.name, frozenset(code.inputs), code.output, self.run, sandboxed=True)
+
+    def find(self, template: CellTemplate) -> Impl | None:
+        """The Impl with the code's declared types, or None when the template has no valid code."""
+        try:
+            return self._impl(self.code_of(template))
+        except InvalidTemplate:
+            return None
+
+    def bind(self, template: CellTemplate, record_id: str | None) -> Step:
+        """A Step that runs the code; NotRunnable when the template carries none."""
+        if (hit := self.bound.get(template)) is not None:
+            return Step(template.id, record_id, *hit)
+        try:
+            code = self.code_of(template)
+        except InvalidTemplate as exc:
+            raise NotRunnable(f"cell {template.id}: {exc.errors[0]['message']}", cell=template.id) from None
+        return Step(template.id, record_id, *self.bound.put(template, self._impl(code), self.params_of(code)))
+
+
+class ScriptBackend(_CodeBackend):
     """Lua scripts in `metadata.script` (gate `factory_script`)."""
 
-    name = "script"
-    gate = "factory_script"
-
     def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.bound = _Bound()
-
-    def _remember(self, template: CellTemplate, impl: Impl, params: Any) -> tuple[Impl, Any]:
-        return self.bound.put(template, impl, params)
-
-    def implementation(self, template: CellTemplate) -> str:
-        """Every script cell runs on the one `script` implementation."""
-        return "script"
-
-    def find(self, template: CellTemplate) -> Impl | None:
-        """The Impl with the script's declared types, or None when the template has no valid script."""
-        try:
-            code = script_of(template)
-        except InvalidTemplate:
-            return None
-        return Impl("script", frozenset(code.inputs), code.output, run_script, sandboxed=True)
-
-    def bind(self, template: CellTemplate, record_id: str | None) -> Step:
-        """A Step that runs the script; NotRunnable when the template carries none."""
-        if (hit := self.bound.get(template)) is not None:
-            return Step(template.id, record_id, *hit)
-        try:
-            code = script_of(template)
-        except InvalidTemplate as exc:
-            raise NotRunnable(f"cell {template.id}: {exc.errors[0]['message']}", cell=template.id) from None
-        impl = Impl("script", frozenset(code.inputs), code.output, run_script, sandboxed=True)
-        params = ScriptParams(source=code.source, output=code.output, limits=self.limits)
-        return Step(template.id, record_id, *self._remember(template, impl, params))
+        super().__init__("script", limits, script_of, run_script,
+                         lambda code: ScriptParams(source=code.source, output=code.output, limits=limits))
 
 
-class WasmBackend:
+class WasmBackend(_CodeBackend):
     """WebAssembly modules in `metadata.wasm` (gate `factory_wasm`)."""
 
-    name = "wasm"
-    gate = "factory_wasm"
-
     def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.bound = _Bound()
-
-    def _remember(self, template: CellTemplate, impl: Impl, params: Any) -> tuple[Impl, Any]:
-        return self.bound.put(template, impl, params)
-
-    def implementation(self, template: CellTemplate) -> str:
-        """Every wasm cell runs on the one `wasm` implementation."""
-        return "wasm"
-
-    def find(self, template: CellTemplate) -> Impl | None:
-        """The Impl with the module's declared types, or None when the template has no valid module."""
-        try:
-            module = module_of(template)
-        except InvalidTemplate:
-            return None
-        return Impl("wasm", frozenset(module.inputs), module.output, run_wasm, sandboxed=True)
-
-    def bind(self, template: CellTemplate, record_id: str | None) -> Step:
-        """A Step that runs the module; NotRunnable when the template carries none."""
-        if (hit := self.bound.get(template)) is not None:
-            return Step(template.id, record_id, *hit)
-        try:
-            module = module_of(template)
-        except InvalidTemplate as exc:
-            raise NotRunnable(f"cell {template.id}: {exc.errors[0]['message']}", cell=template.id) from None
-        impl = Impl("wasm", frozenset(module.inputs), module.output, run_wasm, sandboxed=True)
-        return Step(template.id, record_id, *self._remember(template, impl, WasmParams(module=module, limits=self.limits)))
+        super().__init__("wasm", limits, module_of, run_wasm, lambda module: WasmParams(module=module, limits=limits))
