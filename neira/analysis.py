@@ -25,6 +25,7 @@ from neira.samples import Sample, samples_of
 from neira.storage import tables
 from neira.storage.db import Database
 from neira.templates import AnalysisPolicy
+from neira.trend import Run, trend
 from neira.verdict import Analysis, Baseline, Measurement, analyse, thresholds_of
 
 log = logging.getLogger("neira.analysis")
@@ -253,17 +254,24 @@ class Analyzer:
                                        .order_by(A.c.seq.desc()).limit(1))).first()
             stage, since = (last.stage, last.since) if last else (None, None)
         window = WINDOW_RUNS * s.policy.min_runs
-        rows = list(await conn.execute(select(A.c.ok, A.c.passed, A.c.ms).where(
+        rows = list(await conn.execute(select(A.c.ok, A.c.passed, A.c.ms, A.c.at).where(
             A.c.subject == s.key, A.c.stage == stage, A.c.since == since).order_by(A.c.seq.desc()).limit(window)))
         runs = [Measurement(ok=r.ok, passed=r.passed, ms=r.ms) for r in reversed(rows)]
         baseline = await self._baseline(conn, s.baseline, window) if s.baseline else None
         waited_ms = (time.time() - since) * 1000 if since else 0.0
         result = analyse(runs, thresholds_of(s.policy), baseline, waited_ms, s.measuring, stage, since)
+        base_rows = await self._baseline_runs(conn, s.baseline, window) if baseline is not None and s.baseline else []
+        result.trend = trend([Run(at=r.at, ok=r.ok, ms=r.ms) for r in reversed(rows)], base_rows, s.policy.min_runs)
         if not s.measuring and stage is None:
             result.reasons = [f"not measured: {s.key.partition(':')[0]} {s.id} is {s.state}; analysis runs in canary and experimental"]
         if s.measuring and not s.probes:
             result.reasons.append("no samples to run: only traffic can measure it")
         return result
+
+    async def _baseline_runs(self, conn: Any, key: str, window: int) -> list[Run]:
+        rows = await conn.execute(select(A.c.at, A.c.ok, A.c.ms).where(A.c.subject == key, A.c.stage == "baseline")
+                                  .order_by(A.c.seq.desc()).limit(window))
+        return [Run(at=r.at, ok=r.ok, ms=r.ms) for r in reversed(list(rows))]
 
     async def _baseline(self, conn: Any, key: str, window: int) -> Baseline | None:
         rows = list(await conn.execute(select(A.c.ms).where(A.c.subject == key, A.c.stage == "baseline", A.c.ok.is_(True))

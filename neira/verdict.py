@@ -10,6 +10,7 @@ from typing import Literal
 from neira.sample_runs import percentile
 from neira.structs import Base
 from neira.templates import AnalysisPolicy
+from neira.trend import TrendPoint
 
 VerdictName = Literal["running", "pass", "fail", "inconclusive"]
 P99_FLOOR_MS = 5.0  # p99s below this are compared as this: sub-millisecond jitter is not a regression
@@ -54,6 +55,7 @@ class Analysis(Base):
     reasons: list[str]
     stage: str | None = None
     since: float | None = None
+    trend: list[TrendPoint] = []  # p99 and error rate over the stint, beside the baseline's, for a chart
 
 
 def thresholds_of(policy: AnalysisPolicy) -> Thresholds:

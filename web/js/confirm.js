@@ -11,3 +11,16 @@ export function confirmAction(message) {
   $("#confirm-back").focus();
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
 }
+
+/** Ask for the reason of a forced decision; resolves the trimmed reason, or "" when the user backs out. */
+export function askReason(message) {
+  const dialog = $("#reason");
+  const input = $("#reason-text");
+  $("#reason-prompt").textContent = message;
+  input.value = "";
+  dialog.returnValue = "";
+  dialog.showModal();
+  input.focus();
+  return new Promise((resolve) =>
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok" ? input.value.trim() : ""), { once: true }));
+}

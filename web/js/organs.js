@@ -5,7 +5,8 @@ import { api, apiList, openStream } from "./api.js";
 import { stateLabel, t } from "./i18n.js";
 import { loadCells, refreshCells } from "./cells.js";
 import { legal, loadLifecycle } from "./lifecycle.js";
-import { confirmAction } from "./confirm.js";
+import { askReason, confirmAction } from "./confirm.js";
+import { evidenceView, loadAnalysis } from "./evidence.js";
 import { organCells } from "./records.js";
 import { el, formatTime, initShell, listOf, notify, showError, throttle } from "./shell.js";
 import { STAGES, setStage, stageBar, stateBadge } from "./stages.js";
@@ -134,12 +135,13 @@ async function loadStatus(id) {
   if (!openStatus.has(id)) return;
   try {
     const status = await api("GET", `/organs/${encodeURIComponent(id)}/status`);
+    const evidence = await loadEvidence(status);
     const td = $("#organs-body").querySelector(`tr[data-detail-for="${CSS.escape(id)}"] > td`);
     if (!td) return;
     // Only the status part is redrawn: the try-it box below it keeps its input, its answer and its focus.
     const old = td.querySelector(".status-detail");
-    if (old) old.replaceWith(renderStatus(status));
-    else td.replaceChildren(renderStatus(status));
+    if (old) old.replaceWith(renderStatus(status, evidence));
+    else td.replaceChildren(renderStatus(status, evidence));
     const box = tryBox(status, refreshStatus);
     if (box.parentNode !== td) td.append(box);
   } catch (err) {
@@ -153,13 +155,70 @@ function refreshStatus(id) {
   statusRefreshers.get(id)();
 }
 
-function renderStatus(status) {
+/** The organ's analysis and each of its cell records', read together. */
+async function loadEvidence(status) {
+  const cells = listOf(status.cells, "items").filter((c) => c.record_id);
+  const [organ, ...records] = await Promise.all([loadAnalysis("organ", status.id), ...cells.map((c) => loadAnalysis("cell", c.record_id))]);
+  return { organ, cells: cells.map((c, i) => ({ cell: c, analysis: records[i] })) };
+}
+
+function renderEvidence(status, evidence) {
+  const state = status.state ?? organs.get(status.id)?.state;
+  const actions = [];
+  if (legal("organs", state, "approve")) {
+    actions.push(el("button", { type: "button", class: "button small primary", dataset: { act: "approve" }, onclick: () => approve(status.id, evidence.organ) }, t("act.approve")));
+  }
+  if (legal("organs", state, "hold")) {
+    actions.push(el("button", { type: "button", class: "button small", dataset: { act: "hold" }, onclick: () => hold(status.id) }, t("act.hold")));
+  }
+  const cells = evidence.cells.map(({ cell, analysis }) =>
+    el("li", { dataset: { evidenceFor: cell.record_id } }, el("code", {}, cell.record_id), el("span", { class: "muted mono" }, cell.id), evidenceView(analysis, { label: cell.record_id, compact: true })));
+  return el(
+    "div",
+    { class: "status-evidence", dataset: { evidenceFor: status.id } },
+    el("h4", {}, t("status.evidence")),
+    evidenceView(evidence.organ, { label: status.id, waitingFor: status.waiting_for }),
+    actions.length ? el("div", { class: "actions" }, actions) : null,
+    cells.length ? el("ul", { class: "evidence-cells" }, cells) : null,
+  );
+}
+
+async function approve(id, analysis) {
+  const body = {};
+  if (analysis?.verdict === "fail") {
+    // Approving against a failing verdict is a forced decision: the reason goes to the audit.
+    const reason = await askReason(t("confirm.force", { id, why: (analysis.reasons || []).join("; ") }));
+    if (!reason) return;
+    Object.assign(body, { force: true, reason });
+  }
+  try {
+    const res = await api("POST", `/organs/${encodeURIComponent(id)}/approve`, body);
+    if (res?.state) setOrganState(id, res.state);
+    notify(t("done.approve", { id, state: stateLabel(res?.state ?? organs.get(id)?.state) }));
+  } catch (err) {
+    showError(err);
+  }
+  refreshStatus(id);
+}
+
+async function hold(id) {
+  try {
+    await api("POST", `/organs/${encodeURIComponent(id)}/hold`, {});
+    notify(t("done.hold", { id }));
+  } catch (err) {
+    showError(err);
+  }
+  refreshStatus(id);
+}
+
+function renderStatus(status, evidence) {
   const cellList = organCells(listOf(status.cells, "items"));
   const metrics = renderMetrics(status.metrics);
   return el(
     "div",
     { class: "status-detail", dataset: { statusFor: status.id } },
     el("div", {}, el("h4", {}, t("status.timeline")), renderTimeline(status)),
+    renderEvidence(status, evidence),
     el("div", {}, el("h4", {}, t("status.cells")), cellList),
     metrics ? el("div", {}, el("h4", {}, t("status.metrics")), metrics) : null,
     el("div", { class: "status-runs" }, el("h4", {}, t("status.runs")), renderRunFigures(status.metrics?.runs)),

@@ -1,0 +1,77 @@
+"""The evidence in the organs panel, in headless Chromium against a real `neira serve` (contract §7): a canary
+v2 of the reverse organ shows its verdict, figures against the stable v1, why it waits, a chart of p99 against
+the baseline over its stint, and each cell record's verdict."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser_fixtures import ARTIFACTS, _start_server, browser, open_tab, playwright_driver, sign_in  # noqa: F401
+from tests.e2e.server import Server
+
+pytestmark = pytest.mark.e2e
+
+V2 = {
+    "id": "organ.reverse.v2", "version": "2.0.0", "roles": ["reverse"],
+    "cells": ["analysis.reverse.v1", "action.echo.v1"],
+    "pathways": [{"name": "main", "cells": ["analysis.reverse.v1", "action.echo.v1"]}],
+    "policies": {"stage": "draft", "hitl": True},
+    "metadata": {"schema": "v1", "samples": [{"input": "abc", "expect": {"equals": "cba"}},
+                                             {"input": "hello", "expect": {"equals": "olleh"}},
+                                             {"input": "neira", "expect": {"equals": "arien"}}]},
+}
+
+
+@pytest.fixture(scope="module")
+def evidence_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Stages long enough (20 s) for the canary to be measured while the page looks at it."""
+    yield from _start_server(tmp_path_factory, "neira-evidence", "100,20000,20000")
+
+
+def wait_state(api, organ_id: str, wanted: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (state := api.get(f"/organs/{organ_id}/status").json()["state"]) != wanted:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)  # polling the builder's stages, not hiding a race
+
+
+def test_the_panel_shows_a_canary_against_its_stable_baseline(evidence_server, open_tab):
+    with evidence_server.client() as api:
+        v1 = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"}).json()["organ_id"]
+        wait_state(api, v1, "canary")
+        moved = api.post(f"/organs/{v1}/status", json={"state": "stable", "reason": "the baseline for the test"})
+        assert moved.status_code == 200, moved.text
+        v2 = api.post("/organs/build", json={"organ_template": V2}).json()["organ_id"]
+        wait_state(api, v2, "canary")
+
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, evidence_server)
+    page.goto(f"{evidence_server.url}/organs.html")
+    row = page.locator(f'#organs-body tr[data-organ-id="{v2}"]')
+    expect(row).to_have_attribute("data-state", "canary")
+    row.locator('[data-act="status"]').click()
+    evidence = page.locator(f'#organs-body tr[data-detail-for="{v2}"] .status-evidence')
+    expect(evidence.get_by_role("heading", name="Evidence")).to_be_visible()
+    # The analysis is measured while the page looks: the events stream redraws the status until it passes.
+    verdict = evidence.locator(".evidence:not(.evidence-compact) .verdict")
+    expect(verdict).to_have_attribute("data-verdict", "pass", timeout=15000)
+    expect(verdict).to_have_text("passing")
+    figures = evidence.locator(".evidence:not(.evidence-compact) .evidence-figures")
+    expect(figures).to_contain_text("0 errors (0.0%)")
+    expect(figures).to_contain_text(f"stable {v1}:")
+    chart = evidence.get_by_role("img")
+    expect(chart).to_have_attribute("aria-label", re.compile(rf"^{v2}: p99 [\d.]+ ms against the stable version's [\d.]+ ms, \d+ points$"))
+    expect(chart.locator("polyline.trend-p99")).to_have_count(1)
+    expect(chart.locator("polyline.trend-baseline")).to_have_count(1)
+    assert int(chart.get_attribute("data-points")) >= 2
+    # Each cell record of the organ has its own verdict beside it.
+    cells = evidence.locator(".evidence-cells > li")
+    expect(cells).to_have_count(2)
+    evidence.scroll_into_view_if_needed()
+    evidence.screenshot(path=str(ARTIFACTS / "panel-evidence.png"))
