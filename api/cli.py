@@ -154,6 +154,42 @@ def run_organ(args: argparse.Namespace) -> int:
     return run_cli.run(args, client_token(args))
 
 
+def migrate(args: argparse.Namespace) -> int:
+    """`neira migrate`: bring the database (the data dir's SQLite, or NEIRA_DATABASE_URL) to the newest schema
+    revision and say where it was; `neira serve` does the same at start. A SQLite data dir held by a running
+    server is refused (exit 3): migrate before starting it, or let the server do it."""
+    import asyncio
+
+    from api.server import lock_data_dir, no_driver
+    from neira.storage.db import Database
+
+    try:
+        settings = settings_from_env(data_dir=args.data_dir)
+    except ValueError as exc:
+        raise SystemExit(f"neira: {exc}") from None
+    os.umask(0o077)
+    make_private(settings.data_path)
+    lock = lock_data_dir(settings)
+
+    async def upgrade() -> tuple[str | None, str]:
+        try:
+            db = Database(settings.db_url)
+        except ImportError as exc:
+            raise no_driver(exc) from None
+        try:
+            return await db.create()
+        finally:
+            await db.close()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    finally:
+        if lock is not None:
+            lock.release()
+    print(f"schema at revision {after}" + (" (it was already)" if before == after else f" (from {before or 'none'})"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="neira", description="neira: grow an assistant out of cells and organs.")
@@ -163,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (env NEIRA_PORT, default 8000)")
     p.add_argument("--data-dir", default=None, help="data directory (env NEIRA_DATA_DIR, default ./var)")
     p.set_defaults(func=serve)
+    p = sub.add_parser("migrate", help="bring the database to the newest schema revision (serve does it at start)")
+    p.add_argument("--data-dir", default=None, help="data directory (env NEIRA_DATA_DIR, default ./var)")
+    p.set_defaults(func=migrate)
     p = sub.add_parser("chat", help="interactive chat with a running server (history with the arrow keys)")
     _client_args(p)
     p.set_defaults(func=talk)

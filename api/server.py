@@ -31,6 +31,12 @@ def warn_short_tokens(env: Mapping[str, str]) -> None:
             log.warning("%s is shorter than %d characters; a short token is easy to guess", name, SHORT_TOKEN)
 
 
+def no_driver(exc: ImportError) -> SystemExit:
+    """The one-line exit for a database URL whose driver is not installed."""
+    return SystemExit(f"neira: NEIRA_DATABASE_URL needs the database driver {exc.name or ''!s}, which is not "
+                      "installed (pip install asyncpg, or neira[postgres])")
+
+
 def make_core(settings: Settings) -> Core:
     """The core, or a one-line exit when the database URL names a driver that is not installed (or no
     database at all). The URL itself is not repeated: it may hold a password."""
@@ -39,8 +45,7 @@ def make_core(settings: Settings) -> Core:
     try:
         return Core(settings)
     except ImportError as exc:
-        raise SystemExit(f"neira: NEIRA_DATABASE_URL needs the database driver {exc.name or ''!s}, which is not "
-                         "installed (pip install asyncpg, or neira[postgres])") from None
+        raise no_driver(exc) from None
     except ArgumentError:
         raise SystemExit("neira: NEIRA_DATABASE_URL is not a database URL neira can use") from None
 

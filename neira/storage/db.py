@@ -11,7 +11,7 @@ from sqlalchemy import event, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from neira.storage import tables
+from neira.storage import migrate, tables
 from neira.storage.feed import ChangeFeed, Changed
 
 
@@ -65,10 +65,10 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
-    async def create(self) -> None:
-        """Create the tables that do not exist yet."""
+    async def create(self) -> tuple[str | None, str]:
+        """Bring the schema to the newest revision (neira/storage/migrate.py); (from, to)."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(_create_all)
+            return await conn.run_sync(migrate.upgrade)
 
     async def close(self) -> None:
         """Dispose of the engine's connections."""
@@ -107,14 +107,6 @@ class Database:
 
             stmt = pg_insert(table).values(**values)
         return stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
-
-
-def _create_all(sync_conn: Any) -> None:
-    """Missing tables, and missing indexes on tables an older version created."""
-    tables.metadata.create_all(sync_conn)
-    for table in tables.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(sync_conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
