@@ -34,6 +34,8 @@ class Core:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.db_url)
+        self.schema: str | None = None  # the schema revision, once start-up has migrated
+        self.ready = False  # started and not stopping
         self.events = EventBus(self.db, self.metrics)
         self.audit = Audit(self.db, self.metrics)
         self.policy = PolicyEngine(self.db, self.events, self.audit, self.metrics)
@@ -55,15 +57,17 @@ class Core:
     async def start(self) -> None:
         """Create the schema, load policy state, register the example catalog, resume in-flight builds."""
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
-        await self.db.create()
+        _, self.schema = await self.db.create()
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
         await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
         await self.factory.start()
         await self.organs.start()
         self.analysis.start()
+        self.ready = True
 
     async def stop(self) -> None:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
+        self.ready = False  # readiness answers 503 from here on, so a load balancer drains this replica
         await self.commands.close()
         self.runs.pool.stop_spawning()  # the analysis' runs are cancelled next: their workers are not replaced
         await self.analysis.close()

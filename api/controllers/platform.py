@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api.auth import websocket_role
 from api.apidoc import doc
 from api.controllers.common import NeiraRequest, NeiraSocket
-from api.wire.platform import AuditRecord, Capabilities, CapabilitySet, Event, Health, Introspection, Lifecycle, SafeMode
+from api.wire.platform import AuditRecord, Capabilities, CapabilitySet, Event, Health, Introspection, Lifecycle, Ready, SafeMode
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, page, seq_cursor
 from api.controllers.ws import pump
 from neira import introspection
@@ -41,16 +41,37 @@ class SafeModeChange(Base):
     reason: str | None = None
 
 
+PING_TIMEOUT_S = 1.0  # a database slower than this to say `SELECT 1` counts as unreachable
+
+
+def unavailable(reason: str, status: str = "unavailable", **extra: str) -> Response:
+    """A 503 in the contract's error body, with the health fields beside it."""
+    return Response({"code": "unavailable", "reason": reason, "status": status, **extra}, status_code=503)
+
+
 class HealthController(Controller):
     """Open routes: liveness and Prometheus metrics."""
 
     opt = {"exclude_from_auth": True}
     tags = ["platform"]
 
-    @get("/healthz", sync_to_thread=False, opt=doc(Health))
-    def healthz(self) -> dict[str, str]:
-        """Liveness."""
-        return {"status": "ok"}
+    @get("/healthz", opt=doc(Health, errors=(503,)))
+    async def healthz(self, request: NeiraRequest) -> Response:
+        """Liveness, and whether the database answers: 200 `{status: ok, database: ok}`, else 503."""
+        if await request.core.db.ping(PING_TIMEOUT_S):
+            return Response({"status": "ok", "database": "ok"})
+        return unavailable("the database cannot be reached", database="unreachable")
+
+    @get("/readyz", opt=doc(Ready, errors=(503,)))
+    async def readyz(self, request: NeiraRequest) -> Response:
+        """Readiness for a load balancer: started (schema migrated, builds resumed), not stopping, and the
+        database answers. 200 `{status: ready, schema}`, else 503 saying which."""
+        core = request.core
+        if not core.ready:
+            return unavailable("the server is stopping" if core.schema else "the server is starting", status="not_ready")
+        if not await core.db.ping(PING_TIMEOUT_S):
+            return unavailable("the database cannot be reached", status="not_ready", database="unreachable")
+        return Response({"status": "ready", "schema": core.schema})
 
     @get("/metrics", sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
     def metrics(self, request: NeiraRequest) -> Response:

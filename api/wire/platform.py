@@ -9,9 +9,17 @@ from neira.lifecycle import Machine
 
 
 class Health(Wire):
-    """`GET /healthz`."""
+    """`GET /healthz`: the process answers, and so does its database."""
 
     status: str
+    database: str
+
+
+class Ready(Wire):
+    """`GET /readyz`: started, not stopping, database reachable; `schema` is the schema revision."""
+
+    status: str
+    schema: str
 
 
 class Capabilities(Wire):

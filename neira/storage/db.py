@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -69,6 +69,16 @@ class Database:
         """Bring the schema to the newest revision (neira/storage/migrate.py); (from, to)."""
         async with self.engine.begin() as conn:
             return await conn.run_sync(migrate.upgrade)
+
+    async def ping(self, timeout_s: float = 1.0) -> bool:
+        """Whether the database answers `SELECT 1` within `timeout_s` (any failure is a no)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:  # unreachable, refused, timed out, auth: all mean "not reachable now"
+            return False
+        return True
 
     async def close(self) -> None:
         """Dispose of the engine's connections."""

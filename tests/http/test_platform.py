@@ -6,12 +6,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from neira.storage import migrate
 from tests.conftest import ADMIN, auth
 from tests.http.live import Live, close_code, frame
 
 
 async def test_open_routes_need_no_token(client: AsyncTestClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/healthz")).json() == {"status": "ok", "database": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ready", "schema": migrate.head()}
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     assert (await client.get("/schema/openapi.json")).status_code == 200
@@ -182,3 +184,4 @@ async def test_an_illegal_organ_move_names_both_states(client: AsyncTestClient) 
     assert (r.status_code, r.json()["code"], r.json()["from"], r.json()["to"]) == (409, "invalid_transition", "stable", "canary")
     r = await client.delete(f"/organs/{organ_id}/build", headers=auth())
     assert (r.status_code, r.json()["from"], r.json()["to"]) == (409, "stable", "failed")
+
