@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import secrets
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -89,6 +91,9 @@ class PolicyEngine:
         self.safe_mode_reason: str | None = None
         self._counters: dict[tuple[str, str], Any] = {}
         self._listeners: dict[str, list[GateListener]] = {}
+        self._start: tuple[dict[str, str], bool] = ({}, False)  # NEIRA_CAPABILITIES, NEIRA_SAFE_MODE
+        self._reloading: asyncio.Task | None = None
+        db.feed.subscribe("settings", self._settings_changed)
 
     def on_gate(self, name: str, listener: GateListener) -> None:
         """Call `listener(tx, open)` inside every run-time flip that opens or closes gate `name`."""
@@ -102,8 +107,11 @@ class PolicyEngine:
         """Defaults, then stored runtime flips, then the start-time overrides (NEIRA_CAPABILITIES,
         NEIRA_SAFE_MODE), which win but are never stored."""
         parsed = validate_overrides(overrides)
+        self._start = (overrides, safe_mode)
         async with self.db.read() as conn:
             rows = {r.key: r.value for r in await conn.execute(select(tables.settings))}
+        self.capabilities = dict(DEFAULT_CAPABILITIES)
+        self._flips = {}
         for name, state in (rows.get("capabilities") or {}).items():
             if name in self.capabilities and self.capabilities[name] is not GateState.LOCKED:
                 self._flips[name] = state
@@ -113,6 +121,13 @@ class PolicyEngine:
         self.safe_mode = safe_mode or bool(stored.get("enabled"))
         self.safe_mode_reason = "NEIRA_SAFE_MODE" if safe_mode else stored.get("reason")
         self._export()
+
+    def _settings_changed(self, changes: list[Any]) -> None:
+        """Another process flipped a gate or safe mode (a change without its value): read them again. Our own
+        flips carry their value and are applied by their commit hooks."""
+        if all(c.value is not None for c in changes) or (self._reloading and not self._reloading.done()):
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self.load(*self._start), name="neira policy reload")
 
     def _export(self) -> None:
         for name, state in self.capabilities.items():
@@ -191,6 +206,7 @@ class PolicyEngine:
             d = self._count(_decision(f"capability.{name}", "allow", f"{actor} set {name} to {new.value}", name))
             flips = {**self._flips, name: new.value}
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": flips}, ["key"]))
+            tx.changed("settings", "capabilities", flips)
             await self.audit.record(tx, actor, "capability.set", name, old.value, new.value, reason, [d.decision_id])
             await self.events.emit(tx, "capability.changed", f"capability:{name}", {"name": name, "from": old.value, "to": new.value})
             if (old in OPEN_STATES) != (new in OPEN_STATES):
@@ -211,6 +227,7 @@ class PolicyEngine:
         async with self.db.transaction() as tx:
             old = self.safe_mode
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "safe_mode", "value": {"enabled": enabled, "reason": reason}}, ["key"]))
+            tx.changed("settings", "safe_mode", enabled)
             await self.audit.record(tx, actor, "safe_mode.set", "safe_mode", old, enabled, reason, [d.decision_id])
             await self.events.emit(tx, "safe_mode.changed", "safe_mode", {"enabled": enabled, "reason": reason})
 

@@ -24,6 +24,7 @@ from neira.commands.reply import done_text, error_reply, failure_body, failure_r
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
 from neira.metrics import Metrics
+from neira.storage.feed import RESET
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import CoreExecutor, carry_out, check_facts
 from neira.policy import OPEN_STATES, Decision, decision_error
@@ -86,6 +87,9 @@ class CommandService:
         if self._built is None:
             return
         for change in changes:
+            if change.key == RESET:  # anything may have changed: read the built templates again when asked
+                self._built, self._built_tuple = None, None
+                return
             if isinstance(change.value, str) and change.value not in self._built:
                 self._built.add(change.value)
                 self._built_tuple = None

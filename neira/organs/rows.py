@@ -13,6 +13,7 @@ from typing import Any
 
 from neira.organs import store
 from neira.storage.db import Database
+from neira.storage.feed import RESET
 
 
 class OrganRows:
@@ -28,6 +29,8 @@ class OrganRows:
         """Writes of these organs have committed: their cached rows are stale."""
         self._writes += 1
         for organ_id in organ_ids:
+            if organ_id == RESET:  # anything may have changed (another process, missed notifications)
+                self._rows.clear()
             self._rows.pop(organ_id, None)
 
     async def get(self, organ_id: str) -> Any:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from neira.storage import migrate, tables
 from neira.storage.feed import ChangeFeed, Changed
+from neira.storage.notify import CHANNEL, Listener, payloads
+
+NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class Tx:
@@ -62,8 +67,18 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, future=True)
         self._write_lock = asyncio.Lock()
         self.feed = ChangeFeed()
+        self.replica = secrets.token_hex(6)  # this process, in the notifications other processes hear
+        self._listener: Listener | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def listen(self) -> None:
+        """On PostgreSQL, follow the other processes' commits (neira/storage/notify.py); SQLite has one."""
+        if self.is_sqlite or self._listener is not None:
+            return
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listener = Listener(dsn, self.replica, self.feed)
+        await self._listener.start()
 
     async def create(self) -> tuple[str | None, str]:
         """Bring the schema to the newest revision (neira/storage/migrate.py); (from, to)."""
@@ -81,7 +96,10 @@ class Database:
         return True
 
     async def close(self) -> None:
-        """Dispose of the engine's connections."""
+        """Stop listening and dispose of the engine's connections."""
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -93,6 +111,9 @@ class Database:
                 async with self.engine.begin() as conn:
                     tx = Tx(conn)
                     yield tx
+                    if tx._changes and not self.is_sqlite:  # delivered to the other processes at commit
+                        for payload in payloads(self.replica, tx._changes):
+                            await conn.execute(NOTIFY, {"channel": CHANNEL, "payload": payload})
             except BaseException:
                 for undo in tx._undo if tx is not None else ():
                     undo()

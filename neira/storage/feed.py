@@ -2,7 +2,9 @@
 hint when the writer has it — and every in-memory read model (catalog index, record cache, organ rows)
 follows the feed instead of being told by each writer. A transaction publishes its changes once, after its
 commit and before its other hooks; a rolled-back one publishes nothing. A change without a value (as a
-listener on another process's commits would deliver it) makes a subscriber drop what it holds for the key."""
+listener on another process's commits would deliver it) makes a subscriber drop what it holds for the key;
+the key `RESET` says the whole table may have changed (a listener that was away and missed notifications), so a
+subscriber drops everything it holds for that table."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Changed(Frozen):
     value: Any = None
 
 
+RESET = "*"  # the key of a change that may have touched every row of its table
 Subscriber = Callable[[list[Changed]], None]
 
 
@@ -41,3 +44,11 @@ class ChangeFeed:
         for table, items in by_table.items():
             for fn in self._subscribers.get(table, ()):
                 fn(items)
+
+    def tables(self) -> list[str]:
+        """The tables somebody follows."""
+        return list(self._subscribers)
+
+    def reset(self) -> None:
+        """Tell every subscriber that anything may have changed (after missed notifications)."""
+        self.publish([Changed(table=t, key=RESET) for t in self._subscribers])
