@@ -34,6 +34,7 @@ from neira.storage import tables
 from neira.storage.db import Database, Tx
 from neira.structs import Base, Frozen, to_builtins
 from neira.verdict import Analysis
+from neira.commands.why import waiting_text
 
 if TYPE_CHECKING:
     from neira.analysis import Analyzer, Subject
@@ -203,8 +204,10 @@ class Graduation:
             if row is not None:
                 step = await self._consider_organ(tx, row, result)
                 if changed and step is not None and step.waiting_for == "approval" and not self.held(row.id):
+                    shown = to_builtins(summary(result))
                     await self.events.emit(tx, "organ.waiting", subject.key, {
-                        "id": row.id, "state": row.state, "waiting_for": "approval", "analysis": to_builtins(summary(result))})
+                        "id": row.id, "state": row.state, "waiting_for": "approval", "analysis": shown,
+                        "text": {lang: waiting_text(row.id, shown, lang) for lang in ("ru", "en")}})
             return
         await self._consider_cell(tx, subject, result)
 
