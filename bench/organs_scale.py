@@ -74,7 +74,9 @@ class LagMonitor:
 
 async def run(n: int, delays: tuple[int, int, int], freeze: bool) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="neira-bench-"))
-    core = Core(Settings(data_dir=str(data), admin_token="bench", stage_delays_ms=delays))
+    # canary analysis off: this measures the builder's timers, where the delays alone decide (docs/evidence.md,
+    # "Graduation"); with it on, the examples' hitl organs would wait in canary for a human
+    core = Core(Settings(data_dir=str(data), admin_token="bench", stage_delays_ms=delays, analysis_interval_ms=0))
     await core.start()
     try:
         await core.organs.build({"organ_template": "organ.voice.v1"}, "admin")  # warm-up: cells exist, caches filled

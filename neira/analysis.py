@@ -23,7 +23,7 @@ from neira.runtime.sources import family_of
 from neira.sample_runs import judge_run, percentile
 from neira.samples import Sample, samples_of
 from neira.storage import tables
-from neira.storage.db import Database
+from neira.storage.db import Database, Tx
 from neira.templates import AnalysisPolicy
 from neira.trend import Run, trend
 from neira.verdict import Analysis, Baseline, Measurement, analyse, thresholds_of
@@ -42,6 +42,9 @@ class Runs(Protocol):
 
 
 Probe = tuple[Sample, Callable[[Any], Awaitable[RunResult]]]
+OnRound = Callable[[Tx, "Subject", Analysis, bool], Awaitable[None]]
+"""Called inside the transaction that stored a round, with the verdict it produced and whether that verdict
+changed (graduation acts on it there, so a verdict and the promotion it causes commit together)."""
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Analyzer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._said: dict[str, str] = {}  # subject key → the last verdict announced (an event per change)
+        self.on_round: OnRound | None = None  # graduation (neira/graduation.py), wired by the core
         db.feed.subscribe("cell_records", self._moved)
         db.feed.subscribe("organs", self._moved)
 
@@ -160,13 +164,16 @@ class Analyzer:
             for subject in {s.key, s.baseline} - {None}:
                 await self._prune(tx.conn, str(subject), keep)
             result = await self._analysis_in(tx.conn, s)
-            if result.verdict != "running" and self._said.get(s.key) != result.verdict:
+            changed = result.verdict != "running" and self._said.get(s.key) != result.verdict
+            if changed:
                 await self.events.emit(tx, "analysis.verdict", s.key, {
                     "id": s.id, "stage": s.state, "verdict": result.verdict, "runs": result.runs,
                     "errors": result.errors, "error_rate": result.error_rate, "p99_ms": result.p99_ms,
                     "reasons": result.reasons})
                 verdict = result.verdict
                 tx.after_commit(lambda: self._said.__setitem__(s.key, verdict))
+            if self.on_round is not None:
+                await self.on_round(tx, s, result, changed)
 
     async def _prune(self, conn: Any, subject: str, keep: int) -> None:
         cut = (await conn.execute(select(A.c.seq).where(A.c.subject == subject).order_by(A.c.seq.desc())
@@ -180,9 +187,12 @@ class Analyzer:
                 A.c.subject == key, A.c.stage == stage, A.c.since == since))).scalar() or 0)
 
     # --- what is analysed --------------------------------------------------------------------------
-    async def subject(self, key: str) -> Subject | None:
-        """The record or organ behind a key, with its probes and baseline (None when it is gone)."""
+    async def subject(self, key: str, conn: Any = None) -> Subject | None:
+        """The record or organ behind a key, with its probes and baseline (None when it is gone); read on
+        `conn` (a transaction's) when given."""
         kind, _, id = key.partition(":")
+        if conn is not None:
+            return await (self._cell(conn, id) if kind == "cell" else self._organ(conn, id))
         async with self.db.read() as conn:
             return await (self._cell(conn, id) if kind == "cell" else self._organ(conn, id))
 
@@ -246,6 +256,10 @@ class Analyzer:
             raise NotFound(f"no {'cell record' if kind == 'cell' else 'organ'} {id}")
         async with self.db.read() as conn:
             return await self._analysis_in(conn, subject)
+
+    async def analysis_in(self, conn: Any, s: Subject) -> Analysis:
+        """The analysis of a subject read on `conn` (inside a caller's transaction)."""
+        return await self._analysis_in(conn, s)
 
     async def _analysis_in(self, conn: Any, s: Subject) -> Analysis:
         stage, since = s.state, s.since

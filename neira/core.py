@@ -12,6 +12,7 @@ from neira.commands.service import CommandService
 from neira.config import Settings
 from neira.events import EventBus
 from neira.factory import Factory
+from neira.graduation import Graduation
 from neira.metrics import Metrics
 from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
@@ -52,6 +53,8 @@ class Core:
         )
         self.training = Trainer(self.db, self.runs, self.runs.sources, self.events, self.audit, self.metrics)
         self.analysis = Analyzer(self.db, self.runs, self.events, settings.analysis_interval_ms)
+        self.graduation = Graduation(self.db, self.analysis, self.organs, self.factory, self.events, self.audit,
+                                     enabled=settings.analysis_interval_ms > 0)
         self.commands = CommandService(self)
 
     async def start(self) -> None:
@@ -62,6 +65,7 @@ class Core:
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
         await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
         await self.factory.start()
+        await self.graduation.start()
         await self.organs.start()
         self.analysis.start()
         self.ready = True

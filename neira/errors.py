@@ -120,6 +120,15 @@ class Busy(NeiraError):
         self.retry_after = retry_after
 
 
+class Held(NeiraError):
+    """A promotion waits for evidence or a human (contract §7); `waiting_for` says which."""
+
+    code = "held"
+
+    def __init__(self, reason: str, waiting_for: str, **extra: Any) -> None:
+        super().__init__(reason, waiting_for=waiting_for, **extra)
+
+
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_template": 400,
@@ -134,6 +143,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "plan_stale": 409,
     "not_runnable": 409,
+    "held": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "data_dir_locked": 503,

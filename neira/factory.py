@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
@@ -27,12 +27,19 @@ from neira.selector import LIVE_STATES, candidate
 from neira.storage import tables
 from neira.storage.db import Database, Tx
 from neira.templates import CellTemplate
+from neira.lifecycle import CELL_STAGES
 
 log = logging.getLogger("neira.factory")
 
 IDEMPOTENCY_SCOPE = "factory.cells"
 PLAN_MEMO_SIZE = 1024  # dry-runs remembered per catalog/records state (cleared whenever either changes)
 R = tables.cell_records
+
+
+class ApprovalGuard(Protocol):
+    """Graduation's check before a human approves a record (neira/graduation.py)."""
+
+    async def __call__(self, tx: Tx, row: Any, force: bool, reason: str | None, actor: str) -> str | None: ...
 
 
 class Factory:
@@ -48,6 +55,9 @@ class Factory:
         self.heal_delay_s = heal_delay_s
         self.sandbox_limits = sandbox_limits or {}  # what each script / wasm run may use (dry-run, audit)
         self._tasks: set[asyncio.Task[None]] = set()
+        # graduation's check before a human approves a record out of canary/experimental (neira/graduation.py):
+        # (tx, row, force, reason, actor) → the verdict in words, or PolicyDenied / Held; wired by the core
+        self.approval_guard: ApprovalGuard | None = None
 
     # --- start / stop ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -213,11 +223,12 @@ class Factory:
             return record_dict(row) | {"history": await self.records.history(conn, id)}
 
     # --- moves -------------------------------------------------------------------------------------
-    async def approve(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def approve(self, id: str, actor: str, reason: str | None = None, force: bool = False) -> dict[str, Any]:
         """draft → canary → experimental → stable; reaching stable deprecates the other stable record
-        of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition."""
+        of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition. Out of
+        canary/experimental the canary verdict must pass, or `force` with a reason overrides it (graduation)."""
         async with self.db.transaction() as tx:
-            return await self.move_in(tx, id, CellEvent.APPROVE, actor, reason)
+            return await self.move_in(tx, id, CellEvent.APPROVE, actor, reason, force=force)
 
     async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """Any non-terminal state → disabled."""
@@ -235,15 +246,19 @@ class Factory:
             return await self.move_in(tx, id, CellEvent.AUTO_ROLLBACK, actor, reason)
 
     async def move_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str | None = None,
-                      decision_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+                      decision_ids: tuple[str, ...] = (), force: bool = False) -> dict[str, Any]:
         """One lifecycle move of a record inside the caller's transaction (REST routes and plans alike):
-        approve (gate checked; stable deprecates the other stable record), disable, rollback and
-        auto_rollback (the last stable version restored)."""
+        approve (gate checked; the canary verdict checked by graduation; stable deprecates the other stable
+        record), disable, rollback and auto_rollback (the last stable version restored)."""
         row = await self.records.row(tx.conn, id)
         if event is CellEvent.APPROVE:
             new = advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
             gate = self.policy.gate(f"factory_{row.backend}")
             self.policy.enforce([gate])
+            if self.approval_guard is not None:
+                said = await self.approval_guard(tx, row, force, reason, actor)
+                if said:
+                    reason = f"{reason or 'approved'} ({said})"
             new = await self.records.move(tx, row, event, actor, reason, [gate], decision_ids)
             if new is CellState.STABLE:
                 await self.records.deprecate_others(tx, row, actor)
@@ -260,6 +275,40 @@ class Factory:
                 "id": id, "from": row.state, "state": new.value, "restored": restored, "reason": reason})
         tx.after_commit(lambda: self.metrics.factory_rollbacks.labels(kind).inc())
         return {"id": id, "state": new.value, "restored": restored}
+
+    async def graduate_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str) -> str:
+        """A move a verdict caused (graduation): approve one stage (stable deprecates the other stable record)
+        or fail. No gate question: the record already runs on its backend, and the verdict is the decision."""
+        row = await self.records.row(tx.conn, id)
+        new = await self.records.move(tx, row, event, actor, reason)
+        if new is CellState.STABLE:
+            await self.records.deprecate_others(tx, row, actor)
+        if event is CellEvent.APPROVE:
+            tx.after_commit(lambda: self._count_approval(new))
+        return new.value
+
+    async def carry_in(self, tx: Tx, targets: dict[str, str], actor: str, reasons: dict[str, str]) -> list[tuple[str, str, str]]:
+        """Records promoted with their organ (contract §7): each record id in `targets` that is behind its target
+        stage on the promotion chain is approved up to it (the organ's evidence and approval count for it);
+        `reasons[record id]` says why. Records ahead of it, or off the chain (deprecated, disabled, ...), stay.
+        Returns the moves `(record id, from, to)`."""
+        if not targets:
+            return []
+        rank = {s.value: i for i, s in enumerate(CELL_STAGES)}
+        moved: list[tuple[str, str, str]] = []
+        rows = list(await tx.conn.execute(select(R).where(R.c.id.in_(list(targets)))))
+        for row in rows:
+            if rank.get(row.state, 99) >= rank[targets[row.id]]:
+                continue
+            start = row.state
+            while rank[row.state] < rank[targets[row.id]]:
+                new = await self.records.move(tx, row, CellEvent.APPROVE, actor, reasons.get(row.id))
+                if new is CellState.STABLE:
+                    await self.records.deprecate_others(tx, row, actor)
+                tx.after_commit(lambda new=new: self._count_approval(new))
+                row = await self.records.row(tx.conn, row.id)
+            moved.append((row.id, start, row.state))
+        return moved
 
     def _count_approval(self, new: CellState) -> None:
         self.metrics.factory_approvals.labels(new.value).inc()

@@ -37,6 +37,7 @@ class CellEvent(StrEnum):
     HEAL_OK = "heal_ok"  # healing ends: back to the state before healing
     HEAL_FAIL = "heal_fail"
     AUTO_ROLLBACK = "auto_rollback"
+    FAIL = "fail"  # a failing canary verdict (contract §7, Graduation)
 
 
 S, E = CellState, CellEvent
@@ -61,6 +62,8 @@ CELL_TRANSITIONS: dict[tuple[CellState, CellEvent], CellState] = {
     **{(s, E.AUTO_ROLLBACK): S.ROLLED_BACK for s in (*CELL_STAGES, S.DEPRECATED, S.DISABLED, S.HEALING, S.FAILED)},
     **{(s, E.HEAL): S.HEALING for s in (*CELL_STAGES, S.DEPRECATED, S.DISABLED, S.FAILED)},
     (S.HEALING, E.HEAL_FAIL): S.FAILED,
+    (S.CANARY, E.FAIL): S.FAILED,
+    (S.EXPERIMENTAL, E.FAIL): S.FAILED,
 }
 """(state, event) → next state. HEAL_OK is special: it returns to the state held before healing."""
 
@@ -108,12 +111,16 @@ class OrganState(StrEnum):
 
 
 class OrganEvent(StrEnum):
-    """What can happen to an organ. `advance` is the builder's own step, `approve` a human's step forward,
-    `set` a manual move (forward by hand, hold where it is, or to failed), `cancel` stops a build, `rebuild`
-    starts it again from draft."""
+    """What can happen to an organ. `advance` is the builder's own step (the stage delay passed and, under
+    canary analysis, the verdict passed), `approve` a human's step forward (it also ends a hold), `hold` stops
+    the automatic progression where it is until `approve`, `fail` is a failing verdict, `set` a manual move
+    (forward by hand, hold where it is, or to failed), `cancel` stops a build, `rebuild` starts it again from
+    draft."""
 
     ADVANCE = "advance"
     APPROVE = "approve"
+    HOLD = "hold"
+    FAIL = "fail"
     SET = "set"
     CANCEL = "cancel"
     REBUILD = "rebuild"
@@ -122,6 +129,8 @@ class OrganEvent(StrEnum):
 O, OE = OrganState, OrganEvent
 ORGAN_STAGES: tuple[OrganState, ...] = (O.DRAFT, O.CANARY, O.EXPERIMENTAL, O.STABLE)
 """The stages of a build, in order."""
+ANALYSED_STAGES = frozenset({"canary", "experimental"})
+"""The stages (of organs and cell records alike) that canary analysis measures and graduation judges."""
 BUILDING_ORGAN_STATES = frozenset({O.DRAFT, O.CANARY, O.EXPERIMENTAL})
 """A build is in flight until it is stable or failed."""
 LIVE_ORGAN_STATES = frozenset(ORGAN_STAGES)
@@ -134,6 +143,9 @@ def _organ_table() -> dict[tuple[OrganState, OrganEvent, OrganState], None]:
         nxt = ORGAN_STAGES[i + 1]
         table[(s, OE.ADVANCE, nxt)] = table[(s, OE.APPROVE, nxt)] = None
         table[(s, OE.CANCEL, O.FAILED)] = None
+        table[(s, OE.HOLD, s)] = None  # progression stops where it is until approve
+    for s in (O.CANARY, O.EXPERIMENTAL):  # the stages under analysis
+        table[(s, OE.FAIL, O.FAILED)] = None
     for i, s in enumerate(ORGAN_STAGES):
         for t in ORGAN_STAGES[i:]:  # forward by hand, or hold where it is (stops the automatic progression)
             table[(s, OE.SET, t)] = None
@@ -163,8 +175,10 @@ def organ_target(state: OrganState, event: OrganEvent) -> OrganState:
     """Where `event` leads from `state` when it has one destination (advance, approve, cancel, rebuild)."""
     if event in (OE.ADVANCE, OE.APPROVE):
         return next_organ_stage(state) or O.STABLE
-    if event is OE.CANCEL:
+    if event in (OE.CANCEL, OE.FAIL):
         return O.FAILED
+    if event is OE.HOLD:
+        return state
     if event is OE.REBUILD:
         return O.DRAFT
     raise ValueError("a manual move names its target state")
@@ -176,6 +190,15 @@ def next_organ_stage(state: OrganState | str) -> OrganState | None:
     if state not in BUILDING_ORGAN_STATES:
         return None
     return ORGAN_STAGES[ORGAN_STAGES.index(state) + 1]
+
+
+def stage_index(state: str) -> int | None:
+    """The place of a state in the promotion chain shared by records and organs (draft 0 … stable 3), or None
+    outside it (failed, disabled, deprecated, ...)."""
+    try:
+        return ORGAN_STAGES.index(OrganState(state))
+    except ValueError:
+        return None
 
 
 def organ_is_building(state: OrganState | str) -> bool:

@@ -12,7 +12,10 @@ from api.controllers.common import Json, NeiraRequest, json_body
 from api.wire.base import Reason
 from api.wire.factory import CellRecord, DryRun, FactoryRequest, RecordMoved
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
+import msgspec
+
 from neira.catalog import check_id
+from neira.graduation import Approval
 from neira.errors import InvalidRequest, NotFound
 
 MOVES = ("approve", "disable", "rollback", "auto_heal", "auto_rollback")
@@ -68,10 +71,17 @@ class FactoryController(Controller):
         """A record with its history."""
         return await request.core.factory.get(record_id)
 
-    @post("/{record_id:str}/approve", status_code=200, opt=MOVE_DOC)
+    @post("/{record_id:str}/approve", status_code=200, opt=doc(RecordMoved, body=Approval, optional=True, errors=(403, 409)))
     async def approve(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
-        """draft → canary → experimental → stable."""
-        return await request.core.factory.approve(record_id, request.user, await move_reason(request))
+        """draft → canary → experimental → stable; out of canary/experimental the canary verdict must pass
+        (403 `policy_denied` naming the failing metric, 409 `held` while it is not in) unless
+        `{"force": true, "reason"}`."""
+        body = await json_body(request, optional=True)
+        try:
+            req = msgspec.convert(body or {}, Approval)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid body: {exc}") from None
+        return await request.core.factory.approve(record_id, request.user, req.reason, req.force)
 
     @post("/{record_id:str}/disable", status_code=200, opt=MOVE_DOC)
     async def disable(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:

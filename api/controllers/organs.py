@@ -10,8 +10,13 @@ from litestar.exceptions import WebSocketDisconnect
 from api.auth import websocket_role
 from api.apidoc import doc
 from api.controllers.common import Json, NeiraRequest, NeiraSocket, json_body
-from api.wire.base import Moved
-from api.wire.organs import BuildDryRun, BuildStarted, OrganEntry, OrganStatus
+import msgspec
+
+from api.controllers.factory import move_reason
+from api.wire.base import Moved, Reason
+from api.wire.organs import BuildDryRun, BuildStarted, OrganApproved, OrganEntry, OrganStatus
+from neira.errors import InvalidRequest
+from neira.graduation import Approval
 from neira.organs import BuildRequest
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from api.controllers.ws import pump, send
@@ -26,6 +31,15 @@ class StatusChange(Base):
 
     state: str
     reason: str | None = None
+
+
+async def approval(request: NeiraRequest) -> Approval:
+    """The optional body of approve: `{reason?, force?}` (strict)."""
+    body = await json_body(request, optional=True)
+    try:
+        return msgspec.convert(body or {}, Approval)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid body: {exc}") from None
 
 
 class OrgansController(Controller):
@@ -59,6 +73,19 @@ class OrgansController(Controller):
     async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:
         """Move by hand (draft|canary|experimental|stable|failed); stops the automatic progression."""
         return await request.core.organs.set_status(organ_id, data.state, data.reason, request.user)
+
+    @post("/{organ_id:str}/approve", status_code=200, opt=doc(OrganApproved, body=Approval, optional=True, errors=(403, 409)))
+    async def approve_organ(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+        """A human's approve: ends a hold; promotes one stage when the canary verdict passes. Against a failing
+        verdict 403 `policy_denied` (naming the metric) unless `{"force": true, "reason"}`; while the verdict
+        is not in, 409 `held` with `waiting_for: "analysis"`."""
+        body = await approval(request)
+        return await request.core.organs.approve(organ_id, request.user, body.reason, body.force)
+
+    @post("/{organ_id:str}/hold", status_code=200, opt=doc(OrganApproved, body=Reason, optional=True, errors=(409,)))
+    async def hold_organ(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+        """Stop the organ's progression where it is until `approve` (`{reason?}`); 409 once it is stable or failed."""
+        return await request.core.organs.hold(organ_id, request.user, await move_reason(request))
 
     @delete("/{organ_id:str}/build", status_code=200, opt=doc(Moved, errors=(409,)))
     async def cancel(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:

@@ -68,9 +68,46 @@ class OrganMetrics(Wire):
     runs: RunFigures | None = None
 
 
+class HoldInfo(Wire):
+    """A human's hold on an organ (`POST /organs/{id}/hold`), until `approve`."""
+
+    since: float
+    actor: str
+    reason: str | None = None
+
+
+class VerdictSummary(Wire):
+    """The canary verdict an organ's promotion waits on (the full answer: `GET /organs/{id}/analysis`)."""
+
+    verdict: str
+    stage: str | None
+    runs: int
+    errors: int
+    error_rate: float
+    p50_ms: float
+    p99_ms: float
+    baseline_id: str | None
+    baseline_p99_ms: float | None
+    min_runs: int
+    reasons: list[str]
+
+
+class OrganApproved(Wire):
+    """`POST /organs/{id}/approve` and `/hold`: the organ's state after; `held`, and what its promotion waits for
+    when it did not move (a hold released while the verdict is not in)."""
+
+    id: str
+    state: str
+    held: bool | None = None
+    waiting_for: Literal["delay", "analysis", "approval", "gate"] | None = None
+    analysis: VerdictSummary | None = None
+
+
 class OrganStatus(Wire):
-    """`GET /organs/{id}/status`. `waiting_for`: `delay` (its stage's time), `gate` (held by the closed gate
-    `held_by`), or null when it does not progress by itself."""
+    """`GET /organs/{id}/status`. `waiting_for`: `delay` (its stage's minimum time), `analysis` (a canary verdict
+    that is not in, or inconclusive), `approval` (a human: out of canary when the template says `hitl`, or a
+    hold), `gate` (held by the closed gate `held_by`), or null when it does not progress by itself. `analysis`:
+    the verdict in short; `override`: a manual move put the organ ahead of one of its cells."""
 
     id: str
     state: str
@@ -81,3 +118,6 @@ class OrganStatus(Wire):
     updated_at: float
     waiting_for: Literal["delay", "analysis", "approval", "gate"] | None = None
     held_by: str | None = None
+    hold: HoldInfo | None = None
+    analysis: VerdictSummary | None = None
+    override: bool = False

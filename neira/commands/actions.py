@@ -8,13 +8,32 @@ from typing import Any
 from neira import introspection
 from neira.commands.reply import say
 from neira.commands.resolve import Resolution
+from neira.commands import why
 from neira.commands.plan import Services, active_organ, active_record
+from neira.graduation import summary
+from neira.structs import to_builtins
 
 async def run(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
     """Answer a status or list command: (what was read, reply)."""
     if res.intent == "list":
         return await _list(res, core)
+    if res.intent == "why":
+        return await _why(res, core)
     return await _status(res, core)
+
+
+async def _why(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
+    """What the organ's (or record's) promotion waits for, with the evidence."""
+    target = res.target or {}
+    if target.get("kind") == "organ":
+        found = await active_organ(core, target["id"], allow_failed=True)
+        status = await core.organs.status(found["id"])
+        return status, why.explain(status, res.lang)
+    record = await active_record(core, target["id"], newest_if_dead=True)
+    analysis = await core.analysis.of("cell", record["id"])
+    shown = {"id": record["id"], "state": record["state"],
+             "analysis": to_builtins(summary(analysis)) if analysis.stage else None}
+    return shown, why.explain(shown, res.lang)
 
 
 async def _status(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:

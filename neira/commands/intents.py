@@ -25,6 +25,8 @@ INTENTS: dict[str, Does] = {
     "rollback": Does.PLAN,
     "cancel_build": Does.PLAN,
     "rebuild": Does.PLAN,
+    "hold": Does.PLAN,  # a one-change plan (contract §5); "promote" is a word of approve
+    "why": Does.READ,  # what a promotion waits for, with the evidence
     "apply": Does.APPLY,
     "run": Does.RUN,
     "train": Does.RUN,  # an iteration: runs the samples and keeps the result; no lifecycle state moves

@@ -113,6 +113,18 @@ class Rebuild(CommandBase, kw_only=True, tag="rebuild"):
     target: Target
 
 
+class Hold(CommandBase, kw_only=True, tag="hold"):
+    """«придержи organ-1»: stop an organ's progression until it is approved."""
+
+    target: Target
+
+
+class Why(CommandBase, kw_only=True, tag="why"):
+    """«почему organ-1 ждёт?»: what an organ's (or a record's) promotion waits for, with the evidence."""
+
+    target: Target
+
+
 class Apply(CommandBase, kw_only=True, tag="apply"):
     """Carry out a plan: the named one, or the session's last one."""
 
@@ -149,7 +161,7 @@ class Help(CommandBase, kw_only=True, tag="help"):
 
 Command = (
     CreateOrgan | UpdateOrgan | BuildPipeline | CreateCell | Approve | Disable | Rollback | Status
-    | ListItems | CancelBuild | Rebuild | Apply | Run | Train | Review | Help
+    | ListItems | CancelBuild | Rebuild | Hold | Why | Apply | Run | Train | Review | Help
 )
 
 ErrorCode = Literal[

@@ -19,6 +19,7 @@ from neira.planning import cell_step, facts, is_dead, organ_steps
 from neira.policy import OPEN_STATES
 
 if TYPE_CHECKING:
+    from neira.analysis import Analyzer
     from neira.catalog import Catalog
     from neira.factory import Factory
     from neira.organs import OrganBuilder
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
     from neira.runtime.service import RunService
     from neira.storage.db import Database
 
-LIFECYCLE_INTENTS = frozenset({"approve", "disable", "rollback", "cancel_build", "rebuild"})
+LIFECYCLE_INTENTS = frozenset({"approve", "disable", "rollback", "cancel_build", "rebuild", "hold"})
 _CELL_MOVES = {"approve": CellEvent.APPROVE, "disable": CellEvent.DISABLE, "rollback": CellEvent.ROLLBACK}
 _ORGAN_MOVES = {"approve": OrganEvent.APPROVE, "cancel_build": OrganEvent.CANCEL, "rebuild": OrganEvent.REBUILD,
-                "disable": OrganEvent.SET}
+                "disable": OrganEvent.SET, "hold": OrganEvent.HOLD}
 _DEAD = {
     "en": "cell {cell} has only a {state} record ({record_id}) of version {version}; register a new version of it, then ask again",
     "ru": "у клетки {cell} есть только запись {record_id} в состоянии {state} (версия {version}); зарегистрируйте новую версию и повторите",
@@ -45,6 +46,7 @@ class Services(Protocol):
     policy: PolicyEngine
     db: Database
     runs: RunService
+    analysis: Analyzer
 
 
 def _decision(d: PolicyDecision) -> Decision:

@@ -14,7 +14,7 @@ import msgspec
 from neira.commands.known import Known, split_id
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, Command, CreateCell, CreateOrgan, Disable, Help, Item, ListItems,
-    ParseFailure, Rebuild, Review, Rollback, Run, Status, Target, Train, UpdateOrgan,
+    Hold, ParseFailure, Rebuild, Review, Rollback, Run, Status, Target, Train, UpdateOrgan, Why,
 )
 from neira.commands.morph import slug
 from neira.commands.specs import Steps, derive_organ, new_cell, pipeline_organ, versioned_cell
@@ -65,7 +65,7 @@ def _resolve(command: Command, known: Known) -> Resolution:
             return _build_pipeline(command, known)
         case CreateCell():
             return _create_cell(command, known)
-        case Approve() | Disable() | Rollback() | CancelBuild() | Rebuild():
+        case Approve() | Disable() | Rollback() | CancelBuild() | Rebuild() | Hold() | Why():
             return Resolution(intent=command.__struct_config__.tag, lang=lang, target=_target(command.target, known))  # type: ignore[arg-type]
         case Status():
             target = _target(command.target, known) if command.target else None

@@ -10,11 +10,11 @@ from lark import Token, Transformer
 
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, CreateCell, CreateOrgan, Disable, Help, Item, ListItems, Rebuild,
-    Review, Rollback, Run, Status, Target, Train, UpdateOrgan,
+    Hold, Review, Rollback, Run, Status, Target, Train, UpdateOrgan, Why,
 )
 
 _LIFECYCLE = {"APPROVE": Approve, "DISABLE": Disable, "ROLLBACK": Rollback, "CANCEL_BUILD": CancelBuild,
-              "REBUILD": Rebuild}
+              "REBUILD": Rebuild, "HOLD": Hold}
 _ITEM_KIND = {"ALIAS": "alias", "WORD": "word", "ID": "id", "ORGAN_ID": "id"}
 _LIST_WHAT = {"ORGAN": "organs", "CELL": "cells", "PIPELINE": "pipelines"}
 
@@ -127,6 +127,9 @@ class ToCommand(Transformer):
 
     def lifecycle(self, children: list):
         return _LIFECYCLE[children[0]](target=children[1])
+
+    def why(self, children: list) -> Why:
+        return Why(target=_first(children, Target))
 
     def status(self, children: list) -> Status:
         return Status(target=_first(children, Target))

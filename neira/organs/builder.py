@@ -12,7 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -23,9 +23,11 @@ from neira.plan import CreateRecord, Snapshot
 from neira.planning import cell_step
 from neira.errors import InvalidRequest, NeiraError
 from neira.events import EventBus
-from neira.lifecycle import OrganEvent, OrganState, organ_is_building, organ_move
+from neira.lifecycle import ORGAN_STAGES, OrganEvent, OrganState, organ_is_building, organ_move, stage_index
 from neira.metrics import Metrics
 from neira.organs import plan, store
+from neira.storage.tables import organs as ORGANS
+from sqlalchemy import select
 from neira.organs.builds import BuildQueue, Job
 from neira.organs.by_template import TemplateOrgans
 from neira.organs.progress import DRAFT, Progress, status_metrics, waiting
@@ -35,6 +37,9 @@ from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
 from neira.structs import Base, to_builtins
 from neira.templates import OrganTemplate, template_dict
+
+if TYPE_CHECKING:
+    from neira.graduation import Graduation, Verdict
 
 log = logging.getLogger("neira.organs")
 
@@ -69,6 +74,15 @@ class OrganBuilder:
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
         policy.on_gate(GATE, self.progress.gate_changed)  # a closed gate holds every build (progress.py)
+        self.progress.carry = self._carry_batch  # the organ's cells move with it (contract §7)
+        self.graduation: Graduation | None = None  # promotion on evidence and the holds (neira/graduation.py)
+
+    def attach(self, graduation: Graduation) -> None:
+        """Graduation decides the promotions out of canary and experimental (when analysis is on) and holds."""
+        self.graduation = graduation
+        self.progress.is_held = graduation.held
+        if graduation.enabled:
+            self.progress.gated = graduation.due_in
 
     # --- life ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -169,8 +183,13 @@ class OrganBuilder:
         states = await self.factory.record_states([c["id"] for c in row.cells])
         cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
         held = self.progress.held_since
+        why = await self.graduation.explain(row, held is not None) if self.graduation is not None else {
+            **waiting(row, held), "hold": None, "analysis": None}
+        at = stage_index(row.state)
+        behind = [c for c in cells if c["state"] is not None and (i := stage_index(c["state"])) is not None and at is not None and i < at]
         result = {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto,
-                  **waiting(row, held), "cells": cells, "metrics": status_metrics(row, held), "updated_at": row.updated_at}
+                  **why, "override": bool(behind), "cells": cells, "metrics": status_metrics(row, held),
+                  "updated_at": row.updated_at}
         if not organ_is_building(row.state) and generation == self.factory.records_generation:
             self._settled[organ_id] = (row, generation, result)
             if len(self._settled) > SETTLED_MEMO:
@@ -198,28 +217,110 @@ class OrganBuilder:
         """Stop a build in flight: it ends `failed`. 409 once it is stable or failed. Audited."""
         return await self.move(organ_id, OrganEvent.CANCEL, actor, reason or "build cancelled")
 
-    async def approve(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """A human moves a build one stage forward (automatic progression stops there). Audited."""
-        return await self.move(organ_id, OrganEvent.APPROVE, actor, reason or "approved")
+    async def approve(self, organ_id: str, actor: str, reason: str | None = None, force: bool = False) -> dict[str, Any]:
+        """A human's approve (contract §7): ends a hold and promotes one stage when the canary verdict passes
+        (against another verdict only with `force` and a reason); with analysis off, one stage forward and the
+        automatic progression stops there. Audited."""
+        return await self.move(organ_id, OrganEvent.APPROVE, actor, reason, force=force)
+
+    async def hold(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Stop the organ's progression where it is until `approve`. Audited."""
+        return await self.move(organ_id, OrganEvent.HOLD, actor, reason)
 
     async def move(self, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
-                   target: str | None = None) -> dict[str, Any]:
+                   target: str | None = None, force: bool = False) -> dict[str, Any]:
         """One lifecycle move in its own transaction (see `move_in`)."""
         decision = self._gate()
         async with self.db.transaction() as tx:
-            return await self.move_in(tx, organ_id, via, actor, reason, target, (decision.decision_id,))
+            return await self.move_in(tx, organ_id, via, actor, reason, target, (decision.decision_id,), force)
 
     async def move_in(self, tx: Tx, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
-                      target: str | None = None, decision_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+                      target: str | None = None, decision_ids: tuple[str, ...] = (), force: bool = False) -> dict[str, Any]:
         """Inside the caller's transaction: the move `via` (to `target` for a manual `set`), judged by the organ
-        transition table (409 invalid_transition naming both states). Rebuild starts the build again."""
+        transition table (409 invalid_transition naming both states). Rebuild starts the build again; approve
+        and hold are graduation's (neira/graduation.py)."""
         row = await store.get_row(tx.conn, organ_id)
         new = organ_move(row.state, via, target).value
+        grad = self.graduation
+        if via is OrganEvent.HOLD and grad is not None:
+            return await grad.hold_in(tx, row, actor, reason, decision_ids)
+        if via is OrganEvent.APPROVE and grad is not None and grad.enabled:
+            return await grad.approve_organ_in(tx, row, actor, reason, force, decision_ids)
+        if grad is not None:
+            await grad.release_in(tx, row, actor, reason)  # any other move by a human ends a hold
         if via is OrganEvent.REBUILD:
             return await self._restart(tx, row, actor, reason, decision_ids)
         action = {OrganEvent.CANCEL: "organ.cancel", OrganEvent.APPROVE: "organ.approve"}.get(via, "organ.status")
-        await self._settle_manually(tx, row, new, actor, action, reason, decision_ids)
+        await self._settle_manually(tx, row, new, actor, action, reason or ("approved" if via is OrganEvent.APPROVE else None), decision_ids)
+        if via is OrganEvent.APPROVE:
+            await self._carry(tx, [(row.id, row.cells, new)], actor, reason or "approved")
         return {"id": organ_id, "state": new}
+
+    # --- graduation's moves (neira/graduation.py) -----------------------------------------------------------
+    async def promote_in(self, tx: Tx, row: Any, actor: str, action: str, reason: str, verdict: Verdict | None,
+                         decision_ids: tuple[str, ...] = ()) -> str:
+        """One stage forward on evidence (or a human's approve under it), with the organ's cells, in the
+        caller's transaction; the automatic progression goes on from the new stage."""
+        via = OrganEvent.APPROVE if action == "organ.approve" else OrganEvent.ADVANCE
+        new = organ_move(row.state, via).value
+        now = time.time()
+        times = {**(row.stage_times or {}), new: now}
+        done = new == OrganState.STABLE.value
+        deadline = None if done else now + self.progress.delays_s[new]
+        await store.apply_moves(tx, [store.move(row.id, new, not done, deadline, times, now if done else None, now)])
+        shown = to_builtins(verdict) if verdict is not None else None
+        data: dict[str, Any] = {"id": row.id, "state": new, "from": row.state, "actor": actor}
+        if shown is not None:
+            data["verdict"] = shown
+        await self.events.emit(tx, "organ.stage", f"organ:{row.id}", data)
+        await self.audit.record(tx, actor, action, f"organ:{row.id}", {"state": row.state, "auto": row.auto},
+                                {"state": new, "auto": not done, "verdict": shown}, reason, list(decision_ids))
+        await self._carry(tx, [(row.id, row.cells, new)], actor, reason)
+        started, was_auto = row.build_started_at, row.auto
+        tx.after_commit(lambda: self.progress.promoted(row.id, new, times, deadline, started, now, was_auto))
+        return new
+
+    async def fail_in(self, tx: Tx, row: Any, actor: str, reason: str, verdict: Verdict) -> None:
+        """A failing verdict fails the organ (its family's stable version keeps the traffic)."""
+        new = organ_move(row.state, OrganEvent.FAIL).value
+        if self.graduation is not None:
+            await self.graduation.release_in(tx, row, actor, reason)
+        now = time.time()
+        times = {**(row.stage_times or {}), new: now}
+        await store.apply_moves(tx, [store.move(row.id, new, False, None, times, now, now)])
+        shown = to_builtins(verdict)
+        await self.events.emit(tx, "organ.stage", f"organ:{row.id}", {"id": row.id, "state": new, "from": row.state,
+                                                                      "actor": actor, "verdict": shown})
+        await self.audit.record(tx, actor, "organ.fail", f"organ:{row.id}", {"state": row.state, "auto": row.auto},
+                                {"state": new, "auto": False, "verdict": shown}, reason)
+        started = row.build_started_at
+        tx.after_commit(lambda: self.progress.stopped(row.id, True, False, new, started, now))
+
+    async def _carry(self, tx: Tx, moves: list[tuple[str, list[dict[str, Any]], str]], actor: str, reason: str | None) -> None:
+        """The organs' cells follow them up the chain, so an organ is never at a later stage than its cells."""
+        rank = {s.value: i for i, s in enumerate(ORGAN_STAGES)}
+        targets: dict[str, str] = {}
+        reasons: dict[str, str] = {}
+        for organ_id, cells, state in moves:
+            if state not in rank:
+                continue
+            for c in cells or []:
+                rid = c.get("record_id")
+                if rid and rank[state] > rank.get(targets.get(rid, ""), -1):
+                    targets[rid] = state
+                    reasons[rid] = f"with organ {organ_id}" + (f": {reason}" if reason else "")
+        await self.factory.carry_in(tx, targets, actor, reasons)
+
+    async def _carry_batch(self, tx: Tx, moves: list[tuple[str, str]]) -> None:
+        """The timer's batch moved these organs (id, new state): their cells follow (read in chunks)."""
+        wanted = dict(moves)
+        items: list[tuple[str, list[dict[str, Any]], str]] = []
+        ids = list(wanted)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for organ_id, cells in await tx.conn.execute(select(ORGANS.c.id, ORGANS.c.cells).where(ORGANS.c.id.in_(chunk))):
+                items.append((organ_id, cells, wanted[organ_id]))
+        await self._carry(tx, items, "organs_builder", "stage delay passed")
 
     async def _settle_manually(self, tx: Tx, row: Any, new: str, actor: str, action: str, reason: str | None,
                                decision_ids: tuple[str, ...]) -> None:

@@ -16,10 +16,11 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from neira.events import EventBus
-from neira.lifecycle import ORGAN_STAGES, OrganState, next_organ_stage
+from neira.lifecycle import ANALYSED_STAGES, ORGAN_STAGES, OrganState, next_organ_stage
 from neira.metrics import Metrics
 from neira.organs import store
 from neira.organs.rows import OrganRows
@@ -32,6 +33,7 @@ DRAFT, STABLE, FAILED = OrganState.DRAFT.value, OrganState.STABLE.value, OrganSt
 YIELD_EVERY = 500  # builds handled between two yields to the event loop inside one batch
 # The lifecycle's automatic next stage, as plain strings for the hot loop.
 NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
+GATED = frozenset(ANALYSED_STAGES)  # stages whose end graduation judges when canary analysis is on
 
 
 class Flight:
@@ -56,6 +58,11 @@ class Progress:
         self._building = 0
         self._scheduler = StageScheduler(self._advance)
         self.held_since: float | None = None  # when the closed gate began holding every build
+        # set by the builder: the cells follow each batch of moves; graduation's holds; and, with canary analysis
+        # on, graduation decides the moves out of canary and experimental (neira/graduation.py)
+        self.carry: Callable[[Tx, list[tuple[str, str]]], Awaitable[None]] | None = None
+        self.is_held: Callable[[str], bool] = lambda _organ_id: False
+        self.gated: Callable[[Tx, list[str]], Awaitable[None]] | None = None
 
     async def start(self, gate_open: bool = True) -> int:
         """Reload every build in flight (auto on, not stable or failed) with its stored deadline, so it goes
@@ -142,6 +149,20 @@ class Progress:
         elif was_building and new_state == STABLE and started is not None:
             self.metrics.organ_build_duration_ms.observe((now - started) * 1000)
 
+    def promoted(self, organ_id: str, state: str, times: dict[str, float], deadline: float | None,
+                 started: float | None, now: float, was_auto: bool) -> None:
+        """Graduation moved a build one stage (on its verdict, or a human's approve under it): it goes on by
+        itself from there (a fresh generation: older timer entries are stale)."""
+        del was_auto  # a paused build that a human approved progresses by itself again, like any other
+        if deadline is None:
+            self._flights.pop(organ_id, None)
+            self._count_building(-1)
+            if started is not None:
+                self.metrics.organ_build_duration_ms.observe((now - started) * 1000)
+            return
+        flight = self._track(organ_id, state, times, started)
+        self._scheduler.push(deadline, organ_id, flight.gen)
+
     # --- the scheduler's batch ---------------------------------------------------------------------------
     async def _advance(self, due: Due) -> None:
         """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
@@ -151,14 +172,18 @@ class Progress:
                 return
             now = time.time()
             delays = self.delays_s
-            moves, params, evs = [], [], []
+            moves, params, evs, gated = [], [], [], []
             shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
+            held, judged = self.is_held, self.gated
             for organ_id, gen in due:
                 flight = self._flights.get(organ_id)
                 if flight is None or flight.gen != gen:
                     continue  # cancelled, rebuilt or moved by hand since this timer was set
                 nxt = NEXT_STAGE.get(flight.state)
-                if nxt is None:
+                if nxt is None or held(organ_id):
+                    continue  # a held build waits for approve (graduation moves it then)
+                if judged is not None and flight.state in GATED:
+                    gated.append(organ_id)  # its minimum dwell is over: the verdict decides
                     continue
                 times = shared.get((id(flight.times), nxt))
                 if times is None:
@@ -170,10 +195,14 @@ class Progress:
                 moves.append((organ_id, flight, nxt, times, deadline))
                 if len(moves) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
+            if gated and judged is not None:
+                await judged(tx, gated)
             if not moves:
                 return
             await self.events.emit_many(tx, evs)
             await store.apply_moves(tx, params)
+            if self.carry is not None:
+                await self.carry(tx, [(m[0], m[2]) for m in moves])
             tx.after_commit(lambda: self._moved(moves, now))
 
     def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:

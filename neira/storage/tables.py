@@ -181,3 +181,12 @@ analysis_runs = Table(  # canary analysis: one row per measured run of a record 
     Column("at", Float, nullable=False),
     Index("ix_analysis_runs_subject_seq", "subject", "seq"),
 )
+
+holds = Table(  # graduation: a human's hold on an organ's progression (contract §7); approve deletes it
+    "holds",
+    metadata,
+    Column("subject", String(80), primary_key=True),  # organ:<id>
+    Column("since", Float, nullable=False),
+    Column("actor", String(32), nullable=False),
+    Column("reason", Text),
+)

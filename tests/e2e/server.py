@@ -29,7 +29,9 @@ class Server:
     def __init__(self, data_dir: Path, token: str = "e2e-admin-token-16ch", env: dict[str, str] | None = None) -> None:
         self.data_dir, self.token = data_dir, token
         self.port = free_port()
-        self.env = {**os.environ, "NEIRA_ADMIN_TOKEN": token, **(env or {})}
+        # canary analysis off unless a test turns it on (as tests/conftest.py does in process): with it on, the
+        # examples' `hitl: true` organs wait in canary for a human (docs/evidence.md, "Graduation")
+        self.env = {**os.environ, "NEIRA_ADMIN_TOKEN": token, "NEIRA_ANALYSIS_INTERVAL_MS": "0", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 

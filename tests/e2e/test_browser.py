@@ -63,6 +63,11 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
         if n == 2:  # the update plan (~ line) with its finished build
             page.screenshot(path=str(ARTIFACTS / "chat-plan.png"))
     assert len(set(organ_ids)) == 3, organ_ids
+    # A draft record of its own for the panel's cell actions below (the organs' cells went to stable with them).
+    probe = {"id": "analysis.panel_probe.v1", "version": "1.0.0", "analysis_type": "echo", "links": [],
+             "metadata": {"schema": "v1"}}
+    with neira_server.client() as api:
+        assert api.post("/factory/cells", json={"template": probe}).status_code == 201
 
     # The session survives a reload: same id, same history, same finished builds.
     session_label = page.locator("#session-id").inner_text()
@@ -108,8 +113,8 @@ def test_seed_phrases_plan_apply_and_panel(neira_server, open_tab):
     expect(new_row).to_have_attribute("data-state", "stable")
 
     # Cell records: approve moves a draft on; disable asks first, and "keep as is" keeps it.
-    # (the grayscale cell: no later test builds it, and a disabled cell refuses every build that needs it)
-    cell_row = page.locator('#cells-body tr[data-state="draft"]', has_text="analysis.grayscale.v1").first
+    # (the probe cell: no organ uses it, and a disabled cell refuses every build that needs it)
+    cell_row = page.locator('#cells-body tr[data-state="draft"]', has_text="analysis.panel_probe.v1").first
     cell_id = cell_row.get_attribute("data-cell-id")
     cell_row = page.locator(f'#cells-body tr[data-cell-id="{cell_id}"]')
     cell_row.get_by_role("button", name="Одобрить").click()

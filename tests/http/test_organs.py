@@ -55,10 +55,10 @@ async def test_a_settled_status_follows_every_later_change(client: AsyncTestClie
     first = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
     assert (await client.get(f"/organs/{organ_id}/status", headers=auth())).json() == first
     record_id = first["cells"][0]["record_id"]
-    assert first["cells"][0]["state"] == "draft"
-    assert (await client.post(f"/factory/cells/{record_id}/approve", headers=auth())).status_code == 200
-    after_approve = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
-    assert after_approve["cells"][0]["state"] == "canary" and after_approve["state"] == "stable"
+    assert first["cells"][0]["state"] == "stable"  # its cells went up with it (contract §7)
+    assert (await client.post(f"/factory/cells/{record_id}/disable", headers=auth())).status_code == 200
+    after_disable = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
+    assert after_disable["cells"][0]["state"] == "disabled" and after_disable["state"] == "stable"
     r = await client.post(f"/organs/{organ_id}/status", json={"state": "failed", "reason": "drill"}, headers=auth())
     assert r.status_code == 200
     assert (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()["state"] == "failed"

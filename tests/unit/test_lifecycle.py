@@ -23,6 +23,8 @@ EXPECTED = {
     (S.STABLE, E.DEPRECATE): S.DEPRECATED,
     (S.DEPRECATED, E.RESTORE): S.STABLE,
     (S.HEALING, E.HEAL_FAIL): S.FAILED,
+    (S.CANARY, E.FAIL): S.FAILED,  # a failing canary verdict (graduation)
+    (S.EXPERIMENTAL, E.FAIL): S.FAILED,
 }
 for s in (S.DRAFT, S.CANARY, S.EXPERIMENTAL, S.STABLE, S.DEPRECATED, S.HEALING, S.FAILED):
     EXPECTED[(s, E.DISABLE)] = S.DISABLED
@@ -100,6 +102,8 @@ ORGAN_EXPECTED: set[tuple[OrganState, OrganEvent, OrganState]] = {
     *((s, OE.REBUILD, O.DRAFT) for s in OrganState),
     *((s, OE.SET, t) for i, s in enumerate(STAGE_ORDER) for t in STAGE_ORDER[i:]),  # forward by hand, or hold
     *((s, OE.SET, O.FAILED) for s in OrganState),
+    (O.DRAFT, OE.HOLD, O.DRAFT), (O.CANARY, OE.HOLD, O.CANARY), (O.EXPERIMENTAL, OE.HOLD, O.EXPERIMENTAL),  # until approve
+    (O.CANARY, OE.FAIL, O.FAILED), (O.EXPERIMENTAL, OE.FAIL, O.FAILED),  # a failing canary verdict
 }
 
 

@@ -14,11 +14,13 @@ async def test_status_follows_stages_manual_moves_and_cell_moves(core: Core) -> 
     await core.organs.set_status(organ_id, "failed", "by hand", "admin")
     assert (await core.organs.status(organ_id, query=False))["state"] == "failed"
     record_id = first["cells"][0]["record_id"]
-    await core.factory.approve(record_id, "admin")
-    cells = (await core.organs.status(organ_id, query=False))["cells"]
-    assert cells[0]["state"] == "canary" and cells[0]["record_id"] == record_id
+    assert first["cells"][0]["state"] == "stable"  # it went to stable with its organ
     await core.organs.rebuild(organ_id, "admin")
     assert (await core.organs.status(organ_id, query=False))["metrics"]["attempts"] == 2
+    await until_state(core, organ_id, "stable")
+    await core.factory.disable(record_id, "admin")  # a cell move still shows on the settled organ's status
+    cells = (await core.organs.status(organ_id, query=False))["cells"]
+    assert cells[0]["state"] == "disabled" and cells[0]["record_id"] == record_id
 
 
 async def test_a_load_that_raced_a_write_is_not_kept(core: Core) -> None:

@@ -79,6 +79,8 @@ function organRow(organ) {
   const statusBtn = el("button", { type: "button", class: "button small", "aria-expanded": "false", "aria-controls": detailId, dataset: { act: "status" }, onclick: () => toggleStatus(id) });
   const cancelBtn = el("button", { type: "button", class: "button small danger", dataset: { act: "cancel" }, onclick: () => cancelBuild(id) });
   const rebuildBtn = el("button", { type: "button", class: "button small", dataset: { act: "rebuild" }, onclick: () => rebuild(id) });
+  const approveBtn = el("button", { type: "button", class: "button small", dataset: { act: "approve" }, onclick: () => organMove(id, "approve") });
+  const holdBtn = el("button", { type: "button", class: "button small", dataset: { act: "hold" }, onclick: () => organMove(id, "hold") });
   return el(
     "tr",
     { role: "row", dataset: { organId: id, detailId } },
@@ -87,7 +89,7 @@ function organRow(organ) {
     el("td", { role: "cell", dataset: { col: "state" } }),
     el("td", { role: "cell", dataset: { col: "progress" } }, stageBar(organ.state, { compact: true, label: id })),
     el("td", { role: "cell", dataset: { col: "updated" } }),
-    el("td", { role: "cell", dataset: { col: "actions" } }, el("div", { class: "actions" }, statusBtn, cancelBtn, rebuildBtn)),
+    el("td", { role: "cell", dataset: { col: "actions" } }, el("div", { class: "actions" }, statusBtn, approveBtn, holdBtn, cancelBtn, rebuildBtn)),
   );
 }
 
@@ -112,6 +114,21 @@ function updateOrganRow(row, organ) {
   cancelBtn.textContent = t("act.cancel");
   cancelBtn.disabled = !legal("organs", organ.state, "cancel");
   row.querySelector('[data-act="rebuild"]').textContent = t("act.rebuild");
+  for (const act of ["approve", "hold"]) {  // shown only where the lifecycle table allows them
+    const btn = row.querySelector(`[data-act="${act}"]`);
+    btn.textContent = t(`act.organ_${act}`);
+    btn.disabled = !legal("organs", organ.state, act);
+  }
+}
+
+async function organMove(id, act) {
+  try {
+    const res = await api("POST", `/organs/${encodeURIComponent(id)}/${act}`);
+    setOrganState(id, res?.state || organs.get(id)?.state);
+    notify(t(`done.organ_${act}`, { id }));
+  } catch (err) {
+    showError(err);
+  }
 }
 
 async function toggleStatus(id) {
