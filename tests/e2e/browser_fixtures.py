@@ -42,11 +42,12 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
-def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: str) -> Iterator[Server]:
-    """A `neira serve` on a free port with its own data dir and stage delays; stopped after the module."""
+def _start_server(tmp_path_factory: pytest.TempPathFactory, name: str, delays: str,
+                  env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A `neira serve` on a free port with its own data dir and stage delays (and `env`); stopped after the module."""
     require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")  # before a server starts
     base = tmp_path_factory.mktemp(name)
-    server = Server(base / "data", token=TOKEN, env={"ORGANS_BUILDER_STAGE_DELAYS": delays})
+    server = Server(base / "data", token=TOKEN, env={"ORGANS_BUILDER_STAGE_DELAYS": delays, **(env or {})})
     server.env.pop("ORGANS_BUILDER_STAGE_DELAYS_MS", None)
     try:
         server.start()

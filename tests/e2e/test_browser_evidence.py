@@ -1,6 +1,6 @@
 """The evidence in the organs panel, in headless Chromium against a real `neira serve` (contract §7): a canary
-v2 of the reverse organ shows its verdict, figures against the stable v1, why it waits, a chart of p99 against
-the baseline over its stint, and each cell record's verdict."""
+v2 of the reverse organ shows its verdict, figures against the stable v1, that it waits for a human, a chart of
+p99 against the baseline over its stint and each cell record's verdict; Approve moves it on."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ V2 = {
 
 @pytest.fixture(scope="module")
 def evidence_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Stages long enough (20 s) for the canary to be measured while the page looks at it."""
-    yield from _start_server(tmp_path_factory, "neira-evidence", "100,20000,20000")
+    """Canary analysis on (every 200 ms), a short canary dwell and a long experimental one, so an approved
+    canary stays where the page can see it."""
+    yield from _start_server(tmp_path_factory, "neira-evidence", "100,100,60000", {"NEIRA_ANALYSIS_INTERVAL_MS": "200"})
 
 
 def wait_state(api, organ_id: str, wanted: str, timeout: float = 20) -> None:
@@ -43,7 +44,7 @@ def wait_state(api, organ_id: str, wanted: str, timeout: float = 20) -> None:
 def test_the_panel_shows_a_canary_against_its_stable_baseline(evidence_server, open_tab):
     with evidence_server.client() as api:
         v1 = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"}).json()["organ_id"]
-        wait_state(api, v1, "canary")
+        wait_state(api, v1, "canary")  # hitl: it would wait there for a human; the test puts it on stable by hand
         moved = api.post(f"/organs/{v1}/status", json={"state": "stable", "reason": "the baseline for the test"})
         assert moved.status_code == 200, moved.text
         v2 = api.post("/organs/build", json={"organ_template": V2}).json()["organ_id"]
@@ -62,6 +63,7 @@ def test_the_panel_shows_a_canary_against_its_stable_baseline(evidence_server, o
     verdict = evidence.locator(".evidence:not(.evidence-compact) .verdict")
     expect(verdict).to_have_attribute("data-verdict", "pass", timeout=15000)
     expect(verdict).to_have_text("passing")
+    expect(evidence.locator(".evidence-wait")).to_have_text("Waits for a human approval.")
     figures = evidence.locator(".evidence:not(.evidence-compact) .evidence-figures")
     expect(figures).to_contain_text("0 errors (0.0%)")
     expect(figures).to_contain_text(f"stable {v1}:")
@@ -75,3 +77,9 @@ def test_the_panel_shows_a_canary_against_its_stable_baseline(evidence_server, o
     expect(cells).to_have_count(2)
     evidence.scroll_into_view_if_needed()
     evidence.screenshot(path=str(ARTIFACTS / "panel-evidence.png"))
+    # The verdict passes and the template asks for a human: the row's Approve moves it to experimental.
+    approve = row.get_by_role("button", name="Approve")
+    expect(approve).to_be_enabled()
+    approve.click()
+    expect(row).to_have_attribute("data-state", "experimental")
+    expect(evidence.locator(".evidence-wait")).to_have_text("Waits for the stage's minimum time.")

@@ -79,7 +79,7 @@ function organRow(organ) {
   const statusBtn = el("button", { type: "button", class: "button small", "aria-expanded": "false", "aria-controls": detailId, dataset: { act: "status" }, onclick: () => toggleStatus(id) });
   const cancelBtn = el("button", { type: "button", class: "button small danger", dataset: { act: "cancel" }, onclick: () => cancelBuild(id) });
   const rebuildBtn = el("button", { type: "button", class: "button small", dataset: { act: "rebuild" }, onclick: () => rebuild(id) });
-  const approveBtn = el("button", { type: "button", class: "button small", dataset: { act: "approve" }, onclick: () => organMove(id, "approve") });
+  const approveBtn = el("button", { type: "button", class: "button small", dataset: { act: "approve" }, onclick: () => approve(id) });
   const holdBtn = el("button", { type: "button", class: "button small", dataset: { act: "hold" }, onclick: () => organMove(id, "hold") });
   return el(
     "tr",
@@ -180,14 +180,6 @@ async function loadEvidence(status) {
 }
 
 function renderEvidence(status, evidence) {
-  const state = status.state ?? organs.get(status.id)?.state;
-  const actions = [];
-  if (legal("organs", state, "approve")) {
-    actions.push(el("button", { type: "button", class: "button small primary", dataset: { act: "approve" }, onclick: () => approve(status.id, evidence.organ) }, t("act.approve")));
-  }
-  if (legal("organs", state, "hold")) {
-    actions.push(el("button", { type: "button", class: "button small", dataset: { act: "hold" }, onclick: () => hold(status.id) }, t("act.hold")));
-  }
   const cells = evidence.cells.map(({ cell, analysis }) =>
     el("li", { dataset: { evidenceFor: cell.record_id } }, el("code", {}, cell.record_id), el("span", { class: "muted mono" }, cell.id), evidenceView(analysis, { label: cell.record_id, compact: true })));
   return el(
@@ -195,37 +187,29 @@ function renderEvidence(status, evidence) {
     { class: "status-evidence", dataset: { evidenceFor: status.id } },
     el("h4", {}, t("status.evidence")),
     evidenceView(evidence.organ, { label: status.id, waitingFor: status.waiting_for }),
-    actions.length ? el("div", { class: "actions" }, actions) : null,
     cells.length ? el("ul", { class: "evidence-cells" }, cells) : null,
   );
 }
 
-async function approve(id, analysis) {
-  const body = {};
-  if (analysis?.verdict === "fail") {
-    // Approving against a failing verdict is a forced decision: the reason goes to the audit.
-    const reason = await askReason(t("confirm.force", { id, why: (analysis.reasons || []).join("; ") }));
+/** Approve; when the evidence says no (403 policy_denied: a failing verdict; 409 held: no verdict yet), the
+ * server's reason is shown and the approval can be forced with a reason of the user's, which is audited. */
+async function approve(id) {
+  const path = `/organs/${encodeURIComponent(id)}/approve`;
+  let res;
+  try {
+    res = await api("POST", path, {});
+  } catch (err) {
+    if (err.code !== "policy_denied" && err.code !== "held") return showError(err);
+    const reason = await askReason(t("confirm.force", { id, why: err.reason }));
     if (!reason) return;
-    Object.assign(body, { force: true, reason });
+    try {
+      res = await api("POST", path, { force: true, reason });
+    } catch (again) {
+      return showError(again);
+    }
   }
-  try {
-    const res = await api("POST", `/organs/${encodeURIComponent(id)}/approve`, body);
-    if (res?.state) setOrganState(id, res.state);
-    notify(t("done.approve", { id, state: stateLabel(res?.state ?? organs.get(id)?.state) }));
-  } catch (err) {
-    showError(err);
-  }
-  refreshStatus(id);
-}
-
-async function hold(id) {
-  try {
-    await api("POST", `/organs/${encodeURIComponent(id)}/hold`, {});
-    notify(t("done.hold", { id }));
-  } catch (err) {
-    showError(err);
-  }
-  refreshStatus(id);
+  setOrganState(id, res?.state || organs.get(id)?.state);
+  notify(t("done.organ_approve", { id }));
 }
 
 function renderStatus(status, evidence) {

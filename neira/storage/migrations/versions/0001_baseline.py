@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Created: 2026-12-01 23:49:20.408137
+Created: 2026-12-02 00:26:02.826602
 """
 
 from __future__ import annotations
@@ -90,6 +90,14 @@ def upgrade() -> None:
     if_not_exists=True,
     )
     op.create_index('ix_events_subject_seq', 'events', ['subject', 'seq'], unique=False, if_not_exists=True)
+    op.create_table('holds',
+    sa.Column('subject', sa.String(length=80), nullable=False),
+    sa.Column('since', sa.Float(), nullable=False),
+    sa.Column('actor', sa.String(length=32), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('subject'),
+    if_not_exists=True,
+    )
     op.create_table('idempotency',
     sa.Column('scope', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -204,6 +212,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_organs_state'), table_name='organs')
     op.drop_table('organs')
     op.drop_table('idempotency')
+    op.drop_table('holds')
     op.drop_index('ix_events_subject_seq', table_name='events')
     op.drop_table('events')
     op.drop_table('counters')
