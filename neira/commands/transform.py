@@ -62,7 +62,8 @@ class ToCommand(Transformer):
         return children[-1]
 
     def version(self, children: list) -> str:
-        return semver(children[-1].value)
+        last = children[-1]
+        return last.value[1:] if last.type == "RELVERSION" else semver(last.value)
 
     def organ_phrase(self, children: list) -> Item:
         return _item(next(t for t in children if t.type in _ITEM_KIND))

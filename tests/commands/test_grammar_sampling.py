@@ -64,6 +64,11 @@ def _terminal(draw, name: str, lang: str) -> tuple[str, str]:
     if name == "VERSION":
         value = draw(st.sampled_from(["v1", "v2", "v3.1"]))
         return value, value
+    if name == "RELVERSION":  # «прошлую», "previous" after a version word
+        kind = draw(st.sampled_from(["previous", "next", "latest"]))
+        words = sorted(w for w, k in LEX.relative.items() if k == kind and (w.isascii() == (lang == "en"))
+                       and (w,) not in LEX.phrases)
+        return "^" + kind, draw(st.sampled_from(words))
     if name == "NUMBER":
         value = draw(st.sampled_from(["1", "2", "2.0.0"]))
         return value, value
