@@ -97,6 +97,7 @@ class Lexicon:
         self.gapped: list[tuple[tuple[str, str], str, str]] = [  # (verb, particle), intent, lang
             ((pair[0], pair[1]), verb, lang) for verb, by_lang in cues.get("gapped", {}).items()
             for lang, pairs in by_lang.items() for pair in pairs]
+        self.gap_words: frozenset[str] = frozenset(pair[1] for pair, _, _ in self.gapped)
         for kind in ("synonyms", "questions", "nominal"):
             for verb, by_lang in cues.get(kind, {}).items():
                 self._add_verb_words(verb, by_lang, kind.rstrip("s"), generated=False)

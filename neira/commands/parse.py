@@ -8,6 +8,7 @@ when one known word is a single edit away, a suggestion.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import msgspec
@@ -16,13 +17,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from neira.commands.hints import expected_words
 from neira.commands.lexicon import GRAMMAR_DIR, Lexicon
-from neira.commands.model import BuildPipeline, Command, ParseFailure, Run
+from neira.commands.frames import gloss, read
+from neira.commands.normalize import pieces
+from neira.commands.model import BuildPipeline, Command, CreateCell, ParseFailure, Run
 from neira.commands.run_input import split_run
 from neira.commands.tokens import Stream, Tok, stream
 from neira.commands.transform import Rejected, ToCommand
 
 MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
 MEMO_LIMIT = 4096
+_RECORD_ID_RE = re.compile(r"(?:organ|cell|record|plan)[-_]\w+")
+_NOUN_CLASSES = frozenset({"ORGAN", "CELL", "PIPELINE", "ALIAS"})
+_DANGLING = frozenset({"TO", "FROM", "VWORD", "LPAR", "COLON", "ARROW", "COMMA"})
 _NAME_NEIGHBOURS = ("PIPELINE", "COLON")
 _VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
                            "REBUILD", "APPLY", "HELP", "RUN", "SAY", "TRAIN", "ACCEPT_ITERATION",
@@ -56,10 +62,16 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
         try:
             command = parser().parse(s.canon)
         except UnexpectedInput as exc:
-            return explain(exc, s, lexicon)
+            command = _second_tier(s, lexicon)
+            if command is None:
+                return explain(exc, s, lexicon)
         except Rejected as exc:
-            index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
-            return _failure_at(index, s, lexicon, expected=set())
+            command = _second_tier(s, lexicon)
+            if command is None:
+                index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
+                return _failure_at(index, s, lexicon, expected=set())
+        if isinstance(command, ParseFailure):
+            return command
         if memo:
             if len(lexicon.parse_memo) >= MEMO_LIMIT:
                 lexicon.parse_memo.clear()
@@ -68,7 +80,62 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
         typo = _typo_in_items(command, s, lexicon)
         if typo is not None:
             return typo
+    junk = _noun_like_cell(command, s, lexicon)
+    if junk is not None:
+        return junk
     return command if command.lang == s.lang else msgspec.structs.replace(command, lang=s.lang)
+
+
+def _second_tier(s: Stream, lexicon: Lexicon) -> Command | ParseFailure | None:
+    """The frame tier (frames.py) for a phrase the grammar rejected, unless a word in it looks like a typo of a
+    known one: a typo is answered with a suggestion, never read around."""
+    for tok in s.toks:
+        if tok.cls == "WORD" and tok.text not in lexicon.add_words and tok.text not in lexicon.gap_words:
+            guess = lexicon.guess(tok.text)
+            if guess.suggestion is not None or guess.candidates:
+                return None
+    dangling = s.toks[-1].cls in _DANGLING and _last_piece(s.text, lexicon) in _DANGLING
+    opened = sum(t.cls == "LPAR" for t in s.toks) - sum(t.cls == "RPAR" for t in s.toks)
+    if dangling or opened:  # «обнови зрение до», "(grayscale": the phrase is not finished
+        return None
+    found = read(s, lexicon)
+    if isinstance(found, ParseFailure) or found is None:
+        return found
+    return msgspec.structs.replace(found, reading=gloss(found, s.lang))
+
+
+def _last_piece(text: str, lexicon: Lexicon) -> str:
+    """The class of what the user typed last, fillers included («… до» → TO; "… to it" → a filler)."""
+    ps = pieces(text[-200:])
+    if not ps:
+        return ""
+    last = ps[-1]
+    if last.shape != "word":
+        return last.shape
+    entry = lexicon.phrases.get((last.text,))
+    return entry.cls if entry is not None else "WORD"
+
+
+def _noun_like_cell(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:
+    """A new cell is never named after an id of a record or an organ (organ-1) or a compound of catalog nouns
+    ("vision-organ"): such a name is refused, with the catalog words it is made of as the suggestion."""
+    if isinstance(command, CreateCell):
+        names = [command.cell]
+    elif isinstance(command, BuildPipeline):
+        names = list(command.steps)
+    else:
+        return None
+    for item in names:
+        if item.kind == "alias":
+            continue
+        parts = item.value.split("-")
+        known = [p for p in parts if (e := lexicon.phrases.get((p,))) is not None and e.cls in _NOUN_CLASSES] \
+            if all(p.isalpha() for p in parts) else []
+        if _RECORD_ID_RE.fullmatch(item.value) or known:
+            tok = next((t for t in s.toks if t.text == item.value or item.value in t.text), None)
+            return ParseFailure(code="unrecognized_word", lang=s.lang, word=item.value,  # type: ignore[arg-type]
+                                position=tok.start if tok else None, suggestions=(" ".join(parts),) if known else ())
+    return None
 
 
 def _typo_in_items(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:
