@@ -6,7 +6,7 @@ iteration). Slots are filled from the tokens regardless of word order and across
 
     cue strength (a listed verb 1.0, a gapped verb "turn X off" 1.1, a synonym or question 0.9, a nominal 0.7,
     no verb at all 0.5) + 0.2 per optional slot filled − 0.6 per unexplained unknown word − 1.0 per unexplained
-    catalog name or id − 0.8 per verb of another intent − 0.2 per unused noun or version.
+    catalog name or id − 0.7 per verb of another intent − 0.2 per unused noun or version.
 
 The best reading is answered only when it scores at least MIN_SCORE and leads the next different reading by
 MARGIN; otherwise the phrase is `ambiguous` and both readings are phrased back as candidates. A reading is the
@@ -31,7 +31,7 @@ MIN_SCORE = 0.4
 MARGIN = 0.5
 _STRENGTH = {None: 1.0, "synonym": 0.9, "question": 0.9, "form": 0.9, "nominal": 0.7}
 GAPPED, IMPLICIT = 1.1, 0.5
-SLOT, UNEXPLAINED, UNEXPLAINED_NAME, OTHER_VERB, UNUSED = 0.2, 0.6, 1.0, 0.8, 0.2
+SLOT, UNEXPLAINED, UNEXPLAINED_NAME, OTHER_VERB, UNUSED = 0.2, 0.6, 1.0, 0.7, 0.2
 _CONTENT = frozenset({"WORD", "ALIAS", "ID", "ORGAN_ID"})
 _VERSION = frozenset({"VERSION", "NUMBER", "RELVERSION"})
 _NOUNS = frozenset({"ORGAN", "CELL", "PIPELINE", "KIND"})

@@ -64,7 +64,7 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
         except UnexpectedInput as exc:
             command = _second_tier(s, lexicon)
             if command is None:
-                return explain(exc, s, lexicon)
+                return _compound_hint(explain(exc, s, lexicon), s)
         except Rejected as exc:
             command = _second_tier(s, lexicon)
             if command is None:
@@ -89,11 +89,11 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
 def _second_tier(s: Stream, lexicon: Lexicon) -> Command | ParseFailure | None:
     """The frame tier (frames.py) for a phrase the grammar rejected, unless a word in it looks like a typo of a
     known one: a typo is answered with a suggestion, never read around."""
-    for tok in s.toks:
+    for i, tok in enumerate(s.toks):
         if tok.cls == "WORD" and tok.text not in lexicon.add_words and tok.text not in lexicon.gap_words:
-            guess = lexicon.guess(tok.text)
-            if guess.suggestion is not None or guess.candidates:
-                return None
+            typo = _guess_failure(i, tok, s, lexicon, classes=None)
+            if typo is not None:
+                return typo
     dangling = s.toks[-1].cls in _DANGLING and _last_piece(s.text, lexicon) in _DANGLING
     opened = sum(t.cls == "LPAR" for t in s.toks) - sum(t.cls == "RPAR" for t in s.toks)
     if dangling or opened:  # «обнови зрение до», "(grayscale": the phrase is not finished
@@ -102,6 +102,18 @@ def _second_tier(s: Stream, lexicon: Lexicon) -> Command | ParseFailure | None:
     if isinstance(found, ParseFailure) or found is None:
         return found
     return msgspec.structs.replace(found, reading=gloss(found, s.lang))
+
+
+def _compound_hint(failure: ParseFailure, s: Stream) -> ParseFailure:
+    """«a vision-organ cell»: a compound of catalog nouns that fits nowhere; suggest it as separate words."""
+    if failure.suggestions:
+        return failure
+    for a, b in zip(s.toks, s.toks[1:]):
+        if b.start == a.end + 1 and s.text[a.end:b.start] == "-" and a.cls in _NOUN_CLASSES | {"WORD"} \
+                and b.cls in _NOUN_CLASSES | {"WORD"}:
+            return msgspec.structs.replace(failure, word=s.text[a.start:b.end], position=a.start,
+                                           suggestions=(f"{a.text} {b.text}",))
+    return failure
 
 
 def _last_piece(text: str, lexicon: Lexicon) -> str:
