@@ -57,12 +57,17 @@ class _Frame:
         self.add_at: list[int] = []  # where a clause that adds cells starts («добавь», "with", "plus")
         words = [t.text for t in self.toks]
         gapped: dict[int, tuple[str, int | None]] = {}
-        for (first, second), verb, _lang in lex.gapped:
-            for i, w in enumerate(words):
-                if w == first:
-                    j = next((k for k in range(i + 1, len(words)) if words[k] == second), None)
-                    if j is not None or second in _raw_words(s)[_raw_index(s, self.toks[i]):]:
-                        gapped[i] = (lex.verb_terminal(verb), j)
+        firsts = lex.gapped_by_first
+        raw: list[str] | None = None
+        for i, w in enumerate(words):
+            for second, terminal in firsts.get(w, ()):
+                j = next((k for k in range(i + 1, len(words)) if words[k] == second), None)
+                if j is None:  # the particle may be a skipped word («собери organ-1 ещё раз»): look at the text
+                    raw = raw if raw is not None else _raw_words(s.text[self.toks[i].end:])
+                    if second not in raw:
+                        continue
+                gapped[i] = (terminal, j)
+                break
         for i, t in enumerate(self.toks):
             if i in gapped:
                 terminal, j = gapped[i]
@@ -111,16 +116,10 @@ class _Frame:
         return base + SLOT * slots - penalty
 
 
-def _raw_words(s: Stream) -> list[str]:
+def _raw_words(text: str) -> list[str]:
     from neira.commands.normalize import pieces
 
-    return [p.text for p in pieces(s.text) if p.shape == "word"]
-
-
-def _raw_index(s: Stream, tok: Tok) -> int:
-    from neira.commands.normalize import pieces
-
-    return sum(1 for p in pieces(s.text[:tok.start]) if p.shape == "word")
+    return [p.text for p in pieces(text) if p.shape == "word"]
 
 
 def _inside_parens(toks: list[Tok]) -> set[int]:

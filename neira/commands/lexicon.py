@@ -98,6 +98,11 @@ class Lexicon:
             ((pair[0], pair[1]), verb, lang) for verb, by_lang in cues.get("gapped", {}).items()
             for lang, pairs in by_lang.items() for pair in pairs]
         self.gap_words: frozenset[str] = frozenset(pair[1] for pair, _, _ in self.gapped)
+        self.gapped_by_first: dict[str, list[tuple[str, str]]] = {}  # first word → (particle, terminal)
+        for (first, second), verb, _lang in self.gapped:
+            terminal = str(self.verbs.get(verb, {}).get("terminal", verb)).upper()
+            self.gapped_by_first.setdefault(first, []).append((second, terminal))
+        self.text_memo: dict[str, object] = {}  # text → what parse() said when the grammar alone did not read it
         for kind in ("synonyms", "questions", "nominal"):
             for verb, by_lang in cues.get(kind, {}).items():
                 self._add_verb_words(verb, by_lang, kind.rstrip("s"), generated=False)

@@ -45,37 +45,61 @@ def parser() -> Lark:
 def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseFailure:
     """Understand one phrase. Never raises for any str input.
 
-    Many phrasings share one canonical stream («создай голосовой орган v1», «создайте голосового органа
-    версии 1» → `!make@голосовой#organ v1`), so successful parses are memoised per canonical stream on the
-    lexicon (bounded; `memo=False` skips it, e.g. to measure the grammar itself).
+    The strict LALR grammar reads it first; when it fails, the frame tier (frames.py) does. Many phrasings share
+    one canonical stream («создай голосовой орган v1», «создайте голосового органа версии 1» →
+    `!make@голосовой#organ v1`), so the grammar's parses are memoised per canonical stream on the lexicon;
+    refusals and frame readings per text (both bounded; `memo=False` skips them, to measure a phrase never
+    seen before).
     """
     split = split_run(text[:MAX_TEXT], lexicon)
     if split is not None and split.input is not None:  # the input is the user's own text: parse the rest
         command = parse(split.command, lexicon, memo=memo)
         if isinstance(command, Run):
             return msgspec.structs.replace(command, input=split.input)
+    if memo:
+        said = lexicon.text_memo.get(text)
+        if said is not None:
+            return said  # type: ignore[return-value]
     s = stream(text[:MAX_TEXT], lexicon)
     if not s.toks:
         return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]
     command = lexicon.parse_memo.get(s.canon) if memo else None
-    if command is None:
-        try:
-            command = parser().parse(s.canon)
-        except UnexpectedInput as exc:
-            command = _second_tier(s, lexicon)
-            if command is None:
-                return _compound_hint(explain(exc, s, lexicon), s)
-        except Rejected as exc:
-            command = _second_tier(s, lexicon)
-            if command is None:
-                index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
-                return _failure_at(index, s, lexicon, expected=set())
-        if isinstance(command, ParseFailure):
-            return command
+    if command is not None:
+        return _checked(command, s, lexicon)
+    said = _grammar_or_frames(s, lexicon)
+    if not isinstance(said, ParseFailure) and said.reading is None:  # the grammar's: one entry per stream
         if memo:
-            if len(lexicon.parse_memo) >= MEMO_LIMIT:
-                lexicon.parse_memo.clear()
-            lexicon.parse_memo[s.canon] = command
+            _remember(lexicon.parse_memo, s.canon, said)
+        return _checked(said, s, lexicon)
+    said = said if isinstance(said, ParseFailure) else _checked(said, s, lexicon)
+    if memo:  # a refusal or a frame reading depends on the words as typed (positions, skipped particles)
+        _remember(lexicon.text_memo, text, said)
+    return said
+
+
+def _remember(table: dict, key: str, value: object) -> None:
+    if len(table) >= MEMO_LIMIT:
+        table.clear()
+    table[key] = value
+
+
+def _grammar_or_frames(s: Stream, lexicon: Lexicon) -> Command | ParseFailure:
+    """The strict grammar first; the frame tier when it fails; the grammar's explanation when neither reads it."""
+    try:
+        return parser().parse(s.canon)
+    except UnexpectedInput as exc:
+        command = _second_tier(s, lexicon)
+        return command if command is not None else _compound_hint(explain(exc, s, lexicon), s)
+    except Rejected as exc:
+        command = _second_tier(s, lexicon)
+        if command is not None:
+            return command
+        index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
+        return _failure_at(index, s, lexicon, expected=set())
+
+
+def _checked(command: Command, s: Stream, lexicon: Lexicon) -> Command | ParseFailure:
+    """A reading still refused: a typo of a catalog name in it, a new cell named like a record or a compound."""
     if any(t.cls == "WORD" for t in s.toks):
         typo = _typo_in_items(command, s, lexicon)
         if typo is not None:
