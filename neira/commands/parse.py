@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 import msgspec
-from lark import Lark
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from neira.commands.hints import expected_words
@@ -83,10 +83,49 @@ def _remember(table: dict, key: str, value: object) -> None:
     table[key] = value
 
 
+class _Fed:
+    """The classified tokens handed to the LALR parser as they are: they are lexed already (tokens.py), so
+    Lark's own lexer does not read the canonical text again."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+
+    def lex(self, _state: object) -> list[Token]:
+        return self.tokens
+
+
+_TERMINAL = {"ARROW": "_ARROW", "COMMA": "_COMMA", "COLON": "_COLON", "LPAR": "_LPAR", "RPAR": "_RPAR"}
+_ORGAN_ID_RE = re.compile(r"organ\.[a-z0-9_\-]+\.v\d+")
+_GRAMMAR_ID_RE = re.compile(r"(?:[a-z][a-z0-9_\-]*(?:[.\-_][a-z0-9_\-]+)+|[a-z]+\d[a-z0-9_\-]*)")
+
+
+def _lalr(s: Stream) -> Command:
+    """The grammar over the stream's tokens; the canonical text through Lark's contextual lexer when a token's
+    terminal depends on the parser state (an organ id where only an id fits) or its shape is unusual."""
+    tokens: list[Token] = []
+    for tok, pos in zip(s.toks, s.offsets):
+        cls = _TERMINAL.get(tok.cls, tok.cls)
+        if cls == "ID":
+            if _ORGAN_ID_RE.fullmatch(tok.canon):
+                return parser().parse(s.canon)
+            if not _GRAMMAR_ID_RE.fullmatch(tok.canon):
+                return parser().parse(s.canon)
+        elif cls in ("WORD", "VERSION", "NUMBER") and not _SHAPES[cls].fullmatch(tok.canon):
+            return parser().parse(s.canon)
+        tokens.append(Token(cls, tok.canon, start_pos=pos))
+    return parser().parser.parser.parse(_Fed(tokens), "start")
+
+
+_SHAPES = {"WORD": re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*"), "VERSION": re.compile(r"v\d+(?:\.\d+){0,2}"),
+           "NUMBER": re.compile(r"\d+(?:\.\d+){0,2}")}
+
+
 def _grammar_or_frames(s: Stream, lexicon: Lexicon) -> Command | ParseFailure:
     """The strict grammar first; the frame tier when it fails; the grammar's explanation when neither reads it."""
     try:
-        return parser().parse(s.canon)
+        return _lalr(s)
     except UnexpectedInput as exc:
         command = _second_tier(s, lexicon)
         return command if command is not None else _compound_hint(explain(exc, s, lexicon), s)
