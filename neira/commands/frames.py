@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import msgspec
+
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import (
     Apply, Approve, BuildPipeline, CancelBuild, Command, CreateCell, CreateOrgan, Disable, Help, Item, ListItems,
     ParseFailure, Rebuild, Review, Rollback, Run, Status, Target, Train, UpdateOrgan,
 )
+from neira.commands.normalize import pieces
 from neira.commands.tokens import Stream, Tok
 from neira.commands.transform import semver
 
@@ -96,11 +99,11 @@ class _Frame:
         if tok.cls == "ALIAS":
             alias = self.lex.aliases.get(tok.canon[1:])
             return alias is not None and bool(alias.cells)
-        return tok.cls == "ID" and "." in tok.text or tok.cls == "ID" and "_" in tok.text
+        return tok.cls == "ID" and ("." in tok.text or "_" in tok.text)  # analysis.summarize.v1, text_normalize
 
     def score(self, terminal: str, used: set[int], slots: int, strength: float | None = None) -> float:
         """Cue strength + filled slots − what the reading leaves unexplained."""
-        mine = [(i, s) for i, s in self.cues.get(terminal, [])]
+        mine = self.cues.get(terminal, [])
         base = strength if strength is not None else max((s for _, s in mine), default=IMPLICIT)
         used = used | {i for i, _ in mine} | self.gap_parts
         penalty = 0.0
@@ -117,8 +120,6 @@ class _Frame:
 
 
 def _raw_words(text: str) -> list[str]:
-    from neira.commands.normalize import pieces
-
     return [p.text for p in pieces(text) if p.shape == "word"]
 
 
@@ -378,8 +379,6 @@ def read(s: Stream, lex: Lexicon) -> Command | ParseFailure | None:
         for reading in frame(f):
             command = reading.command
             if command.lang != s.lang:
-                import msgspec
-
                 command = msgspec.structs.replace(command, lang=s.lang)
                 reading = Reading(command, reading.score)
             key = _key(command)
@@ -395,8 +394,6 @@ def read(s: Stream, lex: Lexicon) -> Command | ParseFailure | None:
 
 
 def _key(command: Command) -> bytes:
-    import msgspec
-
     return msgspec.json.encode(command)
 
 

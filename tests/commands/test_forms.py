@@ -54,3 +54,12 @@ def test_word_by_word_alias_forms(lexicon, known):
     command = parse("обнови зрение до v2 (в оттенках серого)", lexicon)
     resolved = resolve(command, known)
     assert "analysis.grayscale.v1" in resolved.spec["template"]["cells"]
+
+
+@pytest.mark.parametrize("text, organ, said", [
+    ("запускай голосовой орган: привет", "голосовой", "привет"),
+    ("прогоним реверс на «тест»", "реверс", "тест"),
+])
+def test_run_verbs_in_their_forms_keep_the_input(text, organ, said, lexicon):
+    command = parse(text, lexicon)
+    assert (command.target.ref.value, command.input) == (organ, said)
