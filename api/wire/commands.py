@@ -89,3 +89,4 @@ class CommandReply(Wire):
     applied: list[AppliedChange] | None = None
     summary: str | None = None
     already_applied: bool | None = None
+    understood_as: str | None = None  # the phrase said back when the frame tier read it («создать орган голосовой»)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 from neira.commands.fuzzy import FuzzyIndex, Guess
-from neira.commands.morph import is_cyrillic, phrase_forms
+from neira.commands.morph import english_forms, phrase_forms
+from neira.commands.forms import forms as russian_forms
 from neira.commands.normalize import fold, pieces
 
 GRAMMAR_DIR = Path(__file__).resolve().parents[2] / "grammar"
@@ -86,6 +87,82 @@ class Lexicon:
             cls, canon = _PARTICLE_CLASS[particle]
             self._add_all(by_lang, Entry(cls, canon, ""))
         self._add_all(data["fillers"], Entry("FILLER", "", ""))
+        self.cue_kind: dict[str, str] = {}  # surface phrase → synonym | question | nominal | form (frames.py weighs them)
+        self.cue_intent: dict[str, str] = {}  # surface phrase of a cue → the verb intent it stands for
+        self.numbers: dict[str, int] = {}  # number word or ordinal form → its value
+        self.relative: dict[str, str] = {}  # прошлую, previous → previous | next | latest (next to a version word)
+        self.soft_verbs: set[str] = set()  # verbs that are openers when another verb follows («давай создадим»)
+        cues = data.get("cues", {})
+        self.add_words: frozenset[str] = frozenset(w for ws in cues.get("add", {}).values() for w in ws)
+        self.gapped: list[tuple[tuple[str, str], str, str]] = [  # (verb, particle), intent, lang
+            ((pair[0], pair[1]), verb, lang) for verb, by_lang in cues.get("gapped", {}).items()
+            for lang, pairs in by_lang.items() for pair in pairs]
+        self.gap_words: frozenset[str] = frozenset(pair[1] for pair, _, _ in self.gapped)
+        self.gapped_by_first: dict[str, list[tuple[str, str]]] = {}  # first word → (particle, terminal)
+        for (first, second), verb, _lang in self.gapped:
+            terminal = str(self.verbs.get(verb, {}).get("terminal", verb)).upper()
+            self.gapped_by_first.setdefault(first, []).append((second, terminal))
+        self.text_memo: dict[str, object] = {}  # text → what parse() said when the grammar alone did not read it
+        for kind in ("synonyms", "questions", "nominal"):
+            for verb, by_lang in cues.get(kind, {}).items():
+                self._add_verb_words(verb, by_lang, kind.rstrip("s"), generated=False)
+        for verb, by_lang in data.get("lemmas", {}).get("verbs", {}).items():
+            self._add_verb_words(verb, by_lang, "form", generated=True)
+        for table, entries in (("nouns", self._noun_entry), ("particles", self._particle_entry)):
+            for key, by_lang in data.get("lemmas", {}).get(table, {}).items():
+                self._add_forms(by_lang, entries(key))
+        numbers = data.get("numbers", {})
+        for lang in ("ru", "en"):
+            for value, words in numbers.get(lang, {}).items():
+                for word in words:
+                    for form in (russian_forms(word) if lang == "ru" else (word,)):
+                        self.numbers.setdefault(form, int(value))
+                        self._put((form,), Entry("NUMWORD", value, lang), preferred=False, override=False)
+        for kind, by_lang in numbers.get("relative", {}).items():
+            for lang, words in by_lang.items():
+                for word in words:
+                    for form in (russian_forms(word) if lang == "ru" else (word,)):
+                        self.relative.setdefault(form, kind)
+        for lang, phrases in cues.get("discourse", {}).items():
+            for phrase in phrases:
+                words = _words(phrase)
+                if not words:
+                    continue
+                known = self.phrases.get(words)
+                if known is not None and known.canon.startswith("!"):
+                    self.soft_verbs.add(" ".join(words))
+                self._put(words, Entry("FILLER", "", lang), preferred=False, override=False)
+
+    def _noun_entry(self, noun: str) -> Entry:
+        return Entry(_NOUN_CLASS[noun], "#" + noun, "") if noun in _NOUN_CLASS else Entry("KIND", "%" + noun, "")
+
+    def _particle_entry(self, particle: str) -> Entry:
+        cls, canon = _PARTICLE_CLASS[particle]
+        return Entry(cls, canon, "")
+
+    def _add_verb_words(self, verb: str, by_lang: dict[str, list[str]], kind: str, generated: bool) -> None:
+        """A verb intent's cue phrases (or, `generated`, its lemmas' forms) as words of the verb's class."""
+        terminal = str(self.verbs.get(verb, {}).get("terminal", verb))
+        entry = Entry(terminal.upper(), "!" + terminal, "")
+        for lang, ps in by_lang.items():
+            for phrase in ps:
+                for form in sorted(_expand(phrase, lang)) if generated else [phrase]:
+                    words = _words(form)
+                    if not words:
+                        continue
+                    surface = " ".join(words)
+                    if words not in self.phrases:
+                        self.cue_kind.setdefault(surface, kind)
+                        self.cue_intent.setdefault(surface, verb)
+                    self._put(words, entry._replace(lang=lang), preferred=not generated, override=False)
+
+    def _add_forms(self, by_lang: dict[str, list[str]], entry: Entry) -> None:
+        for lang, phrases in by_lang.items():
+            for phrase in phrases:
+                for form in sorted(_expand(phrase, lang)):
+                    words = _words(form)
+                    if words:
+                        self._put(words, entry._replace(lang=lang), preferred=False, override=False)
 
     @classmethod
     def from_templates(cls, cells: Iterable[dict], organs: Iterable[dict], data: dict[str, Any] | None = None) -> "Lexicon":
@@ -130,8 +207,7 @@ class Lexicon:
         alias = self.aliases[lemma]
         meaning = ("ALIAS", alias.organs + alias.cells)  # «голос» and «голосовой» name the same organ: no contest
         self._put(words, entry, preferred=True, override=False, meaning=meaning)
-        forms = phrase_forms(words) if is_cyrillic(words[0]) else {words, words[:-1] + (words[-1] + "s",)}
-        for form in sorted(forms):
+        for form in sorted(phrase_forms(words)):
             self._put(form, entry, preferred=False, override=False, meaning=meaning)
 
     def _put(self, words: tuple[str, ...], entry: Entry, preferred: bool, override: bool,
@@ -173,6 +249,13 @@ class Lexicon:
         """The dictionary form of a verb, noun or particle in `lang` (the first listed)."""
         forms = getattr(self, table).get(key, {}).get(lang) or []
         return forms[0] if forms else None
+
+
+def _expand(phrase: str, lang: str) -> set[str]:
+    """A lemma's forms: Russian from the morphology table, English by the suffix rule."""
+    if lang == "ru":
+        return set(russian_forms(phrase)) | {phrase}
+    return english_forms(phrase)
 
 
 def detect_lang(entries_langs: Iterable[str], text: str) -> str:

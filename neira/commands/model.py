@@ -20,10 +20,12 @@ CellKind = Literal["analysis", "action", "memory"]
 class CommandBase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, tag_field="intent"):
     """Wire behaviour shared by every command: keyword-only, strict, immutable, tagged by `intent`.
 
-    `lang` is the language the command was said in; replies use it.
+    `lang` is the language the command was said in; replies use it. `reading` is None when the grammar read the
+    phrase; the frame tier (frames.py) sets it to the phrase said back («создать орган голосовой, версия 1.0.0»).
     """
 
     lang: Lang = "en"
+    reading: str | None = None  # set when the frame tier read the phrase: how it was understood, said back
 
 
 class Item(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

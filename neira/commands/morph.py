@@ -1,70 +1,57 @@
-"""Russian word forms and transliteration, just enough for catalog aliases.
-
-Aliases in the catalog are written in the dictionary form («голосовой», «зрение», «адаптер»); people type
-them inflected («голосового органа», «органа зрения», «адаптером»). Instead of a morphological analyser the
-lexicon expands each alias into its common case forms once, so matching stays one dict lookup per word.
+"""Word forms the lexicon adds besides the ones it lists: Russian from the generated table (forms.py, pymorphy3),
+English by a suffix rule for known lemmas only (-s, -ed, -ing); and transliteration for ids.
 """
 
 from __future__ import annotations
 
-_ADJ_ENDINGS = ("ой", "ый", "ий", "ая", "яя", "ое", "ее")
-_ADJ_FORMS_HARD = ("ой", "ый", "ого", "ому", "ым", "ом", "ая", "ую", "ое", "ые", "ых", "ыми")
-_ADJ_FORMS_SOFT = ("ий", "его", "ему", "им", "ем", "яя", "юю", "ее", "ие", "их", "ими", "ая", "ую", "ое", "ого", "ому", "ом")
-_SOFT_STEM_LAST = set("кгхжшчщ")
+from neira.commands.forms import forms as russian_phrase_forms
+
+_VOWELS = set("aeiou")
 
 
-def _adjective_forms(word: str) -> set[str]:
-    stem = word[:-2]
-    if word.endswith("ий") and stem[-1:] not in _SOFT_STEM_LAST:
-        return {stem + e for e in _ADJ_FORMS_SOFT}
-    if word.endswith("ий"):  # русский, легкий: hard-ish after к/г/х/ж/ш/ч/щ
-        return {stem + e for e in _ADJ_FORMS_HARD + ("ий", "ие", "их", "ими", "им", "ем")}
-    return {stem + e for e in _ADJ_FORMS_HARD}
+def english_forms(phrase: str) -> set[str]:
+    """A known English lemma with -s, -ed and -ing on its first word (create → creates, created, creating)."""
+    first, _, rest = phrase.partition(" ")
+    tail = " " + rest if rest else ""
+    if len(first) < 3 or not first.isalpha() or not first.isascii():
+        return {phrase}
+    out = {first, _plural(first), _past(first), _gerund(first)}
+    return {w + tail for w in out}
 
 
-def _noun_forms(word: str) -> set[str]:
-    if word.endswith(("ие", "ье")):
-        stem = word[:-1]
-        return {stem + e for e in ("е", "я", "ю", "ем", "и", "й", "ям", "ями", "ях")}
-    if word.endswith("ия"):
-        stem = word[:-1]
-        return {stem + e for e in ("я", "и", "ю", "ей", "ям", "ями", "ях", "й")}
-    if word.endswith(("а", "я")):
-        stem = word[:-1]
-        soft = word.endswith("я") or stem[-1:] in _SOFT_STEM_LAST
-        return {stem + e for e in ("а", "я", "у", "ю", "ы", "и", "е", "ой", "ей", "ам", "ами", "ах")} if soft \
-            else {stem + e for e in ("а", "у", "ы", "е", "ой", "ам", "ами", "ах")}
-    if word.endswith(("ы", "и")):  # plural: фонемы, границы
-        stem = word[:-1]
-        return {stem + e for e in ("ы", "и", "", "ам", "ами", "ах", "ов", "ям")}
-    if word.endswith("ь"):
-        stem = word[:-1]
-        return {stem + e for e in ("ь", "и", "ю", "ью", "я", "ем", "ей", "ям", "ями", "ях")}
-    if word.endswith(("о", "е")):
-        stem = word[:-1]
-        return {stem + e for e in ("о", "е", "а", "у", "ом", "ы", "ам", "ами", "ах")}
-    if word.endswith("й"):
-        stem = word[:-1]
-        return {stem + e for e in ("й", "я", "ю", "ем", "е", "и", "ев", "ям", "ями", "ях")}
-    return {word + e for e in ("", "а", "у", "ом", "е", "ы", "и", "ов", "ам", "ами", "ах")}
+def _plural(w: str) -> str:
+    if w.endswith(("s", "x", "z", "ch", "sh")):
+        return w + "es"
+    if w.endswith("y") and w[-2] not in _VOWELS:
+        return w[:-1] + "ies"
+    return w + "s"
 
 
-def russian_forms(word: str) -> set[str]:
-    """Common case forms of one Russian word (adjective or noun), the word itself included."""
-    if len(word) < 3 or not is_cyrillic(word):
-        return {word}
-    forms = _adjective_forms(word) if word.endswith(_ADJ_ENDINGS) and len(word) > 4 else _noun_forms(word)
-    forms.add(word)
-    return forms
+def _short_cvc(w: str) -> bool:
+    return len(w) <= 4 and w[-1] not in _VOWELS | set("wxy") and w[-2] in _VOWELS and w[-3] not in _VOWELS
+
+
+def _past(w: str) -> str:
+    if w.endswith("e"):
+        return w + "d"
+    if w.endswith("y") and w[-2] not in _VOWELS:
+        return w[:-1] + "ied"
+    return w + w[-1] + "ed" if _short_cvc(w) else w + "ed"
+
+
+def _gerund(w: str) -> str:
+    if w.endswith("ie"):
+        return w[:-2] + "ying"
+    if w.endswith("e") and not w.endswith("ee"):
+        return w[:-1] + "ing"
+    return w + w[-1] + "ing" if _short_cvc(w) else w + "ing"
 
 
 def phrase_forms(words: tuple[str, ...]) -> set[tuple[str, ...]]:
-    """Forms of a phrase: a single word is inflected; in a longer phrase only the head (first word) is."""
-    if len(words) == 1:
-        return {(f,) for f in russian_forms(words[0])}
-    if all(is_cyrillic(w) for w in words[:1]):
-        return {(f,) + words[1:] for f in russian_forms(words[0])}
-    return {words}
+    """Forms of a known phrase: Russian from the morphology table, English nouns with a plural -s."""
+    if is_cyrillic(words[0]):
+        return {tuple(f.split()) for f in russian_phrase_forms(" ".join(words))} | {words}
+    return {words, words[:-1] + (_plural(words[-1]),)}
 
 
 def is_cyrillic(word: str) -> bool:

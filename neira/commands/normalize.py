@@ -78,8 +78,16 @@ def _fix_word(word: str) -> str:
     return fix_script(word)
 
 
-def pieces(text: str) -> list[Piece]:
-    """Split folded text into words, arrows and punctuation; everything else (?, !, quotes) is dropped."""
+@lru_cache(maxsize=64)
+def pieces(text: str) -> tuple[Piece, ...]:
+    """Split folded text into words, arrows and punctuation; everything else (?, !, quotes) is dropped.
+
+    Pure, and asked twice per phrase (run_input.py looks for a run verb, tokens.py classifies), so the last
+    few texts are kept."""
+    return tuple(_pieces(text))
+
+
+def _pieces(text: str) -> list[Piece]:
     out: list[Piece] = []
     append = out.append
     make = tuple.__new__  # Piece(...) without the namedtuple's Python-level __new__: this loop is hot

@@ -8,21 +8,27 @@ when one known word is a single edit away, a suggestion.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import msgspec
-from lark import Lark
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from neira.commands.hints import expected_words
 from neira.commands.lexicon import GRAMMAR_DIR, Lexicon
-from neira.commands.model import BuildPipeline, Command, ParseFailure, Run
+from neira.commands.frames import gloss, read
+from neira.commands.normalize import pieces
+from neira.commands.model import BuildPipeline, Command, CreateCell, ParseFailure, Run
 from neira.commands.run_input import split_run
 from neira.commands.tokens import Stream, Tok, stream
 from neira.commands.transform import Rejected, ToCommand
 
 MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
 MEMO_LIMIT = 4096
+_RECORD_ID_RE = re.compile(r"(?:organ|cell|record|plan)[-_]\w+")
+_NOUN_CLASSES = frozenset({"ORGAN", "CELL", "PIPELINE", "ALIAS"})
+_DANGLING = frozenset({"TO", "FROM", "VWORD", "LPAR", "COLON", "ARROW", "COMMA"})
 _NAME_NEIGHBOURS = ("PIPELINE", "COLON")
 _VERB_CLASSES = frozenset({"MAKE", "UPDATE", "APPROVE", "DISABLE", "ROLLBACK", "STATUS", "LIST", "CANCEL_BUILD",
                            "REBUILD", "APPLY", "HELP", "RUN", "SAY", "TRAIN", "ACCEPT_ITERATION",
@@ -39,36 +45,172 @@ def parser() -> Lark:
 def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseFailure:
     """Understand one phrase. Never raises for any str input.
 
-    Many phrasings share one canonical stream («создай голосовой орган v1», «создайте голосового органа
-    версии 1» → `!make@голосовой#organ v1`), so successful parses are memoised per canonical stream on the
-    lexicon (bounded; `memo=False` skips it, e.g. to measure the grammar itself).
+    The strict LALR grammar reads it first; when it fails, the frame tier (frames.py) does. Many phrasings share
+    one canonical stream («создай голосовой орган v1», «создайте голосового органа версии 1» →
+    `!make@голосовой#organ v1`), so the grammar's parses are memoised per canonical stream on the lexicon;
+    refusals and frame readings per text (both bounded; `memo=False` skips them, to measure a phrase never
+    seen before).
     """
     split = split_run(text[:MAX_TEXT], lexicon)
     if split is not None and split.input is not None:  # the input is the user's own text: parse the rest
         command = parse(split.command, lexicon, memo=memo)
         if isinstance(command, Run):
             return msgspec.structs.replace(command, input=split.input)
+    if memo:
+        said = lexicon.text_memo.get(text)
+        if said is not None:
+            return said  # type: ignore[return-value]
     s = stream(text[:MAX_TEXT], lexicon)
     if not s.toks:
         return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]
     command = lexicon.parse_memo.get(s.canon) if memo else None
-    if command is None:
-        try:
-            command = parser().parse(s.canon)
-        except UnexpectedInput as exc:
-            return explain(exc, s, lexicon)
-        except Rejected as exc:
-            index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
-            return _failure_at(index, s, lexicon, expected=set())
+    if command is not None:
+        return _checked(command, s, lexicon)
+    said = _grammar_or_frames(s, lexicon)
+    if not isinstance(said, ParseFailure) and said.reading is None:  # the grammar's: one entry per stream
         if memo:
-            if len(lexicon.parse_memo) >= MEMO_LIMIT:
-                lexicon.parse_memo.clear()
-            lexicon.parse_memo[s.canon] = command
+            _remember(lexicon.parse_memo, s.canon, said)
+        return _checked(said, s, lexicon)
+    said = said if isinstance(said, ParseFailure) else _checked(said, s, lexicon)
+    if memo:  # a refusal or a frame reading depends on the words as typed (positions, skipped particles)
+        _remember(lexicon.text_memo, text, said)
+    return said
+
+
+def _remember(table: dict, key: str, value: object) -> None:
+    if len(table) >= MEMO_LIMIT:
+        table.clear()
+    table[key] = value
+
+
+class _Fed:
+    """The classified tokens handed to the LALR parser as they are: they are lexed already (tokens.py), so
+    Lark's own lexer does not read the canonical text again."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+
+    def lex(self, _state: object) -> list[Token]:
+        return self.tokens
+
+
+_TERMINAL = {"ARROW": "_ARROW", "COMMA": "_COMMA", "COLON": "_COLON", "LPAR": "_LPAR", "RPAR": "_RPAR"}
+_ORGAN_ID_RE = re.compile(r"organ\.[a-z0-9_\-]+\.v\d+")
+_GRAMMAR_ID_RE = re.compile(r"(?:[a-z][a-z0-9_\-]*(?:[.\-_][a-z0-9_\-]+)+|[a-z]+\d[a-z0-9_\-]*)")
+
+
+def _lalr(s: Stream) -> Command:
+    """The grammar over the stream's tokens; the canonical text through Lark's contextual lexer when a token's
+    terminal depends on the parser state (an organ id where only an id fits) or its shape is unusual."""
+    tokens: list[Token] = []
+    for tok, pos in zip(s.toks, s.offsets):
+        cls = _TERMINAL.get(tok.cls, tok.cls)
+        if cls == "ID":
+            if _ORGAN_ID_RE.fullmatch(tok.canon):
+                return parser().parse(s.canon)
+            if not _GRAMMAR_ID_RE.fullmatch(tok.canon):
+                return parser().parse(s.canon)
+        elif cls in ("WORD", "VERSION", "NUMBER") and not _SHAPES[cls].fullmatch(tok.canon):
+            return parser().parse(s.canon)
+        tokens.append(Token(cls, tok.canon, start_pos=pos))
+    return parser().parser.parser.parse(_Fed(tokens), "start")
+
+
+_SHAPES = {"WORD": re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*"), "VERSION": re.compile(r"v\d+(?:\.\d+){0,2}"),
+           "NUMBER": re.compile(r"\d+(?:\.\d+){0,2}")}
+
+
+def _grammar_or_frames(s: Stream, lexicon: Lexicon) -> Command | ParseFailure:
+    """The strict grammar first; the frame tier when it fails; the grammar's explanation when neither reads it."""
+    try:
+        return _lalr(s)
+    except UnexpectedInput as exc:
+        command = _second_tier(s, lexicon)
+        return command if command is not None else _compound_hint(explain(exc, s, lexicon), s)
+    except Rejected as exc:
+        command = _second_tier(s, lexicon)
+        if command is not None:
+            return command
+        index = next((i for i, t in enumerate(s.toks) if t.cls == "WORD" and t.text == exc.word), len(s.toks) - 1)
+        return _failure_at(index, s, lexicon, expected=set())
+
+
+def _checked(command: Command, s: Stream, lexicon: Lexicon) -> Command | ParseFailure:
+    """A reading still refused: a typo of a catalog name in it, a new cell named like a record or a compound."""
     if any(t.cls == "WORD" for t in s.toks):
         typo = _typo_in_items(command, s, lexicon)
         if typo is not None:
             return typo
+    junk = _noun_like_cell(command, s, lexicon)
+    if junk is not None:
+        return junk
     return command if command.lang == s.lang else msgspec.structs.replace(command, lang=s.lang)
+
+
+def _second_tier(s: Stream, lexicon: Lexicon) -> Command | ParseFailure | None:
+    """The frame tier (frames.py) for a phrase the grammar rejected, unless a word in it looks like a typo of a
+    known one: a typo is answered with a suggestion, never read around."""
+    for i, tok in enumerate(s.toks):
+        if tok.cls == "WORD" and tok.text not in lexicon.add_words and tok.text not in lexicon.gap_words:
+            typo = _guess_failure(i, tok, s, lexicon, classes=None)
+            if typo is not None:
+                return typo
+    dangling = s.toks[-1].cls in _DANGLING and _last_piece(s.text, lexicon) in _DANGLING
+    opened = sum(t.cls == "LPAR" for t in s.toks) - sum(t.cls == "RPAR" for t in s.toks)
+    if dangling or opened:  # «обнови зрение до», "(grayscale": the phrase is not finished
+        return None
+    found = read(s, lexicon)
+    if isinstance(found, ParseFailure) or found is None:
+        return found
+    return msgspec.structs.replace(found, reading=gloss(found, s.lang))
+
+
+def _compound_hint(failure: ParseFailure, s: Stream) -> ParseFailure:
+    """«a vision-organ cell»: a compound of catalog nouns that fits nowhere; suggest it as separate words."""
+    if failure.suggestions:
+        return failure
+    for a, b in zip(s.toks, s.toks[1:]):
+        if b.start == a.end + 1 and s.text[a.end:b.start] == "-" and a.cls in _NOUN_CLASSES | {"WORD"} \
+                and b.cls in _NOUN_CLASSES | {"WORD"}:
+            return msgspec.structs.replace(failure, word=s.text[a.start:b.end], position=a.start,
+                                           suggestions=(f"{a.text} {b.text}",))
+    return failure
+
+
+def _last_piece(text: str, lexicon: Lexicon) -> str:
+    """The class of what the user typed last, fillers included («… до» → TO; "… to it" → a filler)."""
+    ps = pieces(text[-200:])
+    if not ps:
+        return ""
+    last = ps[-1]
+    if last.shape != "word":
+        return last.shape
+    entry = lexicon.phrases.get((last.text,))
+    return entry.cls if entry is not None else "WORD"
+
+
+def _noun_like_cell(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:
+    """A new cell is never named after an id of a record or an organ (organ-1) or a compound of catalog nouns
+    ("vision-organ"): such a name is refused, with the catalog words it is made of as the suggestion."""
+    if isinstance(command, CreateCell):
+        names = [command.cell]
+    elif isinstance(command, BuildPipeline):
+        names = list(command.steps)
+    else:
+        return None
+    for item in names:
+        if item.kind == "alias":
+            continue
+        parts = item.value.split("-")
+        known = [p for p in parts if (e := lexicon.phrases.get((p,))) is not None and e.cls in _NOUN_CLASSES] \
+            if all(p.isalpha() for p in parts) else []
+        if _RECORD_ID_RE.fullmatch(item.value) or known:
+            tok = next((t for t in s.toks if t.text == item.value or item.value in t.text), None)
+            return ParseFailure(code="unrecognized_word", lang=s.lang, word=item.value,  # type: ignore[arg-type]
+                                position=tok.start if tok else None, suggestions=(" ".join(parts),) if known else ())
+    return None
 
 
 def _typo_in_items(command: Command, s: Stream, lexicon: Lexicon) -> ParseFailure | None:

@@ -36,6 +36,8 @@ _T: dict[str, dict[str, str]] = {
         "unrecognized_word": "Не знаю слова «{word}».",
         "did_you_mean": " Возможно, вы имели в виду: «{corrected}»?",
         "ambiguous": "«{word}» может означать разное: {candidates}. Уточните, пожалуйста.",
+        "ambiguous_reading": "Не уверен, как понять: {candidates}? Скажите точнее, пожалуйста.",
+        "understood_as": "Понял так: {reading}. ",
         "incomplete": "Команда не закончена.",
         "unexpected_word": "Слово «{word}» здесь не к месту.",
         "empty": "Напишите команду, например: «{example}».",
@@ -104,6 +106,8 @@ _T: dict[str, dict[str, str]] = {
         "unrecognized_word": "I don't know the word '{word}'.",
         "did_you_mean": " Did you mean: '{corrected}'?",
         "ambiguous": "'{word}' could mean several things: {candidates}. Please say which.",
+        "ambiguous_reading": "I'm not sure which you mean: {candidates}? Please say it more exactly.",
+        "understood_as": "I understood: {reading}. ",
         "incomplete": "The command is not finished.",
         "unexpected_word": "The word '{word}' does not fit here.",
         "empty": "Type a command, for example: '{example}'.",
@@ -125,6 +129,8 @@ def say(lang: str, key: str, **values: Any) -> str:
 
 def failure_reply(f: ParseFailure) -> str:
     """A not-understood reply: what went wrong, where it could go on, and the suggestion if there is one."""
+    if f.code == "ambiguous" and not f.word:  # two readings of the whole phrase (frames.py), said back
+        return say(f.lang, "ambiguous_reading", candidates=" / ".join(f"«{c}»" for c in f.candidates))
     text = say(f.lang, f.code, word=f.word or "", candidates=", ".join(f.candidates))
     if f.corrected:
         text += say(f.lang, "did_you_mean", corrected=f.corrected)

@@ -113,6 +113,19 @@ def _organ_family(item: Item, known: Known) -> str:
     raise Unresolved("not_found", item.value, sorted({split_id(o)[0] for o in known.organs}))
 
 
+RELATIVE = frozenset({"previous", "next", "latest"})
+
+
+def concrete_version(version: str | None, newest: int, word: str) -> str | None:
+    """«прошлую версию» / "the next version" against the catalog: the newest major − 1, + 1, or itself."""
+    if version not in RELATIVE:
+        return version
+    major = {"previous": newest - 1, "next": newest + 1, "latest": newest}[version]
+    if major < 1:
+        raise Unresolved("not_found", word, [f"v{newest}"] if newest else [])
+    return f"{major}.0.0"
+
+
 def _create_organ(command: CreateOrgan, known: Known) -> Resolution:
     item = command.organ
     if item.kind == "alias" and not known.organ_families(item.value) and known.cell_candidates(item.value):
@@ -121,6 +134,8 @@ def _create_organ(command: CreateOrgan, known: Known) -> Resolution:
     base = known.newest_organ(family)
     if base is None:
         raise Unresolved("not_found", item.value, [])
+    command = msgspec.structs.replace(command, version=concrete_version(command.version, known.newest_major(family),
+                                                                        item.value))
     major = int(command.version.split(".")[0]) if command.version else None
     existing = known.organs.get(f"{family}.v{major}") if major is not None else base
     if existing is not None and not command.options:
@@ -137,6 +152,8 @@ def _update_organ(command: UpdateOrgan, known: Known) -> Resolution:
     base = known.newest_organ(family)
     if base is None:
         raise Unresolved("not_found", command.organ.value, [])
+    command = msgspec.structs.replace(command, version=concrete_version(command.version, known.newest_major(family),
+                                                                        command.organ.value))
     major = int(command.version.split(".")[0]) if command.version else known.newest_major(family) + 1
     target = {"kind": "organ", "id": base["id"]}
     existing = known.organs.get(f"{family}.v{major}")
@@ -229,7 +246,12 @@ def _create_cell(command: CreateCell, known: Known) -> Resolution:
         cell_id = candidates[0] if candidates else None
     else:
         cell_id = known.cell_by_id_or_type(item.value) if item.kind == "id" else None
+    if cell_id is not None and command.version in RELATIVE:
+        command = msgspec.structs.replace(command, version=concrete_version(
+            command.version, split_id(cell_id)[1], item.value))
     if cell_id is None:
+        if command.version in RELATIVE:
+            raise Unresolved("not_found", item.value, [])
         template = new_cell(item.value, lang, None, kind=command.cell_kind or "analysis", version=command.version)
         return Resolution(intent="create_cell", lang=lang, spec=_factory_spec(template))
     template = versioned_cell(known.cells[cell_id], command.version)

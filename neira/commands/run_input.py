@@ -37,9 +37,11 @@ def _words(lexicon: Lexicon) -> _Words:
     """The run words of a lexicon, prepared once per lexicon."""
     found = _WORDS.get(lexicon)
     if found is None:
-        verbs = sorted(((tuple(p.text for p in pieces(v) if p.shape == "word"), kind) for kind in ("run", "say")
-                        for lang in ("ru", "en") for v in lexicon.verbs.get(kind, {}).get(lang, [])),
-                       key=lambda vk: -len(vk[0]))
+        listed = {(tuple(p.text for p in pieces(v) if p.shape == "word"), kind) for kind in ("run", "say")
+                  for lang in ("ru", "en") for v in lexicon.verbs.get(kind, {}).get(lang, [])}
+        formed = {(words, entry.canon[1:]) for words, entry in lexicon.phrases.items()
+                  if entry.canon in ("!run", "!say")}  # «запускай», «прогоним», "launching": the lemmas' forms too
+        verbs = sorted(listed | formed, key=lambda vk: (-len(vk[0]), vk))
         connectors = frozenset(c for lang in ("ru", "en") for c in lexicon.run.get("connectors", {}).get(lang, []))
         found = _WORDS[lexicon] = _Words(tuple(v for v in verbs if v[0]), frozenset(v[0][0] for v in verbs if v[0]), connectors)
     return found

@@ -99,12 +99,22 @@ class CommandService:
         await self.store.close()
 
     async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
-        """The reply to one phrase: always a dict in the contract's shape (200), never an exception."""
-        session_id = session_id or f"s-{secrets.token_hex(8)}"
+        """The reply to one phrase: always a dict in the contract's shape (200), never an exception.
+
+        A phrase the frame tier read (not the grammar) is said back first: «Понял так: …», "I understood: …";
+        `understood_as` carries the same words."""
         known = await self.known()
         started = time.perf_counter()
         parsed = parse(text, known.lexicon)
         self.core.metrics.command_parse_seconds.observe(time.perf_counter() - started)
+        out = await self._answer(parsed, text, session_id or f"s-{secrets.token_hex(8)}", actor, known)
+        reading = getattr(parsed, "reading", None)
+        if reading and out.get("understood"):
+            out["understood_as"] = reading
+            out["reply"] = say(out["lang"], "understood_as", reading=reading) + str(out.get("reply", ""))
+        return out
+
+    async def _answer(self, parsed: Any, text: str, session_id: str, actor: str, known: Known) -> dict[str, Any]:
         res = parsed if isinstance(parsed, ParseFailure) else resolve(parsed, known)
         if isinstance(res, ParseFailure):
             intent = getattr(parsed, "__struct_config__", None)

@@ -55,15 +55,42 @@ def _word_tok(lex: Lexicon, word: str, start: int, end: int) -> list[Tok]:
         return [Tok("VERSION", "v" + word[1:], word, start, end, "")]
     if shape != "JUNK" and not ("-" in word or "_" in word):
         return [Tok(shape, word, word, start, end, "")]
+    ordinal = _ORDINAL_RE.fullmatch(word)
+    if ordinal is not None:  # 2nd, 3-й, 3-ей: a number that names a version or an iteration
+        return [Tok("NUMWORD", ordinal.group(1), word, start, end, "")]
     parts = _SPLIT_RE.split(word)
     tail = lex.phrases.get((parts[-1],))
     if len(parts) > 1 and tail is not None and tail.cls == "PIPELINE":  # speak-pipeline → speak + pipeline
         head = "-".join(parts[:-1])
         return _word_tok(lex, head, start, end - len(parts[-1]) - 1) + [
             Tok("PIPELINE", tail.canon, parts[-1], end - len(parts[-1]), end, tail.lang)]
+    if len(parts) > 1 and "-" in word and _names_a_noun(lex, parts):  # реверс-орган, vision-organ: the known parts
+        return _compound(lex, word, start)
     if shape != "JUNK":
         return [Tok(shape, word, word, start, end, "")]
     return [Tok("WORD", run, run, start, end, "") for run in _ALPHA_RUN_RE.findall(word)]
+
+
+_NOUN_PARTS = frozenset({"ORGAN", "CELL", "PIPELINE", "ALIAS", "KIND"})
+_ORDINAL_RE = re.compile(r"(\d{1,3})(?:st|nd|rd|th|-?(?:й|я|е|ей|ий|ой|ая|ое|го|его|ого|ую|ю|му|ему|ому|м|ем|ом|ым|им))")
+
+
+def _names_a_noun(lex: Lexicon, parts: list[str]) -> bool:
+    """A hyphenated word is a compound of catalog nouns when one part is one («реверс-орган», "vision-organ");
+    a real id (organ-1, edge-detect, analysis.summarize.v1) has no such part, or is known whole."""
+    if not all(part.isalpha() for part in parts):  # organ-7, cell-3, plan-1a2b: ids
+        return False
+    return any((e := lex.phrases.get((part,))) is not None and e.cls in _NOUN_PARTS for part in parts)
+
+
+def _compound(lex: Lexicon, word: str, start: int) -> list[Tok]:
+    out: list[Tok] = []
+    pos = start
+    for part in word.split("-"):
+        if part:
+            out.extend(_word_tok(lex, part, pos, pos + len(part)))
+        pos += len(part) + 1
+    return out
 
 
 _MEMO_LIMIT = 20_000
@@ -127,9 +154,64 @@ def _trim(toks: list[Tok]) -> list[Tok]:
     return out
 
 
+_NUMBER_BEFORE = frozenset({"VWORD", "TO", "ACCEPT_ITERATION", "REJECT_ITERATION"})
+
+
+def _numbers(lex: Lexicon, toks: list[Tok]) -> list[Tok]:
+    """Number words, ordinals and «прошлую»/"previous" become versions where a version is said; elsewhere
+    ("first normalize, then …", "the echo one") they are dropped rather than read as names.
+
+    «третьей версии» → `^version 3`, "version three" → `^version 3`, «до второй» → `^to 2`,
+    «прошлую версию» → `^version ^previous` (the resolver finds the catalog's previous major).
+    """
+    if not any(t.cls == "NUMWORD" or t.text in lex.relative for t in toks):
+        return toks
+    out: list[Tok] = []
+    i, n = 0, len(toks)
+    while i < n:
+        tok = toks[i]
+        nxt = toks[i + 1] if i + 1 < n else None
+        rel = lex.relative.get(tok.text) if tok.cls in ("WORD", "ARROW", "FILLER", "NUMWORD") else None
+        prev = out[-1].cls if out else ""
+        if rel is not None and nxt is not None and nxt.cls == "VWORD":  # «прошлую версию», "the next version"
+            out.append(nxt)
+            out.append(Tok("RELVERSION", "^" + rel, tok.text, tok.start, tok.end, tok.lang))
+            i += 2
+            continue
+        if rel is not None and prev == "VWORD" and tok.cls != "ARROW":  # «версию прошлую»
+            out.append(Tok("RELVERSION", "^" + rel, tok.text, tok.start, tok.end, tok.lang))
+            i += 1
+            continue
+        if tok.cls == "NUMWORD":
+            if nxt is not None and nxt.cls == "VWORD":  # «третьей версии»: the version word first
+                out.append(nxt)
+                out.append(Tok("NUMBER", tok.canon, tok.text, tok.start, tok.end, tok.lang))
+                i += 2
+                continue
+            if prev in _NUMBER_BEFORE:
+                out.append(Tok("NUMBER", tok.canon, tok.text, tok.start, tok.end, tok.lang))
+            i += 1
+            continue
+        out.append(tok)
+        i += 1
+    return _trim(out)
+
+
+def _soft_verbs(lex: Lexicon, toks: list[Tok]) -> list[Tok]:
+    """«давай создадим», "let's build": an opener that is a verb alone («давай» = apply) yields to a later verb."""
+    if not lex.soft_verbs:
+        return toks
+    verbs = [i for i, t in enumerate(toks) if t.canon[:1] == "!"]
+    if len(verbs) < 2:
+        return toks
+    drop = {i for i in verbs[:-1] if toks[i].text in lex.soft_verbs and i + 1 < len(toks)
+            and any(j > i for j in verbs)}
+    return [t for i, t in enumerate(toks) if i not in drop] if drop else toks
+
+
 def stream(text: str, lex: Lexicon) -> Stream:
     """Classify the text and render the canonical stream the grammar parses."""
-    toks = _classify(lex, pieces(text))
+    toks = _numbers(lex, _soft_verbs(lex, _classify(lex, pieces(text))))
     offsets: list[int] = []
     parts: list[str] = []
     pos = 0

@@ -6,6 +6,8 @@ nouns stay alias lemmas and are mapped to ids by the resolver.
 
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer
 
 from neira.commands.model import (
@@ -16,6 +18,7 @@ from neira.commands.model import (
 _LIFECYCLE = {"APPROVE": Approve, "DISABLE": Disable, "ROLLBACK": Rollback, "CANCEL_BUILD": CancelBuild,
               "REBUILD": Rebuild, "HOLD": Hold}
 _ITEM_KIND = {"ALIAS": "alias", "WORD": "word", "ID": "id", "ORGAN_ID": "id"}
+_RECORD_ID = re.compile(r"(?:organ|cell|record|plan)[-_]\w+")
 _LIST_WHAT = {"ORGAN": "organs", "CELL": "cells", "PIPELINE": "pipelines"}
 
 
@@ -62,7 +65,8 @@ class ToCommand(Transformer):
         return children[-1]
 
     def version(self, children: list) -> str:
-        return semver(children[-1].value)
+        last = children[-1]
+        return last.value[1:] if last.type == "RELVERSION" else semver(last.value)
 
     def organ_phrase(self, children: list) -> Item:
         return _item(next(t for t in children if t.type in _ITEM_KIND))
@@ -98,6 +102,8 @@ class ToCommand(Transformer):
     def _unmarked(self, item: Item, version: str | None, options: tuple[Item, ...]) -> CreateOrgan | CreateCell:
         if item.kind == "word":
             raise Rejected(item.value)
+        if item.kind == "id" and _RECORD_ID.fullmatch(item.value):
+            raise Rejected(item.value)  # «собери organ-1»: a record or an organ, never the name of a new cell
         if item.kind == "id" and not item.value.startswith("organ."):
             return CreateCell(cell=item, version=version)
         # an alias may name an organ, a cell or both; CreateOrgan with `organ` set lets the resolver decide

@@ -197,3 +197,22 @@ async def test_organs_built_since_the_last_command_count_for_the_next_version(cl
     await client.post("/api/neira/capabilities/organs_builder", json={"state": "disabled"}, headers=auth())
     closed = (await say(client, "обнови голосовой орган", session="s-built")).json()
     assert closed["spec"]["template"]["id"] == "organ.voice.v2"  # builds unreadable: the catalog alone counts
+
+
+async def test_a_fallback_reading_says_how_it_was_understood(client):
+    body = (await say(client, "голосовой орган v1 — создай", session="s-frame")).json()
+    assert (body["understood"], body["intent"]) == (True, "create_organ")
+    assert body["spec"]["template"]["id"] == "organ.voice.v1"
+    assert body["understood_as"] == "создать орган голосовой версия 1.0.0"
+    assert body["reply"].startswith("Понял так: создать орган голосовой версия 1.0.0. План готов")
+    en = (await say(client, "turn analysis.summarize.v1 off", session="s-frame")).json()
+    assert en["intent"] == "disable" and en["reply"].startswith("I understood: disable analysis.summarize.v1.")
+    grammar = (await say(client, "создай голосовой орган v1", session="s-frame")).json()
+    assert "understood_as" not in grammar and not grammar["reply"].startswith("Понял так")
+
+
+async def test_two_close_readings_ask_back(client):
+    body = (await say(client, "одобри или отключи organ-1")).json()
+    assert body["understood"] is False and body["error"]["code"] == "ambiguous"
+    assert sorted(body["error"]["candidates"]) == ["одобрить organ-1", "отключить organ-1"]
+    assert body["reply"].startswith("Не уверен, как понять: «")
