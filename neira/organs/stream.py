@@ -9,6 +9,7 @@ from neira.events import EventBus
 from neira.organs import store
 from neira.storage.db import Database
 
+FRAMED = frozenset({"organ.stage", "organ.waiting"})  # the organ's events a stream passes on
 QUEUE_SIZE = 64  # frames a slow client may fall behind before it gets a fresh snapshot instead
 
 
@@ -50,9 +51,13 @@ async def organ_stream(db: Database, events: EventBus, organ_id: str,
             if ev.subject == gate_topic and gate is not None:
                 gate()
                 continue
-            if ev.type != "organ.stage" or ev.seq <= last:
+            if ev.type not in FRAMED or ev.seq <= last:
                 continue
             last = ev.seq
+            if ev.type == "organ.waiting":  # it waits for a human: the evidence, in words, for the chat to say
+                yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq, "waiting_for": ev.data["waiting_for"],
+                       "text": ev.data.get("text") or {}}
+                continue
             yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq}
     finally:
         events.unsubscribe(topic, sub)

@@ -83,3 +83,38 @@ def test_the_panel_shows_a_canary_against_its_stable_baseline(evidence_server, o
     approve.click()
     expect(row).to_have_attribute("data-state", "experimental")
     expect(evidence.locator(".evidence-wait")).to_have_text("Waits for the stage's minimum time.")
+
+
+def test_the_chat_announces_an_organ_that_waits_for_approval(evidence_server, open_tab):
+    """A canary v2 made and applied in the chat is followed live; once its analysis passes and it waits for a
+    human, the chat says so with its evidence and offers the phrase that approves it, which plans the move."""
+    with evidence_server.client() as api:
+        stable = [o for o in api.get("/organs").json() if o["template_id"] == "organ.reverse.v1" and o["state"] == "stable"]
+        if not stable:
+            v1 = api.post("/organs/build", json={"organ_template": "organ.reverse.v1"}).json()["organ_id"]
+            wait_state(api, v1, "canary")
+            assert api.post(f"/organs/{v1}/status", json={"state": "stable", "reason": "baseline"}).status_code == 200
+    tab = open_tab(locale="en-US")
+    page = tab.page
+    sign_in(page, evidence_server)
+    page.locator("#input").fill("update reverse organ to v3")
+    page.locator("#input").press("Enter")
+    reply = page.locator("#messages > li.msg-neira:not(.msg-thinking)").last
+    reply.get_by_role("button", name="Apply").click()
+    item = reply.locator(".organ-item").first
+    expect(item).to_be_visible()
+    organ_id = item.get_attribute("data-organ-id")
+    note = page.locator('article[data-intent="announcement"]')
+    expect(note).to_have_count(1, timeout=15000)
+    expect(note.locator(".reply-text")).to_have_text(re.compile(rf"^{organ_id} waits for approval: \d+ runs, 0 errors, p99 "))
+    expect(note.locator(".suggestions-title")).to_have_text("To approve it:")
+    note.get_by_role("button", name=f"approve {organ_id}").click()
+    expect(page.locator("#input")).to_have_value(f"approve {organ_id}")
+    page.locator("#input").press("Enter")
+    plan = page.locator("#messages > li.msg-neira:not(.msg-thinking)").last
+    expect(plan.locator(".plan")).to_contain_text(f"{organ_id}: canary → experimental")
+    plan.get_by_role("button", name="Apply").click()
+    expect(plan.locator(".organ-item")).to_have_attribute("data-state", "experimental")
+    with evidence_server.client() as api:
+        wait_state(api, organ_id, "experimental", timeout=10)
+    page.screenshot(path=str(ARTIFACTS / "chat-waiting.png"))

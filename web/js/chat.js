@@ -102,7 +102,8 @@ function renderReply(msg) {
       card.append(el("p", { class: "expected" }, t("reply.expected", { words }) + where));
     }
   }
-  const sugg = renderSuggestions(suggestedPhrases(res, msg.request), fillInput);
+  const sugg = renderSuggestions(suggestedPhrases(res, msg.request), fillInput,
+    res.intent === "announcement" ? t("reply.next") : undefined);
   if (sugg) card.append(sugg);
 
   const violations = renderViolations(res.policy?.violations);
@@ -234,8 +235,19 @@ async function send(raw) {
   }
 }
 
+/** The organs an apply result names, each at the state the apply left it in: a moved organ where the move
+ * took it, a new build at draft (its stream then follows it). */
+function appliedOrgans(result) {
+  const moved = new Map((result?.applied || []).filter((a) => a.kind === "organ" && typeof a.after === "string")
+    .map((a) => [a.organ_id ?? a.record_id, a.after]));
+  return organIdsFrom(result).map((id) => {
+    const state = moved.get(id) ?? "draft";
+    return { id, state, reached: Math.max(STAGES.indexOf(state), 0) };
+  });
+}
+
 function takeApplied(msg, result) {
-  msg.organs = organIdsFrom(result).map((id) => ({ id, state: "draft", reached: 0 }));
+  msg.organs = appliedOrgans(result);
   // "apply" typed in the chat carries out the last pending plan of the session.
   const pending = [...session.messages].reverse().find((m) => m.role === "neira" && m.response?.plan && (m.plan_state || "pending") === "pending");
   if (pending && msg.response !== pending.response) {
@@ -253,7 +265,7 @@ async function applyPlan(msg) {
     const result = await api("POST", `/api/neira/commands/plans/${planId}/apply`);
     msg.plan_state = "applied";
     msg.apply_result_reply = replyText(result);
-    msg.organs = organIdsFrom(result).map((id) => ({ id, state: "draft", reached: 0 }));
+    msg.organs = appliedOrgans(result);
   } catch (err) {
     msg.plan_state = "pending";
     msg.apply_error = err.status === 401 ? "" : err.code === "network" ? t("error.network") : err.reason;
@@ -297,13 +309,34 @@ function watchOrgans(msg) {
       }
     };
     const stream = openStream(`/organs/${encodeURIComponent(organ.id)}/stream`, {
-      onFrame: (frame) => frame?.state && update(frame.state),
+      onFrame: (frame) => {
+        if (frame?.state) update(frame.state);
+        if (frame?.waiting_for === "approval") announceWaiting(organ.id, frame);
+      },
       onRefused: (err) => update(null, err.reason || ""),
       done: (frame) => TERMINAL.has(frame?.state),
       onStatus: (status) => status === "closed" && streams.delete(organ.id),
     });
     streams.set(organ.id, stream);
   }
+}
+
+/** The server says an organ waits for a human (its evidence in words): say it once in the chat, with the
+ * phrase that approves it one click away (it answers with a plan, as every lifecycle command does). */
+function announceWaiting(organId, frame) {
+  const key = `${organId}@${frame.seq}`;
+  session.announced = session.announced || [];
+  if (session.announced.includes(key)) return;
+  session.announced.push(key);
+  const lang = currentLang();
+  const text = frame.text?.[lang] || frame.text?.en;
+  if (!text) return;
+  const approve = lang === "ru" ? `одобри ${organId}` : `approve ${organId}`;
+  const msg = { id: newId(), role: "neira", response: { intent: "announcement", lang, reply: text, suggestions: [approve], target: { kind: "organ", id: organId } } };
+  session.messages.push(msg);
+  saveSession();
+  list.append(renderMessage(msg));
+  scrollToEnd();
 }
 
 function newSession() {
