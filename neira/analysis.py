@@ -127,15 +127,20 @@ class Analyzer:
         have = await self._count(s.key, s.state, s.since)
         missing = max(0, s.policy.min_runs - have)
         rounds = math.ceil(missing / len(s.probes)) if missing else 1
+        # The rounds run first and are stored together, in one transaction: with many subjects entering a
+        # stage at once, a transaction (and a re-read of the subject) per round made the last ones wait past
+        # max_wait_ms for their first measurement.
+        measured: list[Measurement] = []
+        base: list[Measurement] = []
         for _ in range(rounds):
-            fresh = await self.subject(s.key)
-            if fresh is None or (fresh.state, fresh.since) != (s.state, s.since):
-                return  # it moved on: this stint is over
-            measured = await self._round(s.probes)
-            if measured is None:
-                return  # the pool is full: a measurement-source error, not a failure; the next tick tries again
-            base = await self._round(s.baseline_probes) if s.baseline else None
-            await self._store(s, measured, base or [])
+            got = await self._round(s.probes)
+            if got is None:
+                break  # the pool is full: a measurement-source error, not a failure; the next tick tries again
+            measured += got
+            if s.baseline:
+                base += await self._round(s.baseline_probes) or []
+        if measured:
+            await self._store(s, measured, base)
 
     async def _round(self, probes: list[Probe]) -> list[Measurement] | None:
         out = []
@@ -159,6 +164,9 @@ class Analyzer:
         rows += [{"subject": s.baseline, "stage": "baseline", "since": 0.0, "source": "samples", "ok": m.ok,
                   "passed": m.passed, "ms": m.ms, "at": now} for m in base]
         async with self.db.transaction() as tx:
+            fresh = await self.subject(s.key, tx.conn)
+            if fresh is None or (fresh.state, fresh.since) != (s.state, s.since):
+                return  # it moved on while it was measured: those runs belong to no stint of it now
             await tx.conn.execute(A.insert(), rows)
             keep = WINDOW_RUNS * s.policy.min_runs
             for subject in {s.key, s.baseline} - {None}:

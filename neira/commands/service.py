@@ -213,8 +213,6 @@ class CommandService:
             if row.applied_at is not None:
                 return {"plan_id": plan_id, "plan": shown, "already_applied": True, **row.result,
                         "reply": say(plan.lang, "already_applied")}
-            if not plan.allowed:  # denied as shown: that stays the answer, whatever moved since it was made
-                raise decision_error(next(d for d in plan.decisions if d.action == "deny"))  # type: ignore[arg-type]
             await check_facts(tx, plan, gate_verdicts(self.core.policy))
             applied = [to_builtins(a) for a in await carry_out(tx, plan, actor, self.executor)]
             result = {"applied": applied, "summary": shown["summary"]}
