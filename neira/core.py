@@ -12,11 +12,13 @@ from neira.commands.service import CommandService
 from neira.config import Settings
 from neira.events import EventBus
 from neira.factory import Factory
+from neira.immune import Immune
 from neira.metrics import Metrics
 from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
 from neira.runtime.sandbox.limits import limits_of
+from neira.shadow import Shadow
 from neira.storage.db import Database
 from neira.training import Trainer
 
@@ -50,6 +52,12 @@ class Core:
         )
         self.training = Trainer(self.db, self.runs, self.runs.sources, self.events, self.audit, self.metrics)
         self.analysis = Analyzer(self.db, self.runs, self.events, settings.analysis_interval_ms)
+        self.shadow = Shadow(self.db, self.runs.sources, self.runs, self.analysis, self.metrics, settings.canary_share,
+                             settings.workers, lambda: self.runs.pool.waiting > 0)
+        self.immune = Immune(self.db, self.runs, self.factory, self.catalog, self.events, self.audit, self.metrics,
+                             settings.integrity_interval_s)
+        self.runs.guard = self.immune.guard  # quarantined records get no traffic
+        self.runs.listeners += [self.shadow.served, self.immune.served]
         self.commands = CommandService(self)
 
     async def start(self) -> None:
@@ -57,6 +65,7 @@ class Core:
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         await self.db.create()
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
+        await self.immune.start()  # before the examples: their registration writes missing catalog files again
         await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
         await self.factory.start()
         await self.organs.start()
@@ -66,7 +75,9 @@ class Core:
         """Stop timers and close storage. Nothing is lost: state is already committed."""
         await self.commands.close()
         self.runs.pool.stop_spawning()  # the analysis' runs are cancelled next: their workers are not replaced
+        await self.shadow.close()
         await self.analysis.close()
+        await self.immune.close()
         await self.runs.close()
         await self.organs.close()
         await self.factory.close()
