@@ -53,7 +53,7 @@ class Core:
         self.training = Trainer(self.db, self.runs, self.runs.sources, self.events, self.audit, self.metrics)
         self.analysis = Analyzer(self.db, self.runs, self.events, settings.analysis_interval_ms)
         self.shadow = Shadow(self.db, self.runs.sources, self.runs, self.analysis, self.metrics, settings.canary_share,
-                             settings.workers, lambda: self.runs.pool.waiting > 0)
+                             max(1, settings.workers // 2), lambda: self.runs.pool.waiting > 0)
         self.immune = Immune(self.db, self.runs, self.factory, self.catalog, self.events, self.audit, self.metrics,
                              settings.integrity_interval_s)
         self.runs.guard = self.immune.guard  # quarantined records get no traffic
@@ -66,7 +66,9 @@ class Core:
         await self.db.create()
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
         await self.immune.start()  # before the examples: their registration writes missing catalog files again
-        await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
+        added = await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
+        if any(added.values()):
+            await self.immune.check_integrity()  # the first start: check the files just written too
         await self.factory.start()
         await self.organs.start()
         self.analysis.start()

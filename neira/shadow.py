@@ -67,6 +67,7 @@ class Shadow:
         self._outcomes = {o: metrics.canary_shadow_runs.labels(o) for o in ("ok", "diverged", "failed", "dropped")}
         self._credit: dict[tuple[str, str], float] = {}  # (kind, template id) → share accumulated so far
         self._targets: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (kind, template id) → canaries
+        self._looking: set[tuple[str, str]] = set()
         self._inflight = 0
         self._rows: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -84,7 +85,9 @@ class Shadow:
         key = (s.kind, s.template_id)
         targets = self._targets.get(key)
         if targets is None:
-            self._spawn(self._look_up(s, key))
+            if key not in self._looking:  # one look-up per version at a time; runs meanwhile are not shadowed
+                self._looking.add(key)
+                self._spawn(self._look_up(s, key))
             return
         if not targets:
             return
@@ -101,7 +104,10 @@ class Shadow:
             self._spawn(self._shadow(s, target, state))
 
     async def _look_up(self, s: Served, key: tuple[str, str]) -> None:
-        self._targets[key] = await self.canaries.canaries(s.kind, s.template_id)
+        try:
+            self._targets[key] = await self.canaries.canaries(s.kind, s.template_id)
+        finally:
+            self._looking.discard(key)
         self.served(s)
 
     def _spawn(self, work: Any) -> None:
