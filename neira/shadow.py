@@ -26,7 +26,7 @@ from neira.storage.db import Database
 
 log = logging.getLogger("neira.shadow")
 A = tables.analysis_runs
-FLUSH_S = 0.1  # shadow rows are written in batches: one transaction per batch, off the callers' path
+FLUSH_S = 0.25  # shadow rows are written in batches: one transaction per batch, off the callers' path
 WINDOW_RUNS = 5  # as neira/analysis.py: the newest WINDOW_RUNS × min_runs rows of a subject are kept
 
 
@@ -68,6 +68,8 @@ class Shadow:
         self._credit: dict[tuple[str, str], float] = {}  # (kind, template id) → share accumulated so far
         self._targets: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (kind, template id) → canaries
         self._looking: set[tuple[str, str]] = set()
+        self._moves = 0  # record and organ commits seen: a look-up that raced one is used once, not kept
+        self._stints: dict[str, tuple[str, float, int] | None] = {}  # subject → (stage, since, rows kept), if measured
         self._inflight = 0
         self._rows: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -76,7 +78,9 @@ class Shadow:
         db.feed.subscribe("organs", self._moved)
 
     def _moved(self, _changes: list[Any]) -> None:
-        self._targets.clear()  # a record or organ moved: who is in canary is asked again
+        self._targets.clear()  # a record or organ moved: who is in canary (and since when) is asked again
+        self._stints.clear()
+        self._moves += 1
 
     def served(self, s: Served) -> None:
         """A caller got a stable version's answer: shadow it to the canaries when its share is due."""
@@ -104,11 +108,14 @@ class Shadow:
             self._spawn(self._shadow(s, target, state))
 
     async def _look_up(self, s: Served, key: tuple[str, str]) -> None:
+        moves = self._moves
         try:
-            self._targets[key] = await self.canaries.canaries(s.kind, s.template_id)
+            found = await self.canaries.canaries(s.kind, s.template_id)
         finally:
             self._looking.discard(key)
-        self.served(s)
+        if moves == self._moves:  # else a record or organ moved meanwhile: this run goes unshadowed
+            self._targets[key] = found
+            self.served(s)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -154,18 +161,29 @@ class Shadow:
         rows, self._rows = self._rows, []
         if not rows:
             return
-        stints = {key: await self.stints.subject(key) for key in {r["subject"] for r in rows}}
+        stints = {key: await self._stint(key) for key in {r["subject"] for r in rows}}
         keep: list[dict[str, Any]] = []
         for row in rows:
             stint = stints[row["subject"]]
-            if stint is not None and stint.measuring and stint.state == row["stage"]:
-                keep.append({**row, "since": stint.since})
+            if stint is not None and stint[0] == row["stage"]:
+                keep.append({**row, "since": stint[1]})
         if not keep:
             return
         async with self.db.transaction() as tx:
             await tx.conn.execute(A.insert(), keep)
             for key in {r["subject"] for r in keep}:
-                await prune(tx.conn, key, WINDOW_RUNS * stints[key].policy.min_runs)  # type: ignore[union-attr]
+                await prune(tx.conn, key, stints[key][2])  # type: ignore[index]
+
+    async def _stint(self, key: str) -> tuple[str, float, int] | None:
+        """(stage, since, rows to keep) of a subject under analysis, kept until a record or organ moves."""
+        if key in self._stints:
+            return self._stints[key]
+        moves = self._moves
+        found = await self.stints.subject(key)
+        stint = (found.state, found.since, WINDOW_RUNS * found.policy.min_runs) if found is not None and found.measuring else None
+        if moves == self._moves:
+            self._stints[key] = stint
+        return stint
 
     async def drain(self) -> None:
         """Wait for the shadows running now and write their rows (tests, benchmarks and shutdown)."""

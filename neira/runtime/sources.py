@@ -72,6 +72,14 @@ class Sources:
         self.db, self.catalog, self.organ_row, self.records_generation = db, catalog, organ_row, records_generation
         self._records: dict[str, tuple[int, RecordView]] = {}
         self._organs: dict[str, tuple[Any, OrganView]] = {}
+        self._named: dict[str, str] = {}  # folded name → the organ that serves it, while no organ or template is written
+        self._writes = 0
+        db.feed.subscribe("organs", self._forget_names)
+        db.feed.subscribe("catalog", self._forget_names)
+
+    def _forget_names(self, _changes: list[Any]) -> None:
+        self._writes += 1
+        self._named.clear()
 
     async def record(self, record_id: str) -> RecordView:
         """The record (400 for a malformed id, 404 for an unknown one)."""
@@ -122,8 +130,12 @@ class Sources:
 
     async def stable_organ(self, name: str) -> str:
         """The organ that serves runs by `name`: the stable organ of the newest major version of the family
-        (or of the exact template), newest first. The caller always gets this organ's answer; a share of its
+        (or of the exact template), newest first; kept until an organ or a template is written, so runs by name
+        read no storage. The caller always gets this organ's answer; a share of its
         runs is shadowed to the family's canary afterwards (neira/shadow.py, through `RunService.listeners`)."""
+        key, writes = _fold(name), self._writes
+        if (hit := self._named.get(key)) is not None:
+            return hit
         exact, families = await self._families(name)
         conds = [O.c.template_id.in_(sorted(exact))] if exact else []
         conds += [O.c.template_id.like(f"organ.{_escape(f)}.v%", escape="\\") for f in families]
@@ -136,6 +148,10 @@ class Sources:
         if not stable:
             raise NotRunnable(f"no organ named {name!r} is stable yet", organ=name)
         best = max(stable, key=lambda r: (_major(r.template_id), r.created_at))
+        if writes == self._writes:  # nothing was written while it was read
+            if len(self._named) >= CACHE_LIMIT:
+                self._named.clear()
+            self._named[key] = best.id
         return best.id
 
     async def fallback(self, record: RecordView, blocked: Callable[[str], str | None]) -> RecordView | None:
