@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import ROOT, save  # noqa: E402
-from api_load import TOKEN, free_port, wait_ready, wrk  # noqa: E402
+from _util import ROOT, save
+from api_load import TOKEN, free_port, wait_ready, wrk
 
 H = {"Authorization": f"Bearer {TOKEN}"}
 V2 = {"id": "organ.reverse.v2", "version": "2.0.0", "roles": ["reverse"], "cells": ["analysis.reverse.v1", "action.echo.v1"],
@@ -65,7 +65,7 @@ def prepare(url: str) -> tuple[str, str]:
 def shadow_counts(url: str) -> dict[str, float]:
     """`canary_shadow_runs_total` by outcome."""
     text = httpx.get(f"{url}/metrics").text
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r'^canary_shadow_runs_total\{outcome="(\w+)"\} (\S+)$', text, re.M)}
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r'^canary_shadow_runs_total\{outcome="(\w+)"\} (\S+)$', text, re.MULTILINE)}
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, parse_cell
+from neira.errors import Busy, NeiraError
 from neira.events import EventBus
 from neira.factory import Factory
 from neira.integrity import IntegrityCheck, check_file, check_files, digest
@@ -47,6 +48,7 @@ R, H, A, Q, C = tables.cell_records, tables.record_history, tables.analysis_runs
 FLUSH_S = 0.2  # traffic rows are written in batches (a SIGKILL loses at most this much of them)
 CALLER_FAULTS = frozenset({"input_invalid", "type_mismatch"})  # the caller's input, not the cell's health
 WINDOW_RUNS = 5
+BUSY_TRIES = 5  # a heal's sample run that finds the pool full tries again this often before the heal fails
 
 
 class Checks(Protocol):
@@ -286,7 +288,12 @@ class Immune:
         samples = samples_of(parse_cell(row.template).metadata)
         if not samples:
             return ["no samples to show that it works again"]
-        results = [judge_run(i, s, await self.checks.check_record(row.id, s.input)) for i, s in enumerate(samples)]
+        results = []
+        for i, sample in enumerate(samples):
+            try:
+                results.append(judge_run(i, sample, await self._sample_run(row.id, sample.input)))
+            except NeiraError as exc:  # it cannot run at all now (a gate closed, its backend gone)
+                return [f"samples could not run: {exc.reason}"]
         bad = [r for r in results if not r.passed]
         if bad:
             first = bad[0]
@@ -294,6 +301,17 @@ class Immune:
                     f"{first.reason or first.error})"]
         self._notes[row.id] = f"samples: {len(results)} of {len(results)} passed"
         return []
+
+    async def _sample_run(self, record_id: str, value: Any) -> RunResult:
+        """One sample run for the heal; a full pool is waited out (a few tries), not taken for a failure."""
+        for attempt in range(1, BUSY_TRIES + 1):
+            try:
+                return await self.checks.check_record(record_id, value)
+            except Busy:
+                if attempt == BUSY_TRIES:
+                    raise
+                await asyncio.sleep(0.2 * attempt)  # back off while callers hold the pool
+        raise AssertionError("unreachable")
 
     async def _check_file(self, row: Any) -> list[str]:
         async with self.db.read() as conn:

@@ -29,9 +29,9 @@ def cell(impl: str, version: str = "1.0.0", samples: list[dict[str, Any]] | None
             "policies": {"analysis": {"min_runs": 5, **analysis}}}
 
 
-def make_app(data_dir: Path, **settings: Any) -> Any:
+def make_app(data_dir: Path, heal_delay_s: float = HEAL_DELAY_S, **settings: Any) -> Any:
     core = Core(make_settings(data_dir, run_workers=1, **settings), immune_registry())
-    core.factory.heal_delay_s = HEAL_DELAY_S
+    core.factory.heal_delay_s = heal_delay_s
     return create_app(core)
 
 

@@ -53,7 +53,7 @@ async def test_a_changed_file_quarantines_its_records_at_the_next_check(tmp_path
         assert (await run_cell(client, rid, "ab")).json()["ok"] is True
         trail = [(a["action"], a["subject"]) for a in await audit(client) if a["action"].startswith("immune.")]
         assert trail == [("immune.integrity", "catalog"), ("immune.quarantine", f"cell:{rid}"), ("immune.release", f"cell:{rid}")]
-        release = [a for a in await audit(client) if a["action"] == "immune.release"][0]
+        release = next(a for a in await audit(client) if a["action"] == "immune.release")
         assert release["reason"] == "healed: the catalog file was restored from the index; back to stable"
 
 

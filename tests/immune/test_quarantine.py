@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pathlib import Path
+
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import auth
-from tests.immune.conftest import SAMPLES, audit, cell, events, immune, record, run_cell, until
+from tests.immune.conftest import SAMPLES, audit, cell, events, immune, make_app, record, run_cell, until
 
 REASON = "error_rate 0.20 > max_error_rate 0.01 over 5 runs (1 failed)"
 
@@ -119,3 +121,19 @@ async def test_the_immune_route_needs_a_token(iclient: AsyncTestClient) -> None:
     body = await immune(iclient)
     check = body["last_integrity_check"]
     assert body["quarantined"] == [] and check["failed"] == [] and check["checked"] >= 10 and check["at"] > 0
+
+
+async def test_a_quarantine_holds_across_a_restart_and_its_heal_goes_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with AsyncTestClient(make_app(data, heal_delay_s=5.0, canary_share=0.0)) as client:  # stops mid-heal
+        rid = await record(client, cell("brittle"))
+        await fail_once_in_five(client, rid)
+        await until(lambda: held(client))
+    async with AsyncTestClient(make_app(data, heal_delay_s=0.2, canary_share=0.0)) as client:
+        [q] = await held(client)  # the row holds: still out of traffic after the restart
+        assert (q["record_id"], q["reason"], q["state"]) == (rid, REASON, "healing")
+        assert (await run_cell(client, rid, "ab")).status_code == 409
+        await until(lambda: _empty(client))  # the factory's start finished the heal, the immune system released it
+        assert (await client.get(f"/factory/cells/{rid}", headers=auth())).json()["state"] == "stable"
+        actions = [a["action"] for a in of(await audit(client), f"cell:{rid}") if a["action"].startswith("immune.")]
+        assert actions == ["immune.quarantine", "immune.release"]

@@ -36,7 +36,7 @@ async def rows(client: AsyncTestClient, subject: str) -> list[Any]:
 
 
 def metric(text: str, outcome: str) -> float:
-    found = re.search(rf'^canary_shadow_runs_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+    found = re.search(rf'^canary_shadow_runs_total{{outcome="{outcome}"}} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
