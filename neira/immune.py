@@ -115,6 +115,7 @@ class Immune:
         self._flush: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unpruned: dict[str, int] = {}  # record id → batches written since its rows were last pruned
         self._notes: dict[str, str] = {}  # record id → what its heal's check found (for the release's audit)
         factory.heal_checks.append(self.heal_check)
         db.feed.subscribe("cell_records", self._records_moved)
@@ -181,6 +182,9 @@ class Immune:
         ids = sorted({t[0] for t in taken} - set(self.guard.reasons))
         if not ids:
             return
+        async with self.db.read() as conn:  # most traffic is of records that are not stable: nothing to write then
+            if not (await conn.execute(select(R.c.id).where(R.c.id.in_(ids), R.c.state == CellState.STABLE.value).limit(1))).first():
+                return
         async with self.db.transaction() as tx:
             rows = {r.id: r for r in await tx.conn.execute(select(R).where(R.c.id.in_(ids), R.c.state == CellState.STABLE.value))}
             if not rows:
@@ -203,7 +207,10 @@ class Immune:
 
     async def _judge(self, tx: Tx, row: Any, since: float) -> None:
         policy, key = self._policy(row), f"traffic:{row.id}"
-        await prune(tx.conn, key, WINDOW_RUNS * policy.min_runs)
+        self._unpruned[row.id] = self._unpruned.get(row.id, 0) + 1
+        if self._unpruned[row.id] >= 8:  # every few batches: the verdict reads only the newest min_runs rows
+            await prune(tx.conn, key, WINDOW_RUNS * policy.min_runs)
+            self._unpruned[row.id] = 0
         last = list((await tx.conn.execute(select(A.c.ok).where(A.c.subject == key, A.c.since == since)
                                            .order_by(A.c.seq.desc()).limit(policy.min_runs))).scalars())
         if len(last) < policy.min_runs:

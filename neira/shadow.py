@@ -68,6 +68,7 @@ class Shadow:
         self._credit: dict[tuple[str, str], float] = {}  # (kind, template id) → share accumulated so far
         self._targets: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (kind, template id) → canaries
         self._looking: set[tuple[str, str]] = set()
+        self._unpruned: dict[str, int] = {}  # subject → rows written since its last prune
         self._moves = 0  # record and organ commits seen: a look-up that raced one is used once, not kept
         self._stints: dict[str, tuple[str, float, int] | None] = {}  # subject → (stage, since, rows kept), if measured
         self._inflight = 0
@@ -172,7 +173,11 @@ class Shadow:
         async with self.db.transaction() as tx:
             await tx.conn.execute(A.insert(), keep)
             for key in {r["subject"] for r in keep}:
-                await prune(tx.conn, key, stints[key][2])  # type: ignore[index]
+                limit = stints[key][2]  # type: ignore[index]
+                self._unpruned[key] = self._unpruned.get(key, 0) + sum(r["subject"] == key for r in keep)
+                if self._unpruned[key] >= limit // 2:  # pruned now and then, not per batch: at most 1.5 × the window
+                    await prune(tx.conn, key, limit)
+                    self._unpruned[key] = 0
 
     async def _stint(self, key: str) -> tuple[str, float, int] | None:
         """(stage, since, rows to keep) of a subject under analysis, kept until a record or organ moves."""
