@@ -31,6 +31,18 @@ async def released(client: AsyncTestClient) -> bool:
     return (await immune(client))["quarantined"] == []
 
 
+async def test_a_missing_file_quarantines_its_records_at_the_next_check(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with AsyncTestClient(make_app(data, integrity_interval_s=1, canary_share=0.0)) as client:
+        rid = await record(client, cell("brittle", cell_id="analysis.i_gone.v1"))
+        path = file_of(data, "analysis.i_gone.v1")
+        path.unlink()
+        [q] = await until(lambda: held(client))
+        assert (q["record_id"], q["reason"]) == (rid, "catalog file cells/analysis.i_gone.v1/1.0.0.json is missing")
+        await until(lambda: released(client))
+        assert path.is_file() and (await run_cell(client, rid, "ab")).json()["ok"] is True
+
+
 async def test_a_changed_file_quarantines_its_records_at_the_next_check(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with AsyncTestClient(make_app(data, integrity_interval_s=1, canary_share=0.0)) as client:
