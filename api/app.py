@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from api.apidoc import document_api
 from api.auth import AccessMiddleware, TokenTable
-from api.controllers import analysis, cells, commands, factory, organs, runs, signin, templates, training
+from api.controllers import analysis, cells, commands, factory, immune, organs, runs, signin, templates, training
 from api.controllers.common import NeiraRequest, NeiraSocket
 from api.controllers.platform import HealthController, PlatformController
 from api.errors import EXCEPTION_HANDLERS
@@ -28,6 +28,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CONTROLLERS = [
     HealthController, PlatformController, *cells.CONTROLLERS, *factory.CONTROLLERS, *organs.CONTROLLERS, *commands.CONTROLLERS,
     *signin.CONTROLLERS, *templates.CONTROLLERS, *runs.CONTROLLERS, *training.CONTROLLERS, *analysis.CONTROLLERS,
+    *immune.CONTROLLERS,
 ]
 
 

@@ -232,6 +232,10 @@ class Catalog:
             raise
         return tmp
 
+    def restore_file(self, family: str, id: str, version: str, body: dict[str, Any]) -> None:
+        """Write the file of an indexed version again from its indexed body (the immune system's heal)."""
+        self._write(self.path_for(family, id, version), body)
+
     # --- writes ------------------------------------------------------------------------------------
     async def register(self, tx: Tx, t: CellTemplate | OrganTemplate) -> bool:
         """Inside `tx`: index and store a validated template. True if new, False if identical;

@@ -41,6 +41,8 @@ class Settings(Base):
     run_queue: int = DEFAULT_RUN_QUEUE
     run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
     analysis_interval_ms: int = 1000  # canary analysis: how often samples run again for a record or organ under analysis
+    canary_share: float = 0.2  # the share of a stable version's runs shadowed to its canary/experimental versions
+    integrity_interval_s: int = 60  # the immune system checks the catalog's files against their digests this often
     sandbox_fuel: int = DEFAULT_SANDBOX_FUEL
     sandbox_timeout_ms: int = DEFAULT_SANDBOX_TIMEOUT_MS
     sandbox_memory_mb: int = DEFAULT_SANDBOX_MEMORY_MB
@@ -114,6 +116,21 @@ def _count(env: Mapping[str, str], name: str, default: int, low: int) -> int:
     return int(raw)
 
 
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share between 0 and 1 from the environment; anything else keeps the default, with a warning."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        log.warning("ignoring %s=%r: a number from 0 to 1 is expected", name, raw)
+        return default
+    return value
+
+
 def _flag(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -140,6 +157,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
         "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
+        "canary_share": _share(env, "NEIRA_CANARY_SHARE", 0.2),
+        "integrity_interval_s": _count(env, "NEIRA_INTEGRITY_INTERVAL_S", 60, 0),
         "sandbox_fuel": _count(env, "NEIRA_SANDBOX_FUEL", DEFAULT_SANDBOX_FUEL, 1000),
         "sandbox_timeout_ms": _count(env, "NEIRA_SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 1),
         "sandbox_memory_mb": _count(env, "NEIRA_SANDBOX_MEMORY_MB", DEFAULT_SANDBOX_MEMORY_MB, 1),

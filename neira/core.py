@@ -13,11 +13,13 @@ from neira.config import Settings
 from neira.events import EventBus
 from neira.factory import Factory
 from neira.graduation import Graduation
+from neira.immune import Immune
 from neira.metrics import Metrics
 from neira.organs import OrganBuilder
 from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
 from neira.runtime.sandbox.limits import limits_of
+from neira.shadow import Shadow
 from neira.storage.db import Database
 from neira.training import Trainer
 
@@ -55,6 +57,12 @@ class Core:
         self.analysis = Analyzer(self.db, self.runs, self.events, settings.analysis_interval_ms)
         self.graduation = Graduation(self.db, self.analysis, self.organs, self.factory, self.events, self.audit,
                                      enabled=settings.analysis_interval_ms > 0)
+        self.shadow = Shadow(self.db, self.runs.sources, self.runs, self.analysis, self.metrics, settings.canary_share,
+                             max(1, settings.workers // 2), lambda: self.runs.pool.waiting > 0)
+        self.immune = Immune(self.db, self.runs, self.factory, self.catalog, self.events, self.audit, self.metrics,
+                             settings.integrity_interval_s)
+        self.runs.guard = self.immune.guard  # quarantined records get no traffic
+        self.runs.listeners += [self.shadow.served, self.immune.served]
         self.commands = CommandService(self)
 
     async def start(self) -> None:
@@ -63,7 +71,10 @@ class Core:
         _, self.schema = await self.db.create()
         await self.db.listen()  # PostgreSQL: the other replicas' commits reach this one's caches
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
-        await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
+        await self.immune.start()  # before the examples: their registration writes missing catalog files again
+        added = await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)
+        if any(added.values()):
+            await self.immune.check_integrity()  # the first start: check the files just written too
         await self.factory.start()
         await self.graduation.start()
         await self.organs.start()
@@ -75,7 +86,9 @@ class Core:
         self.ready = False  # readiness answers 503 from here on, so a load balancer drains this replica
         await self.commands.close()
         self.runs.pool.stop_spawning()  # the analysis' runs are cancelled next: their workers are not replaced
+        await self.shadow.close()
         await self.analysis.close()
+        await self.immune.close()
         await self.runs.close()
         await self.organs.close()
         await self.factory.close()

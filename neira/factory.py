@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -34,6 +35,8 @@ log = logging.getLogger("neira.factory")
 IDEMPOTENCY_SCOPE = "factory.cells"
 PLAN_MEMO_SIZE = 1024  # dry-runs remembered per catalog/records state (cleared whenever either changes)
 R = tables.cell_records
+HealCheck = Callable[[str], Awaitable[list[str]]]
+"""record id → the problems a heal must fail on (none: it may go back)."""
 
 
 class ApprovalGuard(Protocol):
@@ -58,6 +61,7 @@ class Factory:
         # graduation's check before a human approves a record out of canary/experimental (neira/graduation.py):
         # (tx, row, force, reason, actor) → the verdict in words, or PolicyDenied / Held; wired by the core
         self.approval_guard: ApprovalGuard | None = None
+        self.heal_checks: list[HealCheck] = []  # more checks a heal runs before it ends (the immune system's)
 
     # --- start / stop ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -317,11 +321,15 @@ class Factory:
         """→ healing now; a background check then returns the record to its previous state, or to
         `failed` when its template no longer validates or its links are missing from the catalog."""
         async with self.db.transaction() as tx:
-            row = await self.records.row(tx.conn, id)
-            new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
-            await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
-                "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
-            tx.after_commit(lambda: self._spawn_heal(id))
+            return await self.auto_heal_in(tx, id, actor, reason)
+
+    async def auto_heal_in(self, tx: Tx, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """`auto_heal` inside the caller's transaction (the immune system quarantines and heals in one)."""
+        row = await self.records.row(tx.conn, id)
+        new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
+        await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
+            "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
+        tx.after_commit(lambda: self._spawn_heal(id))
         return {"id": id, "state": new.value}
 
     def _spawn_heal(self, id: str) -> None:
@@ -332,7 +340,8 @@ class Factory:
     async def _heal(self, id: str) -> None:
         try:
             await asyncio.sleep(self.heal_delay_s)
-            await self.finish_heal(id)
+            found = [problem for check in self.heal_checks for problem in await check(id)]
+            await self.finish_heal(id, found)
         except asyncio.CancelledError:
             raise
         except Exception:  # a heal must never take the service down; it is retried on the next start
@@ -349,13 +358,14 @@ class Factory:
             select(c.id).where(c.family == CELL, c.id.in_(t.links)).distinct())} if t.links else set()
         return [f"link {link} is missing from the catalog" for link in t.links if link not in known]
 
-    async def finish_heal(self, id: str) -> str | None:
-        """End a heal now: back to the previous state, or `failed`. None if the record is not healing."""
+    async def finish_heal(self, id: str, found: list[str] | None = None) -> str | None:
+        """End a heal now: back to the previous state, or `failed` (with `found`: problems the heal checks
+        saw before). None if the record is not healing."""
         async with self.db.transaction() as tx:
             row = await self.records.row(tx.conn, id)
             if row.state != CellState.HEALING:
                 return None
-            problems = await self.health_problems(tx.conn, row.template)
+            problems = [*await self.health_problems(tx.conn, row.template), *(found or [])]
             event = CellEvent.HEAL_FAIL if problems else CellEvent.HEAL_OK
             why = "; ".join(problems) if problems else "checks passed"
             new = await self.records.move(tx, row, event, "system", why)

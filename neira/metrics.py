@@ -34,6 +34,10 @@ class Metrics:
         self.organ_runs = Counter("organ_runs_total", "Organ runs by outcome", ["outcome"], registry=r)
         self.cell_runs = Counter("cell_runs_total", "Cell runs by implementation and outcome", ["impl", "outcome"], registry=r)
         self.cell_run_duration_ms = Histogram("cell_run_duration_ms", "Time of one cell's implementation, ms", ["impl"], buckets=_RUN_MS_BUCKETS, registry=r)
+        # shadow traffic and the immune system (neira/shadow.py, neira/immune.py)
+        self.canary_shadow_runs = Counter("canary_shadow_runs_total", "Runs shadowed to a canary: ok, failed, or dropped (the pool was busy: a measurement-source error, not a failure)", ["outcome"], registry=r)
+        self.immune_quarantines = Counter("immune_quarantines_total", "Cell records quarantined by the immune system", ["cause"], registry=r)
+        self.immune_integrity_checks = Counter("immune_integrity_checks_total", "Catalog integrity checks by outcome", ["outcome"], registry=r)
         # commands
         self.commands = Counter("neira_commands_total", "Commands by intent and outcome", ["intent", "outcome"], registry=r)
         self.command_parse_seconds = Histogram("neira_command_parse_seconds", "Command parse latency", buckets=_FAST_BUCKETS, registry=r)

@@ -21,7 +21,7 @@ class RunsController(Controller):
     @post("/factory/cells/{record_id:str}/run", status_code=200, opt=doc(RunResult, body=CellRun, errors=RUN_ERRORS))
     async def run_cell(self, request: NeiraRequest, record_id: FromPath[str]) -> Json:
         """Run one cell record on `{input}` (a payload, or a bare string for text)."""
-        return Json(await request.core.runs.run_cell(record_id, await json_body(request)))
+        return Json(await request.core.runs.serve_cell(record_id, await json_body(request)))
 
     @post("/organs/run", status_code=200, opt=doc(RunResult, body=NamedRun, errors=(*RUN_ERRORS, 404)))
     async def run_named(self, request: NeiraRequest) -> Json:

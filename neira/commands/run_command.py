@@ -22,7 +22,7 @@ class Runs(Protocol):
 
     async def organ_for(self, name: str) -> str: ...
     async def run_input(self, organ_id: str, payload: Any, pathway: str | None = None) -> RunResult: ...
-    async def run_cell(self, record_id: str, body: Any) -> RunResult: ...
+    async def serve_cell(self, record_id: str, body: Any) -> RunResult: ...
 
 
 class Records(Protocol):
@@ -40,7 +40,7 @@ async def run(res: Resolution, runs: Runs, records: Records) -> dict[str, Any]:
         record_id = target["id"] if target["id"].startswith("cell-") else await records.newest_record_id(target["id"])
         if record_id is None:
             raise NotFound(f"cell {target['id']} has no record to run")
-        result = await runs.run_cell(record_id, {"input": res.input})
+        result = await runs.serve_cell(record_id, {"input": res.input})
         name = record_id
     else:
         organ_id = await runs.organ_for(target["id"])

@@ -146,9 +146,12 @@ class Pool:
                 return
         self._idle.append(w)
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, wait: bool = True) -> _Worker:
         if self._idle:
             return self._idle.pop()
+        if not wait:  # work that must never queue ahead of callers (shadow runs): a free worker now, or Busy
+            self._ensure_started()
+            raise Busy("no run worker is free now", retry_after=1)
         if len(self._waiters) >= self.queue_limit + (self.size - len(self._all)):
             raise Busy("every run worker is busy and the queue is full", retry_after=1)
         self._ensure_started()
@@ -161,11 +164,12 @@ class Pool:
                 self._release(fut.result())
             raise
 
-    async def run(self, job: Job, timeout_s: float) -> tuple[list[StepResult], float]:
+    async def run(self, job: Job, timeout_s: float, wait: bool = True) -> tuple[list[StepResult], float]:
         """Run a job on a free worker: its step results and the ms it waited for a worker. Raises Busy
-        (queue full), Deadline (the worker was killed at `timeout_s`) or WorkerLost."""
+        (queue full; with `wait` false: no worker is free now), Deadline (the worker was killed at
+        `timeout_s`) or WorkerLost."""
         queued = time.perf_counter()
-        w = await self._acquire()
+        w = await self._acquire(wait)
         waited = (time.perf_counter() - queued) * 1000
         w.progress[0] = 0
         try:

@@ -49,8 +49,10 @@ class Runner:
     def __init__(self, pool: Pool, memory: Memory) -> None:
         self.pool, self.memory = pool, memory
 
-    async def run(self, steps: Sequence[Step], payload: AnyPayload, timeout_s: float, scope: str) -> Outcome:
-        """Run every step in order; stop at the first failure."""
+    async def run(self, steps: Sequence[Step], payload: AnyPayload, timeout_s: float, scope: str,
+                  wait: bool = True) -> Outcome:
+        """Run every step in order; stop at the first failure. With `wait` false a pool step that finds no
+        free worker raises Busy instead of queueing (shadow runs never wait ahead of callers)."""
         out = Outcome(output=payload)
         deadline = time.monotonic() + timeout_s
         i = 0
@@ -66,7 +68,7 @@ class Runner:
             j = i
             while j < len(steps) and j - i < MAX_STEPS and steps[j].impl.place != "loop":
                 j += 1
-            await self._segment(steps[i:j], out, deadline)
+            await self._segment(steps[i:j], out, deadline, wait)
             i = j
         if out.error is not None:
             out.output = None
@@ -91,7 +93,7 @@ class Runner:
                                     ok=True, output_type=type_of(output)))
         out.output = output
 
-    async def _segment(self, steps: Sequence[Step], out: Outcome, deadline: float) -> None:
+    async def _segment(self, steps: Sequence[Step], out: Outcome, deadline: float, wait: bool = True) -> None:
         assert out.output is not None
         bad = self._mismatch(steps, out.output)
         run = steps if bad is None else steps[:bad]
@@ -101,7 +103,7 @@ class Runner:
             try:
                 if remaining <= 0:
                     raise Deadline(0, [])
-                results, _ = await self.pool.run(Job(tuple((s.impl.fn, s.params) for s in run), out.output), remaining)
+                results, _ = await self.pool.run(Job(tuple((s.impl.fn, s.params) for s in run), out.output), remaining, wait)
             except (Deadline, WorkerLost) as exc:
                 current = type_of(out.output)
                 for s, ms in zip(run[:exc.step], exc.done_ms, strict=False):  # finished; their outputs were lost

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, or_, select
 
 from neira.catalog import ORGAN, Catalog, check_id, parse_cell, parse_organ
 from neira.errors import NotFound, NotRunnable
@@ -72,6 +72,14 @@ class Sources:
         self.db, self.catalog, self.organ_row, self.records_generation = db, catalog, organ_row, records_generation
         self._records: dict[str, tuple[int, RecordView]] = {}
         self._organs: dict[str, tuple[Any, OrganView]] = {}
+        self._named: dict[str, str] = {}  # folded name → the organ that serves it, while no organ or template is written
+        self._writes = 0
+        db.feed.subscribe("organs", self._forget_names)
+        db.feed.subscribe("catalog", self._forget_names)
+
+    def _forget_names(self, _changes: list[Any]) -> None:
+        self._writes += 1
+        self._named.clear()
 
     async def record(self, record_id: str) -> RecordView:
         """The record (400 for a malformed id, 404 for an unknown one)."""
@@ -122,7 +130,12 @@ class Sources:
 
     async def stable_organ(self, name: str) -> str:
         """The organ that serves runs by `name`: the stable organ of the newest major version of the family
-        (or of the exact template), newest first. This is the seam where canary traffic (§7) will split."""
+        (or of the exact template), newest first; kept until an organ or a template is written, so runs by name
+        read no storage. The caller always gets this organ's answer; a share of its
+        runs is shadowed to the family's canary afterwards (neira/shadow.py, through `RunService.listeners`)."""
+        key, writes = _fold(name), self._writes
+        if (hit := self._named.get(key)) is not None:
+            return hit
         exact, families = await self._families(name)
         conds = [O.c.template_id.in_(sorted(exact))] if exact else []
         conds += [O.c.template_id.like(f"organ.{_escape(f)}.v%", escape="\\") for f in families]
@@ -135,4 +148,36 @@ class Sources:
         if not stable:
             raise NotRunnable(f"no organ named {name!r} is stable yet", organ=name)
         best = max(stable, key=lambda r: (_major(r.template_id), r.created_at))
+        if writes == self._writes:  # nothing was written while it was read
+            if len(self._named) >= CACHE_LIMIT:
+                self._named.clear()
+            self._named[key] = best.id
         return best.id
+
+    async def fallback(self, record: RecordView, blocked: Callable[[str], str | None]) -> RecordView | None:
+        """The record that serves in place of a quarantined one: another stable record of the same template,
+        else its most recently deprecated one (the previous stable version), if it is not blocked itself."""
+        async with self.db.read() as conn:
+            ids = list((await conn.execute(
+                select(R.c.id).where(R.c.template_id == record.template.id, R.c.id != record.id,
+                                     R.c.state.in_(["stable", "deprecated"]))
+                .order_by(case((R.c.state == "stable", 0), else_=1), R.c.updated_at.desc()))).scalars())
+        for other in ids:
+            if not blocked(other):
+                return await self.record(other)
+        return None
+
+    async def canaries(self, kind: str, template_id: str) -> list[tuple[str, str]]:
+        """(id, state) of what is in canary or experimental beside a stable version: the records of the same
+        cell template (`kind` cell), or the organs of the same family (`kind` organ)."""
+        stages = [OrganState.CANARY.value, OrganState.EXPERIMENTAL.value]
+        async with self.db.read() as conn:
+            if kind == "cell":
+                rows = await conn.execute(select(R.c.id, R.c.state).where(R.c.template_id == template_id, R.c.state.in_(stages)))
+                return [(r.id, r.state) for r in rows]
+            family = family_of(template_id)
+            if family is None:
+                return []
+            rows = await conn.execute(select(O.c.id, O.c.state, O.c.template_id).where(
+                O.c.state.in_(stages), O.c.template_id.like(f"organ.{_escape(family)}.v%", escape="\\")))
+            return [(r.id, r.state) for r in rows if family_of(r.template_id) == family]

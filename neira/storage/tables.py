@@ -174,7 +174,7 @@ analysis_runs = Table(  # canary analysis: one row per measured run of a record 
     Column("subject", String(80), nullable=False),  # cell:<record id> | organ:<organ id>
     Column("stage", String(16), nullable=False),  # the stage it was measured in (baseline: a stable version measured beside a canary)
     Column("since", Float, nullable=False),  # when the subject entered that stage: one stint, one set of measurements
-    Column("source", String(16), nullable=False),  # samples (shadow traffic later)
+    Column("source", String(16), nullable=False),  # samples | shadow | traffic (the immune system's traffic:<id> subjects)
     Column("ok", Boolean, nullable=False),  # the run completed
     Column("passed", Boolean, nullable=False),  # and its output met the sample's expect
     Column("ms", Float, nullable=False),
@@ -189,4 +189,20 @@ holds = Table(  # graduation: a human's hold on an organ's progression (contract
     Column("since", Float, nullable=False),
     Column("actor", String(32), nullable=False),
     Column("reason", Text),
+)
+
+quarantine = Table(  # the immune system: a record taken out of traffic, why, and how it ended (neira/immune.py)
+    "quarantine",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(64), nullable=False),
+    Column("template_id", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("cause", String(16), nullable=False),  # error_rate | integrity
+    Column("reason", Text, nullable=False),  # names the measurement: "error_rate 0.300 > max_error_rate 0.01 over 20 runs"
+    Column("measurement", JSON, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("released_at", Float),  # null while it holds
+    Column("outcome", String(16)),  # healed | rolled_back | <the state a human moved it to>
+    Index("ix_quarantine_record", "record_id"),
 )

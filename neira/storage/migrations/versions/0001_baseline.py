@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Created: 2026-12-02 00:26:02.826602
+Created: 2026-12-02 00:41:12.299651
 """
 
 from __future__ import annotations
@@ -139,6 +139,21 @@ def upgrade() -> None:
     if_not_exists=True,
     )
     op.create_index(op.f('ix_plans_session_id'), 'plans', ['session_id'], unique=False, if_not_exists=True)
+    op.create_table('quarantine',
+    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('record_id', sa.String(length=64), nullable=False),
+    sa.Column('template_id', sa.String(length=128), nullable=False),
+    sa.Column('version', sa.String(length=64), nullable=False),
+    sa.Column('cause', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('measurement', sa.JSON(), nullable=False),
+    sa.Column('at', sa.Float(), nullable=False),
+    sa.Column('released_at', sa.Float(), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.PrimaryKeyConstraint('seq'),
+    if_not_exists=True,
+    )
+    op.create_index('ix_quarantine_record', 'quarantine', ['record_id'], unique=False, if_not_exists=True)
     op.create_table('record_history',
     sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('record_id', sa.String(length=64), nullable=False),
@@ -206,6 +221,8 @@ def downgrade() -> None:
     op.drop_table('run_memory')
     op.drop_index(op.f('ix_record_history_record_id'), table_name='record_history')
     op.drop_table('record_history')
+    op.drop_index('ix_quarantine_record', table_name='quarantine')
+    op.drop_table('quarantine')
     op.drop_index(op.f('ix_plans_session_id'), table_name='plans')
     op.drop_table('plans')
     op.drop_index(op.f('ix_organs_template_id'), table_name='organs')
