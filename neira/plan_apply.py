@@ -47,7 +47,7 @@ STALE_WHY = {
 
 async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
     """PlanStale unless every fact the plan rests on still holds (read inside `tx`)."""
-    now = await read_facts(tx.conn, list(plan.facts), gates)
+    now = await read_facts(tx, list(plan.facts), gates)
     for key, planned in plan.facts.items():
         if now.get(key, "") != planned:
             why = STALE_WHY.get(plan.lang, STALE_WHY["en"])

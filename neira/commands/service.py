@@ -7,7 +7,6 @@ import secrets
 import time
 from typing import Any, Protocol
 
-import msgspec
 
 from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
@@ -193,18 +192,18 @@ class CommandService:
         await self.core.catalog.index()  # loaded before the writer lock: the steps read it from memory
         await self.store.flush()  # the plan may still be pending (write-behind): it must be a row to be marked
         async with self.core.db.transaction() as tx:
-            row = await self.store.load_in(tx.conn, plan_id)
-            plan = msgspec.convert(row.body["plan"], Plan)
+            row = await self.store.load_to_apply(tx, plan_id)
+            plan = row.body.plan
             shown = to_builtins(plan_view(plan))
             if row.applied_at is not None:
-                return {"plan_id": plan_id, "plan": shown, "already_applied": True, **row.result,
+                return {"plan_id": plan_id, "plan": shown, "already_applied": True, **(row.result or {}),
                         "reply": say(plan.lang, "already_applied")}
             await check_facts(tx, plan, gate_verdicts(self.core.policy))
             applied = [to_builtins(a) for a in await carry_out(tx, plan, actor, self.executor)]
             result = {"applied": applied, "summary": shown["summary"]}
             await self.store.mark_applied(tx, plan_id, result)
             await self.core.audit.record(tx, actor, "command.apply", f"plan:{plan_id}", None, result,
-                                         row.body.get("text"), [d.decision_id for d in plan.decisions])
+                                         row.body.text, [d.decision_id for d in plan.decisions])
         return {"plan_id": plan_id, "plan": shown, "already_applied": False, **result,
                 "reply": say(plan.lang, "applied", done=done_text(plan.lang, applied))}
 
