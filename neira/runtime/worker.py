@@ -97,6 +97,10 @@ def main(conn: Connection, progress: Any, warmers: tuple[Callable[[], None], ...
             warm()
         except Exception:
             pass
+    try:
+        conn.send_bytes(b"")  # ready: the pool hands this worker a run only now, so no deadline covers the warm-up
+    except OSError:
+        return
     while True:
         try:
             data = conn.recv_bytes()
