@@ -40,7 +40,7 @@ async def one_apply(core, statements: list[str], prof: cProfile.Profile | None =
     if prof:
         prof.disable()
     wall, cpu, sent = (time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000, len(statements)
-    await core.organs.set_status(done["applied"][-1]["organ_id"], "failed", "bench", "admin")
+    await core.organs.set_status(done.applied[-1].organ_id, "failed", "bench", "admin")
     return wall, cpu, sent
 
 
