@@ -49,10 +49,12 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | None = None) -> Litestar:
+def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | None = None,
+               start_workers: bool = False) -> Litestar:
     """The HTTP app for `core`: auth, policy guard, error bodies, metrics, OpenAPI and the web pages.
     `tune_gc_on_start` is for the server process (`neira serve`), not for apps made in tests; `sign_in` holds
-    the pages' sign-in codes and sessions (app.state.sign_in; a new one unless given)."""
+    the pages' sign-in codes and sessions (app.state.sign_in; a new one unless given); `start_workers` starts
+    the run workers in the background at start-up (the server's first run then finds them warm)."""
     tokens = TokenTable(core.settings)
     sign_in = sign_in or SignIn()
     http_metrics = CollectorRegistry()
@@ -80,7 +82,8 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=core.settings.max_body_bytes,
         openapi_config=openapi_config(),
-        on_startup=[core.start, document_api, *([tune_gc] if tune_gc_on_start else [])],
+        on_startup=[core.start, document_api, *([tune_gc] if tune_gc_on_start else []),
+                    *([core.runs.pool.start] if start_workers else [])],
         on_shutdown=[core.stop],
         debug=False,
         logging_config=None,

@@ -71,7 +71,7 @@ def serve(args: argparse.Namespace) -> int:
     token, created = _admin_token(settings)
     settings = msgspec.structs.replace(settings, admin_token=token)
     sign_in = SignIn()
-    app = create_app(make_core(settings), tune_gc_on_start=True, sign_in=sign_in)
+    app = create_app(make_core(settings), tune_gc_on_start=True, sign_in=sign_in, start_workers=True)
 
     def listening() -> None:
         if created:

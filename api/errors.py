@@ -10,9 +10,31 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.paths import check_path
-from neira.errors import STATUS_BY_CODE, Busy, NeiraError
+from neira.errors import Busy, NeiraError
 
 log = logging.getLogger("neira.api")
+
+STATUS_BY_CODE: dict[str, int] = {  # the core raises coded errors; only api/ knows their HTTP statuses
+    "invalid_request": 400,
+    "invalid_template": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "capability_disabled": 403,
+    "capability_locked": 403,
+    "safe_mode": 403,
+    "policy_denied": 403,
+    "not_found": 404,
+    "invalid_transition": 409,
+    "conflict": 409,
+    "plan_stale": 409,
+    "not_runnable": 409,
+    "held": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "data_dir_locked": 503,
+    "busy": 429,
+    "internal": 500,
+}
 
 CODE_BY_STATUS = {
     400: "invalid_request",

@@ -19,7 +19,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from neira.errors import STATUS_BY_CODE, NeiraError
+from api.errors import STATUS_BY_CODE
+from neira.errors import NeiraError
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)  # prometheus_client's
 LABELS = ["method", "path", "status_code", "app_name"]

@@ -74,7 +74,7 @@ async def apply_ms(core) -> float:
     t = time.perf_counter()
     done = await core.commands.apply(said["plan"]["id"], "admin")
     ms = (time.perf_counter() - t) * 1000
-    await core.organs.set_status(done["applied"][-1]["organ_id"], "failed", "bench", "admin")  # the next plan builds again
+    await core.organs.set_status(done.applied[-1].organ_id, "failed", "bench", "admin")  # the next plan builds again
     return ms
 
 

@@ -52,21 +52,26 @@ class Audit:
         await self.record_many(tx, [(actor, action, subject, before, after, reason, decision_ids or [])])
 
     async def record_many(self, tx: Tx, records: list[tuple[str, str, str, Any, Any, str | None, list[str]]]) -> None:
-        """Append many records `(actor, action, subject, before, after, reason, decision_ids)` with one
-        statement: the batched twin of `record`."""
+        """Append many records `(actor, action, subject, before, after, reason, decision_ids)`: the batched twin
+        of `record`. Every record of a transaction is written, in order, by one statement just before it
+        commits (`Tx.batch`), so an apply's two audit rows cost one write; they are counted once it commits."""
         if not records:
             return
         at = time.time()
-        await insert_tuples(tx, tables.audit, COLUMNS, [(at, *r) for r in records])
-        counts: dict[str, int] = {}
-        for r in records:
-            counts[r[1]] = counts.get(r[1], 0) + 1
 
-        def count() -> None:
-            for action, n in counts.items():
-                self.metrics.audit_records.labels(action).inc(n)
+        async def write(rows: list[tuple[Any, ...]]) -> None:
+            await insert_tuples(tx, tables.audit, COLUMNS, rows)
+            counts: dict[str, int] = {}
+            for r in rows:
+                counts[r[2]] = counts.get(r[2], 0) + 1
 
-        tx.after_commit(count)
+            def count() -> None:
+                for action, n in counts.items():
+                    self.metrics.audit_records.labels(action).inc(n)
+
+            tx.after_commit(count)
+
+        tx.batch("audit", [(at, *r) for r in records], write)
 
     async def list(self, since: int = 0, limit: int = 500) -> list[AuditRecord]:
         """Records with seq > since, oldest first."""

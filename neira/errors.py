@@ -127,26 +127,3 @@ class Held(NeiraError):
 
     def __init__(self, reason: str, waiting_for: str, **extra: Any) -> None:
         super().__init__(reason, waiting_for=waiting_for, **extra)
-
-
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_request": 400,
-    "invalid_template": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "capability_disabled": 403,
-    "capability_locked": 403,
-    "safe_mode": 403,
-    "policy_denied": 403,
-    "not_found": 404,
-    "invalid_transition": 409,
-    "conflict": 409,
-    "plan_stale": 409,
-    "not_runnable": 409,
-    "held": 409,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "data_dir_locked": 503,
-    "busy": 429,
-    "internal": 500,
-}

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from neira.metrics import Metrics
 from neira.storage import tables
@@ -61,8 +61,15 @@ class EventBus:
         """Store an event in `tx`; subscribers get it after the commit."""
         at = time.time()
         data = data or {}
-        res = await tx.conn.execute(tables.events.insert().values(at=at, type=type, subject=subject, data=data))
-        ev = Event(seq=res.inserted_primary_key[0], at=at, type=type, subject=subject, data=data)
+        drv = await tx.driver()
+        if drv is not None:  # one hand-off to the driver's thread (storage/db.py Tx.driver)
+            row = await drv.execute_insert('INSERT INTO events ("at", "type", "subject", "data") VALUES (?, ?, ?, ?)',
+                                           (at, type, subject, json_encoder.encode(data).decode()))
+            seq = row[0]
+        else:
+            res = await tx.conn.execute(tables.events.insert().values(at=at, type=type, subject=subject, data=data))
+            seq = res.inserted_primary_key[0]
+        ev = Event(seq=seq, at=at, type=type, subject=subject, data=data)
         tx.after_commit(lambda: self._fan_out([ev.seq], at, [(type, subject, data)]))
         return ev
 
@@ -75,10 +82,11 @@ class EventBus:
             return
         at = time.time()
         if fast_path(tx):
-            top = (await tx.conn.execute(select(func.max(tables.events.c.seq)))).scalar() or 0
+            drv = await tx.driver()
+            top = (await drv.execute_fetchall("SELECT max(seq) FROM events"))[0][0] or 0
             seqs: Sequence[int] = range(top + 1, top + 1 + len(items))
             encode = json_encoder.encode
-            await tx.conn.exec_driver_sql(
+            await drv.executemany(
                 'INSERT INTO events ("seq", "at", "type", "subject", "data") VALUES (?, ?, ?, ?, ?)',
                 [(q, at, t, s, encode(d).decode()) for q, (t, s, d) in zip(seqs, items, strict=True)],
             )

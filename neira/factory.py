@@ -14,20 +14,37 @@ from sqlalchemy import func, select
 
 from neira import idempotency
 from neira.audit import Audit
-from neira.catalog import CELL, Catalog, check_id, check_key, latest, parse_cell, template_digest
-from neira.cell_plan import SANDBOXED, CellRequest, parse_request, plan_cell, sandbox_reason, with_decisions
+from neira.catalog import (
+    CELL,
+    Catalog,
+    check_id,
+    check_key,
+    latest,
+    parse_cell,
+    template_digest,
+)
+from neira.cell_plan import (
+    SANDBOXED,
+    CellRequest,
+    parse_request,
+    plan_cell,
+    sandbox_reason,
+    with_decisions,
+)
 from neira.cell_records import RecordCache, Records, record_dict
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
-from neira.plan import Blocked, CreateRecord, ReuseRecord, change
+from neira.plan import Blocked, CreateRecord, Plan, ReuseRecord, change
+from neira.plan import Decision as PlanDecision
+from neira.plan_apply import CoreExecutor, carry_out
 from neira.planning import DEAD, Snapshot, cell_step
 from neira.policy import Decision, PolicyEngine
 from neira.selector import LIVE_STATES, candidate
 from neira.storage import tables
 from neira.storage.db import Database, Tx
-from neira.templates import CellTemplate
+from neira.templates import CellTemplate, template_dict
 from neira.lifecycle import CELL_STAGES
 
 log = logging.getLogger("neira.factory")
@@ -62,6 +79,7 @@ class Factory:
         # (tx, row, force, reason, actor) → the verdict in words, or PolicyDenied / Held; wired by the core
         self.approval_guard: ApprovalGuard | None = None
         self.heal_checks: list[HealCheck] = []  # more checks a heal runs before it ends (the immune system's)
+        self.executor = CoreExecutor(self, catalog)  # the chat apply's executor: cell steps need no organs
 
     # --- start / stop ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,7 +115,10 @@ class Factory:
         """Any code in the template must compile (invalid_template), checked on a thread; for a create
         (`backend` given) a sandboxed backend's code must be there. A dry-run shows missing code as the risk
         `no_code` instead."""
-        from neira.runtime.sandbox.code import check_code_off_loop, require_code  # lupa, wasmtime load when asked
+        from neira.runtime.sandbox.code import (  # lupa, wasmtime load when asked
+            check_code_off_loop,
+            require_code,
+        )
 
         if backend is not None:
             await require_code(t, backend)
@@ -180,10 +201,17 @@ class Factory:
                 if row.digest != digest:
                     raise Conflict(f"{t.id} {t.version} already has a record with other content")
                 status, record = 200, record_dict(row)
-            else:
+            else:  # a one-change plan, carried out by the executor the chat's apply uses
                 status = 201
                 why = sandbox_reason(req.backend, self.sandbox_limits, gate) if req.backend in SANDBOXED else None
-                record = await self.records.insert(tx, t, digest, req.backend, req.hitl, actor, why, [gate.decision_id])
+                step = CreateRecord(template=template_dict(t), template_id=t.id, version=t.version, digest=digest,
+                                    backend=req.backend, hitl=req.hitl, own_reason=True, reason=why)
+                made: list[dict[str, Any]] = []
+                decision = PlanDecision(decision_id=gate.decision_id, rule=gate.rule, action=gate.action,
+                                        reason=gate.reason, capability=gate.capability)
+                await carry_out(tx, Plan(id="", lang="en", steps=[step], decisions=[decision], facts={}), actor,
+                                self.executor, made)
+                [record] = made
             await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
             await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
         return status, record

@@ -37,6 +37,8 @@ class CreateRecord(Step, tag="create_record", kw_only=True):
     register: bool = False
     before: str | None = None  # the catalog's latest version of the template, when this one is newer
     word: str | None = None  # the word the user said for a drafted cell
+    own_reason: bool = False  # the record's history keeps `reason` (a REST create: none, or its sandbox's
+    reason: str | None = None  # limits and gate) instead of the change's own reason
 
 
 class ReuseRecord(Step, tag="reuse_record", kw_only=True):

@@ -10,12 +10,13 @@ from neira.catalog import parse_cell, parse_organ
 from neira.errors import PlanStale
 from neira.lifecycle import CellEvent, OrganEvent
 from neira.plan import (
-    AnyStep, Blocked, Change, CreateRecord, MoveOrgan, MoveRecord, Plan, RegisterTemplate, ReuseOrgan, ReuseRecord,
-    StartBuild, change,
+    AnyStep, Blocked, Change, CreateRecord, MoveOrgan, MoveRecord, Plan, PlanView, RegisterTemplate, ReuseOrgan,
+    ReuseRecord, StartBuild, change,
 )
 from neira.planning import read_facts
 from neira.policy import decision_error
 from neira.storage.db import Tx
+from neira.structs import Base
 
 
 class Applied(Change, omit_defaults=True):
@@ -24,10 +25,23 @@ class Applied(Change, omit_defaults=True):
     organ_id: str | None = None
 
 
+class ApplyResult(Base):
+    """What an apply answers: the plan as shown, whether it had been applied already, every change carried out
+    with the ids it made, the summary, and the reply in the plan's language (the JSON of
+    `POST /api/neira/commands/plans/{id}/apply`)."""
+
+    plan_id: str
+    plan: PlanView
+    already_applied: bool
+    applied: list[Applied]
+    summary: str
+    reply: str
+
+
 class Executor(Protocol):
     """The primitives a plan's steps need, each inside the caller's transaction."""
 
-    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> str: ...
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]: ...
 
     async def register(self, tx: Tx, step: RegisterTemplate) -> None: ...
 
@@ -47,33 +61,37 @@ STALE_WHY = {
 
 async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
     """PlanStale unless every fact the plan rests on still holds (read inside `tx`)."""
-    now = await read_facts(tx.conn, list(plan.facts), gates)
+    now = await read_facts(tx, list(plan.facts), gates)
     for key, planned in plan.facts.items():
         if now.get(key, "") != planned:
             why = STALE_WHY.get(plan.lang, STALE_WHY["en"])
             raise PlanStale(why.format(plan_id=plan.id, what=key, planned=planned, now=now.get(key, "")))
 
 
-async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor) -> list[Applied]:
-    """Every step of `plan`, in order, inside `tx`. The plan must be allowed and its facts checked."""
+async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[dict[str, Any]] | None = None) -> list[Applied]:
+    """Every step of `plan`, in order, inside `tx`. The plan must be allowed and its facts checked. `created`,
+    when given, receives each record the plan creates (the REST create answers with it)."""
     if not plan.allowed:
         raise decision_error(next(d for d in plan.decisions if d.action == "deny"))  # type: ignore[arg-type]
     ids = [d.decision_id for d in plan.decisions]
     records: dict[str, str] = {}  # cell template id → the record the plan chose or created for it
     out: list[Applied] = []
+    made = created if created is not None else []
     for step in plan.steps:
         shown = change(step, plan.lang)
-        out.append(await _one(tx, step, shown, records, actor, ids, ex))
+        out.append(await _one(tx, step, shown, records, actor, ids, ex, made))
     return out
 
 
 async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], actor: str, ids: list[str],
-               ex: Executor) -> Applied:
+               ex: Executor, made: list[dict[str, Any]]) -> Applied:
     base = {"action": shown.action, "kind": shown.kind, "id": shown.id, "reason": shown.reason,
             "before": shown.before, "after": shown.after}  # the change as shown, plus the ids it made
     match step:
         case CreateRecord():
-            records[step.template_id] = await ex.create_record(tx, step, actor, ids)
+            record = await ex.create_record(tx, step, actor, ids)
+            made.append(record)
+            records[step.template_id] = str(record["id"])
             return Applied(**base, record_id=records[step.template_id])
         case ReuseRecord():
             records[step.template_id] = step.record_id
@@ -99,17 +117,18 @@ async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], ac
 class CoreExecutor:
     """The executor over the core's factory, catalog and organ builder."""
 
-    def __init__(self, factory: Any, catalog: Any, organs: Any) -> None:
+    def __init__(self, factory: Any, catalog: Any, organs: Any = None) -> None:
         self.factory, self.catalog, self.organs = factory, catalog, organs
 
-    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> str:
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]:
         """A draft record (and the template in the catalog when the plan registers it)."""
         t = parse_cell(step.template)
-        record = await self.factory.records.insert(tx, t, step.digest, step.backend, step.hitl, actor,
-                                                   change(step).reason, decision_ids)
+        reason = step.reason if step.own_reason else change(step).reason
+        record = await self.factory.records.insert(tx, t, step.digest, step.backend, step.hitl, actor, reason,
+                                                   decision_ids)
         if step.register:
             await self.catalog.register(tx, t)
-        return str(record["id"])
+        return record
 
     async def register(self, tx: Tx, step: RegisterTemplate) -> None:
         """The organ template in the catalog."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.catalog import parse_cell, template_digest
@@ -21,6 +21,7 @@ from neira.plan import (
 )
 from neira.selector import select as select_record
 from neira.storage import tables
+from neira.storage.db import Tx
 from neira.templates import CellTemplate
 
 DEAD = frozenset(s.value for s in DEAD_CELL_STATES)
@@ -163,38 +164,88 @@ async def live_organs(conn: AsyncConnection, template_ids: list[str],
     return {tid: (r.id, r.state) for tid, (_, r) in best.items()}
 
 
-async def read_facts(conn: AsyncConnection, keys: list[str], gates: dict[str, str]) -> dict[str, str]:
-    """The current value of each fact, read on `conn` (inside the apply's transaction)."""
-    r, c, o = tables.cell_records.c, tables.catalog.c, tables.organs.c
-    out: dict[str, str] = {}
-    organ_templates = [k.partition(":")[2] for k in keys if k.startswith("organ_of:")]
-    live = await live_organs(conn, organ_templates)
-    records = [k.partition(":")[2] for k in keys if k.startswith("record:")]
-    record_states = {row.id: row.state for row in await conn.execute(
-        select(r.id, r.state).where(r.id.in_(records)))} if records else {}
-    organs = [k.partition(":")[2] for k in keys if k.startswith("organ:")]
-    organ_states = {row.id: row.state for row in await conn.execute(
-        select(o.id, o.state).where(o.id.in_(organs)))} if organs else {}
+async def read_facts(tx: Tx, keys: list[str], gates: dict[str, str]) -> dict[str, str]:
+    """The current value of each fact, read inside the apply's transaction with one statement (a UNION ALL of
+    the records', organs', live organs', identities' and catalog versions' rows), whatever the plan's size."""
+    want: dict[str, list[str]] = {}
     for key in keys:
         kind, _, rest = key.partition(":")
-        if kind == "gate":
-            out[key] = gates.get(rest, "")
+        want.setdefault(kind, []).append(rest)
+    rows = await _fact_rows(tx, want)
+    found: dict[str, str] = {}
+    newest: dict[str, tuple[int, str]] = {}  # organ template → (len, id) of its newest live organ
+    for kind, a, b, d, value in rows:
+        if kind in ("record", "organ"):
+            found[f"{kind}:{a}"] = value
+        elif kind == "organ_of":  # newest first: the larger organ-<n> (ids come from a counter)
+            if a not in newest or (len(b), b) > newest[a]:
+                newest[a] = (len(b), b)
+                found[f"organ_of:{a}"] = b
         elif kind == "identity":
-            tid, version, backend = _identity(rest)
-            found = (await conn.execute(select(r.id).where(
-                r.template_id == tid, r.version == version, r.backend == backend))).scalar()
-            out[key] = found or ""
-        elif kind == "catalog":
-            family, _, ref = rest.partition(":")
-            tid, _, version = ref.rpartition("@")
-            found = (await conn.execute(select(c.digest).where(
-                c.family == family, c.id == tid, c.version == version))).scalar()
-            out[key] = found or ""
-        elif kind == "record":
-            out[key] = record_states.get(rest, "")
-        elif kind == "organ_of":
-            out[key] = live[rest][0] if rest in live else ""
-        elif kind == "organ":
-            out[key] = organ_states.get(rest, "")
-    return out
+            found.setdefault(f"identity:{a}@{b}/{d}", value)
+        else:
+            found[f"catalog:{a}:{b}@{d}"] = value
+    return {key: gates.get(key[5:], "") if key.startswith("gate:") else found.get(key, "") or "" for key in keys}
 
+
+_LIVE = [str(s) for s in LIVE_ORGAN_STATES]
+_FACT_SQL = {  # kind → (one SELECT of `(kind, a, b, c, value)` for `{}` placeholders, values per key)
+    "record": ("SELECT 'record', id, NULL, NULL, state FROM cell_records WHERE id IN ({})", 1),
+    "organ": ("SELECT 'organ', id, NULL, NULL, state FROM organs WHERE id IN ({})", 1),
+    "organ_of": ("SELECT 'organ_of', template_id, id, NULL, state FROM organs WHERE template_id IN ({}) AND state IN ("
+                 + ", ".join("?" * len(_LIVE)) + ")", 1),
+    "identity": (("SELECT 'identity', template_id, version, backend, id FROM cell_records "
+                  "WHERE (template_id, version, backend) IN (VALUES {})"), 3),
+    "catalog": ("SELECT 'catalog', family, id, version, digest FROM catalog WHERE (family, id, version) IN (VALUES {})", 3),
+}
+
+
+def _fact_args(kind: str, rest: str) -> tuple[str, ...]:
+    if kind == "identity":
+        return _identity(rest)
+    if kind == "catalog":
+        family, _, ref = rest.partition(":")
+        tid, _, version = ref.rpartition("@")
+        return family, tid, version
+    return (rest,)
+
+
+async def _fact_rows(tx: Tx, want: dict[str, list[str]]) -> list[Any]:
+    """The rows behind the facts wanted, in one statement: on SQLite written here and sent to the driver (no
+    compile per plan shape), elsewhere the same UNION ALL in Core."""
+    kinds = [k for k in _FACT_SQL if want.get(k)]
+    if not kinds:
+        return []
+    drv = await tx.driver()
+    if drv is not None:
+        selects, params = [], []
+        for kind in kinds:
+            sql, width = _FACT_SQL[kind]
+            one = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
+            selects.append(sql.format(", ".join([one] * len(want[kind]))))
+            for rest in want[kind]:
+                params.extend(_fact_args(kind, rest))
+            if kind == "organ_of":
+                params.extend(_LIVE)
+        return await drv.execute_fetchall(" UNION ALL ".join(selects), params)
+    return list(await tx.conn.execute(_fact_union(want, kinds)))
+
+
+def _fact_union(want: dict[str, list[str]], kinds: list[str]) -> Any:
+    r, c, o = tables.cell_records.c, tables.catalog.c, tables.organs.c
+    none = null()
+    parts: list[Any] = []
+    if want.get("record"):
+        parts.append(select(literal_column("'record'"), r.id, none, none, r.state).where(r.id.in_(want["record"])))
+    if want.get("organ"):
+        parts.append(select(literal_column("'organ'"), o.id, none, none, o.state).where(o.id.in_(want["organ"])))
+    if want.get("organ_of"):
+        parts.append(select(literal_column("'organ_of'"), o.template_id, o.id, none, o.state).where(
+            o.template_id.in_(want["organ_of"]), o.state.in_(_LIVE)))
+    if want.get("identity"):
+        parts.append(select(literal_column("'identity'"), r.template_id, r.version, r.backend, r.id).where(
+            tuple_(r.template_id, r.version, r.backend).in_([_fact_args("identity", k) for k in want["identity"]])))
+    if want.get("catalog"):
+        parts.append(select(literal_column("'catalog'"), c.family, c.id, c.version, c.digest).where(
+            tuple_(c.family, c.id, c.version).in_([_fact_args("catalog", k) for k in want["catalog"]])))
+    return parts[0] if len(parts) == 1 else union_all(*parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, post
@@ -43,10 +43,10 @@ class CommandsController(Controller):
         return Json(await request.core.commands.handle(body.text, body.session_id, request.user))
 
     @post("/plans/{plan_id:str}/apply", status_code=200, opt=doc(ApplyResult, errors=(403, 409)))
-    async def apply(self, request: NeiraRequest, plan_id: FromPath[str]) -> dict[str, Any]:
-        """Carry out a saved plan: `{plan_id, plan, already_applied, result, reply}`; 409 plan_stale if the
-        state it was planned against has changed; 404 for an unknown plan."""
-        return await request.core.commands.apply(plan_id, request.user)
+    async def apply(self, request: NeiraRequest, plan_id: FromPath[str]) -> Json:
+        """Carry out a saved plan: `{plan_id, plan, already_applied, applied, summary, reply}`; 409 plan_stale if
+        the state it was planned against has changed; 404 for an unknown plan."""
+        return Json(await request.core.commands.apply(plan_id, request.user))
 
 
 CONTROLLERS = [CommandsController]

@@ -10,12 +10,15 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from neira.errors import NotFound
+from neira.plan import Plan
 from neira.storage import tables
-from neira.storage.bulk import insert_tuples
+from neira.storage.bulk import insert_tuples, json_encoder
+from neira.storage.db import Tx
 
 log = logging.getLogger("neira.commands")
 P = tables.plans
@@ -29,6 +32,27 @@ def new_plan_id() -> str:
 
 FLUSH_S = 0.005  # how long a plan may wait to share its write with the plans said after it
 FLUSH_AT = 256  # pending plans that start a write at once
+
+
+class SavedBody(msgspec.Struct):
+    """What a saved plan's `body` holds: the plan, the words that made it, who said them."""
+
+    plan: Plan
+    text: str | None = None
+    actor: str | None = None
+    intent: str | None = None
+
+
+class ToApply(msgspec.Struct):
+    """A saved plan as the apply reads it inside its transaction."""
+
+    body: SavedBody
+    applied_at: float | None
+    result: dict[str, Any] | None
+
+
+_body = msgspec.json.Decoder(SavedBody)
+_result = msgspec.json.Decoder(dict[str, Any])
 
 
 class _Pending:
@@ -142,6 +166,27 @@ class PlanStore:
                 select(P).where(P.c.session_id == session_id).order_by(P.c.created_at.desc()).limit(1))).first()
 
     @staticmethod
-    async def mark_applied(tx: Any, plan_id: str, result: dict[str, Any]) -> None:
+    async def load_to_apply(tx: Tx, plan_id: str) -> ToApply:
+        """The saved plan, typed, read inside the apply's transaction; NotFound if unknown. On SQLite the row
+        comes straight from the driver and its JSON is decoded by msgspec into the Structs in one pass."""
+        drv = await tx.driver()
+        if drv is None:
+            row = (await tx.conn.execute(select(P.c.body, P.c.applied_at, P.c.result).where(P.c.id == plan_id))).first()
+            if row is None:
+                raise NotFound(f"no plan {plan_id}")
+            return msgspec.convert({"body": row.body, "applied_at": row.applied_at, "result": row.result}, ToApply)
+        got = await drv.execute_fetchall("SELECT body, applied_at, result FROM plans WHERE id = ?", (plan_id,))
+        if not got:
+            raise NotFound(f"no plan {plan_id}")
+        body, applied_at, result = got[0]
+        return ToApply(_body.decode(body), applied_at, None if result is None else _result.decode(result))
+
+    @staticmethod
+    async def mark_applied(tx: Tx, plan_id: str, result: dict[str, Any]) -> None:
         """Inside the apply's transaction: the plan is applied, with what it did (for a repeated apply)."""
-        await tx.conn.execute(update(P).where(P.c.id == plan_id).values(applied_at=time.time(), result=result))
+        drv = await tx.driver()
+        if drv is None:
+            await tx.conn.execute(update(P).where(P.c.id == plan_id).values(applied_at=time.time(), result=result))
+            return
+        await drv.execute_fetchall('UPDATE plans SET "applied_at" = ?, "result" = ? WHERE "id" = ?',
+                                   (time.time(), json_encoder.encode(result).decode(), plan_id))

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+
 from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
 from neira.commands import actions, run_command, train_command
@@ -26,7 +27,7 @@ from neira.errors import NeiraError
 from neira.metrics import Metrics
 from neira.storage.feed import RESET
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
-from neira.plan_apply import CoreExecutor, carry_out, check_facts
+from neira.plan_apply import Applied, ApplyResult, CoreExecutor, carry_out, check_facts
 from neira.policy import OPEN_STATES, Decision, decision_error
 from neira.structs import to_builtins
 
@@ -195,10 +196,11 @@ class CommandService:
             self._count("apply", "nothing")
             return out | {"reply": say(res.lang, "nothing_to_apply")}
         applied = await self.apply(row.id, actor)
-        self._count("apply", "applied" if not applied["already_applied"] else "repeat")
-        return out | {k: applied[k] for k in ("plan", "applied", "summary", "already_applied", "reply")}
+        self._count("apply", "applied" if not applied.already_applied else "repeat")
+        return out | {"plan": to_builtins(applied.plan), "applied": to_builtins(applied.applied),
+                      "summary": applied.summary, "already_applied": applied.already_applied, "reply": applied.reply}
 
-    async def apply(self, plan_id: str, actor: str) -> dict[str, Any]:
+    async def apply(self, plan_id: str, actor: str) -> ApplyResult:
         """Carry out a saved plan exactly as shown, once, in one transaction: its facts are read again first
         (PlanStale, 409, when one moved), then every step runs; the plan is marked applied and the apply
         audited in the same transaction, so a crash leaves all of it or none. A repeated apply (or one that
@@ -207,26 +209,35 @@ class CommandService:
         await self.core.catalog.index()  # loaded before the writer lock: the steps read it from memory
         await self.store.flush()  # the plan may still be pending (write-behind): it must be a row to be marked
         async with self.core.db.transaction() as tx:
-            row = await self.store.load_in(tx.conn, plan_id)
-            plan = msgspec.convert(row.body["plan"], Plan)
-            shown = to_builtins(plan_view(plan))
+            row = await self.store.load_to_apply(tx, plan_id)
+            plan = row.body.plan
+            shown = plan_view(plan)
             if row.applied_at is not None:
-                return {"plan_id": plan_id, "plan": shown, "already_applied": True, **row.result,
-                        "reply": say(plan.lang, "already_applied")}
+                first = msgspec.convert(row.result or {}, _Done)
+                return ApplyResult(plan_id=plan_id, plan=shown, already_applied=True, applied=first.applied,
+                                   summary=first.summary or shown.summary, reply=say(plan.lang, "already_applied"))
             await check_facts(tx, plan, gate_verdicts(self.core.policy))
-            applied = [to_builtins(a) for a in await carry_out(tx, plan, actor, self.executor)]
-            result = {"applied": applied, "summary": shown["summary"]}
+            applied = await carry_out(tx, plan, actor, self.executor)
+            result = {"applied": to_builtins(applied), "summary": shown.summary}
             await self.store.mark_applied(tx, plan_id, result)
             await self.core.audit.record(tx, actor, "command.apply", f"plan:{plan_id}", None, result,
-                                         row.body.get("text"), [d.decision_id for d in plan.decisions])
-        return {"plan_id": plan_id, "plan": shown, "already_applied": False, **result,
-                "reply": say(plan.lang, "applied", done=done_text(plan.lang, applied))}
+                                         row.body.text, [d.decision_id for d in plan.decisions])
+        done = done_text(plan.lang, result["applied"])  # type: ignore[arg-type]
+        return ApplyResult(plan_id=plan_id, plan=shown, already_applied=False, applied=applied, summary=shown.summary,
+                           reply=say(plan.lang, "applied", done=done))
 
     def _count(self, intent: str, outcome: str) -> None:
         child = self._counters.get((intent, outcome))
         if child is None:  # a few dozen (intent, outcome) pairs: each label child is looked up once
             child = self._counters[(intent, outcome)] = self.core.metrics.commands.labels(intent, outcome)
         child.inc()
+
+
+class _Done(msgspec.Struct):
+    """A saved plan's result (`plans.result`): what its first apply did."""
+
+    applied: list[Applied] = []
+    summary: str | None = None
 
 
 def _decision_body(d: Decision) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from neira.runtime import worker
 from neira.runtime.worker import Job, StepResult
 
 log = logging.getLogger("neira.runtime")
+READY_S = 60.0  # a new worker's start and warm-up (eSpeak NG, …) before it is given up
 PRELOAD = ["neira.runtime.builtins", "neira.runtime.worker", "neira.runtime.sandbox.run", "neira.runtime.sandbox.wasm"]
 
 
@@ -70,6 +71,11 @@ class _Worker:
             await loop.sock_sendall(self.sock, header + data)
         except OSError as exc:
             raise WorkerLost(f"cannot send to the worker ({type(exc).__name__})") from None
+        return await self.receive()
+
+    async def receive(self) -> bytes:
+        """The next message from the worker (the first one says it is ready: its warmers have run)."""
+        loop = asyncio.get_running_loop()
         buf = self.buf
         while True:
             if len(buf) >= 4:
@@ -86,6 +92,10 @@ class _Worker:
                 raise WorkerLost(f"cannot read from the worker ({type(exc).__name__})") from None
             if not chunk:
                 raise WorkerLost("the worker closed its end")
+            if not buf and len(chunk) >= 4:  # the usual case: one whole answer in one read, taken without a copy
+                size = struct.unpack_from("!i", chunk)[0]
+                if size >= 0 and len(chunk) == 4 + size:
+                    return chunk[4:] if size else b""
             buf += chunk
 
     def kill(self) -> None:
@@ -122,17 +132,37 @@ class Pool:
                 w = await asyncio.to_thread(_Worker, self._ctx, self.warmers)
             except Exception as exc:  # cannot start a process: fail the runs that wait rather than hang them
                 log.error("cannot start a run worker (%s)", type(exc).__name__)
-                self._starting = None
-                while self._waiters:
-                    fut = self._waiters.popleft()
-                    if not fut.done():
-                        fut.set_exception(WorkerLost("cannot start a run worker"))
+                self._fail_waiters()
                 return
+            try:  # warmed before it takes a run: a cold engine's start-up is no run's deadline
+                await asyncio.wait_for(w.receive(), READY_S)
+            except (TimeoutError, WorkerLost) as exc:
+                log.error("a run worker did not get ready (%s)", type(exc).__name__)
+                w.kill()
+                self._fail_waiters()
+                return
+            except BaseException:  # cancelled (the pool closes)
+                w.kill()
+                raise
             if self.closed:
                 w.kill()
                 return
             self._all.add(w)
             self._release(w)
+
+    def _fail_waiters(self) -> None:
+        """No worker could start: fail the runs that wait rather than hang them (the next run tries again)."""
+        self._starting = None
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(WorkerLost("cannot start a run worker"))
+
+    def start(self) -> None:
+        """Start the workers now, in the background (the server does at start-up, so the first run finds them
+        warm); otherwise they start on the first run."""
+        if not self.closed:
+            self._ensure_started()
 
     def _ensure_started(self) -> None:
         if self._starting is None:

@@ -6,9 +6,12 @@ say which cell was running, and what the others took, when it kills the process 
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import resource
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,10 +100,24 @@ def main(conn: Connection, progress: Any, warmers: tuple[Callable[[], None], ...
             warm()
         except Exception:
             pass
+    out = socket.socket(fileno=os.dup(conn.fileno()))  # answers go out in one write (see `_send`)
+    try:
+        _send(out, b"")  # ready: the pool hands this worker a run only now, so no deadline covers the warm-up
+    except OSError:
+        return
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         results = run_steps(pickle.loads(data), progress)
-        conn.send_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+        _send(out, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    """One frame as `Connection.send_bytes` frames it, in one write: for a message over 16 kB (a WAV) that
+    method writes the header and the body apart, so the pool woke for the 4-byte header and again for the
+    body."""
+    n = len(data)
+    header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+    sock.sendall(header + data)

@@ -54,4 +54,5 @@ async def insert_tuples(tx: Tx, table: Table, cols: tuple[str, ...], rows: list[
         return
     names = ", ".join(f'"{c}"' for c in cols)
     sql = f'INSERT INTO {table.name} ({names}) VALUES ({", ".join("?" * len(cols))})'
-    await tx.conn.exec_driver_sql(sql, _driver_params(table, cols, rows))
+    drv = await tx.driver()
+    await drv.executemany(sql, _driver_params(table, cols, rows))  # one hand-off to the driver's thread

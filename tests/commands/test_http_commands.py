@@ -216,3 +216,16 @@ async def test_two_close_readings_ask_back(client):
     assert body["understood"] is False and body["error"]["code"] == "ambiguous"
     assert sorted(body["error"]["candidates"]) == ["одобрить organ-1", "отключить organ-1"]
     assert body["reply"].startswith("Не уверен, как понять: «")
+
+
+async def test_the_apply_routes_answer_and_its_repeat_have_the_same_shape(client):
+    plan_id = (await say(client, "create voice organ v1", session="s-shape")).json()["plan"]["id"]
+    first = (await client.post(f"{URL}/plans/{plan_id}/apply", headers=auth())).json()
+    again = (await client.post(f"{URL}/plans/{plan_id}/apply", headers=auth())).json()
+    keys = ["plan_id", "plan", "already_applied", "applied", "summary", "reply"]
+    assert list(first) == keys and list(again) == keys
+    assert (first["already_applied"], again["already_applied"]) == (False, True)
+    assert again["applied"] == first["applied"] and again["summary"] == first["summary"] == first["plan"]["summary"]
+    assert first["plan"]["id"] == plan_id and first["plan"]["changes"][-1]["kind"] == "organ"
+    organ = first["applied"][-1]
+    assert set(organ) == {"action", "kind", "id", "reason", "after", "organ_id"} and "record_id" not in organ

@@ -37,6 +37,21 @@ def upper(payload: Text, _: object) -> Text:
     return Text(text=payload.text.upper())
 
 
+SLOW_START_S = 1.5
+
+
+def slow_start() -> None:
+    """A warmer like a cold engine's start-up (eSpeak NG under load): longer than the run deadline."""
+    time.sleep(SLOW_START_S)
+
+
+def with_slow_start() -> Registry:
+    """The built-in registry plus `upper_slow_start`: `upper`, whose worker warm-up takes SLOW_START_S."""
+    r = builtin_registry().copy()
+    r.register(impl("upper_slow_start", ["text"], "text", upper, warm=slow_start))
+    return r
+
+
 def with_doubles() -> Registry:
     """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`)."""
     r = builtin_registry().copy()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
 from neira.core import Core
 from neira.errors import Busy, InvalidRequest, NotFound, NotRunnable
 from neira.runtime.payloads import Text
+from neira.structs import to_builtins
+from tests.conftest import make_settings
 from tests.runtime.conftest import TIMEOUT_MS, cell, record_of
+from tests.runtime.doubles import SLOW_START_S, with_slow_start
 
 
 async def organ(core: Core, *impls: str) -> str:
@@ -157,3 +161,20 @@ async def test_short_text_work_runs_inline_and_long_text_on_a_worker(rcore: Core
     long = "ab" * 3000
     assert (await rcore.runs.run_organ(organ_id, {"input": long})).output == Text(text=long[::-1])
     assert rcore.runs.pool._all  # the long text went to a worker (the pool's second may still be starting)
+
+
+async def test_a_workers_warm_up_is_no_runs_deadline(tmp_path: Path) -> None:
+    """A worker is handed a run only once its implementations are warm: an engine that takes longer to start
+    than the run timeout still answers the first run (before, the warm-up ran inside that run's deadline)."""
+    c = Core(make_settings(tmp_path / "slow", run_timeout_ms=TIMEOUT_MS, run_workers=1, run_queue=2), with_slow_start())
+    await c.start()
+    try:
+        assert SLOW_START_S * 1000 > TIMEOUT_MS
+        record = await record_of(c, cell("upper_slow_start"))
+        started = time.perf_counter()
+        result = to_builtins(await c.runs.run_cell(record, {"input": "hello"}))
+        assert result["ok"], result.get("error")
+        assert result["output"] == {"type": "text", "text": "HELLO"}
+        assert time.perf_counter() - started >= SLOW_START_S  # it did wait for the warm-up, outside the deadline
+    finally:
+        await c.stop()

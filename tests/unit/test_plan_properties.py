@@ -63,16 +63,16 @@ def test_apply_carries_out_exactly_the_planned_changes(tmp_path: Path) -> None:
                 isinstance(step, Blocked) for step in plan.steps)
             return
         result = await core.commands.apply(plan.id, "admin")
-        applied = result["applied"]
-        assert [(a["action"], a["kind"], a["id"]) for a in applied] == [p[:3] for p in planned]
+        applied = result.applied
+        assert [(a.action, a.kind, a.id) for a in applied] == [p[:3] for p in planned]
         for a, p in zip(applied, planned, strict=True):
             if p[3] is not None:  # a reused record (or the live organ) is exactly the one the plan named
-                assert (a.get("record_id") or a.get("organ_id")) == p[3]
+                assert (a.record_id or a.organ_id) == p[3]
         organ = applied[-1]
-        status = await core.organs.status(organ["organ_id"], query=False)
-        assert [c["record_id"] for c in status["cells"]] == [a["record_id"] for a in applied if a["kind"] == "cell"]
+        status = await core.organs.status(organ.organ_id, query=False)
+        assert [c["record_id"] for c in status["cells"]] == [a.record_id for a in applied if a.kind == "cell"]
         again = await core.commands.apply(plan.id, "admin")
-        assert again["already_applied"] is True and again["applied"] == applied
+        assert again.already_applied is True and again.applied == applied
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(CELL, min_size=1, max_size=6), st.sampled_from(["ru", "en"]))
