@@ -31,6 +31,7 @@ from neira.verdict import Analysis, Baseline, Measurement, analyse, thresholds_o
 log = logging.getLogger("neira.analysis")
 R, H, O, A = tables.cell_records, tables.record_history, tables.organs, tables.analysis_runs
 STAGES = ("canary", "experimental")
+STORE_EVERY = 20  # measurements of one subject kept per transaction while it fills up to min_runs
 WINDOW_RUNS = 5  # the verdict looks at the newest WINDOW_RUNS × min_runs runs of a stint; older rows are pruned
 
 
@@ -127,9 +128,9 @@ class Analyzer:
         have = await self._count(s.key, s.state, s.since)
         missing = max(0, s.policy.min_runs - have)
         rounds = math.ceil(missing / len(s.probes)) if missing else 1
-        # The rounds run first and are stored together, in one transaction: with many subjects entering a
-        # stage at once, a transaction (and a re-read of the subject) per round made the last ones wait past
-        # max_wait_ms for their first measurement.
+        # Rounds are stored STORE_EVERY measurements at a time, in one transaction each: with many subjects
+        # entering a stage at once, a transaction (and a re-read of the subject) per round made the last ones
+        # wait past max_wait_ms for their first measurement; a long fill still shows its progress.
         measured: list[Measurement] = []
         base: list[Measurement] = []
         for _ in range(rounds):
@@ -139,6 +140,10 @@ class Analyzer:
             measured += got
             if s.baseline:
                 base += await self._round(s.baseline_probes) or []
+            if len(measured) >= STORE_EVERY:
+                if not await self._store(s, measured, base):
+                    return  # it moved on: this stint is over
+                measured, base = [], []
         if measured:
             await self._store(s, measured, base)
 
@@ -157,7 +162,8 @@ class Analyzer:
             out.append(Measurement(ok=result.ok, passed=judged.passed, ms=result.ms))
         return out
 
-    async def _store(self, s: Subject, measured: list[Measurement], base: list[Measurement]) -> None:
+    async def _store(self, s: Subject, measured: list[Measurement], base: list[Measurement]) -> bool:
+        """Keep one batch of measurements and act on the verdict; False when the subject moved meanwhile."""
         now = time.time()
         rows = [{"subject": s.key, "stage": s.state, "since": s.since, "source": "samples", "ok": m.ok,
                  "passed": m.passed, "ms": m.ms, "at": now} for m in measured]
@@ -166,7 +172,7 @@ class Analyzer:
         async with self.db.transaction() as tx:
             fresh = await self.subject(s.key, tx.conn)
             if fresh is None or (fresh.state, fresh.since) != (s.state, s.since):
-                return  # it moved on while it was measured: those runs belong to no stint of it now
+                return False  # it moved on while it was measured: those runs belong to no stint of it now
             await tx.conn.execute(A.insert(), rows)
             keep = WINDOW_RUNS * s.policy.min_runs
             for subject in {s.key, s.baseline} - {None}:
@@ -182,6 +188,7 @@ class Analyzer:
                 tx.after_commit(lambda: self._said.__setitem__(s.key, verdict))
             if self.on_round is not None:
                 await self.on_round(tx, s, result, changed)
+        return True
 
     async def _prune(self, conn: Any, subject: str, keep: int) -> None:
         cut = (await conn.execute(select(A.c.seq).where(A.c.subject == subject).order_by(A.c.seq.desc())

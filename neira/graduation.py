@@ -128,6 +128,7 @@ class Graduation:
         self.db, self.analysis, self.organs, self.factory = db, analysis, organs, factory
         self.events, self.audit, self.enabled = events, audit, enabled
         self._holds: dict[str, dict[str, Any]] = {}  # organ id → {since, actor, reason}, mirrored from the rows
+        self._announced: set[tuple[str, float]] = set()  # (organ, stint) whose wait for approval was announced
         organs.attach(self)
         factory.approval_guard = self.guard_cell
         if enabled:
@@ -202,12 +203,7 @@ class Graduation:
         if subject.key.startswith("organ:"):
             row = (await tx.conn.execute(select(O).where(O.c.id == subject.id))).first()
             if row is not None:
-                step = await self._consider_organ(tx, row, result)
-                if changed and step is not None and step.waiting_for == "approval" and not self.held(row.id):
-                    shown = to_builtins(summary(result))
-                    await self.events.emit(tx, "organ.waiting", subject.key, {
-                        "id": row.id, "state": row.state, "waiting_for": "approval", "analysis": shown,
-                        "text": {lang: waiting_text(row.id, shown, lang) for lang in ("ru", "en")}})
+                await self._consider_organ(tx, row, result)
             return
         await self._consider_cell(tx, subject, result)
 
@@ -224,6 +220,14 @@ class Graduation:
             await self.organs.promote_in(tx, row, ACTOR, "organ.promote", in_words(verdict), verdict)
         elif step.action == "fail":
             await self.organs.fail_in(tx, row, ACTOR, in_words(verdict), verdict)
+        elif step.waiting_for == "approval" and not self.held(row.id) and (row.id, since) not in self._announced:
+            # It starts to wait for a human (whoever asked: a round of measurements or the stage's timer).
+            shown = to_builtins(verdict)
+            await self.events.emit(tx, "organ.waiting", f"organ:{row.id}", {
+                "id": row.id, "state": row.state, "waiting_for": "approval", "analysis": shown,
+                "text": {lang: waiting_text(row.id, shown, lang) for lang in ("ru", "en")}})
+            key = (row.id, since)
+            tx.after_commit(lambda: self._announced.add(key))
         return step
 
     async def _consider_cell(self, tx: Tx, subject: Subject, result: Analysis) -> None:

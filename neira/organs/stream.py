@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from neira.events import EventBus
 from neira.organs import store
+from neira.storage import tables
 from neira.storage.db import Database
 
 FRAMED = frozenset({"organ.stage", "organ.waiting"})  # the organ's events a stream passes on
@@ -14,10 +17,23 @@ QUEUE_SIZE = 64  # frames a slow client may fall behind before it gets a fresh s
 
 
 async def snapshot(db: Database, organ_id: str) -> dict[str, Any]:
-    """`{id, state, seq}` from one statement, so the state and its event's seq agree (404 if unknown)."""
+    """`{id, state, seq}` from one statement, so the state and its event's seq agree (404 if unknown); when the
+    organ's newest framed event says it waits for approval in this state, the snapshot says so too, so a
+    stream opened after that moment does not miss it."""
+    e = tables.events.c
     async with db.read() as conn:
         state, seq = await store.state_and_seq(conn, organ_id)
-    return {"id": organ_id, "state": state, "seq": seq}
+        last = (await conn.execute(select(e.seq, e.type, e.data).where(
+            e.subject == f"organ:{organ_id}", e.type.in_(FRAMED)).order_by(e.seq.desc()).limit(1))).first()
+    frame: dict[str, Any] = {"id": organ_id, "state": state, "seq": seq}
+    if last is not None and last.type == "organ.waiting" and last.data.get("state") == state:
+        frame.update(waiting(last.seq, last.data))
+    return frame
+
+
+def waiting(seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a frame that says the organ waits for a human (`waiting_seq`: the event that said it)."""
+    return {"waiting_for": data["waiting_for"], "waiting_seq": seq, "text": data.get("text") or {}}
 
 
 async def organ_stream(db: Database, events: EventBus, organ_id: str,
@@ -55,8 +71,7 @@ async def organ_stream(db: Database, events: EventBus, organ_id: str,
                 continue
             last = ev.seq
             if ev.type == "organ.waiting":  # it waits for a human: the evidence, in words, for the chat to say
-                yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq, "waiting_for": ev.data["waiting_for"],
-                       "text": ev.data.get("text") or {}}
+                yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq, **waiting(ev.seq, ev.data)}
                 continue
             yield {"id": organ_id, "state": ev.data["state"], "seq": ev.seq}
     finally:

@@ -141,8 +141,10 @@ async def status_of(client: AsyncTestClient, organ_id: str) -> str:
 async def test_manual_status_cancel_rebuild(client: AsyncTestClient) -> None:
     organ_id = await build(client)
     held = await hold(client, organ_id)
+    rebuilds = 0
     while held == "stable":  # the whole build finished before the hold (a loaded machine): start it again
         await client.post(f"/organs/{organ_id}/rebuild", headers=auth())
+        rebuilds += 1
         held = await hold(client, organ_id)
     r = await client.post(f"/organs/{organ_id}/status", json={"state": "retired"}, headers=auth())
     assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
@@ -155,9 +157,8 @@ async def test_manual_status_cancel_rebuild(client: AsyncTestClient) -> None:
     await until(client, organ_id, "stable")
     status = (await client.get(f"/organs/{organ_id}/status", headers=auth())).json()
     actions = [a["action"] for a in (await client.get("/api/neira/audit", headers=auth())).json() if a["subject"] == f"organ:{organ_id}"]
-    rebuilt_first = held == "stable"
-    assert status["metrics"]["attempts"] == (3 if rebuilt_first else 2)
-    first = ["organ.build", "organ.status", *(["organ.rebuild", "organ.status"] if rebuilt_first else [])]
+    assert status["metrics"]["attempts"] == 2 + rebuilds
+    first = ["organ.build", "organ.status", *(["organ.rebuild", "organ.status"] * rebuilds)]
     assert actions == [*first, "organ.cancel", "organ.rebuild"]
 
 

@@ -324,7 +324,7 @@ function watchOrgans(msg) {
 /** The server says an organ waits for a human (its evidence in words): say it once in the chat, with the
  * phrase that approves it one click away (it answers with a plan, as every lifecycle command does). */
 function announceWaiting(organId, frame) {
-  const key = `${organId}@${frame.seq}`;
+  const key = `${organId}@${frame.waiting_seq ?? frame.seq}`;
   session.announced = session.announced || [];
   if (session.announced.includes(key)) return;
   session.announced.push(key);
