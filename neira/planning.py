@@ -109,7 +109,9 @@ def fact_keys(step: AnyStep) -> list[str]:
         case CreateRecord():
             keys = [f"identity:{step.template_id}@{step.version}/{step.backend}"]
             return keys + [f"catalog:cell:{step.template_id}@{step.version}"]
-        case ReuseRecord() | Blocked():
+        case ReuseRecord():  # only that it can still run: its organ may move it on (graduation) meanwhile
+            return [f"uses:{step.record_id}"]
+        case Blocked():
             return [f"record:{step.record_id}"]
         case RegisterTemplate():
             return [f"catalog:organ:{step.template_id}@{step.version}"]
@@ -132,8 +134,10 @@ def _planned(key: str, step: AnyStep, snap: Snapshot, states: dict[str, str]) ->
         family, _, ref = rest.partition(":")
         tid, _, version = ref.rpartition("@")
         return snap.digests.get(f"{family}:{tid}", {}).get(version, "")
+    if kind == "uses":
+        return "live"  # a reused record is never a dead one (cell_step blocks those)
     if kind == "record":
-        if isinstance(step, (ReuseRecord, Blocked)):
+        if isinstance(step, Blocked):
             return step.state
         return states.get(rest, "")
     if kind == "organ_of":
@@ -166,7 +170,8 @@ async def live_organs(conn: AsyncConnection, template_ids: list[str],
 
 async def read_facts(tx: Tx, keys: list[str], gates: dict[str, str]) -> dict[str, str]:
     """The current value of each fact, read inside the apply's transaction with one statement (a UNION ALL of
-    the records', organs', live organs', identities' and catalog versions' rows), whatever the plan's size."""
+    the records', organs', live organs', identities' and catalog versions' rows), whatever the plan's size. A
+    reused record's fact (`uses:`) is only whether it can still run (`live` | `dead`), not its stage."""
     want: dict[str, list[str]] = {}
     for key in keys:
         kind, _, rest = key.partition(":")
@@ -177,6 +182,8 @@ async def read_facts(tx: Tx, keys: list[str], gates: dict[str, str]) -> dict[str
     for kind, a, b, d, value in rows:
         if kind in ("record", "organ"):
             found[f"{kind}:{a}"] = value
+        elif kind == "uses":  # b: the record's previous state (a heal from a dead state ends dead)
+            found[f"uses:{a}"] = "dead" if is_dead(value, b) else "live"
         elif kind == "organ_of":  # newest first: the larger organ-<n> (ids come from a counter)
             if a not in newest or (len(b), b) > newest[a]:
                 newest[a] = (len(b), b)
@@ -191,6 +198,7 @@ async def read_facts(tx: Tx, keys: list[str], gates: dict[str, str]) -> dict[str
 _LIVE = [str(s) for s in LIVE_ORGAN_STATES]
 _FACT_SQL = {  # kind → (one SELECT of `(kind, a, b, c, value)` for `{}` placeholders, values per key)
     "record": ("SELECT 'record', id, NULL, NULL, state FROM cell_records WHERE id IN ({})", 1),
+    "uses": ("SELECT 'uses', id, previous_state, NULL, state FROM cell_records WHERE id IN ({})", 1),
     "organ": ("SELECT 'organ', id, NULL, NULL, state FROM organs WHERE id IN ({})", 1),
     "organ_of": ("SELECT 'organ_of', template_id, id, NULL, state FROM organs WHERE template_id IN ({}) AND state IN ("
                  + ", ".join("?" * len(_LIVE)) + ")", 1),
@@ -237,6 +245,8 @@ def _fact_union(want: dict[str, list[str]], kinds: list[str]) -> Any:
     parts: list[Any] = []
     if want.get("record"):
         parts.append(select(literal_column("'record'"), r.id, none, none, r.state).where(r.id.in_(want["record"])))
+    if want.get("uses"):
+        parts.append(select(literal_column("'uses'"), r.id, r.previous_state, none, r.state).where(r.id.in_(want["uses"])))
     if want.get("organ"):
         parts.append(select(literal_column("'organ'"), o.id, none, none, o.state).where(o.id.in_(want["organ"])))
     if want.get("organ_of"):

@@ -40,16 +40,20 @@ async def test_facts_read_in_one_statement_match_the_plan_and_both_paths(core: C
         assert now == plan.facts, text
         assert driver == core_path, text
         assert len(kinds - {"gate"}) >= 2, kinds
-        if text == PHRASES[0] and "record" not in kinds:
+        if text == PHRASES[0] and "uses" not in kinds:
             await core.commands.apply(plan.id, "admin")
-    assert seen >= {"gate", "record", "organ_of", "identity", "catalog"}, seen
+    assert seen >= {"gate", "uses", "organ_of", "identity", "catalog"}, seen
 
 
 async def test_a_moved_fact_is_read_as_moved(core: Core) -> None:
     await core.commands.apply((await _plan(core, PHRASES[0])).id, "admin")  # the voice organ's records exist now
     plan = await _plan(core, PHRASES[0])
-    key = next(k for k in plan.facts if k.startswith("record:"))
-    await core.factory.disable(key.partition(":")[2], "admin", "test")
+    key = next(k for k in plan.facts if k.startswith("uses:"))
+    record = key.partition(":")[2]
+    await core.factory.approve(record, "admin")  # moving on (as with its organ) leaves the plan standing
+    async with core.db.transaction() as tx:
+        assert (await read_facts(tx, list(plan.facts), {}))[key] == "live" == plan.facts[key]
+    await core.factory.disable(record, "admin", "test")  # a reused record that can no longer run moves it
     async with core.db.transaction() as tx:
         now = await read_facts(tx, list(plan.facts), {})
-    assert now[key] == "disabled" != plan.facts[key]
+    assert now[key] == "dead" != plan.facts[key]
