@@ -208,8 +208,8 @@ class Analyzer:
         kind, _, id = key.partition(":")
         if conn is not None:
             return await (self._cell(conn, id) if kind == "cell" else self._organ(conn, id))
-        async with self.db.read() as conn:
-            return await (self._cell(conn, id) if kind == "cell" else self._organ(conn, id))
+        async with self.db.read() as own:
+            return await (self._cell(own, id) if kind == "cell" else self._organ(own, id))
 
     async def _cell(self, conn: Any, id: str) -> Subject | None:
         row = (await conn.execute(select(R).where(R.c.id == id))).first()
