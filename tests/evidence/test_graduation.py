@@ -214,3 +214,25 @@ async def test_the_routes(eclient: AsyncTestClient) -> None:
     assert {("canary", "hold", "canary"), ("canary", "fail", "failed")} <= moves
     r = await eclient.post("/organs/organ-999/hold", headers=auth())
     assert r.status_code == 404
+
+
+async def test_forced_record_approval_over_http(eclient: AsyncTestClient) -> None:
+    template = cell("picky", HALF_BAD, "analysis.g_http.v1", analysis=FAST)
+    record = (await eclient.post("/factory/cells", json={"template": template}, headers=auth())).json()["id"]
+    assert (await eclient.post(f"/factory/cells/{record}/approve", headers=auth())).status_code == 200
+    end = time.monotonic() + 30
+    while (await eclient.get(f"/factory/cells/{record}/analysis", headers=auth())).json()["verdict"] != "fail":
+        assert time.monotonic() < end
+        await asyncio.sleep(0.05)
+    r = await eclient.post(f"/factory/cells/{record}/approve", headers=auth())
+    assert (r.status_code, r.json()["code"]) == (403, "policy_denied")
+    assert r.json()["violations"][0]["metric"] == "error_rate" and "error_rate" in r.json()["reason"]
+    r = await eclient.post(f"/factory/cells/{record}/approve", json={"force": True}, headers=auth())
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_request")
+    r = await eclient.post(f"/factory/cells/{record}/approve", json={"force": True, "reason": "seen it"}, headers=auth())
+    assert (r.status_code, r.json()["state"]) == (200, "experimental")
+    audit = (await eclient.get("/api/neira/audit", headers=auth())).json()
+    forced = [a for a in audit if a["action"] == "cell.force_approve" and a["subject"] == f"cell:{record}"]
+    assert len(forced) == 1 and forced[0]["reason"] == "seen it"
+    history = (await eclient.get(f"/factory/cells/{record}", headers=auth())).json()["history"]
+    assert history[-1]["reason"].startswith("seen it (forced over verdict fail: ")
