@@ -151,7 +151,7 @@ def run_organ(args: argparse.Namespace) -> int:
     """`neira run`: one organ run over HTTP (api/run_cli.py)."""
     from api import run_cli
 
-    return run_cli.run(args, client_token(args))
+    return run_cli.run(args, client_token(args), client_url(args))
 
 
 def migrate(args: argparse.Namespace) -> int:

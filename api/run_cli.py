@@ -65,15 +65,15 @@ def trace_line(body: dict[str, Any]) -> str:
     return f"{steps} ({body.get('ms', 0):.1f} ms)"
 
 
-def run(args: argparse.Namespace, token: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Send the run and show its answer."""
+def run(args: argparse.Namespace, token: str, url: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Send the run to the server at `url` and show its answer."""
     payload = image_input(args.input) if args.image else args.input
     path, body = request(args.organ, payload, args.pathway)
     try:
-        with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
             r = client.post(path, json=body)
     except httpx.HTTPError as exc:
-        print(f"neira: cannot reach {args.url}: {exc}", file=err)
+        print(f"neira: cannot reach {url}: {exc}", file=err)
         return 2
     answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     if r.status_code != 200:

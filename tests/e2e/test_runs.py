@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,7 +116,7 @@ def cli(server: Server, *argv: str) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     args = build_parser().parse_args(["run", *argv, "--url", server.url])
-    return run(args, server.token, out, err), out.getvalue(), err.getvalue()
+    return run(args, server.token, server.url, out, err), out.getvalue(), err.getvalue()
 
 
 def test_cli_writes_text_wav_and_png(server: Server, tmp_path: Path) -> None:
@@ -138,3 +141,7 @@ def test_cli_writes_text_wav_and_png(server: Server, tmp_path: Path) -> None:
     assert (code, err.splitlines()[-1]) == (1, "neira: the answer is audio; give --out FILE.wav to keep it")
     code, _, err = cli(server, "nosuchorgan", "x")
     assert (code, err) == (1, "error 404: not_found: no organ is named 'nosuchorgan'\n")
+    # The console script finds the server as `neira say` does: here from NEIRA_URL and NEIRA_TOKEN.
+    done = subprocess.run([sys.executable, "-m", "api.cli", "run", reverse, "abc"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "NEIRA_URL": server.url, "NEIRA_TOKEN": server.token})
+    assert (done.returncode, done.stdout) == (0, "cba\n"), done.stderr
