@@ -63,7 +63,7 @@ async def main(n: int, profile: str | None, top: int, repeat: int = 3) -> dict:
     import ceiling_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        core = Core(Settings(data_dir=tmp, admin_token=TOKEN, stage_delays_ms=(1, 1, 1)))
+        core = Core(Settings(data_dir=tmp, admin_token=TOKEN, stage_delays_ms=(1, 1, 1), analysis_interval_ms=0))
         app = create_app(core)
         await core.start()
         try:

@@ -63,7 +63,7 @@ async def in_process(name: str, n: int) -> dict[str, float]:
     from neira.core import Core
 
     with tempfile.TemporaryDirectory() as tmp:
-        core = Core(Settings(data_dir=tmp, admin_token="x", stage_delays_ms=(1, 1, 1)))
+        core = Core(Settings(data_dir=tmp, admin_token="x", stage_delays_ms=(1, 1, 1), analysis_interval_ms=0))
         await core.start()
         try:
             _, body = await core.organs.build({"organ_template": TEMPLATES[name]}, "admin")
