@@ -61,15 +61,21 @@ async def test_a_draft_is_not_measured_and_not_passed(ecore: Core) -> None:
         "inconclusive", 0, [f"not measured: cell {record} is draft; analysis runs in canary and experimental"])
 
 
-async def test_a_slow_version_fails_on_p99_against_the_stable_baseline(ecore: Core) -> None:
-    stable = await record_of(ecore, cell("picky", GOOD, "analysis.e_family.v1"))
-    await ecore.factory.approve(stable, "admin")
+async def stable_and_slow(core: Core, family: str) -> tuple[str, str]:
+    """A stable v1 record of `family` (promoted on passing verdicts) and a slow v2 just approved into canary."""
+    stable = await record_of(core, cell("picky", GOOD, family))
+    await core.factory.approve(stable, "admin")
     for _ in range(2):  # out of canary and experimental only on a passing verdict (graduation)
-        assert (await settled(ecore, "cell", stable)).verdict == "pass"
-        await ecore.factory.approve(stable, "admin")
-    assert (await ecore.factory.get(stable))["state"] == "stable"
-    slow = await record_of(ecore, {**cell("slow", GOOD, "analysis.e_family.v1"), "version": "2.0.0"})
-    await ecore.factory.approve(slow, "admin")
+        assert (await settled(core, "cell", stable)).verdict == "pass"
+        await core.factory.approve(stable, "admin")
+    assert (await core.factory.get(stable))["state"] == "stable"
+    slow = await record_of(core, {**cell("slow", GOOD, family), "version": "2.0.0"})
+    await core.factory.approve(slow, "admin")
+    return stable, slow
+
+
+async def test_a_slow_version_fails_on_p99_against_the_stable_baseline(ecore: Core) -> None:
+    stable, slow = await stable_and_slow(ecore, "analysis.e_family.v1")
     result = await settled(ecore, "cell", slow)
     assert result.verdict == "fail" and result.baseline is not None and result.baseline.id == stable
     assert result.reasons[0].startswith("p99_ratio ") and "> max_p99_ratio 1.5" in result.reasons[0]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from neira.core import Core
 from neira.trend import MAX_POINTS, Run, TrendPoint, trend
-from tests.evidence.conftest import GOOD, cell, record_of
-from tests.evidence.test_analysis import settled
+from tests.evidence.test_analysis import settled, stable_and_slow
 
 
 def runs(*ms: float, start: float = 100.0, ok: bool = True) -> list[Run]:
@@ -41,13 +40,7 @@ def test_a_long_stint_is_thinned_to_a_chart_keeping_the_newest_run() -> None:
 
 
 async def test_the_analysis_answer_carries_the_trend_against_the_baseline(ecore: Core) -> None:
-    stable = await record_of(ecore, cell("picky", GOOD, "analysis.t_family.v1"))
-    await ecore.factory.approve(stable, "admin")
-    for _ in range(2):  # out of canary and experimental only on a passing verdict (graduation)
-        assert (await settled(ecore, "cell", stable)).verdict == "pass"
-        await ecore.factory.approve(stable, "admin")
-    slow = await record_of(ecore, {**cell("slow", GOOD, "analysis.t_family.v1"), "version": "2.0.0"})
-    await ecore.factory.approve(slow, "admin")
+    _, slow = await stable_and_slow(ecore, "analysis.t_family.v1")
     result = await settled(ecore, "cell", slow)
     last = result.trend[-1]
     assert last.runs == result.runs and last.baseline_p99_ms is not None
