@@ -93,8 +93,10 @@ async def test_sigkill_with_builds_in_flight_loses_nothing(tmp_path: Path) -> No
     server.start(timeout=60)
     try:
         after = snapshot(server)
-        # cell records have no timers: every one is back, whole and unchanged
-        assert after["records"] == before["records"]
+        # cell records have no timers: every hand-moved one is back, whole and unchanged (an organ's cells may
+        # already move on with it once its timers resume: graduation)
+        assert [r for r in after["records"] if r["id"] in mine] == [r for r in before["records"] if r["id"] in mine]
+        assert [r["id"] for r in after["records"]] == [r["id"] for r in before["records"]]
         # organs: same ids and templates; each at the same or a later stage, never back, never failed
         assert set(after["organs"]) == set(before["organs"])
         for organ_id, was in before["organs"].items():
