@@ -57,6 +57,18 @@ def what_is_stored(db: Path, plan: dict) -> dict[str, int]:
         }
 
 
+def saved(db: Path, plan_id: str, timeout: float = 10) -> None:
+    """Wait until the plan is a row: plans are written behind the answer (within 5 ms, docs/architecture.md), and
+    a kill inside that window loses a plan nobody applied — not what this test is about."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(db) as conn:
+            if conn.execute("SELECT count(*) FROM plans WHERE id = ?", (plan_id,)).fetchone()[0]:
+                return
+        assert time.monotonic() < deadline, f"plan {plan_id} was never saved"
+        time.sleep(0.005)  # polling the write-behind save
+
+
 ALL = {"records": STEPS, "templates": STEPS, "organ_template": 1, "organs": 1, "applied": 1, "audited": 1}
 NONE = dict.fromkeys(ALL, 0)
 
@@ -89,6 +101,7 @@ def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path: Path) -> None:
         for round_no in range(1, 6):
             plan = plan_a_pipeline(server, round_no)
             plans.append(plan)
+            saved(db, plan["plan"]["id"])
             thread = apply_in_background(server, plan["plan"]["id"])
             time.sleep(rng.uniform(0.0, whole * 1.2))  # a random moment of the apply: what the test is about
             server.kill()
