@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ ROLE_TOKENS = {"admin": ADMIN, "operator": OPERATOR, "viewer": VIEWER}
 def auth(role: str = "admin") -> dict[str, str]:
     """Headers for a role."""
     return {"Authorization": f"Bearer {ROLE_TOKENS[role]}"}
+
+
+@asynccontextmanager
+async def started(core: Core) -> AsyncIterator[Core]:
+    """`core` started for the block and stopped after it, whatever the block raised."""
+    await core.start()
+    try:
+        yield core
+    finally:
+        await core.stop()
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -43,12 +54,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def core(settings: Settings) -> AsyncIterator[Core]:
     """A started core (schema, policy, example catalog) without HTTP."""
-    c = Core(settings)
-    await c.start()
-    try:
+    async with started(Core(settings)) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture

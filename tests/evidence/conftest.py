@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from neira.core import Core
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started
 from tests.evidence.doubles import evidence_registry
 
 
@@ -38,12 +38,8 @@ async def record_of(core: Core, template: dict[str, Any]) -> str:
 
 @pytest.fixture
 async def ecore(tmp_path: Path) -> AsyncIterator[Core]:
-    c = Core(make_settings(tmp_path / "data", run_workers=1, analysis_interval_ms=50), evidence_registry())
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "data", run_workers=1, analysis_interval_ms=50), evidence_registry())) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from neira.core import Core
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started
 from tests.runtime.doubles import with_doubles
 
 TIMEOUT_MS = 600
@@ -30,9 +30,5 @@ async def record_of(core: Core, template: dict[str, Any]) -> str:
 
 @pytest.fixture
 async def rcore(tmp_path: Path) -> AsyncIterator[Core]:
-    c = Core(make_settings(tmp_path / "data", run_timeout_ms=TIMEOUT_MS, run_workers=2, run_queue=2), with_doubles())
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "data", run_timeout_ms=TIMEOUT_MS, run_workers=2, run_queue=2), with_doubles())) as c:
         yield c
-    finally:
-        await c.stop()

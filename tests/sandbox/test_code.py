@@ -15,7 +15,7 @@ from neira.catalog import parse_cell, template_digest
 from neira.core import Core
 from neira.errors import CapabilityDisabled, InvalidTemplate, NotRunnable
 from neira.runtime.sandbox import wasm
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started
 from tests.sandbox.cases import example, module, scripted, wasm_cell
 
 OPEN = {"factory_script": "experimental", "factory_wasm": "experimental"}
@@ -23,22 +23,14 @@ OPEN = {"factory_script": "experimental", "factory_wasm": "experimental"}
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    c = Core(make_settings(tmp_path / "data", capabilities=OPEN, run_workers=1, sandbox_fuel=500_000))
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "data", capabilities=OPEN, run_workers=1, sandbox_fuel=500_000))) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture
 async def locked(tmp_path: Path) -> AsyncIterator[Core]:
-    c = Core(make_settings(tmp_path / "locked", run_workers=1))
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "locked", run_workers=1))) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 BAD = [  # (template, the path the error names)

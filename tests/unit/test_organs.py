@@ -18,7 +18,7 @@ from neira.config import Settings
 from neira.core import Core
 from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
 from neira.storage import tables
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started
 
 VOICE = "organ.voice.v1"
 STAGES = ["draft", "canary", "experimental", "stable"]
@@ -61,12 +61,8 @@ async def count(core: Core, table: Any) -> int:
 @pytest.fixture
 async def slow_core(tmp_path: Path) -> AsyncIterator[Core]:
     """Delays long enough that a test acts between stages (a manual move lands before the first timer)."""
-    c = Core(make_settings(tmp_path / "slow", stage_delays_ms=(400, 400, 400)))
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "slow", stage_delays_ms=(400, 400, 400)))) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 async def test_progression_in_order_with_stage_delays(core: Core) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from neira.core import Core
 from neira.organs.scheduler import StageScheduler
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started
 from tests.unit.test_organs import STAGES, build, stage_events, until_state
 
 DELAY_MS = 300
@@ -23,12 +23,8 @@ async def stages(core: Core, organ_id: str) -> list[str]:
 
 @pytest.fixture
 async def slow_core(tmp_path: Path):
-    c = Core(make_settings(tmp_path / "hold", stage_delays_ms=(DELAY_MS, DELAY_MS, DELAY_MS)))
-    await c.start()
-    try:
+    async with started(Core(make_settings(tmp_path / "hold", stage_delays_ms=(DELAY_MS, DELAY_MS, DELAY_MS)))) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 async def test_closed_gate_holds_builds_until_it_opens(slow_core: Core) -> None:
