@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api.auth import websocket_role
 from api.apidoc import doc
 from api.controllers.common import NeiraRequest, NeiraSocket
-from api.wire.platform import AuditRecord, Capabilities, CapabilitySet, Event, Health, Introspection, Lifecycle, Ready, SafeMode
+from api.wire.platform import AuditRecord, Capabilities, CapabilitySet, Event, Health, Introspection, Lifecycle, SafeMode
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, page, seq_cursor
 from api.controllers.ws import pump
 from neira import introspection
@@ -44,9 +44,9 @@ class SafeModeChange(Base):
 PING_TIMEOUT_S = 1.0  # a database slower than this to say `SELECT 1` counts as unreachable
 
 
-def unavailable(reason: str, status: str = "unavailable", **extra: str) -> Response:
+def unavailable(reason: str, **extra: str) -> Response:
     """A 503 in the contract's error body, with the health fields beside it."""
-    return Response({"code": "unavailable", "reason": reason, "status": status, **extra}, status_code=503)
+    return Response({"code": "unavailable", "reason": reason, "status": "unavailable", **extra}, status_code=503)
 
 
 class HealthController(Controller):
@@ -57,21 +57,14 @@ class HealthController(Controller):
 
     @get("/healthz", opt=doc(Health, errors=(503,)))
     async def healthz(self, request: NeiraRequest) -> Response:
-        """Liveness, and whether the database answers: 200 `{status: ok, database: ok}`, else 503."""
-        if await request.core.db.ping(PING_TIMEOUT_S):
-            return Response({"status": "ok", "database": "ok"})
-        return unavailable("the database cannot be reached", database="unreachable")
-
-    @get("/readyz", opt=doc(Ready, errors=(503,)))
-    async def readyz(self, request: NeiraRequest) -> Response:
-        """Readiness for a load balancer: started (schema migrated, builds resumed), not stopping, and the
-        database answers. 200 `{status: ready, schema}`, else 503 saying which."""
+        """Liveness and readiness in one open route (the contract opens no other): 200 `{status: ok, database: ok,
+        schema}` while the server is started, not stopping, and its database answers; else 503 saying which."""
         core = request.core
         if not core.ready:
-            return unavailable("the server is stopping" if core.schema else "the server is starting", status="not_ready")
+            return unavailable("the server is stopping" if core.schema else "the server is starting")
         if not await core.db.ping(PING_TIMEOUT_S):
-            return unavailable("the database cannot be reached", status="not_ready", database="unreachable")
-        return Response({"status": "ready", "schema": core.schema})
+            return unavailable("the database cannot be reached", database="unreachable")
+        return Response({"status": "ok", "database": "ok", "schema": core.schema})
 
     @get("/metrics", sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
     def metrics(self, request: NeiraRequest) -> Response:

@@ -9,16 +9,10 @@ from neira.lifecycle import Machine
 
 
 class Health(Wire):
-    """`GET /healthz`: the process answers, and so does its database."""
+    """`GET /healthz`: started, not stopping, and the database answers; `schema` is the schema revision."""
 
     status: str
     database: str
-
-
-class Ready(Wire):
-    """`GET /readyz`: started, not stopping, database reachable; `schema` is the schema revision."""
-
-    status: str
     schema: str
 
 

@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.conftest import auth
 
-OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/logout")}  # sign-out ends the caller's own session
+OPEN = {("GET", "/healthz"), ("GET", "/metrics"), ("POST", "/logout")}  # sign-out ends the caller's own session
 
 
 def _concrete(path: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
-OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/login"), ("POST", "/logout")}
+OPEN = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/login"), ("POST", "/logout")}
 NO_BODY = {("GET", "/login"), ("GET", "/metrics")}  # a redirect; Prometheus text
 
 
