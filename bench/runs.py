@@ -8,6 +8,11 @@ while the run pool is saturated with images.
   implementations' time, and that minus the time of a `GET /organs/{id}/status` (HTTP, auth, routing alone);
 - `GET /organs/{id}/status` latency while 16 connections keep every worker busy with 1024×768 images.
 Usage: `python bench/runs.py [--duration 3]`.
+
+Before / after on a shared, noisy machine: `--base DIR` serves a second checkout (e.g. `git archive main | tar
+-x -C DIR`) beside this one and alternates the two, round by round (`--rounds`), on the same organs at 1
+connection, with the implementations' own time measured between them; it prints each round's runtime cost
+per run on both and their ratio, then the medians.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import ROOT, save, summary  # noqa: E402
-from api_load import TOKEN, start_neira, wrk  # noqa: E402
+from api_load import TOKEN, free_port, start_neira, wait_ready, wrk  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from tests.runtime.media import image_bytes, image_payload  # noqa: E402
@@ -111,11 +118,59 @@ def status_under_images(url: str, duration: int) -> dict[str, object]:
     return {"status_idle": idle, "status_busy": busy, "image_runs_rps": rps}
 
 
+def start_checkout(root: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
+    """`neira serve` from another checkout's sources (this environment's packages), as start_neira does."""
+    port = free_port()
+    env = {**os.environ, "NEIRA_ADMIN_TOKEN": TOKEN, "ORGANS_BUILDER_STAGE_DELAYS": "1,1,1",
+           "NEIRA_ANALYSIS_INTERVAL_MS": "0", "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())", "serve",
+                             "--port", str(port), "--data-dir", str(data_dir)],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url + "/healthz")
+    return proc, url
+
+
+def compare(base: Path, duration: int, rounds: int, names: list[str]) -> dict[str, object]:
+    """This checkout ("after") and `base` ("before") alternated: runtime cost per run at 1 connection."""
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        after, aurl = start_neira(Path(tmp) / "after")
+        before, burl = start_checkout(base, Path(tmp) / "before")
+        try:
+            for name in names:
+                body = json.dumps({"input": INPUTS[name]}, ensure_ascii=False)
+                urls = {side: f"{u}/organs/{build(u, TEMPLATES[name], INPUTS[name])}/run" for side, u in (("before", burl), ("after", aurl))}
+                rows = []
+                for r in range(rounds):
+                    order = ("before", "after") if r % 2 == 0 else ("after", "before")
+                    impl = direct(name, 300)["mean"]
+                    cost = {side: round(1e6 / wrk(urls[side], "POST", body, 1, duration)["rps"] - impl, 1) for side in order}
+                    rows.append({"impl_us": impl, **cost, "ratio": round(cost["after"] / cost["before"], 3)})
+                    print(f"{name:8s} round {r}: implementations {impl:.0f} µs; runtime cost before {cost['before']:.0f} µs, "
+                          f"after {cost['after']:.0f} µs (after/before {rows[-1]['ratio']:.2f})", flush=True)
+                med = {k: statistics.median(row[k] for row in rows) for k in ("impl_us", "before", "after", "ratio")}
+                print(f"{name:8s} medians: implementations {med['impl_us']:.0f} µs, runtime cost before {med['before']:.0f} µs, "
+                      f"after {med['after']:.0f} µs, ratio {med['ratio']:.2f}", flush=True)
+                out[name] = {"rounds": rows, "median": med}
+        finally:
+            for proc in (after, before):
+                proc.terminate()
+                proc.wait(10)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--n", type=int, default=2000, help="runs for the direct and in-process figures")
+    parser.add_argument("--base", type=Path, help="another checkout to alternate with this one (before / after)")
+    parser.add_argument("--rounds", type=int, default=6, help="with --base: rounds per organ")
+    parser.add_argument("--organs", default="voice,reverse", help="with --base: which organs")
     args = parser.parse_args()
+    if args.base is not None:
+        print(save("runs_compare", {"base": str(args.base), **compare(args.base, args.duration, args.rounds, args.organs.split(","))}))
+        return
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         neira, url = start_neira(Path(tmp) / "data")
