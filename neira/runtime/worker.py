@@ -153,8 +153,22 @@ def main(conn: Connection, progress: Any, warmers: tuple[Callable[[], None], ...
         if message.key >= 0:
             known[message.key] = steps
         results = run_steps(Job(steps, message.payload), progress)
-        encode_into(results, frames.outbuf, HEADROOM)
+        try:
+            encode_into(results, frames.outbuf, HEADROOM)
+        except (TypeError, ValueError, OverflowError):  # an output msgpack cannot carry (a set in json data, …)
+            encode_into(_sendable(results, encode_into, frames.outbuf), frames.outbuf, HEADROOM)
         frames.send()
+
+
+def _sendable(results: list[StepResult], encode_into: Callable[..., None], buf: bytearray) -> list[StepResult]:
+    """The results up to the first one whose output cannot be sent, that one turned into its cell's failure."""
+    for i, r in enumerate(results):
+        try:
+            encode_into(r, buf, HEADROOM)
+        except (TypeError, ValueError, OverflowError) as exc:
+            reason = f"the cell answered a payload that cannot leave the worker ({public_reason(exc)})"
+            return [*results[:i], StepResult(r.ms, code="cell_failed", reason=reason)]
+    return results
 
 
 class _Frames:

@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from neira.runtime import Registry, builtin_registry, impl
-from neira.runtime.payloads import Payload, Text
+from neira.runtime.payloads import JsonData, Payload, Text
 
 
 def spin(payload: Payload, _: object) -> Payload:
@@ -55,13 +55,14 @@ def with_slow_start() -> Registry:
 
 
 def with_doubles() -> Registry:
-    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`)."""
+    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`, `unsendable`)."""
     r = builtin_registry().copy()
     r.register(impl("spin", ["text"], "text", spin))
     r.register(impl("crash", ["text"], "text", crash))
     r.register(impl("boom", ["text"], "text", boom))
     r.register(impl("not_a_payload", ["text"], "text", not_a_payload))
     r.register(impl("upper", ["text"], "text", upper))
+    r.register(impl("unsendable", ["text"], "json", unsendable))
     return r
 
 
@@ -91,3 +92,8 @@ def nap(payload: Payload, _: object) -> Payload:
     """A slow, well-behaved implementation (0.3 s): two runs of it at once need two workers."""
     time.sleep(0.3)
     return payload
+
+
+def unsendable(payload: Payload, _: object) -> JsonData:
+    """Answers json data that JSON (and the worker's wire) has no form for: a bare object."""
+    return JsonData(data={"thing": object()})
