@@ -345,11 +345,13 @@ class Pool:
         return framed(buf)
 
     def _replace(self, w: _Worker) -> None:
-        """Kill a worker and start another in its place."""
+        """Kill a worker and start another in its place (once: a worker already replaced, say after dying idle
+        while handed to a waiting run, is not replaced again)."""
+        counted = w in self._all
         self._all.discard(w)
         w.kill()
         asyncio.get_running_loop().create_task(asyncio.to_thread(w.proc.join, 5))
-        if not self.closed:
+        if counted and not self.closed:
             asyncio.get_running_loop().create_task(self._spawn(1))
 
     def stop_spawning(self) -> None:
