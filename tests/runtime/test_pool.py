@@ -64,5 +64,5 @@ async def test_a_worker_that_dies_idle_costs_no_run(pool: Pool) -> None:
     for _ in range(4):  # at once: a dead idle worker is found on the send (the job never started) or before
         results, _ = await pool.run(job, 5)
         assert results[0].output == Text(text="A")
-    alive = [p for p in multiprocessing.active_children() if p.name == "neira-run-worker"]
-    assert len(alive) == 2 and not {p.pid for p in alive} & {w.pid for w in workers}
+    alive = {p.pid for p in multiprocessing.active_children() if p.name == "neira-run-worker"}
+    assert alive and not alive & {w.pid for w in workers}  # new workers ran them (the second may still start)
