@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -68,20 +69,21 @@ async def voice(pool: Pool, threads: ThreadPoolExecutor) -> dict[str, object]:
     for name in ("thread", "process"):
         out[f"voice_{name}_over_direct_us"] = round(summary(times[name])["p50"] - direct, 1)
     for name, call in calls.items():
-        stop = False
-
-        async def keep_busy(call=call) -> int:
-            n = 0
-            while not stop:
-                await call()
-                n += 1
-            return n
-
-        busy = [asyncio.ensure_future(keep_busy()) for _ in range(2)]
+        stop = asyncio.Event()
+        busy = [asyncio.ensure_future(keep_busy(call, stop)) for _ in range(2)]
         out[f"voice_{name}_busy_loop_ms"] = await timer_lateness(2.0)
-        stop = True
+        stop.set()
         out[f"voice_{name}_busy_runs_per_s"] = round(sum(await asyncio.gather(*busy)) / 2.0)
     return out
+
+
+async def keep_busy(call: Callable[[], Awaitable[object]], stop: asyncio.Event) -> int:
+    """Runs `call` back to back until `stop`; how many it ran."""
+    n = 0
+    while not stop.is_set():
+        await call()
+        n += 1
+    return n
 
 
 async def timer_lateness(seconds: float) -> dict[str, float]:

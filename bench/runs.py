@@ -78,10 +78,10 @@ def wrk_traced(url: str, body: str, connections: int, duration: int) -> dict[str
     Path(f.name).unlink()
     impl = served = 0.0
     n = 0
-    for a, b, c in re.findall(r"^TRACED (\S+) (\S+) (\d+)$", out, re.M):
+    for a, b, c in re.findall(r"^TRACED (\S+) (\S+) (\d+)$", out, re.MULTILINE):
         impl, served, n = impl + float(a), served + float(b), n + int(c)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", out, re.M)}
+    lat = {p: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)}
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50_ms": lat.get("50", float("nan")), "p99_ms": lat.get("99", float("nan")),
             "non_2xx": int(bad.group(1)) if bad else 0, "impl_us": round(impl * 1000 / max(n, 1), 1),

@@ -24,7 +24,14 @@ import msgspec
 
 from neira.errors import Busy
 from neira.runtime import worker
-from neira.runtime.worker import HEADROOM, KNOWN_STEPS, Job, JobMessage, StepResult, framed
+from neira.runtime.worker import (
+    HEADROOM,
+    KNOWN_STEPS,
+    Job,
+    JobMessage,
+    StepResult,
+    framed,
+)
 
 _encode_into = msgspec.msgpack.Encoder().encode_into
 _decode_results = msgspec.msgpack.Decoder(list[StepResult]).decode
