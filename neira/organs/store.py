@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.catalog import check_lookup_id
@@ -51,6 +51,57 @@ async def apply_moves(tx: Tx, moves: list[Move]) -> None:
     await tx.conn.exec_driver_sql(
         'UPDATE organs SET "state" = ?, "auto" = ?, "deadline" = ?, "stage_times" = ?, "build_finished_at" = ?, '
         '"updated_at" = ? WHERE "id" = ?', params)
+
+
+CLAIM_CHUNK = 900  # organ ids per claiming SELECT (under every driver's limit on bound parameters)
+Claimed = tuple[str, float | None, bool]  # a locked row's state, deadline and whether a human holds it
+_BUILDING = frozenset(BUILDING_STATES)
+
+
+def _held() -> Any:
+    """Whether a human holds the organ (a `holds` row): a correlated EXISTS, so no outer join stops FOR UPDATE."""
+    h = tables.holds.c
+    return exists().where(h.subject == literal("organ:") + ORGANS.c.id)
+
+
+async def claim(tx: Tx, organ_ids: list[str]) -> dict[str, Claimed]:
+    """Lock, for this transaction, the rows of those organs that no other transaction holds, and answer the
+    (state, deadline, held) of each one that still progresses by itself (auto on, in a building state).
+
+    On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`: a row another replica is moving right now is
+    left out rather than waited for, and once this transaction has it no one else can move it before the
+    commit. SQLite renders no locking clause; it has one writer (this process, under the writer lock). One
+    statement per CLAIM_CHUNK ids, not one per organ: by primary key only (with `state IN …` SQLite's planner
+    walks the state index, every building row per chunk), the rest is checked here; then one read of the holds."""
+    o = ORGANS.c
+    found: list[Any] = []
+    drv = await tx.driver()
+    for i in range(0, len(organ_ids), CLAIM_CHUNK):
+        chunk = organ_ids[i:i + CLAIM_CHUNK]
+        if drv is not None:  # one hand-off to the driver's thread (the scheduler's hot path on SQLite)
+            found += await drv.execute_fetchall(
+                f'SELECT "id", "state", "auto", "deadline" FROM organs WHERE "id" IN ({",".join("?" * len(chunk))})', chunk)
+        else:
+            found += await tx.conn.execute(select(o.id, o.state, o.auto, o.deadline).where(o.id.in_(chunk))
+                                           .with_for_update(skip_locked=True))
+    h = tables.holds.c
+    held = set((await tx.conn.execute(select(h.subject).where(h.subject.like("organ:%")))).scalars()) if found else set()
+    return {organ_id: (state, deadline, f"organ:{organ_id}" in held)
+            for organ_id, state, auto, deadline in found if auto and state in _BUILDING}
+
+
+async def overdue(tx: Tx, before: float, limit: int, skip_states: tuple[str, ...] = ()) -> list[Any]:
+    """Lock and answer up to `limit` rows of builds that progress by themselves and whose stage should have
+    moved before `before` (their owner died, or is late), no human holding them, oldest deadline first;
+    rows another transaction holds are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL). `skip_states`:
+    stages something else moves (graduation, with canary analysis on). The `state` index keeps it to the
+    organs still building."""
+    o = ORGANS.c
+    states = [s for s in BUILDING_STATES if s not in skip_states]
+    q = (select(o.id, o.state, o.deadline, o.stage_times, o.build_started_at)
+         .where(o.auto.is_(True), o.state.in_(states), o.deadline < before, ~_held())
+         .order_by(o.deadline).limit(limit).with_for_update(skip_locked=True, of=ORGANS))
+    return list(await tx.conn.execute(q))
 
 
 ORGAN_COLS = ("id", "template_id", "template", "state", "auto", "deadline", "attempts", "cells", "stage_times",
