@@ -89,6 +89,11 @@ async def test_builds_tracked_by_three_replicas_move_each_stage_once(tmp_path: P
     seen = await stage_events(a)
     assert set(seen) == set(started)
     assert {organ: moves for organ, moves in seen.items() if moves != STAGES} == {}  # each stage once, in order
+    h = tables.record_history.c
+    async with a.db.read() as conn:  # the organs' cell records were carried up with them, each step once
+        steps = Counter(tuple(r) for r in await conn.execute(
+            select(h.record_id, h.from_state, h.to_state).where(h.actor == "organs_builder")))
+    assert steps and {step: n for step, n in steps.items() if n != 1} == {}
 
 
 async def test_a_replica_gone_mid_build_leaves_its_builds_to_another(tmp_path: Path, pg_url: str, stack: AsyncExitStack) -> None:
