@@ -22,6 +22,8 @@ on the canary verdict (neira/analysis.py) or on a recorded human decision.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from neira.factory import Factory
     from neira.organs.builder import OrganBuilder
 
+log = logging.getLogger("neira.graduation")
 WaitingFor = Literal["delay", "analysis", "approval", "gate"]
 ACTOR = "analysis"  # the actor of a promotion or failure a verdict caused
 HOLDS = tables.holds
@@ -130,6 +133,9 @@ class Graduation:
         self.events, self.audit, self.enabled = events, audit, enabled
         self._holds: dict[str, dict[str, Any]] = {}  # organ id → {since, actor, reason}, mirrored from the rows
         self._announced: set[tuple[str, float]] = set()  # (organ, stint) whose wait for approval was announced
+        self._reload_holds = False  # another process changed an organ (perhaps its hold): read the holds again
+        self._reloading: asyncio.Task | None = None
+        db.feed.subscribe("organs", self._organs_changed)
         organs.attach(self)
         factory.approval_guard = self.guard_cell
         if enabled:
@@ -137,9 +143,31 @@ class Graduation:
 
     async def start(self) -> None:
         """Load the holds (before the builder resumes its timers)."""
+        await self._load_holds()
+
+    async def _load_holds(self) -> None:
         async with self.db.read() as conn:
             rows = list(await conn.execute(select(HOLDS)))
         self._holds = {r.subject.partition(":")[2]: {"since": r.since, "actor": r.actor, "reason": r.reason} for r in rows}
+
+    def _organs_changed(self, changes: list[Any]) -> None:
+        """Another replica's organ writes (changes without a value; a hold or a release is one) may have made
+        or ended a hold: the mirror of the holds is read again (one small SELECT for a burst of changes).
+        What decides a move reads the row itself (`_held_in`); the mirror serves the status."""
+        if all(c.value is not None for c in changes) or self.db.is_sqlite:
+            return
+        self._reload_holds = True
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self._follow_holds(), name="neira holds reload")
+
+    async def _follow_holds(self) -> None:
+        while self._reload_holds:
+            self._reload_holds = False
+            try:
+                await self._load_holds()
+            except Exception as exc:  # the next change from another replica reads them again
+                log.warning("reading the holds failed (%s)", type(exc).__name__)
+                return
 
     # --- reads ---------------------------------------------------------------------------------------------
     def held(self, organ_id: str) -> bool:
@@ -259,7 +287,7 @@ class Graduation:
     async def hold_in(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> dict[str, Any]:
         """Stop the organ's progression where it is until `approve` (a row; idempotent while held)."""
         organ_move(row.state, OrganEvent.HOLD)
-        if row.id in self._holds:
+        if await self._held_in(tx, row.id):  # the row, not the mirror: it may have been made on another replica
             return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
         now = time.time()
         await tx.conn.execute(HOLDS.insert().values(subject=f"organ:{row.id}", since=now, actor=actor, reason=reason))
@@ -272,7 +300,7 @@ class Graduation:
         return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
 
     async def release_in(self, tx: Tx, row: Any, actor: str, reason: str | None) -> bool:
-        if row.id not in self._holds:
+        if not await self._held_in(tx, row.id):
             return False
         await tx.conn.execute(delete(HOLDS).where(HOLDS.c.subject == f"organ:{row.id}"))
         tx.changed("organs", row.id)

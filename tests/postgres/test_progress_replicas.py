@@ -202,3 +202,26 @@ async def test_graduation_on_evidence_promotes_once_across_replicas(tmp_path: Pa
     assert {organ_id: seen[organ_id] for organ_id in ids if seen[organ_id] != STAGES} == {}
     promotions = Counter(a.subject for a in await a.audit.list(0, 10_000) if a.action == "organ.promote")
     assert promotions == {f"organ:{organ_id}": 2 for organ_id in ids}  # canary → experimental → stable, once each
+
+
+async def test_a_hold_made_on_one_replica_holds_the_build_another_times(tmp_path: Path, pg_url: str, stack: AsyncExitStack) -> None:
+    a = await run(stack, replica(tmp_path, "a", pg_url, stage_delays_ms=(600_000,) * 3))
+    b = await run(stack, replica(tmp_path, "b", pg_url, stage_delays_ms=(400, 400, 400)))
+    held, free = await build(b, 2)
+    await a.organs.hold(held, "admin", "look first")
+
+    async def b_shows_it() -> bool:
+        status = await b.organs.status(held)
+        return status["hold"] is not None and status["waiting_for"] == "approval"
+
+    await until(b_shows_it, 1.0, "B's status shows A's hold")
+
+    async def free_moved() -> bool:
+        return (await b.organs.status(free))["state"] != "draft"
+
+    await until(free_moved, 10, "the other build moves on")  # its deadline passed; the held one shared it
+    assert (await b.organs.status(held))["state"] == "draft"
+    await b.organs.approve(held, "admin", "looked")  # on B: it ends A's hold (the row) and moves one stage
+    async with b.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(tables.holds))).scalar() == 0
+    assert (await b.organs.status(held))["state"] == "canary"
