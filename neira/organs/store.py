@@ -53,7 +53,7 @@ async def apply_moves(tx: Tx, moves: list[Move]) -> None:
         '"updated_at" = ? WHERE "id" = ?', params)
 
 
-CLAIM_CHUNK = 900  # organ ids per claiming SELECT (under every driver's limit on bound parameters)
+CLAIM_CHUNK = 900  # organ ids per claiming SELECT on PostgreSQL (well under its limit on bound parameters)
 Claimed = tuple[str, float | None, bool]  # a locked row's state, deadline and whether a human holds it
 _BUILDING = frozenset(BUILDING_STATES)
 
@@ -70,20 +70,19 @@ async def claim(tx: Tx, organ_ids: list[str]) -> dict[str, Claimed]:
 
     On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`: a row another replica is moving right now is
     left out rather than waited for, and once this transaction has it no one else can move it before the
-    commit. SQLite renders no locking clause; it has one writer (this process, under the writer lock). One
-    statement per CLAIM_CHUNK ids, not one per organ: by primary key only (with `state IN …` SQLite's planner
-    walks the state index, every building row per chunk), the rest is checked here; then one read of the holds."""
+    commit. SQLite has one writer (this process, under the writer lock) and no locking clause: there it is one
+    statement for the whole batch (the ids as a JSON array), elsewhere one per CLAIM_CHUNK ids, never one per
+    organ. Rows are found by primary key only (with `state IN …` SQLite's planner walks the state index, every
+    building row each time); the rest is checked here. Then one read of the holds."""
     o = ORGANS.c
     found: list[Any] = []
     drv = await tx.driver()
-    for i in range(0, len(organ_ids), CLAIM_CHUNK):
-        chunk = organ_ids[i:i + CLAIM_CHUNK]
-        if drv is not None:  # one hand-off to the driver's thread (the scheduler's hot path on SQLite)
-            found += await drv.execute_fetchall(
-                f'SELECT "id", "state", "auto", "deadline" FROM organs WHERE "id" IN ({",".join("?" * len(chunk))})', chunk)
-        else:
-            found += await tx.conn.execute(select(o.id, o.state, o.auto, o.deadline).where(o.id.in_(chunk))
-                                           .with_for_update(skip_locked=True))
+    if drv is not None:  # the scheduler's hot path on SQLite: one statement, the ids as one JSON array
+        found = await drv.execute_fetchall('SELECT "id", "state", "auto", "deadline" FROM organs '
+                                           'WHERE "id" IN (SELECT value FROM json_each(?))', (json_encoder.encode(organ_ids).decode(),))
+    for i in range(0, len(organ_ids) if drv is None else 0, CLAIM_CHUNK):
+        found += await tx.conn.execute(select(o.id, o.state, o.auto, o.deadline).where(o.id.in_(organ_ids[i:i + CLAIM_CHUNK]))
+                                       .with_for_update(skip_locked=True))
     h = tables.holds.c
     held = set((await tx.conn.execute(select(h.subject).where(h.subject.like("organ:%")))).scalars()) if found else set()
     return {organ_id: (state, deadline, f"organ:{organ_id}" in held)
