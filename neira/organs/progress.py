@@ -133,9 +133,9 @@ class Progress:
         if since is None:
             return
         shift = max(0.0, now - since)
-        await store.release_hold(tx, since, shift)
-        for organ_id in self._flights:
-            tx.changed("organs", organ_id)  # cached rows carry the old deadlines
+        if await store.release_hold(tx, since, shift):
+            for organ_id in self._flights:
+                tx.changed("organs", organ_id)  # cached rows carry the old deadlines
 
         def released() -> None:
             self.held_since = None

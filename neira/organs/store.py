@@ -218,11 +218,16 @@ async def write_hold(tx: Tx, db: Database, since: float) -> None:
     await tx.conn.execute(db.upsert(tables.settings, {"key": HOLD_KEY, "value": {"since": since}}, ["key"]))
 
 
-async def release_hold(tx: Tx, since: float, shift: float) -> None:
+async def release_hold(tx: Tx, since: float, shift: float) -> bool:
     """End the hold: every automatic build's deadline moves on by the time it was held, so each keeps the
-    delay it had left when the hold began (a deadline already past then is due at once)."""
+    delay it had left when the hold began (a deadline already past then is due at once). The hold row goes
+    first: when it is gone already (another replica ended the hold; on PostgreSQL this waits for its commit)
+    the deadlines moved then and stay. Answers whether this transaction ended it."""
     o = ORGANS.c
+    gone = await tx.conn.execute(delete(tables.settings).where(tables.settings.c.key == HOLD_KEY))
+    if not gone.rowcount:
+        return False
     held_from = case((o.deadline < since, since), else_=o.deadline)
     await tx.conn.execute(update(ORGANS).where(o.auto.is_(True), o.state.in_(BUILDING_STATES), o.deadline.is_not(None))
                           .values(deadline=held_from + shift))
-    await tx.conn.execute(delete(tables.settings).where(tables.settings.c.key == HOLD_KEY))
+    return True

@@ -225,3 +225,31 @@ async def test_a_hold_made_on_one_replica_holds_the_build_another_times(tmp_path
     async with b.db.read() as conn:
         assert (await conn.execute(select(func.count()).select_from(tables.holds))).scalar() == 0
     assert (await b.organs.status(held))["state"] == "canary"
+
+
+async def test_replicas_starting_together_end_a_stored_hold_once(tmp_path: Path, pg_url: str, stack: AsyncExitStack) -> None:
+    from neira.organs import store
+
+    a = replica(tmp_path, "a", pg_url, stage_delays_ms=(60_000,) * 3)
+    await a.start()
+    try:
+        (organ,) = await build(a, 1)
+        await a.policy.set_capability("admin", "organs_builder", "disabled", "maintenance")
+        async with a.db.read() as conn:
+            since = await store.read_hold(conn)
+            before = (await store.get_row(conn, organ)).deadline
+    finally:
+        await a.stop()
+    assert since is not None
+    await asyncio.sleep(1.0)  # held for a second while no replica runs
+    opened = {"capabilities": {"organs_builder": "stable"}, "stage_delays_ms": (60_000,) * 3}
+    t0 = time.time()
+    # A's data dir for both: its catalog files are there (replicas with data dirs of their own each restore
+    # and check them at start, which is not what this test is about)
+    b, c = replica(tmp_path, "a", pg_url, **opened), replica(tmp_path, "a", pg_url, **opened)
+    await asyncio.gather(run(stack, b), run(stack, c))  # both find the gate open and the hold stored
+    t1 = time.time()
+    async with b.db.read() as conn:
+        assert await store.read_hold(conn) is None
+        after = (await store.get_row(conn, organ)).deadline
+    assert t0 - since <= after - before <= t1 - since  # moved on by the time held, once (not twice)
