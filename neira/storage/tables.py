@@ -185,6 +185,14 @@ analysis_runs = Table(  # canary analysis: one row per measured run of a record 
     Index("ix_analysis_runs_subject_seq", "subject", "seq"),
 )
 
+analysis_claims = Table(  # which replica measures a subject under analysis, until when (neira/analysis_claims.py)
+    "analysis_claims",
+    metadata,
+    Column("subject", String(80), primary_key=True),  # cell:<record id> | organ:<organ id>
+    Column("replica", String(32), nullable=False),
+    Column("until", Float, nullable=False),  # the lease ends then unless its replica renews it
+)
+
 holds = Table(  # graduation: a human's hold on an organ's progression (contract §7); approve deletes it
     "holds",
     metadata,
