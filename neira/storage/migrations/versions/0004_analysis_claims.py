@@ -1,7 +1,7 @@
 """analysis claims: which replica measures a subject under analysis, and until when
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Created: 2026-12-02 02:40:00
 
 Made only when missing, like the baseline's tables: a database that start-up created from the declared
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
