@@ -29,6 +29,7 @@ class Settings(Base):
     port: int = 8000
     data_dir: str = "./var"
     database_url: str | None = None
+    listen_url: str | None = None  # PostgreSQL: where the change listener connects, when not database_url (PgBouncer)
     admin_token: str | None = None
     operator_token: str | None = None
     viewer_token: str | None = None
@@ -41,12 +42,17 @@ class Settings(Base):
     run_queue: int = DEFAULT_RUN_QUEUE
     run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
     analysis_interval_ms: int = 1000  # canary analysis: how often samples run again for a record or organ under analysis
+    sweep_interval_ms: int = 2000  # how often builds whose stage is overdue (a replica died) are taken over; 0: never
+    sweep_grace_ms: int = 2000  # how far past its deadline a stage must be before another replica takes it over
     canary_share: float = 0.2  # the share of a stable version's runs shadowed to its canary/experimental versions
     integrity_interval_s: int = 60  # the immune system checks the catalog's files against their digests this often
     sandbox_fuel: int = DEFAULT_SANDBOX_FUEL
     sandbox_timeout_ms: int = DEFAULT_SANDBOX_TIMEOUT_MS
     sandbox_memory_mb: int = DEFAULT_SANDBOX_MEMORY_MB
     sandbox_output_bytes: int = DEFAULT_SANDBOX_OUTPUT_BYTES
+    db_pool_size: int = 5  # PostgreSQL: connections each replica keeps open
+    db_max_overflow: int = 10  # PostgreSQL: connections opened past the pool under a burst, closed after
+    db_pool_timeout_s: int = 30  # PostgreSQL: how long a request waits for a free connection before failing
 
     @property
     def data_path(self) -> Path:
@@ -147,6 +153,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "port": _port(env.get("NEIRA_PORT", "8000")),
         "data_dir": env.get("NEIRA_DATA_DIR", "./var"),
         "database_url": env.get("NEIRA_DATABASE_URL") or None,
+        "listen_url": env.get("NEIRA_DATABASE_LISTEN_URL") or None,
         "admin_token": env.get("NEIRA_ADMIN_TOKEN") or None,
         "operator_token": env.get("NEIRA_OPERATOR_TOKEN") or None,
         "viewer_token": env.get("NEIRA_VIEWER_TOKEN") or None,
@@ -157,12 +164,17 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
         "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
+        "sweep_interval_ms": _count(env, "NEIRA_SWEEP_INTERVAL_MS", 2000, 0),
+        "sweep_grace_ms": _count(env, "NEIRA_SWEEP_GRACE_MS", 2000, 0),
         "canary_share": _share(env, "NEIRA_CANARY_SHARE", 0.2),
         "integrity_interval_s": _count(env, "NEIRA_INTEGRITY_INTERVAL_S", 60, 0),
         "sandbox_fuel": _count(env, "NEIRA_SANDBOX_FUEL", DEFAULT_SANDBOX_FUEL, 1000),
         "sandbox_timeout_ms": _count(env, "NEIRA_SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 1),
         "sandbox_memory_mb": _count(env, "NEIRA_SANDBOX_MEMORY_MB", DEFAULT_SANDBOX_MEMORY_MB, 1),
         "sandbox_output_bytes": _count(env, "NEIRA_SANDBOX_OUTPUT_BYTES", DEFAULT_SANDBOX_OUTPUT_BYTES, 1),
+        "db_pool_size": _count(env, "NEIRA_DB_POOL_SIZE", 5, 1),
+        "db_max_overflow": _count(env, "NEIRA_DB_MAX_OVERFLOW", 10, 0),
+        "db_pool_timeout_s": _count(env, "NEIRA_DB_POOL_TIMEOUT_S", 30, 1),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

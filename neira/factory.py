@@ -196,6 +196,9 @@ class Factory:
             self.policy.enforce([gate])
             await self._check_code(t, req.backend)
             await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
+            # the same locks, in the same order, as a plan creating this version takes (plan_apply.check_facts)
+            await tx.lock("catalog", f"cell:{t.id}@{t.version}")
+            await tx.lock("identity", f"{t.id}@{t.version}/{req.backend}")
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
                 if row.digest != digest:
@@ -282,7 +285,7 @@ class Factory:
         """One lifecycle move of a record inside the caller's transaction (REST routes and plans alike):
         approve (gate checked; the canary verdict checked by graduation; stable deprecates the other stable
         record), disable, rollback and auto_rollback (the last stable version restored)."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         if event is CellEvent.APPROVE:
             new = advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
             gate = self.policy.gate(f"factory_{row.backend}")
@@ -311,7 +314,7 @@ class Factory:
     async def graduate_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str) -> str:
         """A move a verdict caused (graduation): approve one stage (stable deprecates the other stable record)
         or fail. No gate question: the record already runs on its backend, and the verdict is the decision."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         new = await self.records.move(tx, row, event, actor, reason)
         if new is CellState.STABLE:
             await self.records.deprecate_others(tx, row, actor)
@@ -328,7 +331,9 @@ class Factory:
             return []
         rank = {s.value: i for i, s in enumerate(CELL_STAGES)}
         moved: list[tuple[str, str, str]] = []
-        rows = list(await tx.conn.execute(select(R).where(R.c.id.in_(list(targets)))))
+        # Locked in id order (PostgreSQL; SQLite has one writer): a replica carrying the same records waits, then
+        # reads them as the first left them, so each step is taken once and no two carries deadlock.
+        rows = list(await tx.conn.execute(select(R).where(R.c.id.in_(list(targets))).order_by(R.c.id).with_for_update()))
         for row in rows:
             if rank.get(row.state, 99) >= rank[targets[row.id]]:
                 continue
@@ -338,7 +343,7 @@ class Factory:
                 if new is CellState.STABLE:
                     await self.records.deprecate_others(tx, row, actor)
                 tx.after_commit(lambda new=new: self._count_approval(new))
-                row = await self.records.row(tx.conn, row.id)
+                row = await self.records.row(tx.conn, row.id, lock=True)
             moved.append((row.id, start, row.state))
         return moved
 
@@ -353,7 +358,7 @@ class Factory:
 
     async def auto_heal_in(self, tx: Tx, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """`auto_heal` inside the caller's transaction (the immune system quarantines and heals in one)."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
         await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
             "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
@@ -390,7 +395,7 @@ class Factory:
         """End a heal now: back to the previous state, or `failed` (with `found`: problems the heal checks
         saw before). None if the record is not healing."""
         async with self.db.transaction() as tx:
-            row = await self.records.row(tx.conn, id)
+            row = await self.records.row(tx.conn, id, lock=True)
             if row.state != CellState.HEALING:
                 return None
             problems = [*await self.health_problems(tx.conn, row.template), *(found or [])]
@@ -399,7 +404,7 @@ class Factory:
             new = await self.records.move(tx, row, event, "system", why)
             if new is CellState.STABLE and (current := await self.records.other_stable(tx.conn, row)) is not None:
                 # another version became stable while this one healed: it stays the active one
-                healed = await self.records.row(tx.conn, id)
+                healed = await self.records.row(tx.conn, id, lock=True)
                 new = await self.records.move(tx, healed, CellEvent.DEPRECATE, "system", f"{current} became stable while {id} was healing")
             await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
                 "id": id, "phase": "finished", "state": new.value, "problems": problems})
