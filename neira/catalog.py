@@ -383,8 +383,10 @@ class Catalog:
         for r, path in missing:
             self._write(path, r.body)
         self._have.update((r.family, r.id, r.version) for r in rows)
-        if missing:
+        if missing and leftovers:  # at start: files lost (or a data dir new to this database)
             log.warning("restored %d catalog file(s) from the index", len(missing))
+        elif missing:  # another replica's registrations, as they happen
+            log.debug("copied %d catalog file(s) registered by another replica", len(missing))
         return len(missing)
 
     # --- reads ---------------------------------------------------------------------------------------

@@ -124,19 +124,33 @@ class EventBus:
         if deliver:
             self._fan_out(seqs, at, items)
 
-    async def heard(self, key: str) -> None:
-        """A replica (this one too) committed events `first-last`: deliver them (the listener calls this in
-        commit order, one notification at a time)."""
-        mine = self._mine.pop(key, None)
-        if mine is not None:
+    async def heard(self, keys: list[str]) -> None:
+        """Replicas (this one too) committed events `first-last`, one key per transaction, in commit order:
+        deliver them in that order — ours from memory, the others' read back, one SELECT for each run of
+        consecutive others' transactions (a burst from another replica costs one read, not one per commit).
+        Every seq from the first to the last of such a run belongs to one of its transactions: seqs are
+        numbered under the lock that orders the commits, so none from elsewhere falls in between."""
+        run: list[tuple[int, int]] = []
+        for key in keys:
+            mine = self._mine.pop(key, None)
+            if mine is None:
+                first, _, last = key.partition("-")
+                run.append((int(first), int(last)))
+                continue
+            if run:
+                await self._read_back(run)
+                run = []
             self._fan_out(*mine)
-            return
-        first, _, last = key.partition("-")
+        if run:
+            await self._read_back(run)
+
+    async def _read_back(self, run: list[tuple[int, int]]) -> None:
         t = tables.events
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(t).where(t.c.seq >= int(first), t.c.seq <= int(last)).order_by(t.c.seq))).all()
-        if rows:
-            self._fan_out([r.seq for r in rows], rows[0].at, [(r.type, r.subject, r.data) for r in rows])
+            rows = (await conn.execute(select(t).where(t.c.seq >= run[0][0], t.c.seq <= run[-1][1])
+                                       .order_by(t.c.seq))).all()
+        for r in rows:
+            self._fan_out((r.seq,), r.at, [(r.type, r.subject, r.data)])
 
     def missed(self) -> None:
         """The listener was away: events may have been missed, so every subscriber is told it lagged (a stream

@@ -65,8 +65,8 @@ def payloads(replica: str, changes: Iterable[Changed]) -> list[str]:
 class Relay(Protocol):
     """Who delivers committed events to this process's subscribers (neira/events.py EventBus)."""
 
-    async def heard(self, key: str) -> None:
-        """Events `first-last` were committed (by any process, this one too)."""
+    async def heard(self, keys: list[str]) -> None:
+        """Events `first-last` were committed, one key per transaction in commit order (by any process)."""
 
     def missed(self) -> None:
         """Notifications may have been missed."""
@@ -122,16 +122,18 @@ class Listener:
             self.feed.publish(changes)
 
     async def _deliver(self) -> None:
-        """Deliver committed events one notification after another (a later one waits for an earlier one's
-        rows to be read), so subscribers see seq order."""
+        """Deliver committed events in the order they were heard (a later notification waits for an earlier
+        one's rows to be read), so subscribers see seq order; what piled up meanwhile goes as one batch."""
         while True:
-            key = await self._heard_events.get()
+            keys = [await self._heard_events.get()]
+            while not self._heard_events.empty():
+                keys.append(self._heard_events.get_nowait())
             try:
-                await self.relay.heard(key)  # type: ignore[union-attr]
+                await self.relay.heard(keys)  # type: ignore[union-attr]
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database went away mid-read: the reconnect's reset covers what is lost
-                log.warning("events %s could not be read for delivery", key, exc_info=True)
+                log.warning("events %s..%s could not be read for delivery", keys[0], keys[-1], exc_info=True)
                 if self.relay is not None:
                     self.relay.missed()
 
