@@ -1,0 +1,346 @@
+"""Three real `neira serve` replicas on one PostgreSQL database behave as one server (contract §9, issue 16).
+
+Everything goes through the public surface (HTTP and WebSocket) of whichever replica a load balancer would have
+picked: builds spread across the replicas each reach the end once; a SIGKILLed replica's builds are finished by
+the others; racing approves and one Idempotency-Key across replicas end as on one server; a plan made on one
+replica applies on another and a stale one is refused on a third; a gate flip is seen everywhere within 1 s and
+holds every replica's builds; a WebSocket on one replica carries what another one did; the catalog is one.
+
+Most tests share one trio (each makes its own records and organs); those that kill a replica, start a trio
+together or watch the integrity check get their own. A failure names what the replicas last logged."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.postgres.cluster import Cluster
+from tests.postgres.replicas import Replicas, client, poll, replicas
+from tests.reliability.conftest import apage_all
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["draft", "canary", "experimental", "stable"]
+WITHIN_S = 1.0  # the contract's bound for a gate flip to be seen by every replica
+BUILDS = 300
+RACERS = 50
+DELAYS = "200,200,200"  # ms per stage for the shared trio: a build lasts long enough to be watched and held
+_databases = itertools.count(1)
+
+
+def fresh_database(cluster: Cluster, what: str) -> str:
+    return cluster.create(f"replicas_{what}_{os.getpid()}_{next(_databases)}")
+
+
+@pytest.fixture(scope="module")
+def trio(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+    """Three replicas for the module. The integrity check is off here: it has its own test and trio, and what it
+    does across replicas today (quarantining what another replica registered) must not spill into the others."""
+    env = {"ORGANS_BUILDER_STAGE_DELAYS": DELAYS, "NEIRA_INTEGRITY_INTERVAL_S": "0"}
+    with replicas(tmp_path_factory.mktemp("trio"), fresh_database(pg_cluster, "trio"), env=env) as group:
+        yield group
+
+
+@pytest.fixture
+async def http(trio: Replicas) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One admin client per replica of the shared trio: [A, B, C]."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(c) for c in trio.clients(RACERS)]
+
+
+def template(name: str) -> dict[str, Any]:
+    return {"id": f"analysis.replica_{name}", "version": "1.0.0", "analysis_type": "race_probe", "links": [],
+            "metadata": {"schema": "v1"}}
+
+
+async def build(client: httpx.AsyncClient, template_id: str = "organ.echo.v1") -> str:
+    r = await client.post("/organs/build", json={"organ_template": template_id})
+    assert r.status_code == 201, r.text
+    return r.json()["organ_id"]
+
+
+async def states_of(client: httpx.AsyncClient, organ_ids: set[str]) -> dict[str, str]:
+    return {o["id"]: o["state"] for o in await apage_all(client, "/organs") if o["id"] in organ_ids}
+
+
+async def wait_stable(group: Replicas, clients: list[httpx.AsyncClient], organ_ids: set[str], timeout: float) -> None:
+    """Every organ of `organ_ids` stable, asked of each live replica in turn."""
+    turn = itertools.cycle(clients)
+    last: dict[str, str] = {}
+
+    async def done() -> bool:
+        last.update(await states_of(next(turn), organ_ids))
+        return all(last.get(o) == "stable" for o in organ_ids)
+
+    def why() -> str:
+        left = Counter(last.get(o, "<missing>") for o in organ_ids if last.get(o) != "stable")
+        return f"{len(organ_ids)} builds to end stable; not yet: {dict(left)}\n{group.tails()}"
+
+    await poll(done, timeout, why)
+
+
+async def stage_events(client: httpx.AsyncClient, organ_ids: set[str]) -> list[dict[str, Any]]:
+    """The stored organ.stage events of `organ_ids`, in seq order (the events table, through the API)."""
+    return [e for e in await apage_all(client, "/api/neira/events")
+            if e["type"] == "organ.stage" and e["subject"].removeprefix("organ:") in organ_ids]
+
+
+def each_stage_once(events: list[dict[str, Any]], organ_ids: set[str]) -> list[str]:
+    """What is wrong with the stage events of `organ_ids`: every organ must have draft, canary, experimental and
+    stable exactly once each, in that order, and nothing else."""
+    per: dict[str, list[str]] = {o: [] for o in organ_ids}
+    for e in events:
+        per[e["subject"].removeprefix("organ:")].append(e["data"]["state"])
+    return [f"{o}: {s}" for o, s in sorted(per.items()) if s != STAGES]
+
+
+async def audit_of(client: httpx.AsyncClient, subject: str) -> list[dict[str, Any]]:
+    return [a for a in await apage_all(client, "/api/neira/audit") if a["subject"] == subject]
+
+
+# --- start -----------------------------------------------------------------------------------------------------
+def test_three_replicas_started_together_on_a_fresh_database_all_serve(pg_cluster: Cluster, tmp_path: Path) -> None:
+    """A roll-out starts every replica at once: they must migrate once and register the examples once, and all
+    answer (today the examples' registration races: one replica dies on a duplicate catalog row)."""
+    with replicas(tmp_path, fresh_database(pg_cluster, "together"), together=True) as group:
+        lists = [sorted((c["id"], c["version"]) for c in httpx.get(f"{s.url}/cells", headers=s.headers).json())
+                 for s in group.servers]
+        assert lists[0] and lists[0] == lists[1] == lists[2], group.tails()
+
+
+# --- builds ------------------------------------------------------------------------------------------------------
+async def test_300_builds_spread_across_the_replicas_each_reach_the_end_once(trio: Replicas, http: list[httpx.AsyncClient]) -> None:
+    gate = asyncio.Semaphore(30)  # thirty requests in flight at a time, round-robin over A, B, C
+
+    async def one(i: int) -> httpx.Response:
+        async with gate:
+            return await http[i % 3].post("/organs/build", json={"organ_template": "organ.echo.v1"})
+
+    answers = await asyncio.gather(*(one(i) for i in range(BUILDS)))
+    assert Counter(r.status_code for r in answers) == {201: BUILDS}, (
+        [r.text for r in answers if r.status_code != 201][:3], trio.tails())
+    organ_ids = {r.json()["organ_id"] for r in answers}
+    assert len(organ_ids) == BUILDS, "two builds were given one organ id"
+    await wait_stable(trio, http, organ_ids, timeout=60)
+    seen = [await stage_events(c, organ_ids) for c in http]
+    assert seen[0] == seen[1] == seen[2], "the replicas' event trails differ"
+    seqs = [e["seq"] for e in seen[0]]
+    assert seqs == sorted(set(seqs))
+    wrong = each_stage_once(seen[0], organ_ids)
+    assert not wrong, f"{len(wrong)} of {BUILDS} builds did not have each stage exactly once: {wrong[:5]}"
+
+
+def test_a_replica_killed_mid_build_has_its_builds_finished_by_the_others(pg_cluster: Cluster, tmp_path: Path) -> None:
+    env = {"ORGANS_BUILDER_STAGE_DELAYS": "400,400,400", "NEIRA_INTEGRITY_INTERVAL_S": "0"}
+    with replicas(tmp_path, fresh_database(pg_cluster, "kill"), env=env) as group:
+        asyncio.run(_kill_mid_build(group))
+
+
+async def _kill_mid_build(group: Replicas) -> None:
+    async with AsyncExitStack() as stack:
+        a, b, c = [await stack.enter_async_context(x) for x in group.clients()]
+        on_a = set(await asyncio.gather(*(build(a) for _ in range(20))))
+        on_b = set(await asyncio.gather(*(build(b) for _ in range(5))))
+        organ_ids = on_a | on_b
+
+        async def moved() -> bool:  # mid-build: A has moved some of its builds on, and none has ended
+            states = await states_of(b, on_a)
+            return any(s != "draft" for s in states.values())
+
+        await poll(moved, 10, lambda: f"a build of A to leave draft\n{group.tails()}")
+        assert group.kill(0) == -9
+        mid = await states_of(b, organ_ids)
+        assert "stable" not in mid.values(), f"the builds ended before the kill, nothing was left to take over: {mid}"
+        await wait_stable(group, [b, c], organ_ids, timeout=40)
+        events = await stage_events(c, organ_ids)
+    wrong = each_stage_once(events, organ_ids)
+    assert not wrong, f"builds whose stages did not happen exactly once: {wrong[:5]}\n{group.tails()}"
+
+
+# --- races -------------------------------------------------------------------------------------------------------
+async def test_fifty_concurrent_approves_across_replicas_make_exactly_the_three_legal_moves(http: list[httpx.AsyncClient]) -> None:
+    r = await http[0].post("/factory/cells", json={"template": template("approve")})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    answers = await asyncio.gather(*(http[i % 3].post(f"/factory/cells/{rid}/approve", json={"reason": f"r{i}"})
+                                     for i in range(RACERS)))
+    ok = sorted((r.json()["state"] for r in answers if r.status_code == 200), key=STAGES.index)
+    assert ok == ["canary", "experimental", "stable"], [r.text for r in answers][:5]
+    refused = Counter((r.status_code, r.json()["code"], r.json().get("from")) for r in answers if r.status_code != 200)
+    assert refused == {(409, "invalid_transition", "stable"): RACERS - 3}
+    moves = [("draft", "canary"), ("canary", "experimental"), ("experimental", "stable")]
+    for peer in http:  # every replica tells the same story
+        final = (await peer.get(f"/factory/cells/{rid}")).json()
+        assert [(h["from"], h["to"]) for h in final["history"]] == [(None, "draft"), *moves]
+    audited = await audit_of(http[2], f"cell:{rid}")
+    assert [(a["action"], a["before"], a["after"]) for a in audited] == [
+        ("cell.create", None, "draft"), *(("cell.approve", b, a) for b, a in moves)]
+    assert len({a["reason"] for a in audited[1:]}) == 3  # three distinct winning requests
+
+
+async def test_one_idempotency_key_across_replicas_makes_one_record(http: list[httpx.AsyncClient]) -> None:
+    body, key = {"template": template("idem")}, {"Idempotency-Key": "replicas-cell-1"}
+    answers = await asyncio.gather(*(http[i % 3].post("/factory/cells", json=body, headers=key) for i in range(RACERS)))
+    other = await http[2].post("/factory/cells", json={"template": template("idem_other")}, headers=key)
+    assert Counter(r.status_code for r in answers) == {201: RACERS}, [r.text for r in answers if r.status_code != 201][:3]
+    assert len({r.text for r in answers}) == 1, "the replicas answered one key with different bodies"
+    records = [x for x in await apage_all(http[1], "/factory/cells") if x["template_id"] == "analysis.replica_idem"]
+    assert [x["id"] for x in records] == [answers[0].json()["id"]]
+    assert (other.status_code, other.json()["code"]) == (409, "conflict")
+    assert [a["action"] for a in await audit_of(http[0], f"cell:{records[0]['id']}")] == ["cell.create"]
+
+
+async def test_one_idempotency_key_across_replicas_starts_one_build(http: list[httpx.AsyncClient]) -> None:
+    key = {"Idempotency-Key": "replicas-build-1"}
+    before = {o["id"] for o in await apage_all(http[0], "/organs")}
+    answers = await asyncio.gather(*(http[i % 3].post("/organs/build", json={"organ_template": "organ.reverse.v1"},
+                                                      headers=key) for i in range(RACERS)))
+    after = {o["id"] for o in await apage_all(http[1], "/organs")}
+    assert Counter(r.status_code for r in answers) == {201: RACERS}, [r.text for r in answers if r.status_code != 201][:3]
+    assert len({r.text for r in answers}) == 1
+    organ_id = answers[0].json()["organ_id"]
+    assert after - before == {organ_id}
+    assert [a["action"] for a in await audit_of(http[2], f"organ:{organ_id}")] == ["organ.build"]
+
+
+# --- plans -------------------------------------------------------------------------------------------------------
+async def test_a_plan_made_on_a_applies_on_b_and_a_stale_plan_is_refused_on_c(http: list[httpx.AsyncClient]) -> None:
+    a, b, c = http
+    text = {"text": "create cell summarize v1"}
+    mine = (await a.post("/api/neira/commands", json={**text, "session_id": "replicas-a"})).json()
+    theirs = (await c.post("/api/neira/commands", json={**text, "session_id": "replicas-c"})).json()
+    assert mine["intent"] == "create_cell" and [x["action"] for x in mine["plan"]["changes"]] == ["create"], mine
+    assert mine["plan"]["id"] != theirs["plan"]["id"] and theirs["plan"]["changes"] == mine["plan"]["changes"]
+    applied = await b.post(f"/api/neira/commands/plans/{mine['plan']['id']}/apply")  # at once, as a script would
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["already_applied"] is False
+    record_id = applied.json()["applied"][0]["record_id"]
+    for peer in (a, c):
+        got = await peer.get(f"/factory/cells/{record_id}")
+        assert (got.status_code, got.json()["template_id"]) == (200, "analysis.summarize.v1")
+    stale = await c.post(f"/api/neira/commands/plans/{theirs['plan']['id']}/apply")
+    assert (stale.status_code, stale.json()["code"]) == (409, "plan_stale"), stale.text
+    again = await c.post(f"/api/neira/commands/plans/{mine['plan']['id']}/apply")
+    assert (again.status_code, again.json()["already_applied"], again.json()["applied"]) == (
+        200, True, applied.json()["applied"])
+    assert [x["action"] for x in await audit_of(a, f"plan:{mine['plan']['id']}")] == ["command.apply"]
+    assert await audit_of(a, f"plan:{theirs['plan']['id']}") == []
+    mine_records = [x for x in await apage_all(c, "/factory/cells") if x["template_id"] == "analysis.summarize.v1"]
+    assert [x["id"] for x in mine_records] == [record_id]
+
+
+# --- streams -----------------------------------------------------------------------------------------------------
+async def test_a_websocket_on_c_receives_the_stages_of_a_build_made_on_a(trio: Replicas, http: list[httpx.AsyncClient]) -> None:
+    async with connect(trio.ws_url(2, "/api/neira/events/stream")) as events:
+        organ_id = await build(http[0], "organ.voice.v1")
+        async with connect(trio.ws_url(2, f"/organs/{organ_id}/stream")) as organ:
+            frames = await _until_stable(organ, lambda f: f, trio)
+        stream = await _until_stable(events, lambda f: f["data"] if f["type"] == "organ.stage"
+                                     and f["subject"] == f"organ:{organ_id}" else None, trio)
+    states = [f["state"] for f in frames]
+    assert states == STAGES[STAGES.index(states[0]):], states
+    assert [f["seq"] for f in frames] == sorted({f["seq"] for f in frames})
+    assert [f["state"] for f in stream] == STAGES, stream  # subscribed before the build: every stage
+
+
+async def _until_stable(ws: Any, pick: Any, group: Replicas, wait: float = 10) -> list[dict[str, Any]]:
+    """Frames (`pick(frame)`, when not None) until one says stable; fails after `wait` s without a frame."""
+    out: list[dict[str, Any]] = []
+    while not out or out[-1]["state"] not in ("stable", "failed"):
+        try:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), wait))
+        except TimeoutError:
+            raise AssertionError(f"no frame for {wait}s; so far {out}\n{group.tails()}") from None
+        if (picked := pick(frame)) is not None:
+            out.append({**picked, **({"seq": frame["seq"]} if "seq" in frame else {})})
+    return out
+
+
+# --- gates (last in the module: it closes the builder's gate for a while) ---------------------------------------
+async def test_a_gate_flip_on_a_is_seen_on_b_and_c_within_a_second_and_holds_every_replicas_builds(
+        trio: Replicas, http: list[httpx.AsyncClient]) -> None:
+    a, b, c = http
+    held = {await build(x) for x in (b, c, b, c)}
+    closed = await a.post("/api/neira/capabilities/organs_builder", json={"state": "disabled", "reason": "drill"})
+    assert closed.status_code == 200, closed.text
+    closed_at = time.time()
+    try:
+        await _seen_everywhere(trio, http, "disabled")
+        refused = await b.post("/organs/build", json={"organ_template": "organ.echo.v1"})
+        assert (refused.status_code, refused.json().get("code")) == (403, "capability_disabled"), refused.text
+        # the observation window: long enough for several 200 ms stages, had anything moved
+        await asyncio.sleep(WITHIN_S + 1.0)
+    finally:
+        opened = await c.post("/api/neira/capabilities/organs_builder", json={"state": "experimental"})
+    opened_at = time.time()
+    assert opened.status_code == 200, opened.text
+    await _seen_everywhere(trio, http, "experimental")
+    await wait_stable(trio, http, held, timeout=20)
+    events = await stage_events(a, held)
+    moved_while_closed = [e for e in events if closed_at + WITHIN_S < e["at"] < opened_at]
+    assert not moved_while_closed, f"builds moved while the gate was closed: {moved_while_closed}\n{trio.tails()}"
+    wrong = each_stage_once(events, held)
+    assert not wrong, wrong
+
+
+async def _seen_everywhere(group: Replicas, clients: list[httpx.AsyncClient], state: str) -> None:
+    """Every replica's /api/neira/capabilities says organs_builder is `state` within WITHIN_S of now."""
+    views: dict[int, str] = {}
+
+    async def all_see() -> bool:
+        for i, peer in enumerate(clients):
+            views[i] = (await peer.get("/api/neira/capabilities")).json()["organs_builder"]
+        return all(v == state for v in views.values())
+
+    await poll(all_see, WITHIN_S, lambda: f"every replica to see organs_builder={state}; they see {views}\n{group.tails()}")
+
+
+# --- the catalog ----------------------------------------------------------------------------------------------------
+def test_a_cell_registered_on_a_is_one_catalog_for_every_replica(pg_cluster: Cluster, tmp_path: Path) -> None:
+    """Each replica keeps catalog files in its own data dir and checks them against the shared index (every
+    second here): a cell registered on A must be known on B, and its records must not be quarantined by B's
+    check, nor by a replica added later on a fresh data dir."""
+    env = {"NEIRA_INTEGRITY_INTERVAL_S": "1"}
+    with replicas(tmp_path, fresh_database(pg_cluster, "catalog"), env=env) as group:
+        asyncio.run(_one_catalog(group, tmp_path))
+
+
+async def _one_catalog(group: Replicas, tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        a, b, c = [await stack.enter_async_context(x) for x in group.clients()]
+        made = await a.post("/factory/cells", json={"template": template("files")})
+        assert made.status_code == 201, made.text
+        example = await a.post("/factory/cells", json={"template": "analysis.reverse.v1"})
+        assert example.status_code == 201, example.text
+        registered_at = time.time()
+        for peer in (b, c):
+            got = await peer.get("/cells/analysis.replica_files")
+            assert got.status_code == 200, got.text
+
+        async def checked_since() -> bool:
+            for peer in (b, c):
+                last = (await peer.get("/api/neira/immune")).json()["last_integrity_check"]
+                if last is None or last["at"] <= registered_at:
+                    return False
+            return True
+
+        await poll(checked_since, 10, "an integrity check on B and C after the registration")
+        d = await stack.enter_async_context(client(await asyncio.to_thread(group.add)))
+        record_ids = {made.json()["id"], example.json()["id"]}
+        for peer in (a, b, c, d):
+            immune = (await peer.get("/api/neira/immune")).json()
+            assert immune["quarantined"] == [], f"quarantined on {peer.base_url}: {immune}\n{group.tails()}"
+            states = {r["id"]: r["state"] for r in await apage_all(peer, "/factory/cells") if r["id"] in record_ids}
+            assert states == {rid: "draft" for rid in record_ids}, states
