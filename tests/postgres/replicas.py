@@ -108,12 +108,14 @@ class Replicas:
                     s.proc.wait(10)
                     s.proc = None
 
-    def tails(self, lines: int = 25) -> str:
-        """The last `lines` lines of every replica's log (for a failing assertion's message)."""
+    def tails(self, lines: int = 15) -> str:
+        """The last `lines` lines of every replica's log past its start-up chatter (for a failing assertion)."""
         out = []
         for i, s in enumerate(self.servers):
             out.append(f"--- replica {NAMES[i]} (:{s.port}{', SIGKILLed' if i in self.killed else ''}) ---")
-            out.extend(s.log().splitlines()[-lines:] or ["(no output)"])
+            told = [x for x in s.log().splitlines() if not x.startswith("neira: ") and not any(
+                quiet in x for quiet in ("INFO alembic.", "INFO uvicorn.error: ", "INFO neira.api: http "))]
+            out.extend(told[-lines:] or ["(nothing past start-up)"])
         return "\n".join(out)
 
     def clients(self, connections: int = 64) -> list[httpx.AsyncClient]:
