@@ -38,8 +38,12 @@ DEFAULT_ENV = {"ORGANS_BUILDER_STAGE_DELAYS": "20,20,20", "NEIRA_ANALYSIS_INTERV
 class Replicas:
     """N servers on one database: `[i]` or `.a/.b/.c`, `kill(i)` (SIGKILL), `stop()` (SIGTERM, all)."""
 
-    def __init__(self, base: Path, database_url: str, n: int = 3, env: dict[str, str] | None = None) -> None:
-        self.base, self.env = base, {**ROLE_ENV, **DEFAULT_ENV, **(env or {}), "NEIRA_DATABASE_URL": database_url}
+    def __init__(self, base: Path, database_url: str | None, n: int = 3, env: dict[str, str] | None = None) -> None:
+        """`database_url` None: SQLite in the data dir (one replica only: the reference of bench/replicas.py)."""
+        if database_url is None and n != 1:
+            raise ValueError("SQLite serves one process: replicas need a PostgreSQL database_url")
+        db = {"NEIRA_DATABASE_URL": database_url} if database_url else {}
+        self.base, self.env = base, {**ROLE_ENV, **DEFAULT_ENV, **(env or {}), **db}
         self.servers = [self._server(i) for i in range(n)]
         self.killed: set[int] = set()
 
@@ -135,7 +139,7 @@ def client(server: Server, connections: int = 64) -> httpx.AsyncClient:
 
 
 @contextmanager
-def replicas(base: Path, database_url: str, n: int = 3, env: dict[str, str] | None = None,
+def replicas(base: Path, database_url: str | None, n: int = 3, env: dict[str, str] | None = None,
              together: bool = False) -> Iterator[Replicas]:
     """N started replicas (see `Replicas.start`), stopped afterwards."""
     group = Replicas(base, database_url, n, env)
