@@ -242,6 +242,21 @@ async def test_a_plan_made_on_a_applies_on_b_and_a_stale_plan_is_refused_on_c(ht
     assert [x["id"] for x in mine_records] == [record_id]
 
 
+async def test_plans_said_on_a_apply_on_b_at_once(http: list[httpx.AsyncClient]) -> None:
+    """A client behind a load balancer says a command and applies its plan right away: the two requests may
+    reach different replicas, and the apply must find the plan."""
+    a, b, _ = http
+
+    async def say_then_apply(i: int) -> tuple[int, str]:
+        said = await a.post("/api/neira/commands", json={"text": f"создай клетку replicaplan{i}"})
+        assert said.status_code == 200 and said.json()["plan"]["changes"], said.text
+        applied = await b.post(f"/api/neira/commands/plans/{said.json()['plan']['id']}/apply")
+        return applied.status_code, applied.json().get("code", "")
+
+    answers = await asyncio.gather(*(say_then_apply(i) for i in range(10)))
+    assert Counter(answers) == {(200, ""): 10}, Counter(answers)
+
+
 # --- streams -----------------------------------------------------------------------------------------------------
 async def test_a_websocket_on_c_receives_the_stages_of_a_build_made_on_a(trio: Replicas, http: list[httpx.AsyncClient]) -> None:
     async with connect(trio.ws_url(2, "/api/neira/events/stream")) as events:
