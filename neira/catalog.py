@@ -11,6 +11,7 @@ commits (see docs/architecture.md, "Caches").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -199,6 +200,10 @@ class Catalog:
         self.metrics = metrics
         self._index: CatalogIndex | None = None  # loaded on first read, then kept in step by commits
         self.generation = 0  # registrations committed so far: a load that raced one is not kept
+        # (family, id, version) whose file this process wrote, restored or found: a missing file of one of
+        # these was removed; a missing file of any other is another replica's registration not copied yet
+        self._have: set[tuple[str, str, str]] = set()
+        self._copying: asyncio.Task[int] | None = None
         db.feed.subscribe("catalog", self.changed)
 
     # --- files -------------------------------------------------------------------------------------
@@ -235,6 +240,19 @@ class Catalog:
     def restore_file(self, family: str, id: str, version: str, body: dict[str, Any]) -> None:
         """Write the file of an indexed version again from its indexed body (the immune system's heal)."""
         self._write(self.path_for(family, id, version), body)
+        self._have.add((family, id, version))
+
+    def had_file(self, family: str, id: str, version: str) -> bool:
+        """Whether this data dir should hold this version's file already. On SQLite, every indexed file: its
+        one server wrote them all. On a shared database, the files this process wrote, restored or found
+        since it started: a replica that was down (or is new) lacks the others' registrations until it
+        copies them, and that is not a fault — a file it had and lost is."""
+        return self.db.is_sqlite or (family, id, version) in self._have
+
+    async def files_copied(self) -> None:
+        """Wait for the copy of other replicas' new registrations into this data dir, if one is under way."""
+        if self._copying is not None:
+            await asyncio.gather(self._copying, return_exceptions=True)
 
     # --- writes ------------------------------------------------------------------------------------
     async def register(self, tx: Tx, t: CellTemplate | OrganTemplate) -> bool:
@@ -246,6 +264,7 @@ class Catalog:
         family = ORGAN if isinstance(t, OrganTemplate) else CELL
         digest = template_digest(t)
         c = tables.catalog.c
+        await tx.lock("catalog", f"{family}:{t.id}@{t.version}")  # a replica registering it too waits for us
         row = (
             await tx.conn.execute(
                 select(c.digest).where(c.family == family, c.id == t.id, c.version == t.version)
@@ -271,7 +290,11 @@ class Catalog:
         )
         tmp = self._stage(path, body)
         tx.on_rollback(lambda: Path(tmp).unlink(missing_ok=True))
-        tx.after_commit(lambda: os.replace(tmp, path))
+        def placed() -> None:
+            os.replace(tmp, path)
+            self._have.add((family, t.id, t.version))
+
+        tx.after_commit(placed)
         tx.changed("catalog", f"{family}:{t.id}@{t.version}", (family, t.id, t.version, body, digest))
         return True
 
@@ -284,6 +307,9 @@ class Catalog:
                 self._index = None
             elif self._index is not None:
                 self._index.add(*change.value)
+        if any(c.value is None for c in changes) and (self._copying is None or self._copying.done()):
+            # another replica registered: its file belongs in our data dir too (each replica has its own)
+            self._copying = asyncio.get_running_loop().create_task(self.repair_files(), name="neira catalog copy")
 
     async def check_links(self, t: CellTemplate) -> None:
         """400 `invalid_template` (path `$.links`) when `t`'s links close a cycle through the catalog — the
@@ -353,6 +379,7 @@ class Catalog:
         missing = [(r, p) for r, p in missing if not p.is_file()]
         for r, path in missing:
             self._write(path, r.body)
+        self._have.update((r.family, r.id, r.version) for r in rows)
         if missing:
             log.warning("restored %d catalog file(s) from the index", len(missing))
         return len(missing)

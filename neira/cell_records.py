@@ -150,10 +150,12 @@ class Records:
     def __init__(self, events: EventBus, audit: Audit, metrics: Metrics, cache: RecordCache) -> None:
         self.events, self.audit, self.metrics, self.cache = events, audit, metrics, cache
 
-    async def row(self, conn: AsyncConnection, id: str) -> Any:
-        """The record row; 400 for a malformed id, 404 for an unknown one."""
+    async def row(self, conn: AsyncConnection, id: str, lock: bool = False) -> Any:
+        """The record row; 400 for a malformed id, 404 for an unknown one. `lock` (inside the write
+        transaction that moves it): `FOR UPDATE`, so another replica's move of it waits for our commit."""
         check_id(id, "record id")
-        found = (await conn.execute(select(R).where(R.c.id == id))).first()
+        stmt = select(R).where(R.c.id == id)
+        found = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
         if found is None:
             raise NotFound(f"no cell record {id}")
         return found

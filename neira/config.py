@@ -47,6 +47,9 @@ class Settings(Base):
     sandbox_timeout_ms: int = DEFAULT_SANDBOX_TIMEOUT_MS
     sandbox_memory_mb: int = DEFAULT_SANDBOX_MEMORY_MB
     sandbox_output_bytes: int = DEFAULT_SANDBOX_OUTPUT_BYTES
+    db_pool_size: int = 5  # PostgreSQL: connections each replica keeps open
+    db_max_overflow: int = 10  # PostgreSQL: connections opened past the pool under a burst, closed after
+    db_pool_timeout_s: int = 30  # PostgreSQL: how long a request waits for a free connection before failing
 
     @property
     def data_path(self) -> Path:
@@ -163,6 +166,9 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "sandbox_timeout_ms": _count(env, "NEIRA_SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 1),
         "sandbox_memory_mb": _count(env, "NEIRA_SANDBOX_MEMORY_MB", DEFAULT_SANDBOX_MEMORY_MB, 1),
         "sandbox_output_bytes": _count(env, "NEIRA_SANDBOX_OUTPUT_BYTES", DEFAULT_SANDBOX_OUTPUT_BYTES, 1),
+        "db_pool_size": _count(env, "NEIRA_DB_POOL_SIZE", 5, 1),
+        "db_max_overflow": _count(env, "NEIRA_DB_MAX_OVERFLOW", 10, 0),
+        "db_pool_timeout_s": _count(env, "NEIRA_DB_POOL_TIMEOUT_S", 30, 1),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

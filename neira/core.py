@@ -20,7 +20,7 @@ from neira.policy import PolicyEngine
 from neira.runtime import Registry, RunService, builtin_registry
 from neira.runtime.sandbox.limits import limits_of
 from neira.shadow import Shadow
-from neira.storage.db import Database
+from neira.storage.db import Database, Pool
 from neira.training import Trainer
 
 log = logging.getLogger("neira")
@@ -36,7 +36,8 @@ class Core:
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.db = Database(settings.db_url)
+        self.db = Database(settings.db_url, Pool(settings.db_pool_size, settings.db_max_overflow,
+                                                 settings.db_pool_timeout_s))
         self.schema: str | None = None  # the schema revision, once start-up has migrated
         self.ready = False  # started and not stopping
         self.events = EventBus(self.db, self.metrics)

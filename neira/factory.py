@@ -282,7 +282,7 @@ class Factory:
         """One lifecycle move of a record inside the caller's transaction (REST routes and plans alike):
         approve (gate checked; the canary verdict checked by graduation; stable deprecates the other stable
         record), disable, rollback and auto_rollback (the last stable version restored)."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         if event is CellEvent.APPROVE:
             new = advance(row.state, CellEvent.APPROVE)  # an illegal move is a 409 before any gate question
             gate = self.policy.gate(f"factory_{row.backend}")
@@ -311,7 +311,7 @@ class Factory:
     async def graduate_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str) -> str:
         """A move a verdict caused (graduation): approve one stage (stable deprecates the other stable record)
         or fail. No gate question: the record already runs on its backend, and the verdict is the decision."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         new = await self.records.move(tx, row, event, actor, reason)
         if new is CellState.STABLE:
             await self.records.deprecate_others(tx, row, actor)
@@ -338,7 +338,7 @@ class Factory:
                 if new is CellState.STABLE:
                     await self.records.deprecate_others(tx, row, actor)
                 tx.after_commit(lambda new=new: self._count_approval(new))
-                row = await self.records.row(tx.conn, row.id)
+                row = await self.records.row(tx.conn, row.id, lock=True)
             moved.append((row.id, start, row.state))
         return moved
 
@@ -353,7 +353,7 @@ class Factory:
 
     async def auto_heal_in(self, tx: Tx, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         """`auto_heal` inside the caller's transaction (the immune system quarantines and heals in one)."""
-        row = await self.records.row(tx.conn, id)
+        row = await self.records.row(tx.conn, id, lock=True)
         new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
         await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
             "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
@@ -390,7 +390,7 @@ class Factory:
         """End a heal now: back to the previous state, or `failed` (with `found`: problems the heal checks
         saw before). None if the record is not healing."""
         async with self.db.transaction() as tx:
-            row = await self.records.row(tx.conn, id)
+            row = await self.records.row(tx.conn, id, lock=True)
             if row.state != CellState.HEALING:
                 return None
             problems = [*await self.health_problems(tx.conn, row.template), *(found or [])]
@@ -399,7 +399,7 @@ class Factory:
             new = await self.records.move(tx, row, event, "system", why)
             if new is CellState.STABLE and (current := await self.records.other_stable(tx.conn, row)) is not None:
                 # another version became stable while this one healed: it stays the active one
-                healed = await self.records.row(tx.conn, id)
+                healed = await self.records.row(tx.conn, id, lock=True)
                 new = await self.records.move(tx, healed, CellEvent.DEPRECATE, "system", f"{current} became stable while {id} was healing")
             await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
                 "id": id, "phase": "finished", "state": new.value, "problems": problems})

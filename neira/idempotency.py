@@ -24,6 +24,7 @@ async def replay(tx: Tx, scope: str, key: str | None, digest: str) -> tuple[int,
     The same key with another body is a 409 conflict."""
     if not key:
         return None
+    await tx.lock("idempotency", f"{scope}:{key}")  # a replica racing us with the same key waits for our answer
     t = tables.idempotency
     row = (await tx.conn.execute(select(t).where(t.c.scope == scope, t.c.key == key))).first()
     if row is None:

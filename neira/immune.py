@@ -254,7 +254,7 @@ class Immune:
                                        .order_by(Q.c.seq.desc()).limit(1))).first()
             if q is None:
                 return
-            row = await self.factory.records.row(tx.conn, record_id)
+            row = await self.factory.records.row(tx.conn, record_id, lock=True)
             if row.state == CellState.HEALING.value:
                 return
             restored = None
@@ -353,10 +353,16 @@ class Immune:
         """Check every catalog file; quarantine the records of each cell template version whose file fails."""
         async with self.db.read() as conn:
             rows = list(await conn.execute(select(C.c.family, C.c.id, C.c.version, C.c.body)))
+        await self.catalog.files_copied()
         result = await asyncio.to_thread(check_files, rows, self.catalog.path_for, self.catalog.root.parent, time.time())
+        bodies = {(r.family, r.id, r.version): r.body for r in rows}
+        for f in [f for f in result.failed if f.problem == "missing" and not self.catalog.had_file(f.family, f.id, f.version)]:
+            # registered by another replica a moment ago, its copy not here yet: copied now, not a fault
+            self.catalog.restore_file(f.family, f.id, f.version, bodies[(f.family, f.id, f.version)])
+            result.failed.remove(f)
         self.metrics.immune_integrity_checks.labels("failed" if result.failed else "ok").inc()
         if result.failed:
-            await self._quarantine_files(result, {(r.family, r.id, r.version): r.body for r in rows})
+            await self._quarantine_files(result, bodies)
         self.last_check = result
         return result
 

@@ -122,6 +122,16 @@ class PolicyEngine:
         self.safe_mode_reason = "NEIRA_SAFE_MODE" if safe_mode else stored.get("reason")
         self._export()
 
+    def _start_overrides(self) -> dict[str, GateState]:
+        return validate_overrides(self._start[0])
+
+    async def _stored_flips(self, conn: Any) -> dict[str, str]:
+        """The run-time flips as stored now (as `load` reads them: gates locked by default never flip)."""
+        t = tables.settings
+        stored = (await conn.execute(select(t.c.value).where(t.c.key == "capabilities"))).scalar() or {}
+        return {n: s for n, s in stored.items()
+                if n in DEFAULT_CAPABILITIES and DEFAULT_CAPABILITIES[n] is not GateState.LOCKED}
+
     def _settings_changed(self, changes: list[Any]) -> None:
         """Another process flipped a gate or safe mode (a change without its value): read them again. Our own
         flips carry their value and are applied by their commit hooks."""
@@ -199,12 +209,18 @@ class PolicyEngine:
             raise InvalidRequest("state must be one of disabled, experimental, stable") from None
         if new is GateState.LOCKED:
             raise InvalidRequest("a gate can only be locked at start (NEIRA_CAPABILITIES)")
-        async with self.db.transaction() as tx:  # read `old` under the writer lock: concurrent flips audit right
+        async with self.db.transaction() as tx:
+            # read what is stored under the lock (another replica may have flipped since our last reload), so
+            # concurrent flips on any replica each audit the state they replaced and none is lost
+            await tx.lock("settings", "capabilities")
+            stored = await self._stored_flips(tx.conn)
             old = self.capabilities[name]
             if old is GateState.LOCKED:
                 raise CapabilityLocked(name)
+            if name not in self._start_overrides():
+                old = GateState(stored.get(name, DEFAULT_CAPABILITIES[name].value))
             d = self._count(_decision(f"capability.{name}", "allow", f"{actor} set {name} to {new.value}", name))
-            flips = {**self._flips, name: new.value}
+            flips = {**stored, name: new.value}
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "capabilities", "value": flips}, ["key"]))
             tx.changed("settings", "capabilities", flips)
             await self.audit.record(tx, actor, "capability.set", name, old.value, new.value, reason, [d.decision_id])
@@ -225,7 +241,9 @@ class PolicyEngine:
         """Turn safe mode on or off; audited and published."""
         d = self._count(_decision("safe_mode", "allow", f"{actor} turned safe mode {'on' if enabled else 'off'}"))
         async with self.db.transaction() as tx:
-            old = self.safe_mode
+            await tx.lock("settings", "safe_mode")
+            stored = (await tx.conn.execute(select(tables.settings.c.value).where(tables.settings.c.key == "safe_mode"))).scalar()
+            old = self._start[1] or bool((stored or {}).get("enabled"))
             await tx.conn.execute(self.db.upsert(tables.settings, {"key": "safe_mode", "value": {"enabled": enabled, "reason": reason}}, ["key"]))
             tx.changed("settings", "safe_mode", enabled)
             await self.audit.record(tx, actor, "safe_mode.set", "safe_mode", old, enabled, reason, [d.decision_id])

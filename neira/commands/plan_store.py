@@ -74,7 +74,8 @@ class PlanStore:
     Saving is write-behind: a plan is visible to `load` at once and written within FLUSH_S together with the
     plans said meanwhile (a command's own write transaction was ~85% of its CPU). An apply writes the pending
     plans first, and a stop writes them all; a crash inside that window loses only plans nobody applied yet
-    (applying one then answers 404, and saying the command again makes it anew)."""
+    (applying one then answers 404, and saying the command again makes it anew). On a shared database
+    (PostgreSQL, several replicas) a plan is written before its answer, since any replica may apply it."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
@@ -86,6 +87,9 @@ class PlanStore:
     async def save(self, plan_id: str, session_id: str | None, base: str, body: dict[str, Any]) -> None:
         """Keep a plan (its steps, facts and text) bound to the base it was made against."""
         self._pending[plan_id] = _Pending((plan_id, session_id, base, body, time.time()))
+        if not self.db.is_sqlite:  # replicas: another one may be asked to apply it as soon as we answer
+            await self.flush()  # (concurrent saves share the write: each waits on the one flush lock)
+            return
         if len(self._pending) >= FLUSH_AT:
             self._start()
         elif self._timer is None and self._task is None:
@@ -171,7 +175,9 @@ class PlanStore:
         comes straight from the driver and its JSON is decoded by msgspec into the Structs in one pass."""
         drv = await tx.driver()
         if drv is None:
-            row = (await tx.conn.execute(select(P.c.body, P.c.applied_at, P.c.result).where(P.c.id == plan_id))).first()
+            # FOR UPDATE: an apply of the same plan on another replica waits for ours, then reads it applied
+            row = (await tx.conn.execute(select(P.c.body, P.c.applied_at, P.c.result).where(P.c.id == plan_id)
+                                         .with_for_update())).first()
             if row is None:
                 raise NotFound(f"no plan {plan_id}")
             return msgspec.convert({"body": row.body, "applied_at": row.applied_at, "result": row.result}, ToApply)

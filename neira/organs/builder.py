@@ -239,7 +239,7 @@ class OrganBuilder:
         """Inside the caller's transaction: the move `via` (to `target` for a manual `set`), judged by the organ
         transition table (409 invalid_transition naming both states). Rebuild starts the build again; approve
         and hold are graduation's (neira/graduation.py)."""
-        row = await store.get_row(tx.conn, organ_id)
+        row = await store.get_row(tx.conn, organ_id, lock=True)
         new = organ_move(row.state, via, target).value
         grad = self.graduation
         if via is OrganEvent.HOLD and grad is not None:

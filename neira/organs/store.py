@@ -75,10 +75,13 @@ def check_organ_id(organ_id: str) -> None:
         raise NotFound(f"no organ {organ_id}")
 
 
-async def get_row(conn: AsyncConnection, organ_id: str) -> Any:
-    """The organ's row; 400 for a malformed id, 404 for an unknown one."""
+async def get_row(conn: AsyncConnection, organ_id: str, lock: bool = False) -> Any:
+    """The organ's row; 400 for a malformed id, 404 for an unknown one. `lock` (inside a write transaction
+    that will move it): `FOR UPDATE`, so a replica moving the same organ waits for our commit and then reads
+    what we wrote (SQLite has one writer and renders nothing)."""
     check_organ_id(organ_id)
-    row = (await conn.execute(select(ORGANS).where(ORGANS.c.id == organ_id))).first()
+    stmt = select(ORGANS).where(ORGANS.c.id == organ_id)
+    row = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
     if row is None:
         raise NotFound(f"no organ {organ_id}")
     return row

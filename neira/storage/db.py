@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event, text, update
 from sqlalchemy.engine import make_url
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from neira.storage import migrate, tables
 from neira.storage.feed import Changed, ChangeFeed
-from neira.storage.notify import CHANNEL, Listener, payloads
+from neira.storage.notify import CHANNEL, Listener, Relay, payloads
 
 NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 class Driver:
@@ -61,6 +62,7 @@ class Tx:
         self.conn = conn
         self._driver: Driver | None = None
         self._before: list[Callable[[], Awaitable[None]]] = []
+        self._last: list[Callable[[], Awaitable[None]]] = []
         self._batches: dict[str, list[Any]] = {}
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
@@ -75,17 +77,26 @@ class Tx:
             self._driver = Driver((await self.conn.get_raw_connection()).driver_connection)
         return self._driver
 
+    async def lock(self, kind: str, key: str) -> None:
+        """Hold `kind:key` until this transaction ends, for a read-modify-write of something that may have no
+        row yet (a setting, an `Idempotency-Key`): on PostgreSQL a transaction-scoped advisory lock, so the
+        same lock in another replica waits for our commit; on SQLite nothing (one writer holds the database).
+        A row that exists is locked with `SELECT … FOR UPDATE` by its reader instead."""
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(LOCK, {"key": f"{kind}:{key}"})
+
     def changed(self, table: str, key: str, value: Any = None) -> None:
         """Say what this transaction changed; the change feed publishes it once the transaction commits."""
         self._changes.append(Changed(table=table, key=key, value=value))
 
-    def batch(self, name: str, rows: list[Any], write: Callable[[list[Any]], Awaitable[None]]) -> None:
+    def batch(self, name: str, rows: list[Any], write: Callable[[list[Any]], Awaitable[None]], last: bool = False) -> None:
         """Queue `rows` to be written, in order, with every other row of batch `name` in this transaction by
-        one `write(all_rows)` just before the commit (the audit rows of an apply: one statement, not one each)."""
+        one `write(all_rows)` just before the commit (the audit rows of an apply: one statement, not one each).
+        `last` batches are written after all others (the events, whose lock must be the last one taken)."""
         queued = self._batches.get(name)
         if queued is None:
             queued = self._batches[name] = []
-            self._before.append(lambda: write(queued))
+            (self._last if last else self._before).append(lambda: write(queued))
         queued.extend(rows)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -121,21 +132,36 @@ class Tx:
         return list(range(row[0] - n + 1, row[0] + 1))
 
 
-class Database:
-    """Owns the engine. Writes are serialised in-process so read-modify-write sequences are atomic."""
+class Pool(NamedTuple):
+    """Connection-pool settings for a server database (NEIRA_DB_POOL_SIZE, _MAX_OVERFLOW, _TIMEOUT_S)."""
 
-    def __init__(self, url: str) -> None:
+    size: int = 5
+    max_overflow: int = 10
+    timeout_s: int = 30
+
+
+class Database:
+    """Owns the engine. Writes are serialised in-process; across processes (PostgreSQL) the read-modify-write
+    sequences lock what they change: rows with `SELECT … FOR UPDATE`, keys without a row with `Tx.lock`, and
+    events with one advisory lock at the end of each transaction (neira/events.py)."""
+
+    def __init__(self, url: str, pool: Pool = Pool()) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        # Every connection ends its own work (a transaction commits or rolls back; a read connection's close
-        # rolls back what it began), so the pool's own rollback on return is a second, empty one: on SQLite
-        # it costs a hand-off to the driver's thread per connection use.
-        reset = {"pool_reset_on_return": None} if self.is_sqlite else {}
-        self.engine: AsyncEngine = create_async_engine(url, future=True, **reset)
+        if self.is_sqlite:
+            # Every connection ends its own work (a transaction commits or rolls back; a read connection's
+            # close rolls back what it began), so the pool's own rollback on return is a second, empty one:
+            # on SQLite it costs a hand-off to the driver's thread per connection use.
+            options: dict[str, Any] = {"pool_reset_on_return": None}
+        else:  # a server: a connection the server or a proxy closed meanwhile is noticed before it is used
+            options = {"pool_size": pool.size, "max_overflow": pool.max_overflow, "pool_timeout": pool.timeout_s,
+                       "pool_pre_ping": True}
+        self.engine: AsyncEngine = create_async_engine(url, future=True, **options)
         self._write_lock = asyncio.Lock()
         self.feed = ChangeFeed()
         self.replica = secrets.token_hex(6)  # this process, in the notifications other processes hear
         self._listener: Listener | None = None
+        self.relay: Relay | None = None  # who delivers the events other processes commit (neira/events.py)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -144,7 +170,7 @@ class Database:
         if self.is_sqlite or self._listener is not None:
             return
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._listener = Listener(dsn, self.replica, self.feed)
+        self._listener = Listener(dsn, self.replica, self.feed, self.relay)
         await self._listener.start()
 
     async def create(self) -> tuple[str | None, str]:
@@ -178,7 +204,7 @@ class Database:
                 async with self.engine.begin() as conn:
                     tx = Tx(conn)
                     yield tx
-                    for write in tx._before:  # the batched rows, inside the transaction
+                    for write in (*tx._before, *tx._last):  # the batched rows, inside the transaction
                         await write()
                     if tx._changes and not self.is_sqlite:  # delivered to the other processes at commit
                         for payload in payloads(self.replica, tx._changes):

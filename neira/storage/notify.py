@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -62,20 +62,38 @@ def payloads(replica: str, changes: Iterable[Changed]) -> list[str]:
     return out
 
 
-class Listener:
-    """LISTENs on its own connection (asyncpg, outside the pool) and feeds the others' changes to `feed`."""
+class Relay(Protocol):
+    """Who delivers committed events to this process's subscribers (neira/events.py EventBus)."""
 
-    def __init__(self, dsn: str, replica: str, feed: ChangeFeed) -> None:
-        self.dsn, self.replica, self.feed = dsn, replica, feed
+    async def heard(self, key: str) -> None:
+        """Events `first-last` were committed (by any process, this one too)."""
+
+    def missed(self) -> None:
+        """Notifications may have been missed."""
+
+
+EVENTS = "events"  # the table whose changes are events to deliver, from every process, in commit order
+
+
+class Listener:
+    """LISTENs on its own connection (asyncpg, outside the pool): feeds the others' changes to `feed`, and
+    hands every process's committed events (ours too) to `relay`, one notification at a time, in the order
+    PostgreSQL delivered them (commit order)."""
+
+    def __init__(self, dsn: str, replica: str, feed: ChangeFeed, relay: Relay | None = None) -> None:
+        self.dsn, self.replica, self.feed, self.relay = dsn, replica, feed, relay
         self._conn: Any = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._lost = asyncio.Event()
+        self._heard_events: asyncio.Queue[str] = asyncio.Queue()
         self.reconnects = 0
 
     async def start(self) -> None:
         """Connect and listen (raises if the database cannot be reached), then keep the connection alive."""
         await self._connect()
-        self._task = asyncio.get_running_loop().create_task(self._keep(), name="neira change listener")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._keep(), name="neira change listener"),
+                       loop.create_task(self._deliver(), name="neira event relay")]
 
     async def _connect(self) -> None:
         import asyncpg
@@ -92,9 +110,30 @@ class Listener:
         except msgspec.DecodeError:
             log.warning("change notification that is not ours ignored")
             return
-        if note.replica == self.replica:
-            return  # our own commits were published in-process already
-        self.feed.publish([Changed(table=t, key=k, value=h) for t, k, h in note.changes])
+        mine = note.replica == self.replica  # our own changes were published in-process already
+        changes = []
+        for t, k, h in note.changes:
+            if t == EVENTS:
+                if self.relay is not None:
+                    self._heard_events.put_nowait(k)
+            elif not mine:
+                changes.append(Changed(table=t, key=k, value=h))
+        if changes:
+            self.feed.publish(changes)
+
+    async def _deliver(self) -> None:
+        """Deliver committed events one notification after another (a later one waits for an earlier one's
+        rows to be read), so subscribers see seq order."""
+        while True:
+            key = await self._heard_events.get()
+            try:
+                await self.relay.heard(key)  # type: ignore[union-attr]
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database went away mid-read: the reconnect's reset covers what is lost
+                log.warning("events %s could not be read for delivery", key, exc_info=True)
+                if self.relay is not None:
+                    self.relay.missed()
 
     async def _keep(self) -> None:
         while True:
@@ -111,12 +150,14 @@ class Listener:
                     log.debug("change listener reconnect refused: %s", type(exc).__name__)
             self.reconnects += 1
             self.feed.reset()  # what was committed while we were away is unknown: reload everything
+            if self.relay is not None:
+                self.relay.missed()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
