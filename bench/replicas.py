@@ -118,9 +118,10 @@ async def builds(clients: list[httpx.AsyncClient], n: int, concurrency: int) -> 
             await asyncio.sleep(0.02)  # the next poll of the stored events
     done = len(ids) - len(left)
     elapsed = end - t0
+    stuck = {o: (await watcher.get(f"/organs/{o}/status")).json().get("state") for o in sorted(left)[:5]}
     return {"asked": n, "started": len(ids), "refused": n - len(ids), "stable": done, "not_stable_in_60s": len(left),
             "seconds": round(elapsed, 3), "builds_per_s": round(done / elapsed, 1) if done else 0.0,
-            "starts_per_s": round(len(ids) / started, 1) if ids else 0.0}
+            "starts_per_s": round(len(ids) / started, 1) if ids else 0.0, "not_stable_sample": stuck}
 
 
 async def commands(clients: list[httpx.AsyncClient], n: int, concurrency: int, tag: str) -> dict[str, Any]:
@@ -205,11 +206,13 @@ def main() -> None:
     ap.add_argument("--commands", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--deliveries", type=int, default=50)
+    ap.add_argument("--configs", default=",".join(f"{b}:{n}" for b, n in CONFIGS), help="backend:replicas, comma-separated")
     args = ap.parse_args()
+    configs = [(b, int(n)) for b, n in (x.split(":") for x in args.configs.split(","))]
     cluster = Cluster(args.url)
     results = []
     try:
-        for backend, n in CONFIGS:
+        for backend, n in configs:
             with tempfile.TemporaryDirectory(prefix="neira-bench-replicas-") as tmp:
                 group = Replicas(Path(tmp), cluster.fresh() if backend == "postgres" else None, n, ENV)
                 group.start()
@@ -217,8 +220,19 @@ def main() -> None:
                     figures = asyncio.run(measure(group, args, f"b{backend[0]}{n}x"))
                 finally:
                     group.stop()
+                    # what went wrong, when something did: the replicas' logged errors (their data dirs go)
+                    logged = [f"{name}: {line[:300]}" for name, s in zip("ABC", group.servers, strict=False)
+                              for line in s.log().splitlines() if " ERROR " in line][:20]
+                    if logged:  # keep the whole logs (tracebacks) for whoever reads the figures
+                        keep = Path(tempfile.mkdtemp(prefix=f"neira-bench-replicas-{backend}{n}-logs-"))
+                        for name, s in zip("ABC", group.servers, strict=False):
+                            (keep / f"{name}.log").write_text(s.log())
+                        logged.append(f"full logs: {keep}")
+            figures["logged_errors"] = logged
             results.append({"backend": backend, "replicas": n, **figures})
             b, c, d = figures["builds"], figures["commands"], figures["delivery"]
+            for line in figures["logged_errors"]:
+                print("  logged:", line, flush=True)
             print(f"{backend} x{n}: {b['builds_per_s']} builds/s ({b['stable']}/{b['asked']} stable), "
                   f"{c['commands_per_s']} commands/s ({c['applied']}/{c['asked']} applied, {c['errors']}), "
                   f"delivery A→{d['to']} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms ({d['delivered']}/{d['expected']})",

@@ -113,12 +113,27 @@ async def audit_of(client: httpx.AsyncClient, subject: str) -> list[dict[str, An
 
 # --- start -----------------------------------------------------------------------------------------------------
 def test_three_replicas_started_together_on_a_fresh_database_all_serve(pg_cluster: Cluster, tmp_path: Path) -> None:
-    """A roll-out starts every replica at once: they must migrate once and register the examples once, and all
-    answer (today the examples' registration races: one replica dies on a duplicate catalog row)."""
+    """A roll-out starts every replica at once: they must migrate once, register the examples once, and all
+    answer; then the very first ids of the fresh database (organs, records), asked of every replica at once,
+    are all handed out, each once."""
     with replicas(tmp_path, fresh_database(pg_cluster, "together"), together=True) as group:
         lists = [sorted((c["id"], c["version"]) for c in httpx.get(f"{s.url}/cells", headers=s.headers).json())
                  for s in group.servers]
         assert lists[0] and lists[0] == lists[1] == lists[2], group.tails()
+        asyncio.run(_first_ids(group))
+
+
+async def _first_ids(group: Replicas) -> None:
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(x) for x in group.clients()]
+        organs = [c.post("/organs/build", json={"organ_template": "organ.reverse.v1"}) for c in clients for _ in range(5)]
+        cells = [c.post("/factory/cells", json={"template": template(f"first_{i}_{j}")})
+                 for i, c in enumerate(clients) for j in range(5)]
+        answers = await asyncio.gather(*organs, *cells)
+    assert Counter(r.status_code for r in answers) == {201: len(answers)}, (
+        [r.text for r in answers if r.status_code != 201][:3], group.tails())
+    ids = [r.json().get("organ_id") or r.json()["id"] for r in answers]
+    assert len(set(ids)) == len(ids), sorted(ids)
 
 
 # --- builds ------------------------------------------------------------------------------------------------------
@@ -242,19 +257,19 @@ async def test_a_plan_made_on_a_applies_on_b_and_a_stale_plan_is_refused_on_c(ht
     assert [x["id"] for x in mine_records] == [record_id]
 
 
-async def test_plans_said_on_a_apply_on_b_at_once(http: list[httpx.AsyncClient]) -> None:
-    """A client behind a load balancer says a command and applies its plan right away: the two requests may
-    reach different replicas, and the apply must find the plan."""
-    a, b, _ = http
+async def test_plans_said_on_one_replica_apply_on_the_next_at_once(trio: Replicas, http: list[httpx.AsyncClient]) -> None:
+    """Clients behind a load balancer say a command and apply its plan right away: the two requests reach
+    different replicas (said on A, applied on B; B to C; C to A), many at once, and every apply must find its
+    plan and carry it out (each registers a new cell template: every replica registers while the others do)."""
 
     async def say_then_apply(i: int) -> tuple[int, str]:
-        said = await a.post("/api/neira/commands", json={"text": f"создай клетку replicaplan{i}"})
+        said = await http[i % 3].post("/api/neira/commands", json={"text": f"создай клетку replicaplan{i}"})
         assert said.status_code == 200 and said.json()["plan"]["changes"], said.text
-        applied = await b.post(f"/api/neira/commands/plans/{said.json()['plan']['id']}/apply")
+        applied = await http[(i + 1) % 3].post(f"/api/neira/commands/plans/{said.json()['plan']['id']}/apply")
         return applied.status_code, applied.json().get("code", "")
 
-    answers = await asyncio.gather(*(say_then_apply(i) for i in range(10)))
-    assert Counter(answers) == {(200, ""): 10}, Counter(answers)
+    answers = await asyncio.gather(*(say_then_apply(i) for i in range(15)))
+    assert Counter(answers) == {(200, ""): 15}, (Counter(answers), trio.tails())
 
 
 # --- streams -----------------------------------------------------------------------------------------------------
