@@ -57,6 +57,7 @@ def create_app(core: Core, *, tune_gc_on_start: bool = False, sign_in: SignIn | 
     the run workers in the background at start-up (the server's first run then finds them warm)."""
     tokens = TokenTable(core.settings)
     sign_in = sign_in or SignIn()
+    sign_in.attach(core.db)  # codes and sessions in the database: every replica honours them
     http_metrics = CollectorRegistry()
     counts = HttpMetrics()
     http_metrics.register(counts)

@@ -93,7 +93,7 @@ class AccessMiddleware:
                 header = _authorization(scope)
                 role = self.tokens.role_for(bearer(header))
                 if role is None and header is None:  # no bearer at all: a signed-in page (cookie + CSRF)?
-                    role = page_role(self.sign_in, scope["headers"], write=scope["method"] not in READ_METHODS)
+                    role = await page_role(self.sign_in, scope["headers"], write=scope["method"] not in READ_METHODS)
                 if role is None:
                     raise Unauthorized("a valid bearer token is required")
                 scope["user"] = role.value
@@ -104,7 +104,7 @@ class AccessMiddleware:
         await self.app(scope, receive, send)
 
 
-def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:
+async def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:
     """The role for a WebSocket's `?token=`, else for the session cookie of a page of this server; or None."""
     token = connection.query_params.get("token")
     if token is not None:
@@ -112,5 +112,5 @@ def websocket_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | Non
         return tokens.role_for(token)
     headers = connection.scope["headers"]
     sign_in: SignIn = connection.app.state.sign_in
-    session = sign_in.session(cookie_value(headers)) if same_origin(headers) else None
+    session = await sign_in.session(cookie_value(headers)) if same_origin(headers) else None
     return session.role if session else None

@@ -73,10 +73,10 @@ def serve(args: argparse.Namespace) -> int:
     sign_in = SignIn()
     app = create_app(make_core(settings), tune_gc_on_start=True, sign_in=sign_in, start_workers=True)
 
-    def listening() -> None:
+    async def listening() -> None:
         if created:
             print(f"neira: a new admin token was stored in {settings.data_path / 'admin_token'} (mode 0600)", flush=True)
-        url = login_url(page_base(settings), sign_in.issue_code())
+        url = login_url(page_base(settings), await sign_in.issue_code())
         print(f"neira: listening on {page_base(settings)}; sign in to the pages at {url}", flush=True)
         print("neira: (the link works once, for 10 minutes; `neira login-url` prints a new one)", flush=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -70,7 +70,8 @@ class Server(uvicorn.Server):
     the file when it stops. uvicorn runs the app's start-up (Litestar's on_startup) before it binds, so
     on_startup is too early; `startup()` returns after the bind, or exits the process when the bind fails."""
 
-    def __init__(self, config: uvicorn.Config, data_dir: Path, on_listening: Sequence[Callable[[], None]] = ()) -> None:
+    def __init__(self, config: uvicorn.Config, data_dir: Path,
+                 on_listening: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         super().__init__(config)
         self.data_dir = data_dir
         self.on_listening = list(on_listening)
@@ -84,7 +85,7 @@ class Server(uvicorn.Server):
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             write_server_info(self.data_dir, f"http://{client_host(str(host))}:{port}")
         for callback in self.on_listening:
-            callback()
+            await callback()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         remove_server_info(self.data_dir)

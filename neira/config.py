@@ -29,6 +29,7 @@ class Settings(Base):
     port: int = 8000
     data_dir: str = "./var"
     database_url: str | None = None
+    listen_url: str | None = None  # PostgreSQL: where the change listener connects, when not database_url (PgBouncer)
     admin_token: str | None = None
     operator_token: str | None = None
     viewer_token: str | None = None
@@ -150,6 +151,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "port": _port(env.get("NEIRA_PORT", "8000")),
         "data_dir": env.get("NEIRA_DATA_DIR", "./var"),
         "database_url": env.get("NEIRA_DATABASE_URL") or None,
+        "listen_url": env.get("NEIRA_DATABASE_LISTEN_URL") or None,
         "admin_token": env.get("NEIRA_ADMIN_TOKEN") or None,
         "operator_token": env.get("NEIRA_OPERATOR_TOKEN") or None,
         "viewer_token": env.get("NEIRA_VIEWER_TOKEN") or None,

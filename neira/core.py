@@ -37,7 +37,7 @@ class Core:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.db_url, Pool(settings.db_pool_size, settings.db_max_overflow,
-                                                 settings.db_pool_timeout_s))
+                                                 settings.db_pool_timeout_s), settings.listen_url)
         self.schema: str | None = None  # the schema revision, once start-up has migrated
         self.ready = False  # started and not stopping
         self.events = EventBus(self.db, self.metrics)

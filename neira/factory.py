@@ -196,6 +196,9 @@ class Factory:
             self.policy.enforce([gate])
             await self._check_code(t, req.backend)
             await self.catalog.check_links(t)  # what the dry-run calls link_cycle is refused here
+            # the same locks, in the same order, as a plan creating this version takes (plan_apply.check_facts)
+            await tx.lock("catalog", f"cell:{t.id}@{t.version}")
+            await tx.lock("identity", f"{t.id}@{t.version}/{req.backend}")
             row = await self.records.identity(tx.conn, t.id, t.version, req.backend)
             if row is not None:
                 if row.digest != digest:

@@ -59,8 +59,17 @@ STALE_WHY = {
 }
 
 
+LOCKED_FACTS = frozenset({"catalog", "identity", "organ_of"})  # facts a step creates; a gate has its own lock
+
+
 async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
-    """PlanStale unless every fact the plan rests on still holds (read inside `tx`)."""
+    """PlanStale unless every fact the plan rests on still holds (read inside `tx`). Each fact's key is
+    locked first, in one order, so a replica carrying out a plan on the same facts (or a REST create of the
+    same version) waits for this one's commit and then finds them moved."""
+    for key in sorted(plan.facts):
+        kind, _, what = key.partition(":")
+        if kind in LOCKED_FACTS:
+            await tx.lock(kind, what)
     now = await read_facts(tx, list(plan.facts), gates)
     for key, planned in plan.facts.items():
         if now.get(key, "") != planned:

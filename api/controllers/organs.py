@@ -102,7 +102,7 @@ class OrgansController(Controller):
         """`?token=`; first frame `{id, state, seq}`, then one per change. Closes 4401 (token), 4403 (gate
         closed, also when it closes while the stream is open), 4404 (unknown organ)."""
         await socket.accept()
-        if websocket_role(socket) is None:
+        if await websocket_role(socket) is None:
             await socket.close(code=4401, reason="unauthorized")
             return
         try:

@@ -136,7 +136,7 @@ class PlatformController(Controller):
         """Every event as it happens, `{seq, at, type, subject, data}`; `?since=<seq>` first replays the
         stored events after it. Closes 4401 (token), 4400 (bad `since`)."""
         await socket.accept()
-        if websocket_role(socket) is None:
+        if await websocket_role(socket) is None:
             await socket.close(code=4401, reason="unauthorized")
             return
         try:

@@ -62,10 +62,10 @@ class SignInController(Controller):
         """Exchange a one-time code (valid 10 minutes, used once) for the session cookie and go to the chat
         page, leaving the code out of the address. 401 for an unknown, used or expired code."""
         sign_in = _sign_in(request)
-        found = sign_in.redeem(code)
+        found = await sign_in.redeem(code)
         if found is None:
             raise Unauthorized("this sign-in link is unknown, used or expired; `neira login-url` prints a new one")
-        sign_in.close(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not kept
+        await sign_in.close(request.cookies.get(COOKIE))  # a session this browser had before is replaced, not kept
         sid, _ = found
         return Redirect("/", status_code=303, headers=NO_STORE, cookies=[_cookie(request, sid, int(SESSION_TTL_S))])
 
@@ -74,22 +74,22 @@ class SignInController(Controller):
         """End the page's session and clear its cookie. A live session needs its X-Neira-CSRF header here too,
         so another site cannot sign a page out."""
         sign_in, sid = _sign_in(request), request.cookies.get(COOKIE)
-        session = sign_in.session(sid)
+        session = await sign_in.session(sid)
         if session is not None and not csrf_matches(session, request.headers.get(CSRF_HEADER)):
             raise Forbidden("a signed-in page's writes need its X-Neira-CSRF header")
-        ended = sign_in.close(sid)
+        ended = await sign_in.close(sid)
         return Response(SignedOut(signed_out=ended), headers=NO_STORE, cookies=[_cookie(request, "", 0)])
 
-    @get("/api/neira/session", sync_to_thread=False)
-    def session(self, request: NeiraRequest) -> Response[SessionInfo]:
+    @get("/api/neira/session")
+    async def session(self, request: NeiraRequest) -> Response[SessionInfo]:
         """The caller's role and, for a signed-in page, the CSRF token its writes send as `X-Neira-CSRF`."""
-        session = _sign_in(request).session(request.cookies.get(COOKIE))
+        session = await _sign_in(request).session(request.cookies.get(COOKIE))
         return Response(SessionInfo(role=request.user, csrf=session.csrf if session else None), headers=NO_STORE)
 
-    @post("/api/neira/login-codes", opt={"admin": True}, status_code=201, sync_to_thread=False)
-    def login_code(self, request: NeiraRequest) -> Response[LoginLink]:
+    @post("/api/neira/login-codes", opt={"admin": True}, status_code=201)
+    async def login_code(self, request: NeiraRequest) -> Response[LoginLink]:
         """A new one-time sign-in link for the pages (admin), e.g. for a server started earlier."""
-        code = _sign_in(request).issue_code()
+        code = await _sign_in(request).issue_code()
         return Response(LoginLink(url=login_url(str(request.base_url), code), expires_in=int(CODE_TTL_S)),
                         status_code=201, headers=NO_STORE)
 

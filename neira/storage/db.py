@@ -145,8 +145,9 @@ class Database:
     sequences lock what they change: rows with `SELECT … FOR UPDATE`, keys without a row with `Tx.lock`, and
     events with one advisory lock at the end of each transaction (neira/events.py)."""
 
-    def __init__(self, url: str, pool: Pool = Pool()) -> None:
+    def __init__(self, url: str, pool: Pool = Pool(), listen_url: str | None = None) -> None:
         self.url = url
+        self.listen_url = listen_url  # LISTEN needs a session of its own: past PgBouncer, the server itself
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             # Every connection ends its own work (a transaction commits or rolls back; a read connection's
@@ -169,7 +170,7 @@ class Database:
         """On PostgreSQL, follow the other processes' commits (neira/storage/notify.py); SQLite has one."""
         if self.is_sqlite or self._listener is not None:
             return
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = make_url(self.listen_url or self.url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._listener = Listener(dsn, self.replica, self.feed, self.relay)
         await self._listener.start()
 

@@ -206,3 +206,14 @@ quarantine = Table(  # the immune system: a record taken out of traffic, why, an
     Column("outcome", String(16)),  # healed | rolled_back | <the state a human moved it to>
     Index("ix_quarantine_record", "record_id"),
 )
+
+# The pages' sign-in codes and sessions (api/signin.py), shared by every replica: only SHA-256 digests of the
+# secrets are kept, so a row gives nothing a caller could replay.
+signins = Table(
+    "signins",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "code" | "session"
+    Column("role", String(16), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

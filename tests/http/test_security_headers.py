@@ -56,7 +56,7 @@ def test_the_policy_allows_our_origin_only() -> None:
 
 
 async def test_a_successful_sign_in_redirect_carries_them_too(client: AsyncTestClient) -> None:
-    code = client.app.state.sign_in.issue_code()
+    code = await client.app.state.sign_in.issue_code()
     r = await client.get(f"/login?code={code}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["referrer-policy"] == "no-referrer"
 

@@ -20,7 +20,7 @@ from tests.http.live import TIMEOUT, Live, frame
 
 
 class Clock:
-    """Monotonic seconds that a test moves by hand."""
+    """Clock seconds that a test moves by hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -44,7 +44,7 @@ async def pages(settings: Settings, clock: Clock) -> AsyncIterator[tuple[AsyncTe
 
 async def _signed_in(client: AsyncTestClient, sign_in: SignIn) -> tuple[str, str]:
     """Sign in with a fresh code: (session cookie value, CSRF token)."""
-    r = await client.get(f"/login?code={sign_in.issue_code()}", follow_redirects=False)
+    r = await client.get(f"/login?code={await sign_in.issue_code()}", follow_redirects=False)
     assert r.status_code == 303, r.text
     sid = r.cookies[COOKIE]
     as_page(client, sid)
@@ -62,7 +62,7 @@ def as_page(client: AsyncTestClient, sid: str | None) -> None:
 
 async def test_a_code_signs_in_once_and_goes_to_the_chat_page(pages: tuple[AsyncTestClient, SignIn]) -> None:
     client, sign_in = pages
-    code = sign_in.issue_code()
+    code = await sign_in.issue_code()
     r = await client.get(f"/login?code={code}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
     assert r.headers["cache-control"] == "no-store"
@@ -72,8 +72,8 @@ async def test_a_code_signs_in_once_and_goes_to_the_chat_page(pages: tuple[Async
     assert "samesite=strict" in cookie.lower() and "Path=/" in cookie and f"Max-Age={int(SESSION_TTL_S)}" in cookie
     assert code not in cookie and ADMIN not in cookie
     as_page(client, r.cookies[COOKIE])
-    replaced = await client.get(f"/login?code={sign_in.issue_code()}", follow_redirects=False)
-    assert replaced.status_code == 303 and sign_in.session(r.cookies[COOKIE]) is None  # a new sign-in ends the old session
+    replaced = await client.get(f"/login?code={await sign_in.issue_code()}", follow_redirects=False)
+    assert replaced.status_code == 303 and await sign_in.session(r.cookies[COOKIE]) is None  # a new sign-in ends the old session
     client.cookies.clear()
     again = await client.get(f"/login?code={code}", follow_redirects=False)
     assert (again.status_code, again.json()["code"]) == (401, "unauthorized")
@@ -85,7 +85,7 @@ async def test_a_code_signs_in_once_and_goes_to_the_chat_page(pages: tuple[Async
 
 async def test_codes_and_sessions_expire(pages: tuple[AsyncTestClient, SignIn], clock: Clock) -> None:
     client, sign_in = pages
-    late = sign_in.issue_code()
+    late = await sign_in.issue_code()
     clock.now += CODE_TTL_S + 1
     r = await client.get(f"/login?code={late}", follow_redirects=False)
     assert (r.status_code, r.json()["code"]) == (401, "unauthorized")

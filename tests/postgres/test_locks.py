@@ -90,3 +90,15 @@ async def test_gate_flips_on_every_replica_are_none_of_them_lost(three: list[Cor
     for gate in ("factory_adapter", "organs_builder"):
         assert [(x, y) for s, x, y in flips if s == gate] == [
             ("experimental", "stable"), ("stable", "experimental"), ("experimental", "disabled"), ("disabled", "stable")]
+
+
+async def test_two_plans_on_the_same_facts_applied_on_two_replicas_at_once_apply_one(three: list[Core]) -> None:
+    a, b, c = three
+    text = "build twinx-pipeline qqtwina -> qqtwinb"
+    plans = [(await core.commands.handle(text, f"s-twin-{i}", "admin"))["plan"]["id"] for i, core in enumerate((a, b))]
+    got = await asyncio.gather(*[outcome(core.commands.apply(p, "admin")) for core, p in zip((b, c), plans, strict=True)])
+    assert sorted(g if isinstance(g, str) else "applied" for g in got) == ["applied", "plan_stale"], got
+    async with a.db.read() as conn:
+        assert len(await a.factory.records.of_template(conn, "qqtwina")) <= 1
+    applies = [r for r in await a.audit.list() if r.action == "command.apply"]
+    assert len(applies) == 1
