@@ -113,13 +113,23 @@ class Replicas:
                     s.proc = None
 
     def tails(self, lines: int = 15) -> str:
-        """The last `lines` lines of every replica's log past its start-up chatter (for a failing assertion)."""
+        """The last `lines` lines of every replica's log past its start-up chatter, a run of one message told
+        once with its count (for a failing assertion's message)."""
         out = []
         for i, s in enumerate(self.servers):
             out.append(f"--- replica {NAMES[i]} (:{s.port}{', SIGKILLed' if i in self.killed else ''}) ---")
-            told = [x for x in s.log().splitlines() if not x.startswith("neira: ") and not any(
-                quiet in x for quiet in ("INFO alembic.", "INFO uvicorn.error: ", "INFO neira.api: http "))]
-            out.extend(told[-lines:] or ["(nothing past start-up)"])
+            told: list[list[Any]] = []  # [line, message without its time, count]
+            for line in s.log().splitlines():
+                if line.startswith("neira: ") or "INFO alembic." in line or "INFO uvicorn.error: " in line:
+                    continue
+                message = line.split(" ", 2)[-1]
+                if told and told[-1][1] == message:
+                    told[-1][2] += 1
+                else:
+                    told.append([line, message, 1])
+            out.extend(f"{x[0]}{f'  (x{x[2]})' if x[2] > 1 else ''}" for x in told[-lines:])
+            if not told:
+                out.append("(nothing past start-up)")
         return "\n".join(out)
 
     def clients(self, connections: int = 64) -> list[httpx.AsyncClient]:
