@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 
+from neira import analysis_claims
 from neira.catalog import check_id, parse_cell, parse_organ
 from neira.errors import Busy, NeiraError, NotFound
 from neira.events import EventBus
@@ -74,6 +75,7 @@ class Analyzer:
     def __init__(self, db: Database, runs: Runs, events: EventBus, interval_ms: int) -> None:
         self.db, self.runs, self.events = db, runs, events
         self.interval_s = interval_ms / 1000
+        self.lease_s = analysis_claims.lease_s(self.interval_s)  # a subject's claim (neira/analysis_claims.py)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._said: dict[str, str] = {}  # subject key → the last verdict announced (an event per change)
@@ -112,8 +114,16 @@ class Analyzer:
 
     # --- measuring ---------------------------------------------------------------------------------
     async def tick(self) -> None:
-        """Measure every record and organ in canary or experimental once (filling up to `min_runs`)."""
-        for key in await self._keys_under_analysis():
+        """Measure every record and organ in canary or experimental once (filling up to `min_runs`): those this
+        replica claims, so that several replicas on one database measure each subject once."""
+        keys = await self._keys_under_analysis()
+        if not keys:
+            return
+        async with self.db.transaction() as tx:
+            mine = await analysis_claims.claim(tx, keys, self.db.replica, time.time(), self.lease_s)
+        for key in keys:
+            if key not in mine:
+                continue  # another replica measures it
             subject = await self.subject(key)
             if subject is not None and subject.measuring and subject.probes:
                 await self._measure(subject)
@@ -170,6 +180,8 @@ class Analyzer:
         rows += [{"subject": s.baseline, "stage": "baseline", "since": 0.0, "source": "samples", "ok": m.ok,
                   "passed": m.passed, "ms": m.ms, "at": now} for m in base]
         async with self.db.transaction() as tx:
+            if not await analysis_claims.renew(tx.conn, s.key, self.db.replica, now, self.lease_s):
+                return False  # another replica took it over (this one's claim ran out): it measures it now
             fresh = await self.subject(s.key, tx.conn)
             if fresh is None or (fresh.state, fresh.since) != (s.state, s.since):
                 return False  # it moved on while it was measured: those runs belong to no stint of it now

@@ -309,7 +309,9 @@ class Catalog:
                 self._index.add(*change.value)
         if any(c.value is None for c in changes) and (self._copying is None or self._copying.done()):
             # another replica registered: its file belongs in our data dir too (each replica has its own)
-            self._copying = asyncio.get_running_loop().create_task(self.repair_files(), name="neira catalog copy")
+            # (a registration of ours may be staged meanwhile: its temporary file is not a leftover)
+            self._copying = asyncio.get_running_loop().create_task(self.repair_files(leftovers=False),
+                                                                   name="neira catalog copy")
 
     async def check_links(self, t: CellTemplate) -> None:
         """400 `invalid_template` (path `$.links`) when `t`'s links close a cycle through the catalog — the
@@ -366,11 +368,12 @@ class Catalog:
         await self.repair_files()
         return {"cells": added[CELL], "organs": added[ORGAN]}
 
-    async def repair_files(self) -> int:
+    async def repair_files(self, leftovers: bool = True) -> int:
         """Rewrite the file of every indexed version whose file is missing (the index is the source of
-        truth; a file lost to a crash or a careless `rm` comes back on the next start), and remove the
-        temporary files of writes a crash interrupted."""
-        for leftover in self.root.rglob(f"{TMP_PREFIX}*.json") if self.root.is_dir() else ():
+        truth; a file lost to a crash or a careless `rm` comes back on the next start), and, with
+        `leftovers` (at start, when no write is under way), remove the temporary files of writes a crash
+        interrupted."""
+        for leftover in self.root.rglob(f"{TMP_PREFIX}*.json") if leftovers and self.root.is_dir() else ():
             leftover.unlink(missing_ok=True)
         c = tables.catalog.c
         async with self.db.read() as conn:

@@ -42,6 +42,8 @@ class Settings(Base):
     run_queue: int = DEFAULT_RUN_QUEUE
     run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS
     analysis_interval_ms: int = 1000  # canary analysis: how often samples run again for a record or organ under analysis
+    sweep_interval_ms: int = 2000  # how often builds whose stage is overdue (a replica died) are taken over; 0: never
+    sweep_grace_ms: int = 2000  # how far past its deadline a stage must be before another replica takes it over
     canary_share: float = 0.2  # the share of a stable version's runs shadowed to its canary/experimental versions
     integrity_interval_s: int = 60  # the immune system checks the catalog's files against their digests this often
     sandbox_fuel: int = DEFAULT_SANDBOX_FUEL
@@ -162,6 +164,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "run_queue": _count(env, "NEIRA_RUN_QUEUE", DEFAULT_RUN_QUEUE, 0),
         "run_timeout_ms": _count(env, "NEIRA_RUN_TIMEOUT_MS", DEFAULT_RUN_TIMEOUT_MS, 1),
         "analysis_interval_ms": _count(env, "NEIRA_ANALYSIS_INTERVAL_MS", 1000, 0),
+        "sweep_interval_ms": _count(env, "NEIRA_SWEEP_INTERVAL_MS", 2000, 0),
+        "sweep_grace_ms": _count(env, "NEIRA_SWEEP_GRACE_MS", 2000, 0),
         "canary_share": _share(env, "NEIRA_CANARY_SHARE", 0.2),
         "integrity_interval_s": _count(env, "NEIRA_INTEGRITY_INTERVAL_S", 60, 0),
         "sandbox_fuel": _count(env, "NEIRA_SANDBOX_FUEL", DEFAULT_SANDBOX_FUEL, 1000),

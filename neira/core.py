@@ -49,6 +49,7 @@ class Core:
         self.organs = OrganBuilder(
             self.db, self.catalog, self.factory, self.policy, self.events, self.audit, self.metrics,
             settings.stage_delays_ms, compat=lambda organ, bodies: self.runs.pathway_risks(organ, bodies),
+            sweep_ms=(settings.sweep_interval_ms, settings.sweep_grace_ms),
         )
         self.runs = RunService(
             settings, registry or builtin_registry(), self.db, self.catalog, self.policy, self.metrics,

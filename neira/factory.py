@@ -331,7 +331,9 @@ class Factory:
             return []
         rank = {s.value: i for i, s in enumerate(CELL_STAGES)}
         moved: list[tuple[str, str, str]] = []
-        rows = list(await tx.conn.execute(select(R).where(R.c.id.in_(list(targets)))))
+        # Locked in id order (PostgreSQL; SQLite has one writer): a replica carrying the same records waits, then
+        # reads them as the first left them, so each step is taken once and no two carries deadlock.
+        rows = list(await tx.conn.execute(select(R).where(R.c.id.in_(list(targets))).order_by(R.c.id).with_for_update()))
         for row in rows:
             if rank.get(row.state, 99) >= rank[targets[row.id]]:
                 continue

@@ -13,14 +13,17 @@ on the canary verdict (neira/analysis.py) or on a recorded human decision.
   with its reason and the verdict it overrode.
 - The verdict is read whenever a promotion is considered: when the Analyzer stores a round (`on_round`, inside
   the round's transaction, so a verdict and the promotion it causes commit together), when a stage's delay
-  passes (`due_in`, the builder's timer) and when a human approves. Each check re-reads the row inside the
-  writer's transaction, so a promotion happens once, whoever asks and however often.
+  passes (`due_in`, the builder's timer) and when a human approves. Each check locks and re-reads the row
+  inside the writer's transaction (`FOR UPDATE` on PostgreSQL, where replicas share the rows; the hold is read
+  from its row), so a promotion happens once, whoever asks, however often and on whichever replica.
 - With canary analysis turned off (`NEIRA_ANALYSIS_INTERVAL_MS=0`) there is no evidence to wait for: the stage
   delays alone decide, as before, and approve moves one stage forward (`enabled` is false).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from neira.factory import Factory
     from neira.organs.builder import OrganBuilder
 
+log = logging.getLogger("neira.graduation")
 WaitingFor = Literal["delay", "analysis", "approval", "gate"]
 ACTOR = "analysis"  # the actor of a promotion or failure a verdict caused
 HOLDS = tables.holds
@@ -129,6 +133,9 @@ class Graduation:
         self.events, self.audit, self.enabled = events, audit, enabled
         self._holds: dict[str, dict[str, Any]] = {}  # organ id → {since, actor, reason}, mirrored from the rows
         self._announced: set[tuple[str, float]] = set()  # (organ, stint) whose wait for approval was announced
+        self._reload_holds = False  # another process changed an organ (perhaps its hold): read the holds again
+        self._reloading: asyncio.Task | None = None
+        db.feed.subscribe("organs", self._organs_changed)
         organs.attach(self)
         factory.approval_guard = self.guard_cell
         if enabled:
@@ -136,9 +143,31 @@ class Graduation:
 
     async def start(self) -> None:
         """Load the holds (before the builder resumes its timers)."""
+        await self._load_holds()
+
+    async def _load_holds(self) -> None:
         async with self.db.read() as conn:
             rows = list(await conn.execute(select(HOLDS)))
         self._holds = {r.subject.partition(":")[2]: {"since": r.since, "actor": r.actor, "reason": r.reason} for r in rows}
+
+    def _organs_changed(self, changes: list[Any]) -> None:
+        """Another replica's organ writes (changes without a value; a hold or a release is one) may have made
+        or ended a hold: the mirror of the holds is read again (one small SELECT for a burst of changes).
+        What decides a move reads the row itself (`_held_in`); the mirror serves the status."""
+        if all(c.value is not None for c in changes) or self.db.is_sqlite:
+            return
+        self._reload_holds = True
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self._follow_holds(), name="neira holds reload")
+
+    async def _follow_holds(self) -> None:
+        while self._reload_holds:
+            self._reload_holds = False
+            try:
+                await self._load_holds()
+            except Exception as exc:  # the next change from another replica reads them again
+                log.warning("reading the holds failed (%s)", type(exc).__name__)
+                return
 
     # --- reads ---------------------------------------------------------------------------------------------
     def held(self, organ_id: str) -> bool:
@@ -189,8 +218,8 @@ class Graduation:
     async def due_in(self, tx: Tx, organ_ids: list[str]) -> None:
         """The builder's timer: these organs' delays in canary/experimental passed. Promote or fail those whose
         verdict says so; the others wait (the Analyzer's next round asks again)."""
-        for organ_id in organ_ids:
-            row = (await tx.conn.execute(select(O).where(O.c.id == organ_id))).first()
+        for organ_id in organ_ids:  # rows the timer's claim locked already (FOR UPDATE is a no-op on them then)
+            row = (await tx.conn.execute(select(O).where(O.c.id == organ_id).with_for_update())).first()
             if row is None:
                 continue
             subject = await self.analysis.subject(f"organ:{organ_id}", tx.conn)
@@ -199,9 +228,11 @@ class Graduation:
             await self._consider_organ(tx, row, await self.analysis.analysis_in(tx.conn, subject))
 
     async def on_round(self, tx: Tx, subject: Subject, result: Analysis, changed: bool) -> None:
-        """Inside the transaction that stored a round of measurements: act on the verdict it produced."""
+        """Inside the transaction that stored a round of measurements: act on the verdict it produced. The row
+        is locked first (on PostgreSQL; SQLite has one writer), waiting for a stage move another replica is
+        committing, and then read as it is: a promotion happens once, whoever asks."""
         if subject.key.startswith("organ:"):
-            row = (await tx.conn.execute(select(O).where(O.c.id == subject.id))).first()
+            row = (await tx.conn.execute(select(O).where(O.c.id == subject.id).with_for_update())).first()
             if row is not None:
                 await self._consider_organ(tx, row, result)
             return
@@ -213,14 +244,15 @@ class Graduation:
         since = float((row.stage_times or {}).get(row.state) or row.updated_at)
         if result.since is not None and abs(result.since - since) > 1e-6:
             return None  # measured in another stint
+        held = await self._held_in(tx, row.id)  # the row: a hold made on another replica counts too
         step = next_step(row.state, result.verdict, dwell_passed=self.dwell_passed(row.state, since, time.time()),
-                         hitl=self._hitl(row), held=self.held(row.id))
+                         hitl=self._hitl(row), held=held)
         verdict = summary(result)
         if step.action == "promote":
             await self.organs.promote_in(tx, row, ACTOR, "organ.promote", in_words(verdict), verdict)
         elif step.action == "fail":
             await self.organs.fail_in(tx, row, ACTOR, in_words(verdict), verdict)
-        elif step.waiting_for == "approval" and not self.held(row.id) and (row.id, since) not in self._announced:
+        elif step.waiting_for == "approval" and not held and (row.id, since) not in self._announced:
             # It starts to wait for a human (whoever asked: a round of measurements or the stage's timer).
             shown = to_builtins(verdict)
             await self.events.emit(tx, "organ.waiting", f"organ:{row.id}", {
@@ -230,8 +262,11 @@ class Graduation:
             tx.after_commit(lambda: self._announced.add(key))
         return step
 
+    async def _held_in(self, tx: Tx, organ_id: str) -> bool:
+        return (await tx.conn.execute(select(HOLDS.c.subject).where(HOLDS.c.subject == f"organ:{organ_id}"))).first() is not None
+
     async def _consider_cell(self, tx: Tx, subject: Subject, result: Analysis) -> None:
-        row = (await tx.conn.execute(select(R).where(R.c.id == subject.id))).first()
+        row = (await tx.conn.execute(select(R).where(R.c.id == subject.id).with_for_update())).first()
         if row is None or row.hitl or row.state not in ANALYSED_STAGES or abs(subject.since - (result.since or 0)) > 1e-6:
             return
         if await self._in_organ_under_build(tx, row.id):
@@ -252,7 +287,7 @@ class Graduation:
     async def hold_in(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> dict[str, Any]:
         """Stop the organ's progression where it is until `approve` (a row; idempotent while held)."""
         organ_move(row.state, OrganEvent.HOLD)
-        if row.id in self._holds:
+        if await self._held_in(tx, row.id):  # the row, not the mirror: it may have been made on another replica
             return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
         now = time.time()
         await tx.conn.execute(HOLDS.insert().values(subject=f"organ:{row.id}", since=now, actor=actor, reason=reason))
@@ -265,7 +300,7 @@ class Graduation:
         return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
 
     async def release_in(self, tx: Tx, row: Any, actor: str, reason: str | None) -> bool:
-        if row.id not in self._holds:
+        if not await self._held_in(tx, row.id):
             return False
         await tx.conn.execute(delete(HOLDS).where(HOLDS.c.subject == f"organ:{row.id}"))
         tx.changed("organs", row.id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from neira.config import Settings
 from neira.core import Core
+from tests.postgres.cluster import Cluster, start_cluster
 
 ADMIN, OPERATOR, VIEWER = "admin-token-for-tests", "operator-token-for-tests", "viewer-token-for-tests"
 ROLE_TOKENS = {"admin": ADMIN, "operator": OPERATOR, "viewer": VIEWER}
@@ -64,3 +67,29 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
     app = create_app(Core(settings))
     async with AsyncTestClient(app) as c:
         yield c
+
+
+# --- PostgreSQL: one throwaway cluster for the whole session, a fresh database per test (tests/postgres/,
+# and the reliability suite's PostgreSQL half); started only when a test asks for it.
+_pg_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="neira-pg-"))
+    cluster = start_cluster(base)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """The URL of a new, empty database of the session's cluster."""
+    return pg_cluster.create(f"t{next(_pg_names)}")
+
+
+def new_pg_database(cluster: Cluster) -> str:
+    """Another new, empty database of the session's cluster (for fixtures of a wider scope than pg_url)."""
+    return cluster.create(f"t{next(_pg_names)}")

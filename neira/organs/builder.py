@@ -63,7 +63,7 @@ class OrganBuilder:
 
     def __init__(self, db: Database, catalog: Catalog, factory: Any, policy: PolicyEngine, events: EventBus,
                  audit: Audit, metrics: Metrics, stage_delays_ms: tuple[int, int, int],
-                 compat: Compat | None = None) -> None:
+                 compat: Compat | None = None, sweep_ms: tuple[int, int] = (2000, 2000)) -> None:
         self.db, self.catalog, self.factory, self.policy = db, catalog, factory, policy
         self.events, self.audit, self.metrics = events, audit, metrics
         self.stage_delays_ms = tuple(stage_delays_ms)
@@ -71,16 +71,16 @@ class OrganBuilder:
         self.rows = OrganRows(db)
         self.by_template = TemplateOrgans(db, self.rows)
         self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
-        self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows)
+        self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows, sweep_ms)
         self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
         policy.on_gate(GATE, self.progress.gate_changed)  # a closed gate holds every build (progress.py)
         self.progress.carry = self._carry_batch  # the organ's cells move with it (contract §7)
         self.graduation: Graduation | None = None  # promotion on evidence and the holds (neira/graduation.py)
 
     def attach(self, graduation: Graduation) -> None:
-        """Graduation decides the promotions out of canary and experimental (when analysis is on) and holds."""
+        """Graduation decides the promotions out of canary and experimental (when analysis is on) and holds
+        (the timer reads the `holds` rows in its claim, so a hold made on another replica holds here too)."""
         self.graduation = graduation
-        self.progress.is_held = graduation.held
         if graduation.enabled:
             self.progress.gated = graduation.due_in
 

@@ -8,6 +8,11 @@ A closed `organs_builder` gate holds every build: no stage moves, and the hold's
 `organs_hold`), so a server started with the gate closed holds them too. Opening the gate moves every deadline
 on by the time held (one UPDATE, and the timer heap remapped in place): each build keeps the delay it had
 left when the hold began.
+
+Several replicas on one database may time the same build (each resumes every build in flight when it starts):
+a batch moves only the rows it claims (`store.claim`, FOR UPDATE SKIP LOCKED) that are still as this process
+expects, so each stage moves once; a periodic sweep takes over builds overdue by more than a grace (their
+replica died); and a gate flipped elsewhere is followed from the change feed (docs/postgres.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from neira.organs import store
 from neira.organs.rows import OrganRows
 from neira.organs.scheduler import Due, StageScheduler
 from neira.storage.db import Database, Tx
+from neira.storage.feed import RESET, Changed
 
 log = logging.getLogger("neira.organs")
 
@@ -34,6 +40,8 @@ YIELD_EVERY = 500  # builds handled between two yields to the event loop inside 
 # The lifecycle's automatic next stage, as plain strings for the hot loop.
 NEXT_STAGE: dict[str, str] = {s.value: n.value for s in OrganState if (n := next_organ_stage(s)) is not None}
 GATED = frozenset(ANALYSED_STAGES)  # stages whose end graduation judges when canary analysis is on
+DEADLINE_SLACK_S = 0.001  # a claimed row due this much after now still moves (float round trips)
+SWEEP_BATCH = 1000  # overdue builds claimed by one sweep transaction (the sweep goes on while it fills them)
 
 
 class Flight:
@@ -49,7 +57,7 @@ class Progress:
     """Holds the builds in flight and the one scheduler task that moves them on time."""
 
     def __init__(self, db: Database, events: EventBus, metrics: Metrics, stage_delays_ms: tuple[int, ...],
-                 rows: OrganRows) -> None:
+                 rows: OrganRows, sweep_ms: tuple[int, int] = (2000, 2000)) -> None:
         self.db, self.events, self.metrics, self.rows = db, events, metrics, rows
         # seconds a build stays in each stage before the next one (draft, canary, experimental)
         self.delays_s = {s.value: d / 1000 for s, d in zip(ORGAN_STAGES, stage_delays_ms, strict=False)}
@@ -58,11 +66,16 @@ class Progress:
         self._building = 0
         self._scheduler = StageScheduler(self._advance)
         self.held_since: float | None = None  # when the closed gate began holding every build
-        # set by the builder: the cells follow each batch of moves; graduation's holds; and, with canary analysis
-        # on, graduation decides the moves out of canary and experimental (neira/graduation.py)
+        # the sweep: every `sweep_s` (0: never), builds overdue by more than `grace_s` are taken over
+        self.sweep_s, self.grace_s = sweep_ms[0] / 1000, sweep_ms[1] / 1000
+        self._sweeper: asyncio.Task[None] | None = None
+        self._hold_dirty = False  # another process changed the settings: read the stored hold again
+        self._following: asyncio.Task[None] | None = None
+        # set by the builder: the cells follow each batch of moves; and, with canary analysis on, graduation
+        # decides the moves out of canary and experimental (neira/graduation.py). Holds are read from the rows.
         self.carry: Callable[[Tx, list[tuple[str, str]]], Awaitable[None]] | None = None
-        self.is_held: Callable[[str], bool] = lambda _organ_id: False
         self.gated: Callable[[Tx, list[str]], Awaitable[None]] | None = None
+        db.feed.subscribe("settings", self._settings_changed)
 
     async def start(self, gate_open: bool = True) -> int:
         """Reload every build in flight (auto on, not stable or failed) with its stored deadline, so it goes
@@ -85,10 +98,17 @@ class Progress:
             # deadlines read back from the database rarely coincide, and a restart is not the hot path
         self.metrics.organs_building.set(self._building)
         self._scheduler.start()
+        if self.sweep_s > 0:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweeping(), name="neira-organ-sweep")
         return len(rows)
 
     async def close(self) -> None:
-        """Stop the timer task and forget the flights (they are all in the database)."""
+        """Stop the timer task and the sweep, and forget the flights (they are all in the database)."""
+        for task in (self._sweeper, self._following):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sweeper = self._following = None
         await self._scheduler.close()
         self._flights.clear()
 
@@ -113,9 +133,9 @@ class Progress:
         if since is None:
             return
         shift = max(0.0, now - since)
-        await store.release_hold(tx, since, shift)
-        for organ_id in self._flights:
-            tx.changed("organs", organ_id)  # cached rows carry the old deadlines
+        if await store.release_hold(tx, since, shift):
+            for organ_id in self._flights:
+                tx.changed("organs", organ_id)  # cached rows carry the old deadlines
 
         def released() -> None:
             self.held_since = None
@@ -126,6 +146,42 @@ class Progress:
     def _hold(self, since: float) -> None:
         self.held_since = since
         self._scheduler.hold()
+
+    def _settings_changed(self, changes: list[Changed]) -> None:
+        """Another process flipped a gate (a change without its value, or a reset after missed notifications):
+        the replica that flipped it wrote the hold; this one reads it and holds or releases its own timers,
+        writing nothing. Our own flips carry their value and were applied by `gate_changed`'s hooks."""
+        if all(c.value is not None for c in changes):
+            return
+        self._hold_dirty = True
+        if self._following is None or self._following.done():
+            self._following = asyncio.get_running_loop().create_task(self._follow_hold(), name="neira-organ-hold")
+
+    async def _follow_hold(self) -> None:
+        while self._hold_dirty:  # changes heard while reading are read again, in order
+            self._hold_dirty = False
+            try:
+                async with self.db.read() as conn:
+                    since = await store.read_hold(conn)
+            except Exception as exc:  # the next settings change (or reset after a reconnect) reads it again
+                log.warning("reading the organ builder hold failed (%s)", type(exc).__name__)
+                return
+            self._follow(since)
+
+    def _follow(self, since: float | None) -> None:
+        """Mirror a hold another replica stored (`since`) or ended (None)."""
+        if since is not None:
+            if self.held_since is None:
+                log.info("organ builder holds every build: the %s gate was closed elsewhere", "organs_builder")
+            self._hold(since)
+            return
+        held, self.held_since = self.held_since, None
+        if held is None:
+            return
+        # The releasing replica moved every stored deadline on by its own time held; ours is a little longer
+        # (the notification's trip), so no timer fires before its row is due — and a claim re-reads the row.
+        self._scheduler.release(held, max(0.0, time.time() - held))
+        self.rows.forget([RESET])  # cached rows carry the old deadlines
 
     # --- post-commit hooks -------------------------------------------------------------------------------
     def started(self, builds: list[tuple[str, str, int]], deadline: float, now: float, newly_building: int) -> None:
@@ -165,45 +221,128 @@ class Progress:
 
     # --- the scheduler's batch ---------------------------------------------------------------------------
     async def _advance(self, due: Due) -> None:
-        """Move every due build one stage on, in one transaction (one UPDATE and one INSERT, executemany)."""
+        """Move every due build one stage on, in one transaction: one claiming SELECT (the rows locked, those
+        another replica holds skipped), one UPDATE and one INSERT (executemany). A row that is no longer what
+        this process expects — another replica or a human moved it, or a hold elsewhere moved its deadline
+        on — is not moved: its flight is dropped (it is someone else's now) or its timer set again."""
         async with self.db.transaction() as tx:
             if self.held_since is not None:  # the gate closed while this batch waited for the writer
                 self._scheduler.push_many(self.held_since, due)
                 return
-            now = time.time()
-            delays = self.delays_s
-            moves, params, evs, gated = [], [], [], []
-            shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
-            held, judged = self.is_held, self.gated
+            wanted: dict[str, Flight] = {}
             for organ_id, gen in due:
                 flight = self._flights.get(organ_id)
-                if flight is None or flight.gen != gen:
-                    continue  # cancelled, rebuilt or moved by hand since this timer was set
-                nxt = NEXT_STAGE.get(flight.state)
-                if nxt is None or held(organ_id):
-                    continue  # a held build waits for approve (graduation moves it then)
-                if judged is not None and flight.state in GATED:
-                    gated.append(organ_id)  # its minimum dwell is over: the verdict decides
-                    continue
-                times = shared.get((id(flight.times), nxt))
-                if times is None:
-                    times = shared[(id(flight.times), nxt)] = {**flight.times, nxt: now}
-                done = nxt == STABLE
-                deadline = None if done else now + delays[nxt]
-                params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
-                evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
-                moves.append((organ_id, flight, nxt, times, deadline))
-                if len(moves) % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
-            if gated and judged is not None:
-                await judged(tx, gated)
-            if not moves:
+                if flight is not None and flight.gen == gen and flight.state in NEXT_STAGE:
+                    wanted[organ_id] = flight  # else cancelled, rebuilt or moved by hand since this timer was set
+            if not wanted:
                 return
-            await self.events.emit_many(tx, evs)
-            await store.apply_moves(tx, params)
-            if self.carry is not None:
-                await self.carry(tx, [(m[0], m[2]) for m in moves])
+            if not self.db.is_sqlite and (since := await store.read_hold(tx.conn)) is not None:
+                # closed on another replica, and its notification is still on its way: hold from now on
+                self._scheduler.push_many(since, due)
+                tx.after_commit(lambda: self._follow(since))
+                return
+            rows = await store.claim(tx, list(wanted))
+            now = time.time()
+            ready: list[tuple[str, Flight]] = []
+            lost: list[tuple[str, Flight]] = []
+            later: list[tuple[str, Flight, float]] = []
+            for organ_id, flight in wanted.items():
+                row = rows.get(organ_id)
+                if row is None or row[0] != flight.state:
+                    lost.append((organ_id, flight))  # moved elsewhere, stopped by hand, or locked by its mover
+                elif row[2]:
+                    continue  # a human holds it: it waits for approve (graduation moves it then)
+                elif row[1] is not None and row[1] > now + DEADLINE_SLACK_S:
+                    later.append((organ_id, flight, row[1]))  # a hold released elsewhere moved its deadline on
+                else:
+                    ready.append((organ_id, flight))
+            if lost or later:
+                tx.after_commit(lambda: self._resync(lost, later))
+            await self._move(tx, ready, now)
+
+    def _resync(self, lost: list[tuple[str, Flight]], later: list[tuple[str, Flight, float]]) -> None:
+        for organ_id, flight in lost:
+            if self._flights.get(organ_id) is flight:
+                del self._flights[organ_id]
+        for organ_id, flight, deadline in later:
+            if self._flights.get(organ_id) is flight:
+                self._scheduler.push(deadline, organ_id, flight.gen)
+
+    async def _move(self, tx: Tx, items: list[tuple[str, Flight]], now: float, adopted: bool = False) -> None:
+        """Inside `tx`, whose rows of these builds are claimed: each one stage on (or, in a stage graduation
+        judges, handed to it). `adopted` flights are this process's from the commit on (the sweep's)."""
+        delays = self.delays_s
+        moves, params, evs, gated = [], [], [], []
+        shared: dict[tuple[int, str], dict[str, float]] = {}  # builds that moved together share times
+        judged = self.gated
+        for organ_id, flight in items:
+            nxt = NEXT_STAGE.get(flight.state)
+            if nxt is None:
+                continue
+            if judged is not None and flight.state in GATED:
+                gated.append(organ_id)  # its minimum dwell is over: the verdict decides
+                continue
+            times = shared.get((id(flight.times), nxt))
+            if times is None:
+                times = shared[(id(flight.times), nxt)] = {**flight.times, nxt: now}
+            done = nxt == STABLE
+            deadline = None if done else now + delays[nxt]
+            params.append(store.move(organ_id, nxt, not done, deadline, times, now if done else None, now))
+            evs.append(("organ.stage", f"organ:{organ_id}", {"id": organ_id, "state": nxt, "from": flight.state}))
+            moves.append((organ_id, flight, nxt, times, deadline))
+            if len(moves) % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
+        if gated and judged is not None:
+            await judged(tx, gated)
+        if not moves:
+            return
+        await self.events.emit_many(tx, evs)
+        await store.apply_moves(tx, params)
+        if self.carry is not None:
+            await self.carry(tx, [(m[0], m[2]) for m in moves])
+        if adopted:
+            def adopt() -> None:
+                for organ_id, flight, *_ in moves:
+                    self._flights[organ_id] = flight
+                self._moved(moves, now)
+
+            tx.after_commit(adopt)
+        else:
             tx.after_commit(lambda: self._moved(moves, now))
+
+    # --- the sweep: builds nobody moves ---------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Claim builds whose stage is overdue by more than the grace — their replica died, or is far behind —
+        and move them on here; from then on this process's timers carry them. One transaction; rows another
+        transaction holds are skipped, so a build is never moved twice. Answers how many rows it claimed."""
+        if self.held_since is not None:
+            return 0
+        async with self.db.transaction() as tx:
+            if await store.read_hold(tx.conn) is not None:
+                return 0  # the closed gate holds them (this replica will hear of it from the feed)
+            now = time.time()
+            skip = tuple(GATED) if self.gated is not None else ()  # graduation moves those (the analysis loop)
+            rows = await store.overdue(tx, now - self.grace_s, SWEEP_BATCH, skip)
+            items = [(r.id, Flight(r.state, next(self._generations), dict(r.stage_times or {}), r.build_started_at))
+                     for r in rows]
+            await self._move(tx, items, now, adopted=True)
+            if not self.db.is_sqlite:  # builds other replicas started and finished: the gauge counts them all
+                building = await store.count_building(tx.conn)
+                tx.after_commit(lambda: self._count_building(building - self._building))
+        if rows:
+            log.info("organ builder took over %d overdue builds", len(rows))
+        return len(rows)
+
+    async def _sweeping(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)  # a period, not a wait for some other task
+            try:
+                while await self.sweep() >= SWEEP_BATCH:
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be briefly away; the next period tries again
+                log.warning("organ builder sweep failed (%s)", type(exc).__name__)
 
     def _moved(self, moves: list[tuple[str, Flight, str, dict[str, float], float | None]], now: float) -> None:
         finished = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.catalog import check_lookup_id
@@ -51,6 +51,56 @@ async def apply_moves(tx: Tx, moves: list[Move]) -> None:
     await tx.conn.exec_driver_sql(
         'UPDATE organs SET "state" = ?, "auto" = ?, "deadline" = ?, "stage_times" = ?, "build_finished_at" = ?, '
         '"updated_at" = ? WHERE "id" = ?', params)
+
+
+CLAIM_CHUNK = 900  # organ ids per claiming SELECT on PostgreSQL (well under its limit on bound parameters)
+Claimed = tuple[str, float | None, bool]  # a locked row's state, deadline and whether a human holds it
+_BUILDING = frozenset(BUILDING_STATES)
+
+
+def _held() -> Any:
+    """Whether a human holds the organ (a `holds` row): a correlated EXISTS, so no outer join stops FOR UPDATE."""
+    h = tables.holds.c
+    return exists().where(h.subject == literal("organ:") + ORGANS.c.id)
+
+
+async def claim(tx: Tx, organ_ids: list[str]) -> dict[str, Claimed]:
+    """Lock, for this transaction, the rows of those organs that no other transaction holds, and answer the
+    (state, deadline, held) of each one that still progresses by itself (auto on, in a building state).
+
+    On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`: a row another replica is moving right now is
+    left out rather than waited for, and once this transaction has it no one else can move it before the
+    commit. SQLite has one writer (this process, under the writer lock) and no locking clause: there it is one
+    statement for the whole batch (the ids as a JSON array), elsewhere one per CLAIM_CHUNK ids, never one per
+    organ. Rows are found by primary key only (with `state IN …` SQLite's planner walks the state index, every
+    building row each time); the rest is checked here. Then one read of the holds."""
+    o = ORGANS.c
+    found: list[Any] = []
+    drv = await tx.driver()
+    if drv is not None:  # the scheduler's hot path on SQLite: one statement, the ids as one JSON array
+        found = await drv.execute_fetchall('SELECT "id", "state", "auto", "deadline" FROM organs '
+                                           'WHERE "id" IN (SELECT value FROM json_each(?))', (json_encoder.encode(organ_ids).decode(),))
+    for i in range(0, len(organ_ids) if drv is None else 0, CLAIM_CHUNK):
+        found += await tx.conn.execute(select(o.id, o.state, o.auto, o.deadline).where(o.id.in_(organ_ids[i:i + CLAIM_CHUNK]))
+                                       .with_for_update(skip_locked=True))
+    h = tables.holds.c
+    held = set((await tx.conn.execute(select(h.subject).where(h.subject.like("organ:%")))).scalars()) if found else set()
+    return {organ_id: (state, deadline, f"organ:{organ_id}" in held)
+            for organ_id, state, auto, deadline in found if auto and state in _BUILDING}
+
+
+async def overdue(tx: Tx, before: float, limit: int, skip_states: tuple[str, ...] = ()) -> list[Any]:
+    """Lock and answer up to `limit` rows of builds that progress by themselves and whose stage should have
+    moved before `before` (their owner died, or is late), no human holding them, oldest deadline first;
+    rows another transaction holds are skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL). `skip_states`:
+    stages something else moves (graduation, with canary analysis on). The `state` index keeps it to the
+    organs still building."""
+    o = ORGANS.c
+    states = [s for s in BUILDING_STATES if s not in skip_states]
+    q = (select(o.id, o.state, o.deadline, o.stage_times, o.build_started_at)
+         .where(o.auto.is_(True), o.state.in_(states), o.deadline < before, ~_held())
+         .order_by(o.deadline).limit(limit).with_for_update(skip_locked=True, of=ORGANS))
+    return list(await tx.conn.execute(q))
 
 
 ORGAN_COLS = ("id", "template_id", "template", "state", "auto", "deadline", "attempts", "cells", "stage_times",
@@ -171,11 +221,16 @@ async def write_hold(tx: Tx, db: Database, since: float) -> None:
     await tx.conn.execute(db.upsert(tables.settings, {"key": HOLD_KEY, "value": {"since": since}}, ["key"]))
 
 
-async def release_hold(tx: Tx, since: float, shift: float) -> None:
+async def release_hold(tx: Tx, since: float, shift: float) -> bool:
     """End the hold: every automatic build's deadline moves on by the time it was held, so each keeps the
-    delay it had left when the hold began (a deadline already past then is due at once)."""
+    delay it had left when the hold began (a deadline already past then is due at once). The hold row goes
+    first: when it is gone already (another replica ended the hold; on PostgreSQL this waits for its commit)
+    the deadlines moved then and stay. Answers whether this transaction ended it."""
     o = ORGANS.c
+    gone = await tx.conn.execute(delete(tables.settings).where(tables.settings.c.key == HOLD_KEY))
+    if not gone.rowcount:
+        return False
     held_from = case((o.deadline < since, since), else_=o.deadline)
     await tx.conn.execute(update(ORGANS).where(o.auto.is_(True), o.state.in_(BUILDING_STATES), o.deadline.is_not(None))
                           .values(deadline=held_from + shift))
-    await tx.conn.execute(delete(tables.settings).where(tables.settings.c.key == HOLD_KEY))
+    return True

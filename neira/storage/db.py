@@ -9,17 +9,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
-from sqlalchemy import event, text, update
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from neira.storage import migrate, tables
+from neira.storage import migrate
 from neira.storage.feed import Changed, ChangeFeed
 from neira.storage.notify import CHANNEL, Listener, Relay, payloads
 
 NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_COUNT = ('INSERT INTO counters ("name", "value") VALUES ({}, {}) '
+          'ON CONFLICT ("name") DO UPDATE SET "value" = counters."value" + excluded."value" RETURNING "value"')
+COUNT_DRIVER, COUNT = _COUNT.format("?", "?"), text(_COUNT.format(":name", ":n"))
 LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
@@ -112,24 +115,16 @@ class Tx:
         return (await self.next_counters(name, 1))[0]
 
     async def next_counters(self, name: str, n: int) -> list[int]:
-        """`n` consecutive values of a named counter at once, never handed out again (one statement:
-        UPDATE … RETURNING, which SQLite ≥ 3.35 and PostgreSQL both have)."""
-        c = tables.counters
+        """`n` consecutive values of a named counter at once, never handed out again: one upsert (INSERT … ON
+        CONFLICT DO UPDATE … RETURNING, which SQLite ≥ 3.35 and PostgreSQL both have), so replicas asking for
+        a counter's very first values at once each get their own, where an UPDATE-then-INSERT would race."""
         drv = await self.driver()
         if drv is not None:
-            got = await drv.execute_fetchall(
-                'UPDATE counters SET "value" = "value" + ? WHERE "name" = ? RETURNING "value"', (n, name))
-            if got:
-                top = got[0][0]
-                return list(range(top - n + 1, top + 1))
-            await drv.execute_fetchall('INSERT INTO counters ("name", "value") VALUES (?, ?)', (name, n))
-            return list(range(1, n + 1))
-        row = (await self.conn.execute(
-            update(c).where(c.c.name == name).values(value=c.c.value + n).returning(c.c.value))).first()
-        if row is None:
-            await self.conn.execute(c.insert().values(name=name, value=n))
-            return list(range(1, n + 1))
-        return list(range(row[0] - n + 1, row[0] + 1))
+            got = await drv.execute_fetchall(COUNT_DRIVER, (name, n))
+        else:
+            got = (await self.conn.execute(COUNT, {"name": name, "n": n})).all()
+        top = got[0][0]
+        return list(range(top - n + 1, top + 1))
 
 
 class Pool(NamedTuple):

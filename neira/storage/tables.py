@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
+# A sequence number: 64-bit everywhere (the routes take `since` up to 2**63 - 1), spelled INTEGER on SQLite,
+# where only that spelling makes the column the rowid.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 catalog = Table(
     "catalog",
@@ -39,7 +42,7 @@ cell_records = Table(
 record_history = Table(
     "record_history",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("record_id", String(64), nullable=False, index=True),
     Column("from_state", String(16)),
     Column("to_state", String(16), nullable=False),
@@ -76,7 +79,7 @@ counters = Table(
 events = Table(
     "events",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("type", String(64), nullable=False),
     Column("subject", String(160), nullable=False),
@@ -87,7 +90,7 @@ events = Table(
 audit = Table(
     "audit",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("actor", String(32), nullable=False),
     Column("action", String(64), nullable=False),
@@ -131,7 +134,7 @@ plans = Table(
 run_memory = Table(  # the `context` cell's memory: the newest entries per scope (an organ, or a cell record)
     "run_memory",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("scope", String(160), nullable=False),
     Column("at", Float, nullable=False),
     Column("entry", JSON, nullable=False),
@@ -157,7 +160,7 @@ training_iterations = Table(  # the Training Orchestrator: one row per iteration
 training_reviews = Table(  # HITL reviews of iterations; the newest review of an iteration is its verdict
     "training_reviews",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("record_id", String(64), nullable=False),
     Column("iteration", Integer, nullable=False),
     Column("verdict", String(8), nullable=False),  # accept | reject
@@ -170,7 +173,7 @@ training_reviews = Table(  # HITL reviews of iterations; the newest review of an
 analysis_runs = Table(  # canary analysis: one row per measured run of a record or an organ
     "analysis_runs",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("subject", String(80), nullable=False),  # cell:<record id> | organ:<organ id>
     Column("stage", String(16), nullable=False),  # the stage it was measured in (baseline: a stable version measured beside a canary)
     Column("since", Float, nullable=False),  # when the subject entered that stage: one stint, one set of measurements
@@ -180,6 +183,14 @@ analysis_runs = Table(  # canary analysis: one row per measured run of a record 
     Column("ms", Float, nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_analysis_runs_subject_seq", "subject", "seq"),
+)
+
+analysis_claims = Table(  # which replica measures a subject under analysis, until when (neira/analysis_claims.py)
+    "analysis_claims",
+    metadata,
+    Column("subject", String(80), primary_key=True),  # cell:<record id> | organ:<organ id>
+    Column("replica", String(32), nullable=False),
+    Column("until", Float, nullable=False),  # the lease ends then unless its replica renews it
 )
 
 holds = Table(  # graduation: a human's hold on an organ's progression (contract §7); approve deletes it
@@ -194,7 +205,7 @@ holds = Table(  # graduation: a human's hold on an organ's progression (contract
 quarantine = Table(  # the immune system: a record taken out of traffic, why, and how it ended (neira/immune.py)
     "quarantine",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
     Column("record_id", String(64), nullable=False),
     Column("template_id", String(128), nullable=False),
     Column("version", String(64), nullable=False),

@@ -102,3 +102,13 @@ async def test_two_plans_on_the_same_facts_applied_on_two_replicas_at_once_apply
         assert len(await a.factory.records.of_template(conn, "qqtwina")) <= 1
     applies = [r for r in await a.audit.list() if r.action == "command.apply"]
     assert len(applies) == 1
+
+
+async def test_the_first_ids_of_a_fresh_database_asked_everywhere_at_once_are_all_different(three: list[Core]) -> None:
+    async def take(core: Core) -> list[int]:
+        async with core.db.transaction() as tx:
+            return await tx.next_counters("race-counter", 5)
+
+    got = await asyncio.gather(*[take(c) for c in three for _ in range(4)])
+    ids = [i for chunk in got for i in chunk]
+    assert sorted(ids) == list(range(1, 61))

@@ -1,10 +1,14 @@
 """Reliability fixtures: a real `neira serve` subprocess with all three role tokens, async clients whose
 connection pool is large enough that concurrent requests really are concurrent, and paging helpers for
-the append-only trails."""
+the append-only trails.
+
+Every module here runs twice: on the embedded SQLite default and on PostgreSQL (a fresh database of the
+session's throwaway cluster, contract §9): the `store` fixture says which, and `make_server` takes it."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -13,15 +17,50 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, OPERATOR, ROLE_TOKENS, VIEWER
+from tests.conftest import ADMIN, OPERATOR, ROLE_TOKENS, VIEWER, new_pg_database
 from tests.e2e.server import Server
+from tests.postgres.cluster import Cluster
 
 ROLE_ENV = {"NEIRA_OPERATOR_TOKEN": OPERATOR, "NEIRA_VIEWER_TOKEN": VIEWER}
 
 
-def make_server(data_dir: Path, **env: str) -> Server:
-    """A server on `data_dir` that knows the admin, operator and viewer tokens of tests/conftest.py."""
-    return Server(data_dir, token=ADMIN, env={**ROLE_ENV, **env})
+class Store:
+    """Where a test's server keeps its rows: the data dir's SQLite file, or a PostgreSQL database."""
+
+    def __init__(self, kind: str, cluster: Cluster | None = None) -> None:
+        self.kind, self.cluster = kind, cluster
+        self._url: str | None = None
+
+    def url(self) -> str | None:
+        """A fresh database for the next server on PostgreSQL (each test's server starts empty); None on SQLite."""
+        if self.cluster is None:
+            return None
+        self._url = new_pg_database(self.cluster)
+        return self._url
+
+    def one(self, data_dir: Path, sql: str, *args: str) -> int:
+        """The first column of the first row of a query (`?` for each argument), read beside the server."""
+        if self.cluster is None:
+            with sqlite3.connect(data_dir / "neira.db") as conn:
+                return conn.execute(sql, args).fetchone()[0]
+        assert self._url is not None
+        for arg in args:  # the tests' own ids: quoted as literals for psql
+            sql = sql.replace("?", "'" + arg.replace("'", "''") + "'", 1)
+        return int(self.cluster.psql(sql, database=self._url.rsplit("/", 1)[1]).strip())
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """The module's database kind; PostgreSQL starts the session's cluster (skips locally without it)."""
+    if request.param == "sqlite":
+        return Store("sqlite")
+    return Store("postgresql", request.getfixturevalue("pg_cluster"))
+
+
+def make_server(data_dir: Path, store: Store | None = None, **env: str) -> Server:
+    """A server on `data_dir` (and on `store`'s database) that knows the three role tokens of tests/conftest.py."""
+    url = store.url() if store is not None else None
+    return Server(data_dir, token=ADMIN, env={**ROLE_ENV, **({"NEIRA_DATABASE_URL": url} if url else {}), **env})
 
 
 def headers(role: str = "admin") -> dict[str, str]:
@@ -35,9 +74,9 @@ def async_client(server: Server, role: str = "admin", connections: int = 64) -> 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, store: Store) -> Iterator[Server]:
     """One real server for the module (each test makes its own, distinct records)."""
-    s = make_server(tmp_path_factory.mktemp("server") / "data")
+    s = make_server(tmp_path_factory.mktemp("server") / "data", store)
     s.start(timeout=60)
     try:
         yield s

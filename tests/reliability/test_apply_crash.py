@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import sqlite3
 import string
 import threading
 import time
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import Server
-from tests.reliability.conftest import make_server
+from tests.reliability.conftest import Store, make_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,32 +38,29 @@ def plan_a_pipeline(server: Server, round_no: int) -> dict:
     return body
 
 
-def what_is_stored(db: Path, plan: dict) -> dict[str, int]:
+def what_is_stored(store: Store, data: Path, plan: dict) -> dict[str, int]:
     """Counts of the plan's traces in the database, read while the server is down."""
     cells = [c["id"] for c in plan["plan"]["changes"] if c["kind"] == "cell"]
     template_id = plan["spec"]["template"]["id"]
     marks = ",".join("?" * len(cells))
-    with sqlite3.connect(db) as conn:
-        one = lambda sql, *args: conn.execute(sql, args).fetchone()[0]  # noqa: E731
-        return {
-            "records": one(f"SELECT count(*) FROM cell_records WHERE template_id IN ({marks})", *cells),
-            "templates": one(f"SELECT count(*) FROM catalog WHERE family = 'cell' AND id IN ({marks})", *cells),
-            "organ_template": one("SELECT count(*) FROM catalog WHERE family = 'organ' AND id = ?", template_id),
-            "organs": one("SELECT count(*) FROM organs WHERE template_id = ?", template_id),
-            "applied": one("SELECT count(*) FROM plans WHERE id = ? AND applied_at IS NOT NULL", plan["plan"]["id"]),
-            "audited": one("SELECT count(*) FROM audit WHERE action = 'command.apply' AND subject = ?",
-                           f"plan:{plan['plan']['id']}"),
-        }
+    one = lambda sql, *args: store.one(data, sql, *args)  # noqa: E731
+    return {
+        "records": one(f"SELECT count(*) FROM cell_records WHERE template_id IN ({marks})", *cells),
+        "templates": one(f"SELECT count(*) FROM catalog WHERE family = 'cell' AND id IN ({marks})", *cells),
+        "organ_template": one("SELECT count(*) FROM catalog WHERE family = 'organ' AND id = ?", template_id),
+        "organs": one("SELECT count(*) FROM organs WHERE template_id = ?", template_id),
+        "applied": one("SELECT count(*) FROM plans WHERE id = ? AND applied_at IS NOT NULL", plan["plan"]["id"]),
+        "audited": one("SELECT count(*) FROM audit WHERE action = 'command.apply' AND subject = ?",
+                       f"plan:{plan['plan']['id']}"),
+    }
 
 
-def saved(db: Path, plan_id: str, timeout: float = 10) -> None:
-    """Wait until the plan is a row: plans are written behind the answer (within 5 ms, docs/architecture.md), and
-    a kill inside that window loses a plan nobody applied — not what this test is about."""
+def saved(store: Store, data: Path, plan_id: str, timeout: float = 10) -> None:
+    """Wait until the plan is a row: on SQLite plans are written behind the answer (within 5 ms,
+    docs/architecture.md), and a kill inside that window loses a plan nobody applied — not what this test is
+    about (on PostgreSQL the plan is a row before its answer)."""
     deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(db) as conn:
-            if conn.execute("SELECT count(*) FROM plans WHERE id = ?", (plan_id,)).fetchone()[0]:
-                return
+    while not store.one(data, "SELECT count(*) FROM plans WHERE id = ?", plan_id):
         assert time.monotonic() < deadline, f"plan {plan_id} was never saved"
         time.sleep(0.005)  # polling the write-behind save
 
@@ -85,9 +81,9 @@ def apply_in_background(server: Server, plan_id: str) -> threading.Thread:
     return thread
 
 
-def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path: Path) -> None:
-    server = make_server(tmp_path / "data", ORGANS_BUILDER_STAGE_DELAYS=SLOW)
-    db = tmp_path / "data" / "neira.db"
+def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path: Path, store: Store) -> None:
+    server = make_server(tmp_path / "data", store, ORGANS_BUILDER_STAGE_DELAYS=SLOW)
+    db = tmp_path / "data"
     rng = random.Random(20261201)
     server.start(timeout=60)
     try:
@@ -101,12 +97,12 @@ def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path: Path) -> None:
         for round_no in range(1, 6):
             plan = plan_a_pipeline(server, round_no)
             plans.append(plan)
-            saved(db, plan["plan"]["id"])
+            saved(store, db, plan["plan"]["id"])
             thread = apply_in_background(server, plan["plan"]["id"])
             time.sleep(rng.uniform(0.0, whole * 1.2))  # a random moment of the apply: what the test is about
             server.kill()
             thread.join(30)
-            stored = what_is_stored(db, plan)
+            stored = what_is_stored(store, db, plan)
             assert stored in (ALL, NONE), (round_no, stored)
             outcomes.append("all" if stored == ALL else "none")
             server.start(timeout=60)
@@ -116,7 +112,7 @@ def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path: Path) -> None:
                 assert again.json()["already_applied"] is (stored == ALL)
                 assert len(again.json()["applied"]) == STEPS + 2
         server.kill()
-        assert [what_is_stored(db, plan) for plan in plans] == [ALL] * len(plans)  # each applied exactly once
+        assert [what_is_stored(store, db, plan) for plan in plans] == [ALL] * len(plans)  # each applied exactly once
         assert "none" in outcomes, f"no kill landed inside an apply ({outcomes}, one apply takes {whole:.2f}s)"
     finally:
         if server.proc is not None:

@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 from api.app import create_app
 from neira.core import Core
 from tests.conftest import ADMIN, OPERATOR, VIEWER, auth, make_settings
-from tests.reliability.conftest import make_server
+from tests.reliability.conftest import Store, make_server
 
 READ = {"GET", "HEAD", "OPTIONS"}
 
@@ -105,8 +105,8 @@ async def test_safe_mode_switched_at_run_time_applies_to_the_next_request(client
 WRONG = ["wrong-secret-token-456", "w%21rong%2Fsecret789", "sh0rt", "left%20right%20secret", ADMIN + "x", OPERATOR[:-1]]
 
 
-def test_tokens_never_reach_the_log(tmp_path: Path) -> None:
-    server = make_server(tmp_path / "data", NEIRA_LOG_LEVEL="debug")  # DEBUG: uvicorn's line per WebSocket too
+def test_tokens_never_reach_the_log(tmp_path: Path, store: Store) -> None:
+    server = make_server(tmp_path / "data", store, NEIRA_LOG_LEVEL="debug")  # DEBUG: uvicorn's line per WebSocket too
     server.start(timeout=60)
     try:
         with server.client() as c:

@@ -15,7 +15,7 @@ import pytest
 
 from neira.lifecycle import CELL_TRANSITIONS, CellState
 from tests.e2e.server import Server
-from tests.reliability.conftest import apage_all, async_client, make_server, page_all, poll
+from tests.reliability.conftest import Store, apage_all, async_client, make_server, page_all, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +72,8 @@ def snapshot(server: Server) -> dict[str, Any]:
         }
 
 
-async def test_sigkill_with_builds_in_flight_loses_nothing(tmp_path: Path) -> None:
-    server = make_server(tmp_path / "data", ORGANS_BUILDER_STAGE_DELAYS=f"{DELAY_MS},{DELAY_MS},{DELAY_MS}")
+async def test_sigkill_with_builds_in_flight_loses_nothing(tmp_path: Path, store: Store) -> None:
+    server = make_server(tmp_path / "data", store, ORGANS_BUILDER_STAGE_DELAYS=f"{DELAY_MS},{DELAY_MS},{DELAY_MS}")
     server.start(timeout=60)
     try:
         async with async_client(server) as c:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import Server
-from tests.reliability.conftest import make_server
+from tests.reliability.conftest import Store, make_server
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +42,8 @@ def trail(c: httpx.Client, organ_id: str) -> tuple[list[dict], list[dict]]:
     return events, audit
 
 
-def test_sigkill_mid_analysis_keeps_every_verdict_and_promotes_once(tmp_path: Path) -> None:
-    server: Server = make_server(tmp_path / "data", NEIRA_ANALYSIS_INTERVAL_MS="100", ORGANS_BUILDER_STAGE_DELAYS="50,50,50")
+def test_sigkill_mid_analysis_keeps_every_verdict_and_promotes_once(tmp_path: Path, store: Store) -> None:
+    server: Server = make_server(tmp_path / "data", store, NEIRA_ANALYSIS_INTERVAL_MS="100", ORGANS_BUILDER_STAGE_DELAYS="50,50,50")
     server.start(timeout=60)
     try:
         with server.client() as c:
