@@ -17,6 +17,8 @@ Per configuration, in this order:
 - delivery (`--deliveries` builds, one at a time, made on A): per `organ.stage` event, the time from its
   stored `at` to its arrival on a `WS /api/neira/events/stream` on the last replica (A itself with one replica);
   p50/p99, and how many of the expected frames arrived within 2 s (after three builds with none, it stops).
+- CPU per build and per command: user + system time of the replicas' processes and of the throwaway cluster's
+  processes (from /proc) over each phase, divided by what succeeded (the database's only for its own cluster).
 Every replica and this load generator share the machine's cores: the figures say what one machine does, not
 what three machines would."""
 
@@ -77,6 +79,48 @@ class Cluster:
     def stop(self) -> None:
         if self.own is not None:
             self.own.stop()
+
+    def server_pids(self) -> list[int]:
+        """The throwaway cluster's postmaster and its children (backends, writers); none for `--url`'s server."""
+        if self.own is None:
+            return []
+        postmaster = int((self.own.base / "data" / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes `pids` have used so far (those that ended count no more)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU used by the replicas and by the database server across one phase of the run."""
+
+    def __init__(self, group: Replicas, cluster: Cluster | None) -> None:
+        self.replicas = [s.proc.pid for s in group.servers if s.proc is not None]
+        self.database = cluster.server_pids() if cluster is not None else []
+        self.start = (cpu_s(self.replicas), cpu_s(self.database))
+
+    def per(self, n: int) -> dict[str, float | None]:
+        """CPU ms per unit of work (n units) since the start, replicas and database apart."""
+        used = (cpu_s(self.replicas) - self.start[0], cpu_s(self.database) - self.start[1])
+        return {"replicas_cpu_ms": round(used[0] * 1000 / n, 2) if n else None,
+                "database_cpu_ms": round(used[1] * 1000 / n, 2) if n and self.database else None}
 
 
 async def events_after(c: httpx.AsyncClient, since: int) -> list[dict[str, Any]]:
@@ -187,11 +231,15 @@ async def delivery(group: Replicas, clients: list[httpx.AsyncClient], n: int) ->
             "max_ms": round(max(latencies), 2) if latencies else None}
 
 
-async def measure(group: Replicas, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+async def measure(group: Replicas, args: argparse.Namespace, tag: str, cluster: Cluster | None) -> dict[str, Any]:
     clients = [client(s, args.concurrency) for s in group.servers]
     try:
+        cpu = Cpu(group, cluster)
         out = {"builds": await builds(clients, args.builds, args.concurrency)}
+        out["builds"]["per_build"] = cpu.per(out["builds"]["stable"])
+        cpu = Cpu(group, cluster)
         out["commands"] = await commands(clients, args.commands, args.concurrency, tag)
+        out["commands"]["per_command"] = cpu.per(out["commands"]["applied"])
         out["delivery"] = await delivery(group, clients, args.deliveries)
         return out
     finally:
@@ -217,7 +265,8 @@ def main() -> None:
                 group = Replicas(Path(tmp), cluster.fresh() if backend == "postgres" else None, n, ENV)
                 group.start()
                 try:
-                    figures = asyncio.run(measure(group, args, f"b{backend[0]}{n}x"))
+                    figures = asyncio.run(measure(group, args, f"b{backend[0]}{n}x",
+                                                  cluster if backend == "postgres" else None))
                 finally:
                     group.stop()
                     # what went wrong, when something did: the replicas' logged errors (their data dirs go)
@@ -233,8 +282,9 @@ def main() -> None:
             b, c, d = figures["builds"], figures["commands"], figures["delivery"]
             for line in figures["logged_errors"]:
                 print("  logged:", line, flush=True)
-            print(f"{backend} x{n}: {b['builds_per_s']} builds/s ({b['stable']}/{b['asked']} stable), "
-                  f"{c['commands_per_s']} commands/s ({c['applied']}/{c['asked']} applied, {c['errors']}), "
+            print(f"{backend} x{n}: {b['builds_per_s']} builds/s ({b['stable']}/{b['asked']} stable; CPU ms per build "
+                  f"{b['per_build']}), {c['commands_per_s']} commands/s ({c['applied']}/{c['asked']} applied, "
+                  f"{c['errors']}; CPU ms per command {c['per_command']}), "
                   f"delivery A→{d['to']} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms ({d['delivered']}/{d['expected']})",
                   flush=True)
     finally:
