@@ -18,7 +18,9 @@ Per configuration, in this order:
   stored `at` to its arrival on a `WS /api/neira/events/stream` on the last replica (A itself with one replica);
   p50/p99, and how many of the expected frames arrived within 2 s (after three builds with none, it stops).
 - CPU per build and per command: user + system time of the replicas' processes and of the throwaway cluster's
-  processes (from /proc) over each phase, divided by what succeeded (the database's only for its own cluster).
+  processes (from /proc) over each phase, divided by what succeeded (the database's only for its own cluster);
+  in the delivery phase, per replica: the builds are made on A alone, so B's and C's CPU is what another
+  replica's writes cost a replica.
 Every replica and this load generator share the machine's cores: the figures say what one machine does, not
 what three machines would."""
 
@@ -115,6 +117,13 @@ class Cpu:
         self.replicas = [s.proc.pid for s in group.servers if s.proc is not None]
         self.database = cluster.server_pids() if cluster is not None else []
         self.start = (cpu_s(self.replicas), cpu_s(self.database))
+
+    def each(self, n: int) -> dict[str, float]:
+        """CPU ms per unit of work of each replica apart (A, B, C) since the start of `self.start_each()`."""
+        return {name: round((cpu_s([pid]) - self._each[pid]) * 1000 / n, 2) for name, pid in zip("ABC", self.replicas, strict=False)}
+
+    def start_each(self) -> None:
+        self._each = {pid: cpu_s([pid]) for pid in self.replicas}
 
     def per(self, n: int) -> dict[str, float | None]:
         """CPU ms per unit of work (n units) since the start, replicas and database apart."""
@@ -240,7 +249,12 @@ async def measure(group: Replicas, args: argparse.Namespace, tag: str, cluster: 
         cpu = Cpu(group, cluster)
         out["commands"] = await commands(clients, args.commands, args.concurrency, tag)
         out["commands"]["per_command"] = cpu.per(out["commands"]["applied"])
+        cpu = Cpu(group, cluster)
+        cpu.start_each()
         out["delivery"] = await delivery(group, clients, args.deliveries)
+        builds_made = out["delivery"]["expected"] // len(STAGES)
+        # the builds are made on A only: what B and C spend is what another replica's writes cost them
+        out["delivery"]["cpu_ms_per_build_on_a"] = cpu.each(builds_made) if builds_made else {}
         return out
     finally:
         for c in clients:
@@ -285,7 +299,8 @@ def main() -> None:
             print(f"{backend} x{n}: {b['builds_per_s']} builds/s ({b['stable']}/{b['asked']} stable; CPU ms per build "
                   f"{b['per_build']}), {c['commands_per_s']} commands/s ({c['applied']}/{c['asked']} applied, "
                   f"{c['errors']}; CPU ms per command {c['per_command']}), "
-                  f"delivery A→{d['to']} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms ({d['delivered']}/{d['expected']})",
+                  f"delivery A→{d['to']} p50 {d['p50_ms']} ms p99 {d['p99_ms']} ms ({d['delivered']}/{d['expected']}; "
+                  f"CPU ms per build made on A {d['cpu_ms_per_build_on_a']})",
                   flush=True)
     finally:
         cluster.stop()
