@@ -98,38 +98,47 @@ class Cluster:
         return [postmaster, *children]
 
 
-def cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes `pids` have used so far (those that ended count no more)."""
-    total = 0
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    """pid → user + system CPU seconds it has used so far (a process that ended is left out)."""
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat's 14, 15)
+    return out
 
 
 class Cpu:
-    """CPU used by the replicas and by the database server across one phase of the run."""
+    """CPU used by the replicas and by the database server across one phase of the run: per process, the time at
+    the end less the time at the start (a database backend that started meanwhile counts whole; one that ended
+    meanwhile is lost, so the database's figure is a floor)."""
 
     def __init__(self, group: Replicas, cluster: Cluster | None) -> None:
         self.replicas = [s.proc.pid for s in group.servers if s.proc is not None]
-        self.database = cluster.server_pids() if cluster is not None else []
-        self.start = (cpu_s(self.replicas), cpu_s(self.database))
+        self.cluster = cluster
+        self.start = cpu_of(self.replicas), cpu_of(self._database())
+
+    def _database(self) -> list[int]:
+        return self.cluster.server_pids() if self.cluster is not None else []
+
+    @staticmethod
+    def _used(start: dict[int, float], end: dict[int, float]) -> float:
+        return sum(t - start.get(pid, 0.0) for pid, t in end.items())
 
     def each(self, n: int) -> dict[str, float]:
-        """CPU ms per unit of work of each replica apart (A, B, C) since the start of `self.start_each()`."""
-        return {name: round((cpu_s([pid]) - self._each[pid]) * 1000 / n, 2) for name, pid in zip("ABC", self.replicas, strict=False)}
-
-    def start_each(self) -> None:
-        self._each = {pid: cpu_s([pid]) for pid in self.replicas}
+        """CPU ms per unit of work (n units) of each replica apart (A, B, C) since the start."""
+        end = cpu_of(self.replicas)
+        return {name: round((end[pid] - self.start[0][pid]) * 1000 / n, 2)
+                for name, pid in zip("ABC", self.replicas, strict=False) if pid in end}
 
     def per(self, n: int) -> dict[str, float | None]:
         """CPU ms per unit of work (n units) since the start, replicas and database apart."""
-        used = (cpu_s(self.replicas) - self.start[0], cpu_s(self.database) - self.start[1])
-        return {"replicas_cpu_ms": round(used[0] * 1000 / n, 2) if n else None,
-                "database_cpu_ms": round(used[1] * 1000 / n, 2) if n and self.database else None}
+        replicas = self._used(self.start[0], cpu_of(self.replicas))
+        database = self._used(self.start[1], cpu_of(self._database())) if self.cluster is not None else None
+        return {"replicas_cpu_ms": round(replicas * 1000 / n, 2) if n else None,
+                "database_cpu_ms": round(database * 1000 / n, 2) if n and database is not None else None}
 
 
 async def events_after(c: httpx.AsyncClient, since: int) -> list[dict[str, Any]]:
@@ -250,7 +259,6 @@ async def measure(group: Replicas, args: argparse.Namespace, tag: str, cluster: 
         out["commands"] = await commands(clients, args.commands, args.concurrency, tag)
         out["commands"]["per_command"] = cpu.per(out["commands"]["applied"])
         cpu = Cpu(group, cluster)
-        cpu.start_each()
         out["delivery"] = await delivery(group, clients, args.deliveries)
         builds_made = out["delivery"]["expected"] // len(STAGES)
         # the builds are made on A only: what B and C spend is what another replica's writes cost them
