@@ -1,5 +1,8 @@
 """Threads or processes for the run pool: the cost of one trivial run on each, and what a runaway CPU-bound
-implementation does to the event loop on each (how late a 1 ms timer fires while it spins).
+implementation does to the event loop on each (how late a 1 ms timer fires while it spins); and the same two
+questions for the voice organ's eSpeak NG steps (text → phonemes → speech), whose work is native calls that
+release the GIL: µs per run over calling them directly, and the timer's lateness while two callers keep
+them busy on each.
 Usage: `python bench/pool_choice.py`."""
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +26,64 @@ from neira.runtime.worker import Job, run_steps  # noqa: E402
 from tests.runtime.doubles import spin  # noqa: E402
 
 N = 3000
+VOICE_RUNS = 400
+
+
+def voice_job() -> Job:
+    """The voice organ's pool segment (phonemes, speech) on the normalised «Привет, мир», as its pathway binds it."""
+    import json
+
+    from neira.catalog import parse_cell
+    from neira.runtime import builtin_registry
+    from neira.runtime.backends import AdapterBackend
+
+    organ = json.loads((ROOT / "examples" / "organs" / "organ.voice.v1.json").read_text())
+    backend = AdapterBackend(builtin_registry())
+    steps = [backend.bind(parse_cell(json.loads((ROOT / "examples" / "cells" / f"{c}.json").read_text())), None)
+             for c in organ["pathways"][0]["cells"]]
+    normal = run_steps(Job(((steps[0].impl.fn, steps[0].params),), Text(text="Привет, мир")))[0].output
+    assert normal is not None
+    return Job(tuple((s.impl.fn, s.params) for s in steps[1:]), normal)
+
+
+async def voice(pool: Pool, threads: ThreadPoolExecutor) -> dict[str, object]:
+    """The eSpeak steps on a thread and on a worker: per run over direct (interleaved, each after a direct
+    call), and the loop's timer lateness while two callers run them back to back on each."""
+    loop = asyncio.get_running_loop()
+    job = voice_job()
+    run_steps(job)
+    calls = {"thread": lambda: loop.run_in_executor(threads, run_steps, job), "process": lambda: pool.run(job, 5)}
+    for call in calls.values():
+        await call()
+    times: dict[str, list[float]] = {"direct": [], "thread": [], "process": []}
+    for i in range(VOICE_RUNS):
+        for name in (("thread", "process") if i % 2 else ("process", "thread")):
+            t = time.perf_counter()
+            run_steps(job)
+            times["direct"].append((time.perf_counter() - t) * 1e6)
+            t = time.perf_counter()
+            await calls[name]()
+            times[name].append((time.perf_counter() - t) * 1e6)
+    direct = summary(times["direct"])["p50"]
+    out: dict[str, object] = {"voice_direct_us": round(direct, 1)}
+    for name in ("thread", "process"):
+        out[f"voice_{name}_over_direct_us"] = round(summary(times[name])["p50"] - direct, 1)
+    for name, call in calls.items():
+        stop = asyncio.Event()
+        busy = [asyncio.ensure_future(keep_busy(call, stop)) for _ in range(2)]
+        out[f"voice_{name}_busy_loop_ms"] = await timer_lateness(2.0)
+        stop.set()
+        out[f"voice_{name}_busy_runs_per_s"] = round(sum(await asyncio.gather(*busy)) / 2.0)
+    return out
+
+
+async def keep_busy(call: Callable[[], Awaitable[object]], stop: asyncio.Event) -> int:
+    """Runs `call` back to back until `stop`; how many it ran."""
+    n = 0
+    while not stop.is_set():
+        await call()
+        n += 1
+    return n
 
 
 async def timer_lateness(seconds: float) -> dict[str, float]:
@@ -50,6 +112,7 @@ async def main() -> None:
             times.append((time.perf_counter() - t) * 1e6)
         out[f"{name}_trivial_run_us"] = {k: round(v, 1) for k, v in summary(times).items()}
     out["loop_idle_ms"] = await timer_lateness(1.0)
+    out.update(await voice(pool, threads))
     spinning = Job(((spin, NoParams()),), Text(text="x"))
     # a 1 s deadline; the loop is sampled while the runaway spins and for 2 s after its deadline
     killed = asyncio.ensure_future(pool.run(spinning, 1.0))

@@ -20,9 +20,22 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from neira.errors import Busy
 from neira.runtime import worker
-from neira.runtime.worker import Job, StepResult
+from neira.runtime.worker import (
+    HEADROOM,
+    KNOWN_STEPS,
+    Job,
+    JobMessage,
+    StepResult,
+    framed,
+)
+
+_encode_into = msgspec.msgpack.Encoder().encode_into
+_decode_results = msgspec.msgpack.Decoder(list[StepResult]).decode
+KEYS, KEY_BYTES = 4096, 32 << 20  # step tuples (and their pickled bytes) the pool keeps before it starts afresh
 
 log = logging.getLogger("neira.runtime")
 READY_S = 60.0  # a new worker's start and warm-up (eSpeak NG, …) before it is given up
@@ -45,10 +58,16 @@ class WorkerLost(Exception):
         self.step, self.done_ms = step, done_ms or []
 
 
+class NotDelivered(WorkerLost):
+    """The worker was dead before it had the job (its end is closed): the job never started, so it may go to
+    another worker."""
+
+
 class _Worker:
     """One worker process and the parent's end of its socket pair (non-blocking: event loops such as uvloop
-    make watched descriptors non-blocking anyway). Messages are framed as multiprocessing's Connection frames
-    them (the worker uses `Connection.recv_bytes` / `send_bytes`)."""
+    make watched descriptors non-blocking anyway). A reader on the loop takes each answer into a reused buffer
+    and hands it to the run that waits for it: one job at a time per worker, so an answer is the only bytes in
+    flight, and its view stays valid until the worker's next job."""
 
     def __init__(self, ctx: Any, warmers: tuple[Callable[[], None], ...]) -> None:
         parent, child = ctx.Pipe(duplex=True)
@@ -60,47 +79,98 @@ class _Worker:
         self.sock = socket.socket(fileno=os.dup(parent.fileno()))
         parent.close()
         self.sock.setblocking(False)
-        self.buf = bytearray()
+        self.known: set[int] = set()  # step keys this worker keeps unpickled
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[memoryview] | None = None
+        self._lost: WorkerLost | None = None
+        self._small = bytearray(1 << 16)
+        self._buf, self._got = self._small, 0
+        self.on_idle_loss: Callable[[_Worker], None] | None = None  # told when it dies with no job on it
 
-    async def exchange(self, data: bytes) -> bytes:
-        """Send one message, receive the answer."""
+    def receive(self) -> asyncio.Future[memoryview]:
+        """The next frame's body (the first one, empty, says the worker is ready: its warmers have run)."""
         loop = asyncio.get_running_loop()
-        n = len(data)
-        header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+        fut: asyncio.Future[memoryview] = loop.create_future()
+        if self._lost is not None:
+            fut.set_exception(self._lost)
+            return fut
+        if self._loop is None:
+            self._loop = loop
+            loop.add_reader(self.sock.fileno(), self._readable)
+        self._waiter, self._buf, self._got = fut, self._small, 0
+        return fut
+
+    async def exchange(self, frame: memoryview) -> memoryview:
+        """Send one framed message, receive the answer's body."""
+        answer = self.receive()
         try:
-            await loop.sock_sendall(self.sock, header + data)
+            sent = self.sock.send(frame)
+        except BlockingIOError:
+            sent = 0
         except OSError as exc:
-            raise WorkerLost(f"cannot send to the worker ({type(exc).__name__})") from None
-        return await self.receive()
-
-    async def receive(self) -> bytes:
-        """The next message from the worker (the first one says it is ready: its warmers have run)."""
-        loop = asyncio.get_running_loop()
-        buf = self.buf
-        while True:
-            if len(buf) >= 4:
-                size, start = struct.unpack_from("!i", buf)[0], 4
-                if size == -1 and len(buf) >= 12:
-                    size, start = struct.unpack_from("!Q", buf, 4)[0], 12
-                if size >= 0 and len(buf) >= start + size:
-                    message = bytes(buf[start:start + size])
-                    del buf[:start + size]
-                    return message
+            raise NotDelivered(f"cannot send to the worker ({type(exc).__name__})") from None
+        if sent < len(frame):  # a large payload: the rest as the worker reads it
             try:
-                chunk = await loop.sock_recv(self.sock, 1 << 20)
+                await asyncio.get_running_loop().sock_sendall(self.sock, frame[sent:])
             except OSError as exc:
-                raise WorkerLost(f"cannot read from the worker ({type(exc).__name__})") from None
-            if not chunk:
-                raise WorkerLost("the worker closed its end")
-            if not buf and len(chunk) >= 4:  # the usual case: one whole answer in one read, taken without a copy
-                size = struct.unpack_from("!i", chunk)[0]
-                if size >= 0 and len(chunk) == 4 + size:
-                    return chunk[4:] if size else b""
-            buf += chunk
+                raise WorkerLost(f"cannot send to the worker ({type(exc).__name__})") from None
+        return await answer
+
+    def _readable(self) -> None:
+        buf, got = self._buf, self._got
+        try:
+            n = self.sock.recv_into(memoryview(buf)[got:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            return self._fail(f"cannot read from the worker ({type(exc).__name__})")
+        if not n:
+            return self._fail("the worker closed its end")
+        got = self._got = got + n
+        if got < 4:
+            return
+        size, start = struct.unpack_from("!i", buf)[0], 4
+        if size == -1:
+            if got < 12:
+                return
+            size, start = struct.unpack_from("!Q", buf, 4)[0], 12
+        end = start + size
+        if end > len(buf):  # a large answer (an image): a buffer of its size, for this answer only
+            self._buf = bytearray(end)
+            self._buf[:got] = memoryview(buf)[:got]
+            return
+        if got < end:
+            return
+        waiter = self._waiter
+        if got > end or waiter is None:  # one job at a time: bytes past an answer, or unasked for, are a fault
+            return self._fail("the worker sent what was not asked for")
+        self._waiter, self._got = None, 0
+        if not waiter.done():  # (a run past its deadline has stopped waiting)
+            waiter.set_result(memoryview(buf)[start:end])
+
+    def _fail(self, reason: str) -> None:
+        self._lost = WorkerLost(reason)
+        self._unwatch()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self._lost)
+        elif waiter is None and self.on_idle_loss is not None:
+            self.on_idle_loss(self)
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sock.fileno())
+        self._loop = None
+
+    def close(self) -> None:
+        """Close the parent's end (the worker exits when it reads the end of its socket)."""
+        if self.sock.fileno() >= 0:
+            self._unwatch()
+            self.sock.close()
 
     def kill(self) -> None:
         self.proc.kill()
-        self.sock.close()
+        self.close()
 
 
 class Pool:
@@ -112,6 +182,8 @@ class Pool:
         self._all: set[_Worker] = set()
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._starting: asyncio.Task[None] | None = None
+        self._keys: dict[tuple[Any, ...], tuple[int, bytes]] = {}
+        self._key_bytes, self._next_key = 0, 0
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self.closed = False
@@ -147,8 +219,18 @@ class Pool:
             if self.closed:
                 w.kill()
                 return
+            w.on_idle_loss = self._lost_idle
             self._all.add(w)
             self._release(w)
+
+    def _lost_idle(self, w: _Worker) -> None:
+        """A worker died with no job on it (killed from outside, the OOM killer): replaced now, so no run
+        is handed a dead worker."""
+        if w in self._all:
+            log.warning("an idle run worker died (exit code %s); starting another", w.proc.exitcode)
+            if w in self._idle:
+                self._idle.remove(w)
+            self._replace(w)
 
     def _fail_waiters(self) -> None:
         """No worker could start: fail the runs that wait rather than hang them (the next run tries again)."""
@@ -199,34 +281,84 @@ class Pool:
         (queue full; with `wait` false: no worker is free now), Deadline (the worker was killed at
         `timeout_s`) or WorkerLost."""
         queued = time.perf_counter()
-        w = await self._acquire(wait)
-        waited = (time.perf_counter() - queued) * 1000
+        for attempt in range(self.size + 1):
+            w = await self._acquire(wait)
+            waited = (time.perf_counter() - queued) * 1000
+            try:
+                return await self._run_on(w, job, timeout_s), waited
+            except NotDelivered:  # it died idle, just now: the job never started, another worker takes it
+                if attempt == self.size:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _run_on(self, w: _Worker, job: Job, timeout_s: float) -> list[StepResult]:
         w.progress[0] = 0
         try:
-            data = await asyncio.wait_for(w.exchange(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                answer = await w.exchange(self._message(w, job))
+            results = _decode_results(answer)
         except TimeoutError:
             step = int(w.progress[0])
             done_ms = list(w.progress[1:1 + step])
             self._replace(w)
             raise Deadline(step, done_ms) from None
+        except NotDelivered:
+            self._replace(w)
+            raise
         except WorkerLost as exc:
             step = int(w.progress[0])
             w.proc.join(0.2)
             log.warning("a run worker died under a job (exit code %s, %s)", w.proc.exitcode, exc)
             self._replace(w)
             raise WorkerLost(str(exc), step, list(w.progress[1:1 + step])) from None
+        except msgspec.DecodeError:  # (ValidationError is one) not what the worker writes: a fault, start afresh
+            self._replace(w)
+            raise WorkerLost("the worker's answer could not be read", 0) from None
         except BaseException:  # cancelled (the client went away): the worker may be mid-job, start afresh
             self._replace(w)
             raise
         self._release(w)
-        return pickle.loads(data), waited
+        return results
+
+    def _message(self, w: _Worker, job: Job) -> memoryview:
+        """The job as a frame for this worker: its step tuple pickled once per pool and sent once per worker
+        (then named by its key), the payload as msgpack."""
+        try:
+            entry = self._keys.get(job.steps)
+            keep = True
+        except TypeError:  # params that cannot be hashed: pickled and sent with every job
+            entry, keep = None, False
+        if entry is None:
+            entry = (self._next_key if keep else -1, pickle.dumps(job.steps, protocol=pickle.HIGHEST_PROTOCOL))
+            if keep:
+                if len(self._keys) >= KEYS or self._key_bytes > KEY_BYTES:  # (sandboxed code is up to 256 KiB)
+                    self._keys.clear()
+                    self._key_bytes = 0
+                self._keys[job.steps] = entry
+                self._key_bytes += len(entry[1])
+                self._next_key += 1
+        key, steps = entry
+        forget = False
+        if key >= 0:
+            if key in w.known:
+                steps = None
+            else:
+                if len(w.known) >= KNOWN_STEPS:
+                    w.known.clear()
+                    forget = True
+                w.known.add(key)
+        buf = bytearray(HEADROOM)
+        _encode_into(JobMessage(key, job.payload, steps, forget), buf, HEADROOM)
+        return framed(buf)
 
     def _replace(self, w: _Worker) -> None:
-        """Kill a worker and start another in its place."""
+        """Kill a worker and start another in its place (once: a worker already replaced, say after dying idle
+        while handed to a waiting run, is not replaced again)."""
+        counted = w in self._all
         self._all.discard(w)
         w.kill()
         asyncio.get_running_loop().create_task(asyncio.to_thread(w.proc.join, 5))
-        if not self.closed:
+        if counted and not self.closed:
             asyncio.get_running_loop().create_task(self._spawn(1))
 
     def stop_spawning(self) -> None:
@@ -241,7 +373,7 @@ class Pool:
             self._starting.cancel()
         workers, self._all, self._idle = list(self._all), set(), []
         for w in workers:
-            w.sock.close()
+            w.close()
         for w in workers:
             await asyncio.to_thread(w.proc.join, 2)  # (a worker replaced under a cancelled run was killed already)
             if w.proc.is_alive():

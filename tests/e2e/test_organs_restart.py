@@ -15,7 +15,7 @@ from tests.e2e.server import Server
 
 pytestmark = pytest.mark.e2e
 
-DELAY_MS = 1200
+DELAY_MS = 3000  # long enough that three more builds and two moves on a loaded machine stay inside one stage
 STAGES = ["draft", "canary", "experimental", "stable"]
 
 

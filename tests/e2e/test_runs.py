@@ -109,6 +109,23 @@ def test_bad_payloads_are_answered_and_the_server_goes_on(server: Server) -> Non
         assert r.json()["ok"], r.text
 
 
+def test_a_crash_inside_espeak_ng_costs_one_worker_not_the_server(server: Server) -> None:
+    # eSpeak NG 1.52.0 (the wheel's) aborts its process on a word of many stacked `'s` suffixes (a stack
+    # overflow, espeak-ng/espeak-ng#2495): this is why its steps run on the workers, not on a thread
+    crash = "s'" * 220
+    with server.client() as http:
+        organ_id = built(http, "organ.voice.v1")
+        r = http.post(f"/organs/{organ_id}/run", json={"input": crash})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["ok"], body["error"]["code"], body["error"]["cell"]) == (False, "cell_failed", "analysis.text_to_phonemes.v1")
+        assert body["error"]["reason"] == "the worker process running the cell died"
+        assert http.get("/healthz").status_code == 200
+        r = http.post(f"/organs/{organ_id}/run", json={"input": INPUTS["organ.voice.v1"]})
+        assert r.json()["ok"], r.text
+        check_output("organ.voice.v1", r.json())
+
+
 def cli(server: Server, *argv: str) -> tuple[int, str, str]:
     """`neira run ...` against the server: exit code, stdout, stderr."""
     from api.cli import build_parser

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from neira.core import Core
-from tests.conftest import make_settings
-from tests.postgres.test_feed import seen
+from tests.postgres.cores import cores, seen
 
 TEMPLATE = {"id": "analysis.copied.v1", "version": "1.0.0", "analysis_type": "reverse", "links": [],
             "metadata": {"schema": "v1", "adapter": {"impl": "reverse"}}}
@@ -19,27 +18,25 @@ TEMPLATE = {"id": "analysis.copied.v1", "version": "1.0.0", "analysis_type": "re
 
 @pytest.fixture
 async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[Core, Core]]:
-    slow = (600_000, 600_000, 600_000)
-    a = Core(make_settings(tmp_path / "a", database_url=pg_url, stage_delays_ms=slow, integrity_interval_s=0))
-    b = Core(make_settings(tmp_path / "b", database_url=pg_url, stage_delays_ms=slow, integrity_interval_s=0))
-    await a.start()
-    await b.start()
-    try:
+    async with cores(tmp_path, pg_url, "ab", integrity_interval_s=0) as (a, b):
         yield a, b
-    finally:
-        await b.stop()
-        await a.stop()
+
+
+async def copied_to(b: Core, record: dict) -> Path:
+    """The path of the template's file in B's data dir, once B has copied it."""
+    copy = b.catalog.path_for("cell", TEMPLATE["id"], TEMPLATE["version"])
+
+    async def there() -> bool:
+        return copy.is_file()
+
+    await seen(there)
+    return copy
 
 
 async def test_a_registration_on_one_replica_is_copied_and_checks_clean_on_the_other(pair: tuple[Core, Core]) -> None:
     a, b = pair
     _, record = await a.factory.create({"template": TEMPLATE}, "admin")
-    copy = b.catalog.path_for("cell", TEMPLATE["id"], TEMPLATE["version"])
-
-    async def copied() -> bool:
-        return copy.is_file()
-
-    await seen(copied)
+    await copied_to(b, record)
     check = await b.immune.check_integrity()  # right after: nothing missing, nothing quarantined
     assert check.failed == []
     assert (await b.factory.get(record["id"]))["state"] == "draft"
@@ -59,13 +56,7 @@ async def test_a_new_registration_checked_before_its_copy_arrived_is_copied_not_
 async def test_a_file_removed_from_a_replicas_data_dir_is_still_a_fault(pair: tuple[Core, Core]) -> None:
     a, b = pair
     _, record = await a.factory.create({"template": TEMPLATE}, "admin")
-    copy = b.catalog.path_for("cell", TEMPLATE["id"], TEMPLATE["version"])
-
-    async def copied() -> bool:
-        return copy.is_file()
-
-    await seen(copied)
-    copy.unlink()
+    (await copied_to(b, record)).unlink()
     check = await b.immune.check_integrity()
     assert [(f.id, f.problem) for f in check.failed] == [(TEMPLATE["id"], "missing")]
     assert (await a.factory.get(record["id"]))["state"] in {"quarantined", "healing"}  # on every replica: one record

@@ -12,22 +12,15 @@ import pytest
 
 from neira.core import Core
 from neira.events import Event, Subscription
-from tests.conftest import make_settings
+from tests.postgres.cores import cores
 
 TOPIC = "probe"
 
 
 @pytest.fixture
 async def three(tmp_path: Path, pg_url: str) -> AsyncIterator[list[Core]]:
-    slow = (600_000, 600_000, 600_000)
-    cores = [Core(make_settings(tmp_path / n, database_url=pg_url, stage_delays_ms=slow)) for n in "abc"]
-    for c in cores:
-        await c.start()
-    try:
-        yield cores
-    finally:
-        for c in reversed(cores):
-            await c.stop()
+    async with cores(tmp_path, pg_url) as made:
+        yield made
 
 
 async def emit(core: Core, name: str, n: int) -> None:

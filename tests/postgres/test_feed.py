@@ -4,9 +4,7 @@ and a replica whose listener lost its connection reloads what it missed."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -14,33 +12,14 @@ import pytest
 
 from neira.core import Core
 from neira.policy import GateState
-from tests.conftest import make_settings
 from tests.postgres.cluster import Cluster
-
-WITHIN_S = 1.0  # the contract's bound for a flip or a registration to be seen everywhere
-
-
-async def seen(check: Callable[[], Awaitable[bool]], within: float = WITHIN_S) -> float:
-    """Seconds until `check()` holds; fails the test after `within`."""
-    start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < within, "not seen in time"
-        await asyncio.sleep(0.01)  # polling the other replica's cache, not hiding a race
-    return time.monotonic() - start
+from tests.postgres.cores import cores, seen
 
 
 @pytest.fixture
 async def replicas(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[Core, Core]]:
-    slow = (600_000, 600_000, 600_000)  # nothing advances by itself while the test looks
-    a = Core(make_settings(tmp_path / "a", database_url=pg_url, stage_delays_ms=slow))
-    b = Core(make_settings(tmp_path / "b", database_url=pg_url, stage_delays_ms=slow))
-    await a.start()
-    await b.start()
-    try:
+    async with cores(tmp_path, pg_url, "ab") as (a, b):
         yield a, b
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_a_gate_flip_and_safe_mode_reach_the_other_replica(replicas: tuple[Core, Core]) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from neira.core import Core
 from neira.errors import NeiraError
-from tests.conftest import make_settings
+from tests.postgres.cores import cores
 
 TEMPLATE = {"id": "analysis.race.v1", "version": "1.0.0", "analysis_type": "reverse", "links": [],
             "metadata": {"schema": "v1", "adapter": {"impl": "reverse"}}}
@@ -22,15 +22,8 @@ TEMPLATE = {"id": "analysis.race.v1", "version": "1.0.0", "analysis_type": "reve
 
 @pytest.fixture
 async def three(tmp_path: Path, pg_url: str) -> AsyncIterator[list[Core]]:
-    slow = (600_000, 600_000, 600_000)  # nothing moves by itself: every move below is a request's
-    cores = [Core(make_settings(tmp_path / n, database_url=pg_url, stage_delays_ms=slow)) for n in "abc"]
-    for c in cores:
-        await c.start()
-    try:
-        yield cores
-    finally:
-        for c in reversed(cores):
-            await c.stop()
+    async with cores(tmp_path, pg_url) as made:
+        yield made
 
 
 async def outcome(call: Any) -> Any:

@@ -15,13 +15,12 @@ from api.app import create_app
 from api.signin import COOKIE, CSRF_HEADER
 from neira.core import Core
 from tests.conftest import auth, make_settings
-from tests.postgres.test_feed import seen
+from tests.postgres.cores import SLOW, seen
 
 
 @pytest.fixture
 async def clients(tmp_path: Path, pg_url: str) -> AsyncIterator[list[AsyncTestClient]]:
-    slow = (600_000, 600_000, 600_000)
-    apps = [create_app(Core(make_settings(tmp_path / n, database_url=pg_url, stage_delays_ms=slow))) for n in "abc"]
+    apps = [create_app(Core(make_settings(tmp_path / n, database_url=pg_url, stage_delays_ms=SLOW))) for n in "abc"]
     async with AsyncTestClient(apps[0]) as a, AsyncTestClient(apps[1]) as b, AsyncTestClient(apps[2]) as c:
         yield [a, b, c]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 
+import msgspec
+
 from neira.runtime import Registry, builtin_registry, impl
-from neira.runtime.payloads import Payload, Text
+from neira.runtime.payloads import JsonData, Payload, Text
 
 
 def spin(payload: Payload, _: object) -> Payload:
@@ -53,11 +55,45 @@ def with_slow_start() -> Registry:
 
 
 def with_doubles() -> Registry:
-    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`)."""
+    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`, `unsendable`)."""
     r = builtin_registry().copy()
     r.register(impl("spin", ["text"], "text", spin))
     r.register(impl("crash", ["text"], "text", crash))
     r.register(impl("boom", ["text"], "text", boom))
     r.register(impl("not_a_payload", ["text"], "text", not_a_payload))
     r.register(impl("upper", ["text"], "text", upper))
+    r.register(impl("unsendable", ["text"], "json", unsendable))
     return r
+
+
+class SuffixParams(msgspec.Struct, kw_only=True, frozen=True):
+    """What `suffix` appends."""
+
+    suffix: str
+
+
+class ListParams(msgspec.Struct, kw_only=True):
+    """Params that cannot be hashed (not frozen, a list in them)."""
+
+    parts: list[str]
+
+
+def suffix(payload: Text, params: SuffixParams) -> Text:
+    """The text with its params' suffix: which params a worker ran with shows in the answer."""
+    return Text(text=payload.text + params.suffix)
+
+
+def joined(payload: Text, params: ListParams) -> Text:
+    """The text with the params' parts appended."""
+    return Text(text=payload.text + "".join(params.parts))
+
+
+def nap(payload: Payload, _: object) -> Payload:
+    """A slow, well-behaved implementation (0.3 s): two runs of it at once need two workers."""
+    time.sleep(0.3)
+    return payload
+
+
+def unsendable(payload: Payload, _: object) -> JsonData:
+    """Answers json data that JSON (and the worker's wire) has no form for: a bare object."""
+    return JsonData(data={"thing": object()})

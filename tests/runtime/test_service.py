@@ -51,6 +51,8 @@ async def test_each_output_feeds_the_next_cell(rcore: Core) -> None:
     ("boom", "cell_failed", "ValueError: no such thing in <path>"),
     ("not_a_payload", "cell_failed", "TypeError: implementation answered dict, not a payload"),
     ("crash", "cell_failed", "the worker process running the cell died"),
+    ("unsendable", "cell_failed", "the cell answered a payload that cannot leave the worker (TypeError: Encoding "
+     "objects of type object is unsupported)"),
     ("summarize", "input_invalid", "the text has no words to summarise"),
 ])
 async def test_a_failing_cell_stops_the_run_and_is_named(rcore: Core, impl: str, code: str, reason: str) -> None:
