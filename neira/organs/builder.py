@@ -29,6 +29,7 @@ from neira.organs import plan, store
 from neira.storage.tables import organs as ORGANS
 from sqlalchemy import select
 from neira.organs.builds import BuildQueue, Job
+from neira.plan_apply import CoreExecutor, decision_of
 from neira.organs.by_template import TemplateOrgans
 from neira.organs.progress import DRAFT, Progress, status_metrics, waiting
 from neira.organs.rows import OrganRows
@@ -72,7 +73,8 @@ class OrganBuilder:
         self.by_template = TemplateOrgans(db, self.rows)
         self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows, sweep_ms)
-        self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
+        self._builds = BuildQueue(db, catalog, events, audit, self.progress, factory.cell_steps_in,
+                                  CoreExecutor(factory, catalog, self))
         policy.on_gate(GATE, self.progress.gate_changed)  # a closed gate holds every build (progress.py)
         self.progress.carry = self._carry_batch  # the organ's cells move with it (contract §7)
         self.graduation: Graduation | None = None  # promotion on evidence and the holds (neira/graduation.py)
@@ -119,7 +121,7 @@ class OrganBuilder:
             return 200, await self._dryrun(req, actor, decision)
         ref = req.organ_template
         job = Job(actor=actor, ref=ref, ref_key=ref if isinstance(ref, str) else idempotency.body_hash(ref),
-                   decision_id=decision.decision_id, key=idempotency_key or None,
+                   decision=decision_of(decision), key=idempotency_key or None,
                    digest=idempotency.body_hash(body) if idempotency_key else "")
         return await self._builds.submit(job)
 
