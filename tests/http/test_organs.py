@@ -279,3 +279,21 @@ async def test_the_dryrun_checks_each_pathway_type_chain(client: AsyncTestClient
     assert body["plan"]["risks"] == breaks
     voice = (await client.post("/organs/build", json={"organ_template": "organ.voice.v1", "dryrun": True}, headers=auth())).json()
     assert voice["ok"] is True and not [r for r in voice["report"]["risks"] if r["code"] in ("type_mismatch", "no_implementation")]
+
+
+async def test_the_status_body_keeps_its_fields_in_order(client: AsyncTestClient) -> None:
+    """The status is typed in the core; its JSON is what clients have always read, field for field and in order
+    (a held build: its hold, and the figures of its runs)."""
+    organ_id = await build(client)
+    r = await client.post(f"/organs/{organ_id}/hold", json={"reason": "look first"}, headers=auth("operator"))
+    assert r.status_code == 200, r.text
+    body = (await client.get(f"/organs/{organ_id}/status", headers=auth("viewer"))).json()
+    assert list(body) == ["id", "state", "template_id", "auto", "waiting_for", "held_by", "hold", "analysis",
+                          "override", "cells", "metrics", "updated_at"]
+    assert list(body["metrics"]) == ["attempts", "stage_times", "build_started_at", "build_finished_at",
+                                     "build_duration_ms", "elapsed_ms", "next_stage", "next_stage_at", "held_left_ms", "runs"]
+    assert list(body["metrics"]["runs"]) == ["total", "ok", "failed", "window", "last_at"]
+    assert list(body["metrics"]["runs"]["window"]) == ["runs", "error_rate", "p50_ms", "p99_ms"]
+    assert [list(c) for c in body["cells"]] == [["id", "record_id", "state"]] * 3
+    assert (body["waiting_for"], body["hold"]["actor"], body["hold"]["reason"]) == ("approval", "operator", "look first")
+    assert list(body["hold"]) == ["since", "actor", "reason"]
