@@ -16,10 +16,22 @@ from neira.catalog import Catalog
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.organs import plan, store
-from neira.plan import AnyStep, Change, CreateRecord, Decision, Plan, ReuseRecord, StartBuild, base_of
+from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
+from neira.plan import (
+    AnyStep,
+    Change,
+    CreateRecord,
+    Decision,
+    MoveOrgan,
+    MoveRecord,
+    Plan,
+    RegisterTemplate,
+    ReuseRecord,
+    StartBuild,
+    base_of,
+)
 from neira.plan_apply import Executor, carry_out, decision_of
 from neira.storage.batch import Batch, GroupCommit
-from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
 from neira.storage.db import Database, Tx
 from neira.structs import Base
 
@@ -51,12 +63,12 @@ class BatchStarts:
         self._ids: Iterator[int] = iter(ids)
         self._next: int | None = None
         self.rows: list[tuple[Any, ...]] = []
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.events: list[tuple[str, str, dict[str, str | int]]] = []
         self.audits: list[tuple[Any, ...]] = []
         self.started: list[tuple[str, str, int]] = []
         self._times = {DRAFT: now}
         self._cells: dict[tuple[str, ...], list[dict[str, str]]] = {}
-        self._after: dict[tuple[str, str], dict[str, Any]] = {}
+        self._after: dict[tuple[str, str], dict[str, str]] = {}
 
     def peek(self) -> str:
         """The id the next `StartBuild` will get."""
@@ -67,7 +79,7 @@ class BatchStarts:
     async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]:
         return await self.inner.create_record(tx, step, actor, decision_ids)
 
-    async def register(self, tx: Tx, step: Any) -> None:
+    async def register(self, tx: Tx, step: RegisterTemplate) -> None:
         await self.inner.register(tx, step)
 
     async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
@@ -88,10 +100,10 @@ class BatchStarts:
         self.started.append((organ_id, step.template_id, 1))
         return organ_id
 
-    async def move_record(self, tx: Tx, step: Any, actor: str, reason: str, decision_ids: list[str]) -> None:
+    async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None:
         await self.inner.move_record(tx, step, actor, reason, decision_ids)
 
-    async def move_organ(self, tx: Tx, step: Any, actor: str, reason: str, decision_ids: list[str]) -> str:
+    async def move_organ(self, tx: Tx, step: MoveOrgan, actor: str, reason: str, decision_ids: list[str]) -> str:
         return await self.inner.move_organ(tx, step, actor, reason, decision_ids)
 
 

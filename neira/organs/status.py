@@ -16,10 +16,13 @@ class Answer(msgspec.Struct, kw_only=True, frozen=True):
     also read by its JSON name (`status["state"]`), as callers written against the JSON do."""
 
     def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field `key`, or `default` for a name it does not have."""
+        return getattr(self, key) if key in self.__struct_fields__ else default
 
 
 class OrganCell(Answer):
