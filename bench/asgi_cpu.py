@@ -85,7 +85,7 @@ async def main(n: int, rounds: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         core = Core(Settings(data_dir=tmp, admin_token=TOKEN, stage_delays_ms=(1, 1, 1),
-                             analysis_interval_ms=0)  # CPU per request, without the canary analysis beside it)
+                             analysis_interval_ms=0))  # CPU per request, without the canary analysis beside it
         app = create_app(core)
         await core.start()
         try:

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import msgspec
 from sqlalchemy import func, select
 
 from neira import idempotency
@@ -36,9 +37,8 @@ from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
 from neira.metrics import Metrics
-from neira.plan import Blocked, CreateRecord, Plan, ReuseRecord, change
-from neira.plan import Decision as PlanDecision
-from neira.plan_apply import CoreExecutor, carry_out
+from neira.plan import AnyStep, Blocked, CreateRecord, Plan, ReuseRecord, change
+from neira.plan_apply import CoreExecutor, carry_out, decision_of
 from neira.planning import DEAD, Snapshot, cell_step
 from neira.policy import Decision, PolicyEngine
 from neira.selector import LIVE_STATES, candidate
@@ -210,9 +210,7 @@ class Factory:
                 step = CreateRecord(template=template_dict(t), template_id=t.id, version=t.version, digest=digest,
                                     backend=req.backend, hitl=req.hitl, own_reason=True, reason=why)
                 made: list[dict[str, Any]] = []
-                decision = PlanDecision(decision_id=gate.decision_id, rule=gate.rule, action=gate.action,
-                                        reason=gate.reason, capability=gate.capability)
-                await carry_out(tx, Plan(id="", lang="en", steps=[step], decisions=[decision], facts={}), actor,
+                await carry_out(tx, Plan(id="", lang="en", steps=[step], decisions=[decision_of(gate)], facts={}), actor,
                                 self.executor, made)
                 [record] = made
             await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
@@ -413,20 +411,21 @@ class Factory:
         return new.value
 
     # --- for the organ builder ---------------------------------------------------------------------
-    async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:
-        """Inside the caller's transaction: for each cell id, the plan's own choice (`planning.cell_step`) over
-        what the transaction reads — reuse a live record (or a draft of the same content), or create a draft
-        from the catalog template (a generated adapter template if the catalog does not know the id).
-        Creating needs `factory_adapter`; its decision ids come back per item. When the only record of the
-        latest version is disabled, failed or rolled back, the dead one must not run: 409 `conflict`."""
-        out: list[dict[str, Any]] = []
+    async def cell_steps_in(self, tx: Tx, cell_ids: list[str], context: Any) -> tuple[list[AnyStep], Decision | None]:
+        """Inside the caller's transaction, the plan's own choice (`planning.cell_step`) for each cell id over what
+        the transaction reads: reuse a live record (or a draft of the same content), or create a draft from the
+        catalog template (a generated adapter template if the catalog does not know the id), its history reason
+        naming `context`. Creating needs `factory_adapter` (enforced here; its decision comes back). When the only
+        record of the latest version is disabled, failed or rolled back, the dead one must not run: 409 `conflict`."""
+        steps: list[AnyStep] = []
         gate: Decision | None = None
         for cell_id in cell_ids:
             check_id(cell_id, "cell id")
             versions = await self.catalog.versions(tx.conn, CELL, cell_id)
             latest_body = {cell_id: versions[latest(list(versions))]} if versions else {}
             rows = await self.records.of_template(tx.conn, cell_id)
-            snap = Snapshot(latest=latest_body, digests={}, records={cell_id: [candidate(r) for r in rows]})
+            snap = Snapshot(latest=latest_body, digests={f"cell:{cell_id}": dict.fromkeys(versions, "")},
+                            records={cell_id: [candidate(r) for r in rows]})
             step = cell_step(cell_id, snap, context=context or "an organ build")
             if isinstance(step, Blocked):
                 what = step.state if step.state in DEAD else f"{step.state} (from {next(r.previous_state for r in rows if r.id == step.record_id)})"
@@ -434,22 +433,32 @@ class Factory:
                     f"cell {cell_id} has only a {what} record ({step.record_id}) of version {step.version}; "
                     f"roll forward: register a new version of {cell_id} in the catalog and build again",
                     cell=cell_id, record_id=step.record_id, state=step.state, version=step.version)
+            if isinstance(step, CreateRecord):
+                if gate is None:
+                    gate = self.policy.gate("factory_adapter")
+                    self.policy.enforce([gate])
+                said = change(step).reason
+                step = msgspec.structs.replace(step, own_reason=True,
+                                               reason=f"{said}; created for {context}" if context else said)
+            steps.append(step)
+        return steps, gate
+
+    async def ensure_cells(self, tx: Tx, cell_ids: list[str], actor: str, context: Any) -> list[dict[str, Any]]:
+        """Inside the caller's transaction: `cell_steps_in`, carried out at once — `[{id, record_id, action,
+        state, reason, decision_ids}]` per cell (the decision ids of a created record: the `factory_adapter`
+        gate's). A rebuild chooses its cells again with it."""
+        steps, gate = await self.cell_steps_in(tx, cell_ids, context)
+        out: list[dict[str, Any]] = []
+        for step in steps:
             if isinstance(step, ReuseRecord):
-                out.append({"id": cell_id, "record_id": step.record_id, "action": "reuse", "state": step.state,
+                out.append({"id": step.template_id, "record_id": step.record_id, "action": "reuse", "state": step.state,
                             "reason": _reuse_reason(step), "decision_ids": []})
                 continue
-            assert isinstance(step, CreateRecord)
-            if gate is None:
-                gate = self.policy.gate("factory_adapter")
-                self.policy.enforce([gate])
-            t = parse_cell(step.template)
-            said = change(step).reason
-            why = f"{said}; created for {context}" if context else said
-            rec = await self.records.insert(tx, t, step.digest, "adapter", True, actor, why, [gate.decision_id])
-            if not versions:
-                await self.catalog.register(tx, t)
-            out.append({"id": cell_id, "record_id": rec["id"], "action": "create", "reason": said,
-                        "state": rec["state"], "decision_ids": [gate.decision_id]})
+            assert isinstance(step, CreateRecord) and gate is not None
+            ids = [gate.decision_id]
+            rec = await self.executor.create_record(tx, step, actor, ids)
+            out.append({"id": step.template_id, "record_id": rec["id"], "action": "create", "reason": change(step).reason,
+                        "state": rec["state"], "decision_ids": ids})
         return out
 
 

@@ -10,10 +10,11 @@ from neira.catalog import parse_cell, parse_organ
 from neira.errors import PlanStale
 from neira.lifecycle import CellEvent, OrganEvent
 from neira.plan import (
-    AnyStep, Blocked, Change, CreateRecord, MoveOrgan, MoveRecord, Plan, PlanView, RegisterTemplate, ReuseOrgan,
+    AnyStep, Blocked, Change, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, PlanView, RegisterTemplate, ReuseOrgan,
     ReuseRecord, StartBuild, change,
 )
 from neira.planning import read_facts
+from neira.policy import Decision as PolicyDecision
 from neira.policy import decision_error
 from neira.storage.db import Tx
 from neira.structs import Base
@@ -53,6 +54,11 @@ class Executor(Protocol):
     async def move_organ(self, tx: Tx, step: MoveOrgan, actor: str, reason: str, decision_ids: list[str]) -> str: ...
 
 
+def decision_of(d: PolicyDecision) -> Decision:
+    """A policy decision as a plan keeps it."""
+    return Decision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason, capability=d.capability)
+
+
 STALE_WHY = {
     "en": "{plan_id} was made against another state ({what}: planned {planned!r}, now {now!r}); ask again for a fresh plan",
     "ru": "план {plan_id} составлен для другого состояния ({what}: было {planned!r}, сейчас {now!r}); повторите команду",
@@ -77,50 +83,73 @@ async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
             raise PlanStale(why.format(plan_id=plan.id, what=key, planned=planned, now=now.get(key, "")))
 
 
-async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[dict[str, Any]] | None = None) -> list[Applied]:
+async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[dict[str, Any]] | None = None,
+                    shown: dict[int, tuple[AnyStep, Change]] | None = None) -> list[Applied]:
     """Every step of `plan`, in order, inside `tx`. The plan must be allowed and its facts checked. `created`,
-    when given, receives each record the plan creates (the REST create answers with it)."""
-    if not plan.allowed:
-        raise decision_error(next(d for d in plan.decisions if d.action == "deny"))  # type: ignore[arg-type]
-    ids = [d.decision_id for d in plan.decisions]
+    when given, receives each record the plan creates (the REST create answers with it). `shown`: the changes
+    already rendered, by step identity, for a caller carrying out many plans in one language that share their
+    step objects (a batch of builds)."""
+    ids = []
+    for d in plan.decisions:
+        if d.action == "deny":
+            raise decision_error(d)  # type: ignore[arg-type]
+        ids.append(d.decision_id)
     records: dict[str, str] = {}  # cell template id → the record the plan chose or created for it
     out: list[Applied] = []
     made = created if created is not None else []
     for step in plan.steps:
-        shown = change(step, plan.lang)
-        out.append(await _one(tx, step, shown, records, actor, ids, ex, made))
+        hit = shown.get(id(step)) if shown is not None else None
+        if hit is not None and hit[0] is step:
+            said = hit[1]
+        else:
+            said = change(step, plan.lang)
+            if shown is not None:
+                shown[id(step)] = (step, said)  # the step is kept with it: its id cannot name another meanwhile
+        kind = type(step)
+        if kind is ReuseRecord:  # the two steps of a batch of builds, without a coroutine each
+            records[step.template_id] = step.record_id
+            out.append(_applied(said, record_id=step.record_id))
+        elif kind is StartBuild:
+            cells = [{"id": c, "record_id": records[c]} for c in step.cells]
+            out.append(_applied(said, organ_id=await ex.start_build(tx, step, cells, actor, ids)))
+        else:
+            out.append(await _one(tx, step, said, records, actor, ids, ex, made))
     return out
 
 
 async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], actor: str, ids: list[str],
                ex: Executor, made: list[dict[str, Any]]) -> Applied:
-    base = {"action": shown.action, "kind": shown.kind, "id": shown.id, "reason": shown.reason,
-            "before": shown.before, "after": shown.after}  # the change as shown, plus the ids it made
     match step:
         case CreateRecord():
             record = await ex.create_record(tx, step, actor, ids)
             made.append(record)
             records[step.template_id] = str(record["id"])
-            return Applied(**base, record_id=records[step.template_id])
+            return _applied(shown, record_id=records[step.template_id])
         case ReuseRecord():
             records[step.template_id] = step.record_id
-            return Applied(**base, record_id=step.record_id)
+            return _applied(shown, record_id=step.record_id)
         case Blocked():  # a plan holding one is denied, so this is never reached
             raise PlanStale(f"{step.template_id} cannot be used: {step.record_id} is {step.state}")
         case RegisterTemplate():
             await ex.register(tx, step)
-            return Applied(**base)
+            return _applied(shown)
         case StartBuild():
             cells = [{"id": c, "record_id": records[c]} for c in step.cells]
-            return Applied(**base, organ_id=await ex.start_build(tx, step, cells, actor, ids))
+            return _applied(shown, organ_id=await ex.start_build(tx, step, cells, actor, ids))
         case ReuseOrgan():
-            return Applied(**base, organ_id=step.organ_id)
+            return _applied(shown, organ_id=step.organ_id)
         case MoveRecord():
             await ex.move_record(tx, step, actor, shown.reason, ids)
-            return Applied(**base, record_id=step.record_id)
+            return _applied(shown, record_id=step.record_id)
         case MoveOrgan():
-            return Applied(**base, organ_id=await ex.move_organ(tx, step, actor, shown.reason, ids))
+            return _applied(shown, organ_id=await ex.move_organ(tx, step, actor, shown.reason, ids))
     raise TypeError(f"not a plan step: {step!r}")  # pragma: no cover - the union is exhaustive
+
+
+def _applied(shown: Change, record_id: str | None = None, organ_id: str | None = None) -> Applied:
+    """The change as shown, plus the ids it made or acted on."""
+    return Applied(action=shown.action, kind=shown.kind, id=shown.id, reason=shown.reason, before=shown.before,
+                   after=shown.after, record_id=record_id, organ_id=organ_id)
 
 
 class CoreExecutor:

@@ -14,7 +14,7 @@ import msgspec
 
 from api.controllers.factory import move_reason
 from api.wire.base import Moved, Reason
-from api.wire.organs import BuildDryRun, BuildStarted, OrganApproved, OrganEntry, OrganStatus
+from api.wire.organs import BuildDryRun, BuildStarted, OrganApproved, OrganEntry, OrganStatus, RunFigures
 from neira.errors import InvalidRequest
 from neira.graduation import Approval
 from neira.organs import BuildRequest
@@ -67,7 +67,8 @@ class OrgansController(Controller):
         """`{id, state, waiting_for, held_by, cells: [{id, record_id, state}], metrics: {attempts, stage_times, ...,
         runs}}`; answers with the gate closed too (`waiting_for: "gate"`, `held_by: "organs_builder"`)."""
         status = await request.core.organs.status(organ_id)
-        return Json({**status, "metrics": {**status["metrics"], "runs": request.core.runs.figures(organ_id)}})
+        runs = msgspec.convert(request.core.runs.figures(organ_id), RunFigures)
+        return Json(msgspec.structs.replace(status, metrics=msgspec.structs.replace(status.metrics, runs=runs)))
 
     @post("/{organ_id:str}/status", status_code=200, opt=doc(Moved, body=StatusChange, errors=(409,)))
     async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:

@@ -27,7 +27,7 @@ async def _why(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
     target = res.target or {}
     if target.get("kind") == "organ":
         found = await active_organ(core, target["id"], allow_failed=True)
-        status = await core.organs.status(found["id"])
+        status: dict[str, Any] = to_builtins(await core.organs.status(found.id))  # type: ignore[assignment]
         return status, why.explain(status, res.lang)
     record = await active_record(core, target["id"], newest_if_dead=True)
     analysis = await core.analysis.of("cell", record["id"])
@@ -44,7 +44,7 @@ async def _status(res: Resolution, core: Services) -> tuple[dict[str, Any], str]
         return snap, say(lang, "status_all", organs=snap["organs"]["total"], records=snap["factory"]["records"], safe=safe)
     if target["kind"] == "organ":
         found = await active_organ(core, target["id"], allow_failed=True)
-        result = await core.organs.status(found["id"])
+        result = to_builtins(await core.organs.status(found.id))  # type: ignore[assignment]
     else:
         result = await active_record(core, target["id"], newest_if_dead=True)
     return result, say(lang, "status", target=result["id"], state=result["state"])

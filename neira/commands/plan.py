@@ -14,6 +14,8 @@ from neira.commands.plan_store import new_plan_id
 from neira.commands.resolve import Resolution
 from neira.errors import InvalidRequest, InvalidTransition, NotFound
 from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, OrganState, advance, organ_move
+from neira.organs.status import OrganStatus
+from neira.plan_apply import decision_of
 from neira.plan import AnyStep, Blocked, CreateRecord, Decision, MoveOrgan, MoveRecord, Plan, Risk, Snapshot
 from neira.planning import cell_step, facts, is_dead, organ_steps
 from neira.policy import OPEN_STATES
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from neira.catalog import Catalog
     from neira.factory import Factory
     from neira.organs import OrganBuilder
-    from neira.policy import Decision as PolicyDecision, PolicyEngine
+    from neira.policy import PolicyEngine
     from neira.runtime.service import RunService
     from neira.storage.db import Database
 
@@ -49,8 +51,7 @@ class Services(Protocol):
     analysis: Analyzer
 
 
-def _decision(d: PolicyDecision) -> Decision:
-    return Decision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason, capability=d.capability)
+_decision = decision_of  # a policy decision as a plan keeps it
 
 
 def _deny(rule: str, reason: str) -> Decision:
@@ -162,11 +163,11 @@ async def _move_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
         organ = await active_organ(svc, target["id"], allow_failed=res.intent == "rebuild")
         via = _ORGAN_MOVES[res.intent]
         wanted = OrganState.FAILED if via is OrganEvent.SET else None
-        after = _judged(organ["id"], lambda: organ_move(organ["state"], via, wanted))
-        step = MoveOrgan(template_id=organ["template_id"], organ_id=organ["id"], via=via.value,
-                         before=organ["state"], after=after)
+        after = _judged(organ.id, lambda: organ_move(organ.state, via, wanted))
+        step = MoveOrgan(template_id=organ.template_id, organ_id=organ.id, via=via.value, before=organ.state,
+                         after=after)
         decisions = [_decision(svc.policy.gate("organs_builder"))]
-        states = {organ["id"]: organ["state"]}
+        states = {organ.id: organ.state}
     snap = Snapshot(latest={}, digests={}, records={})
     return Plan(id=plan_id, lang=res.lang, steps=[step], decisions=decisions,
                 facts=facts([step], snap, _gates(decisions), states))
@@ -197,7 +198,7 @@ async def active_record(svc: Services, ref: str, newest_if_dead: bool = False) -
     return await svc.factory.get(pick.id)
 
 
-async def active_organ(svc: Services, ref: str, allow_failed: bool = False) -> dict[str, Any]:
+async def active_organ(svc: Services, ref: str, allow_failed: bool = False) -> OrganStatus:
     """An organ by id, or a template's active organ: its newest stable one, else its newest live one (a failed
     one only where the command mends it: rebuild)."""
     if not ref.startswith("organ."):

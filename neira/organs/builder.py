@@ -29,9 +29,11 @@ from neira.organs import plan, store
 from neira.storage.tables import organs as ORGANS
 from sqlalchemy import select
 from neira.organs.builds import BuildQueue, Job
+from neira.plan_apply import CoreExecutor, decision_of
 from neira.organs.by_template import TemplateOrgans
 from neira.organs.progress import DRAFT, Progress, status_metrics, waiting
 from neira.organs.rows import OrganRows
+from neira.organs.status import HoldInfo, OrganCell, OrganMetrics, OrganStatus, VerdictSummary
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
@@ -70,9 +72,10 @@ class OrganBuilder:
         self.compat = compat  # the pathways' type chain, for dry-runs (the runtime's check)
         self.rows = OrganRows(db)
         self.by_template = TemplateOrgans(db, self.rows)
-        self._settled: OrderedDict[str, tuple[Any, int, dict[str, Any]]] = OrderedDict()  # organ id → (row, records generation, status)
+        self._settled: OrderedDict[str, tuple[Any, int, OrganStatus]] = OrderedDict()  # organ id → (row, records generation, status)
         self.progress = Progress(db, events, metrics, self.stage_delays_ms, self.rows, sweep_ms)
-        self._builds = BuildQueue(db, catalog, events, audit, self.progress, self._ensure_cells)
+        self._builds = BuildQueue(db, catalog, events, audit, self.progress, factory.cell_steps_in,
+                                  CoreExecutor(factory, catalog, self))
         policy.on_gate(GATE, self.progress.gate_changed)  # a closed gate holds every build (progress.py)
         self.progress.carry = self._carry_batch  # the organ's cells move with it (contract §7)
         self.graduation: Graduation | None = None  # promotion on evidence and the holds (neira/graduation.py)
@@ -119,7 +122,7 @@ class OrganBuilder:
             return 200, await self._dryrun(req, actor, decision)
         ref = req.organ_template
         job = Job(actor=actor, ref=ref, ref_key=ref if isinstance(ref, str) else idempotency.body_hash(ref),
-                   decision_id=decision.decision_id, key=idempotency_key or None,
+                   decision=decision_of(decision), key=idempotency_key or None,
                    digest=idempotency.body_hash(body) if idempotency_key else "")
         return await self._builds.submit(job)
 
@@ -167,12 +170,13 @@ class OrganBuilder:
         async with self.db.read() as conn:
             return await store.newest_of_template(conn, template_id)
 
-    async def status(self, organ_id: str, query: bool = True) -> dict[str, Any]:
-        """`{id, state, template_id, auto, waiting_for, held_by, cells: [{id, record_id, state}], metrics}`;
+    async def status(self, organ_id: str, query: bool = True) -> OrganStatus:
+        """`{id, state, template_id, auto, waiting_for, held_by, hold, analysis, override, cells: [{id, record_id,
+        state}], metrics, updated_at}`;
         `query` marks a client's question (counted in organ_build_status_queries_total). It answers with the
         gate closed too, so a held build says why (`waiting_for: "gate"`, `held_by: "organs_builder"`). The
         answer for an organ that is not building (it has no running clock) is remembered until its row or
-        any cell record changes: clients poll it. Callers must not change the dict they get."""
+        any cell record changes: clients poll it (the answer is immutable, so it is shared)."""
         if query:
             self.metrics.organ_build_status_queries.inc()
         row = await self.rows.get(organ_id)
@@ -181,15 +185,20 @@ class OrganBuilder:
         if settled is not None and settled[0] is row and settled[1] == generation:
             return settled[2]
         states = await self.factory.record_states([c["id"] for c in row.cells])
-        cells = [{"id": c["id"], "record_id": c.get("record_id"), "state": states.get(c.get("record_id") or "")} for c in row.cells]
+        cells = [OrganCell(id=c["id"], record_id=c.get("record_id"), state=states.get(c.get("record_id") or ""))
+                 for c in row.cells]
         held = self.progress.held_since
         why = await self.graduation.explain(row, held is not None) if self.graduation is not None else {
             **waiting(row, held), "hold": None, "analysis": None}
         at = stage_index(row.state)
-        behind = [c for c in cells if c["state"] is not None and (i := stage_index(c["state"])) is not None and at is not None and i < at]
-        result = {"id": row.id, "state": row.state, "template_id": row.template_id, "auto": row.auto,
-                  **why, "override": bool(behind), "cells": cells, "metrics": status_metrics(row, held),
-                  "updated_at": row.updated_at}
+        behind = at is not None and any(
+            c.state is not None and (i := stage_index(c.state)) is not None and i < at for c in cells)
+        hold, analysis = why["hold"], why["analysis"]
+        result = OrganStatus(
+            id=row.id, state=row.state, template_id=row.template_id, auto=row.auto, waiting_for=why["waiting_for"],
+            held_by=why["held_by"], hold=HoldInfo(**hold) if hold is not None else None,
+            analysis=VerdictSummary(**analysis) if analysis is not None else None, override=behind, cells=cells,
+            metrics=OrganMetrics(**status_metrics(row, held)), updated_at=row.updated_at)
         if not organ_is_building(row.state) and generation == self.factory.records_generation:
             self._settled[organ_id] = (row, generation, result)
             if len(self._settled) > SETTLED_MEMO:

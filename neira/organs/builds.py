@@ -1,11 +1,13 @@
-"""Starting builds: concurrent requests are committed together (group commit), each distinct template is
-validated once per batch, and an Idempotency-Key replays the first answer, even within one batch."""
+"""Starting builds: each request is a plan (its cells' steps, then `StartBuild`) carried out by the plan executor
+(`plan_apply.carry_out`); concurrent requests are committed together (group commit): one transaction, one counter
+read and one insert of the organ rows per batch. Each distinct template is validated and its cells chosen once per
+batch, and an Idempotency-Key replays the first answer, even within one batch."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from neira import idempotency
@@ -14,13 +16,29 @@ from neira.catalog import Catalog
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.organs import plan, store
-from neira.storage.batch import Batch, GroupCommit
 from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
+from neira.plan import (
+    AnyStep,
+    Change,
+    CreateRecord,
+    Decision,
+    MoveOrgan,
+    MoveRecord,
+    Plan,
+    RegisterTemplate,
+    ReuseRecord,
+    StartBuild,
+    base_of,
+)
+from neira.plan_apply import Executor, carry_out, decision_of
+from neira.storage.batch import Batch, GroupCommit
 from neira.storage.db import Database, Tx
 from neira.structs import Base
 
 IDEMPOTENCY_SCOPE = "organs.build"
-EnsureCells = Callable[[Tx, list[str], str, str | None], Awaitable[list[dict[str, Any]]]]
+NO_FACTS = base_of({})  # a build is planned inside the transaction that carries it out: nothing can move between
+CellSteps = Callable[[Tx, list[str], str], Awaitable[tuple[list[AnyStep], Decision | None]]]
+"""(tx, cell ids, context) → each cell's step and the gate decision creating records needed (or None)."""
 
 
 class Job(Base):
@@ -30,18 +48,72 @@ class Job(Base):
     actor: str
     ref: dict[str, Any] | str
     ref_key: str
-    decision_id: str
+    decision: Decision
     key: str | None = None
     digest: str = ""
+
+
+class BatchStarts:
+    """The executor of a batch's build plans: records and templates by the core's executor; each `StartBuild`
+    takes the next of the batch's organ ids and its row, event and audit record are written with the others'
+    when the batch ends (`flush`), each shared value one object so it is JSON-encoded once."""
+
+    def __init__(self, inner: Executor, ids: list[int], now: float, deadline: float) -> None:
+        self.inner, self.now, self.deadline = inner, now, deadline
+        self._ids: Iterator[int] = iter(ids)
+        self._next: int | None = None
+        self.rows: list[tuple[Any, ...]] = []
+        self.events: list[tuple[str, str, dict[str, str | int]]] = []
+        self.audits: list[tuple[Any, ...]] = []
+        self.started: list[tuple[str, str, int]] = []
+        self._times = {DRAFT: now}
+        self._cells: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        self._after: dict[tuple[str, str], dict[str, str]] = {}
+
+    def peek(self) -> str:
+        """The id the next `StartBuild` will get."""
+        if self._next is None:
+            self._next = next(self._ids)
+        return f"organ-{self._next}"
+
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]:
+        return await self.inner.create_record(tx, step, actor, decision_ids)
+
+    async def register(self, tx: Tx, step: RegisterTemplate) -> None:
+        await self.inner.register(tx, step)
+
+    async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
+                          decision_ids: list[str]) -> str:
+        organ_id = self.peek()
+        self._next = None
+        key = tuple(c["record_id"] for c in cells)
+        shared = self._cells.setdefault(key, cells)
+        after = self._after.get((step.template_id, step.version))
+        if after is None:
+            after = self._after[(step.template_id, step.version)] = {
+                "state": DRAFT, "template_id": step.template_id, "version": step.version}
+        subject = f"organ:{organ_id}"
+        self.rows.append((organ_id, step.template_id, step.template, DRAFT, True, self.deadline, 1, shared,
+                          self._times, self.now, None, self.now, self.now))
+        self.events.append(("organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1}))
+        self.audits.append((actor, "organ.build", subject, None, after, None, decision_ids))
+        self.started.append((organ_id, step.template_id, 1))
+        return organ_id
+
+    async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None:
+        await self.inner.move_record(tx, step, actor, reason, decision_ids)
+
+    async def move_organ(self, tx: Tx, step: MoveOrgan, actor: str, reason: str, decision_ids: list[str]) -> str:
+        return await self.inner.move_organ(tx, step, actor, reason, decision_ids)
 
 
 class BuildQueue:
     """`await submit(job)` → (201, {organ_id, state: draft}) once the batch holding it has committed."""
 
     def __init__(self, db: Database, catalog: Catalog, events: EventBus, audit: Audit, progress: Progress,
-                 ensure_cells: EnsureCells) -> None:
+                 cell_steps: CellSteps, executor: Executor) -> None:
         self.db, self.catalog, self.events, self.audit, self.progress = db, catalog, events, audit, progress
-        self.ensure_cells = ensure_cells
+        self.cell_steps, self.executor = cell_steps, executor
         self._queue: GroupCommit[Job] = GroupCommit(self._run, name="neira-organ-builds")
 
     async def submit(self, job: Job) -> tuple[int, dict[str, Any]]:
@@ -73,39 +145,39 @@ class BuildQueue:
         async with self.db.transaction() as tx:
             fresh, followers = await self._replays(tx, batch, answers)
             valid = await self._resolve_all(tx, fresh, followers)
-            ids = await tx.next_counters("organ", len(valid)) if valid else []
             now = time.time()
-            deadline = now + self.progress.delays_s[DRAFT]
-            rows, evs, audits, started = [], [], [], []
-            # Values shared by a whole group are one object, so they are built and JSON-encoded once.
-            times = {DRAFT: now}
-            groups: dict[tuple[str, str], tuple[list[dict[str, Any]], dict[str, Any]]] = {}
-            for (job, fut, resolved), n in zip(valid, ids, strict=True):
-                organ_id = f"organ-{n}"
-                t = resolved.template
-                group = groups.get((job.ref_key, job.actor))
-                if group is None:  # the selector's answer is the same for the whole batch
-                    chosen = await self.ensure_cells(tx, list(t.cells), job.actor, organ_id)
-                    group = groups[(job.ref_key, job.actor)] = (
-                        [{"id": c["id"], "record_id": c["record_id"]} for c in chosen],
-                        {"state": DRAFT, "template_id": t.id, "version": t.version},
-                    )
-                cells, audit_after = group
-                subject = f"organ:{organ_id}"
-                rows.append((organ_id, t.id, resolved.body, DRAFT, True, deadline, 1, cells, times, now, None, now, now))
-                evs.append(("organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1}))
-                audits.append((job.actor, "organ.build", subject, None, audit_after, None, [job.decision_id]))
-                response = {"organ_id": organ_id, "state": DRAFT}
+            ex = BatchStarts(self.executor, await tx.next_counters("organ", len(valid)) if valid else [], now,
+                             now + self.progress.delays_s[DRAFT])
+            # the cells are chosen once per template and actor: the first plan's steps create or reuse them,
+            # the later plans of the batch reuse what it chose
+            reused: dict[tuple[str, str], list[AnyStep]] = {}
+            shown: dict[int, tuple[AnyStep, Change]] = {}  # the shared steps' changes, rendered once per batch
+            for job, fut, resolved in valid:
+                group = (job.ref_key, job.actor)
+                decisions = [job.decision]
+                steps = reused.get(group)
+                if steps is None:
+                    t = resolved.template
+                    cells, gate = await self.cell_steps(tx, list(t.cells), f"organ {ex.peek()}")
+                    if gate is not None:
+                        decisions.append(decision_of(gate))
+                    steps = [*cells, StartBuild(template_id=t.id, version=t.version, cells=list(t.cells),
+                                                template=resolved.body)]
+                applied = await carry_out(tx, Plan(id="", lang="en", steps=steps, decisions=decisions, facts={},
+                                                   base=NO_FACTS), job.actor, ex, shown=shown)
+                if group not in reused:
+                    reused[group] = [_reuse(s, a.record_id or "") for s, a in zip(steps, applied, strict=True)]
+                response = {"organ_id": applied[-1].organ_id, "state": DRAFT}
                 if job.key:
                     await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, response)
                 answers.append((fut, (201, response)))
                 answers.extend((f, (201, response)) for f in followers.get(job.key or "", ()))
-                started.append((organ_id, t.id, 1))
-                if len(started) % YIELD_EVERY == 0:
+                if len(ex.started) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # one transaction, but the loop stays responsive meanwhile
-            await store.insert_organs(tx, rows)
-            await self.events.emit_many(tx, evs)
-            await self.audit.record_many(tx, audits)
+            await store.insert_organs(tx, ex.rows)
+            await self.events.emit_many(tx, ex.events)
+            await self.audit.record_many(tx, ex.audits)
+            started, deadline = ex.started, ex.deadline
             tx.after_commit(lambda: self.progress.started(started, deadline, now, len(started)))
         for fut, answer in answers:
             settle(fut, answer)
@@ -166,3 +238,11 @@ def settle(fut: asyncio.Future[Any], outcome: Any) -> None:
         fut.set_exception(outcome)
     else:
         fut.set_result(outcome)
+
+
+def _reuse(step: AnyStep, record_id: str) -> AnyStep:
+    """The step a later build of the batch takes for a cell the first one created or reused."""
+    if isinstance(step, CreateRecord):  # a StartBuild or a ReuseRecord stays as it is
+        return ReuseRecord(template_id=step.template_id, version=step.version, record_id=record_id, state=DRAFT,
+                           why="reuse_draft")
+    return step

@@ -123,6 +123,34 @@ async def test_idempotency_key_length_is_checked_like_the_factory(client: AsyncT
     assert r.status_code == 201
 
 
+async def test_builds_sent_together_are_each_a_plan_of_their_own(client: AsyncTestClient) -> None:
+    """Builds of one template sent at once (committed together): the first plan creates the draft record of the
+    cell the catalog lacks and the others reuse it; every organ.build is audited with its own gate decision, and
+    the record with the gate decision that let the factory create it. A repeated Idempotency-Key is one organ."""
+    template = {"id": "organ.together.v1", "version": "1.0.0", "cells": ["analysis.together.v1"], "metadata": {"schema": "v1"}}
+    keyed = {**auth(), "Idempotency-Key": "together"}
+    answers = await asyncio.gather(
+        *(client.post("/organs/build", json={"organ_template": template}, headers=auth()) for _ in range(6)),
+        *(client.post("/organs/build", json={"organ_template": template}, headers=keyed) for _ in range(3)))
+    assert [r.status_code for r in answers] == [201] * 9, [r.text for r in answers]
+    ids = [r.json()["organ_id"] for r in answers]
+    assert len(set(ids[:6])) == 6 and len(set(ids[6:])) == 1 and ids[6] not in ids[:6]
+    statuses = [(await client.get(f"/organs/{i}/status", headers=auth())).json() for i in set(ids)]
+    records = {c["record_id"] for s in statuses for c in s["cells"]}
+    assert len(records) == 1, statuses
+    [record_id] = records
+    record = (await client.get(f"/factory/cells/{record_id}", headers=auth())).json()
+    assert record["template_id"] == "analysis.together.v1"
+    assert record["history"][0]["reason"].startswith("not in the catalog: a generated adapter template 0.1.0; created for organ organ-")
+    audit = (await client.get("/api/neira/audit?limit=1000", headers=auth())).json()
+    builds = [a for a in audit if a["action"] == "organ.build"]
+    assert sorted(a["subject"] for a in builds) == sorted(f"organ:{i}" for i in set(ids))
+    gate_ids = [a["decision_ids"][0] for a in builds]
+    assert len(set(gate_ids)) == 7 and all(g.startswith("dec-") for g in gate_ids)
+    created = [a for a in audit if a["subject"] == f"cell:{record_id}"]
+    assert created and created[0]["decision_ids"], created
+
+
 async def hold(client: AsyncTestClient, organ_id: str) -> str:
     """An operator holds the build where it is (a manual move to its own state); returns that state."""
     while True:  # the build may step on between the read and the move: then it is held one stage later
@@ -251,3 +279,21 @@ async def test_the_dryrun_checks_each_pathway_type_chain(client: AsyncTestClient
     assert body["plan"]["risks"] == breaks
     voice = (await client.post("/organs/build", json={"organ_template": "organ.voice.v1", "dryrun": True}, headers=auth())).json()
     assert voice["ok"] is True and not [r for r in voice["report"]["risks"] if r["code"] in ("type_mismatch", "no_implementation")]
+
+
+async def test_the_status_body_keeps_its_fields_in_order(client: AsyncTestClient) -> None:
+    """The status is typed in the core; its JSON is what clients have always read, field for field and in order
+    (a held build: its hold, and the figures of its runs)."""
+    organ_id = await build(client)
+    r = await client.post(f"/organs/{organ_id}/hold", json={"reason": "look first"}, headers=auth("operator"))
+    assert r.status_code == 200, r.text
+    body = (await client.get(f"/organs/{organ_id}/status", headers=auth("viewer"))).json()
+    assert list(body) == ["id", "state", "template_id", "auto", "waiting_for", "held_by", "hold", "analysis",
+                          "override", "cells", "metrics", "updated_at"]
+    assert list(body["metrics"]) == ["attempts", "stage_times", "build_started_at", "build_finished_at",
+                                     "build_duration_ms", "elapsed_ms", "next_stage", "next_stage_at", "held_left_ms", "runs"]
+    assert list(body["metrics"]["runs"]) == ["total", "ok", "failed", "window", "last_at"]
+    assert list(body["metrics"]["runs"]["window"]) == ["runs", "error_rate", "p50_ms", "p99_ms"]
+    assert [list(c) for c in body["cells"]] == [["id", "record_id", "state"]] * 3
+    assert (body["waiting_for"], body["hold"]["actor"], body["hold"]["reason"]) == ("approval", "operator", "look first")
+    assert list(body["hold"]) == ["since", "actor", "reason"]
