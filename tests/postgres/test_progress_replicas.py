@@ -253,3 +253,33 @@ async def test_replicas_starting_together_end_a_stored_hold_once(tmp_path: Path,
         assert await store.read_hold(conn) is None
         after = (await store.get_row(conn, organ)).deadline
     assert t0 - since <= after - before <= t1 - since  # moved on by the time held, once (not twice)
+
+
+async def test_an_organ_waiting_for_approval_is_announced_once_across_replicas(tmp_path: Path, pg_url: str, stack: AsyncExitStack,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from tests.evidence.conftest import GOOD, cell, record_of
+    from tests.evidence.doubles import evidence_registry
+    from tests.evidence.test_graduation import FAST, organ
+
+    # a canary stage longer than the fill: the verdict passes first, so at the stage's end both the timer
+    # (due_in) and the next round (on_round) find the organ waiting for a human, perhaps on two replicas
+    on = {"run_workers": 1, "analysis_interval_ms": 50, "stage_delays_ms": (200, 1500, 200)}
+    a = await run(stack, Core(make_settings(tmp_path / "a", database_url=pg_url, **on), evidence_registry()))
+    await record_of(a, cell("picky", GOOD, "analysis.g_picky.v1", analysis=FAST))
+    template = organ("picky", ["analysis.g_picky.v1"], hitl=True)  # a good verdict, then a human's approve
+    answers = await asyncio.gather(*(a.organs.build({"organ_template": template}, "admin") for _ in range(4)))
+    ids = [body["organ_id"] for _, body in answers]
+    with caplog.at_level(logging.INFO, logger="neira.organs"):
+        b = await run(stack, Core(make_settings(tmp_path / "b", database_url=pg_url, **on), evidence_registry()))
+    assert "organ builder resumed 4 builds in flight" in [r.getMessage() for r in caplog.records]
+
+    async def announced() -> Counter[str]:
+        return Counter(e.subject for e in await b.events.list(0, 10_000) if e.type == "organ.waiting")
+
+    async def all_waiting() -> bool:
+        return len(await announced()) == 4
+
+    await until(all_waiting, 60, "four organs wait for approval")
+    await asyncio.sleep(1.0)  # many more rounds and timer checks on both replicas: none may announce it again
+    assert await announced() == {f"organ:{organ_id}": 1 for organ_id in ids}
+    assert [(await a.organs.status(organ_id))["waiting_for"] for organ_id in ids] == ["approval"] * 4
