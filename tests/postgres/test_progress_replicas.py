@@ -176,7 +176,9 @@ async def test_two_replicas_measure_a_record_under_analysis_once(tmp_path: Path,
         holders = list(await conn.execute(select(claims.replica).where(claims.subject == f"cell:{record}")))
     assert [h.replica for h in holders] in ([a.db.replica], [b.db.replica])
     await asyncio.sleep(1.0)  # long enough for a second loop's fill (~0.1 s) to show, had it measured too
-    assert await runs() == 20  # min_runs once, not once per replica
+    # min_runs once, not once per replica (a second measurer fills its own 20: 40 without the claims); a
+    # wake-up of the measuring loop (any record or organ row change) may add one round of 4
+    assert await runs() in (20, 24)
     verdicts = [e for e in await a.events.list(0, 1000) if e.type == "analysis.verdict"]
     assert [(e.subject, e.data["verdict"]) for e in verdicts] == [(f"cell:{record}", "pass")]
 
