@@ -252,8 +252,10 @@ class Graduation:
             await self.organs.promote_in(tx, row, ACTOR, "organ.promote", in_words(verdict), verdict)
         elif step.action == "fail":
             await self.organs.fail_in(tx, row, ACTOR, in_words(verdict), verdict)
-        elif step.waiting_for == "approval" and not held and (row.id, since) not in self._announced:
-            # It starts to wait for a human (whoever asked: a round of measurements or the stage's timer).
+        elif (step.waiting_for == "approval" and not held and (row.id, since) not in self._announced
+              and not await self._announced_in(tx, row.id, since)):
+            # It starts to wait for a human (whoever asked: a round of measurements or the stage's timer, on
+            # whichever replica: the row is locked, and an announcement another replica made is a row).
             shown = to_builtins(verdict)
             await self.events.emit(tx, "organ.waiting", f"organ:{row.id}", {
                 "id": row.id, "state": row.state, "waiting_for": "approval", "analysis": shown,
@@ -261,6 +263,11 @@ class Graduation:
             key = (row.id, since)
             tx.after_commit(lambda: self._announced.add(key))
         return step
+
+    async def _announced_in(self, tx: Tx, organ_id: str, since: float) -> bool:
+        e = tables.events.c
+        q = select(e.seq).where(e.subject == f"organ:{organ_id}", e.type == "organ.waiting", e.at >= since).limit(1)
+        return (await tx.conn.execute(q)).first() is not None
 
     async def _held_in(self, tx: Tx, organ_id: str) -> bool:
         return (await tx.conn.execute(select(HOLDS.c.subject).where(HOLDS.c.subject == f"organ:{organ_id}"))).first() is not None

@@ -82,8 +82,10 @@ class OrganBuilder:
 
     def attach(self, graduation: Graduation) -> None:
         """Graduation decides the promotions out of canary and experimental (when analysis is on) and holds
-        (the timer reads the `holds` rows in its claim, so a hold made on another replica holds here too)."""
+        (on PostgreSQL the timer's claim reads the `holds` rows, so a hold made on another replica holds here too;
+        on SQLite, one writer, its mirror of them is exact)."""
         self.graduation = graduation
+        self.progress.is_held = graduation.held
         if graduation.enabled:
             self.progress.gated = graduation.due_in
 

@@ -72,9 +72,11 @@ class Progress:
         self._hold_dirty = False  # another process changed the settings: read the stored hold again
         self._following: asyncio.Task[None] | None = None
         # set by the builder: the cells follow each batch of moves; and, with canary analysis on, graduation
-        # decides the moves out of canary and experimental (neira/graduation.py). Holds are read from the rows.
+        # decides the moves out of canary and experimental (neira/graduation.py). On PostgreSQL the claim reads
+        # the holds from their rows; on SQLite (one writer) graduation's mirror of them is exact.
         self.carry: Callable[[Tx, list[tuple[str, str]]], Awaitable[None]] | None = None
         self.gated: Callable[[Tx, list[str]], Awaitable[None]] | None = None
+        self.is_held: Callable[[str], bool] = lambda _organ_id: False  # graduation's mirror of the holds (SQLite)
         db.feed.subscribe("settings", self._settings_changed)
 
     async def start(self, gate_open: bool = True) -> int:
@@ -221,10 +223,10 @@ class Progress:
 
     # --- the scheduler's batch ---------------------------------------------------------------------------
     async def _advance(self, due: Due) -> None:
-        """Move every due build one stage on, in one transaction: one claiming SELECT (the rows locked, those
-        another replica holds skipped), one UPDATE and one INSERT (executemany). A row that is no longer what
-        this process expects — another replica or a human moved it, or a hold elsewhere moved its deadline
-        on — is not moved: its flight is dropped (it is someone else's now) or its timer set again."""
+        """Move every due build one stage on, in one transaction: one UPDATE and one INSERT (executemany), after,
+        on PostgreSQL, one claiming SELECT (the rows locked, those another replica holds skipped). A row that is
+        no longer what this process expects — another replica or a human moved it, or a hold elsewhere moved its
+        deadline on — is not moved: its flight is dropped (it is someone else's now) or its timer set again."""
         async with self.db.transaction() as tx:
             if self.held_since is not None:  # the gate closed while this batch waited for the writer
                 self._scheduler.push_many(self.held_since, due)
@@ -241,11 +243,18 @@ class Progress:
                 self._scheduler.push_many(since, due)
                 tx.after_commit(lambda: self._follow(since))
                 return
-            rows = await store.claim(tx, list(wanted))
             now = time.time()
             ready: list[tuple[str, Flight]] = []
             lost: list[tuple[str, Flight]] = []
             later: list[tuple[str, Flight, float]] = []
+            if self.db.is_sqlite:
+                # One writer — this process, under the writer lock — so the flights are what is stored and the
+                # holds' mirror is exact: no claim to make (it cost ~5% of the CPU of 10k builds).
+                held = self.is_held
+                ready = [(organ_id, flight) for organ_id, flight in wanted.items() if not held(organ_id)]
+                await self._move(tx, ready, now)
+                return
+            rows = await store.claim(tx, list(wanted))
             for organ_id, flight in wanted.items():
                 row = rows.get(organ_id)
                 if row is None or row[0] != flight.state:

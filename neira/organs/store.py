@@ -70,17 +70,12 @@ async def claim(tx: Tx, organ_ids: list[str]) -> dict[str, Claimed]:
 
     On PostgreSQL this is `SELECT … FOR UPDATE SKIP LOCKED`: a row another replica is moving right now is
     left out rather than waited for, and once this transaction has it no one else can move it before the
-    commit. SQLite has one writer (this process, under the writer lock) and no locking clause: there it is one
-    statement for the whole batch (the ids as a JSON array), elsewhere one per CLAIM_CHUNK ids, never one per
-    organ. Rows are found by primary key only (with `state IN …` SQLite's planner walks the state index, every
-    building row each time); the rest is checked here. Then one read of the holds."""
+    commit. One statement per CLAIM_CHUNK ids, never one per organ; rows are found by primary key only (the
+    rest is checked here), then one read of the holds. The scheduler claims only on PostgreSQL: SQLite has one
+    writer (this process, under the writer lock), whose flights are what is stored."""
     o = ORGANS.c
     found: list[Any] = []
-    drv = await tx.driver()
-    if drv is not None:  # the scheduler's hot path on SQLite: one statement, the ids as one JSON array
-        found = await drv.execute_fetchall('SELECT "id", "state", "auto", "deadline" FROM organs '
-                                           'WHERE "id" IN (SELECT value FROM json_each(?))', (json_encoder.encode(organ_ids).decode(),))
-    for i in range(0, len(organ_ids) if drv is None else 0, CLAIM_CHUNK):
+    for i in range(0, len(organ_ids), CLAIM_CHUNK):
         found += await tx.conn.execute(select(o.id, o.state, o.auto, o.deadline).where(o.id.in_(organ_ids[i:i + CLAIM_CHUNK]))
                                        .with_for_update(skip_locked=True))
     h = tables.holds.c
