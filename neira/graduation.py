@@ -33,6 +33,7 @@ from neira.errors import Held, InvalidRequest, PolicyDenied
 from neira.lifecycle import (
     ANALYSED_STAGES, BUILDING_ORGAN_STATES, CellEvent, OrganEvent, OrganState, advance, organ_move,
 )
+from neira.organs.status import VerdictSummary
 from neira.storage import tables
 from neira.storage.db import Database, Tx
 from neira.structs import Base, Frozen, to_builtins
@@ -81,20 +82,7 @@ def next_step(stage: str, verdict: str | None, *, dwell_passed: bool, hitl: bool
     return Step(action="promote")
 
 
-class Verdict(Base):
-    """The verdict a promotion rests on, as status, events and audit records show it."""
-
-    verdict: str
-    stage: str | None
-    runs: int
-    errors: int
-    error_rate: float
-    p50_ms: float
-    p99_ms: float
-    baseline_id: str | None
-    baseline_p99_ms: float | None
-    min_runs: int
-    reasons: list[str]
+Verdict = VerdictSummary  # the verdict a promotion rests on, as status, events and audit records show it
 
 
 def summary(a: Analysis) -> Verdict:

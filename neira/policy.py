@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.audit import Audit
 from neira.errors import (
@@ -125,7 +126,7 @@ class PolicyEngine:
     def _start_overrides(self) -> dict[str, GateState]:
         return validate_overrides(self._start[0])
 
-    async def _stored_flips(self, conn: Any) -> dict[str, str]:
+    async def _stored_flips(self, conn: AsyncConnection) -> dict[str, str]:
         """The run-time flips as stored now (as `load` reads them: gates locked by default never flip)."""
         t = tables.settings
         stored = (await conn.execute(select(t.c.value).where(t.c.key == "capabilities"))).scalar() or {}

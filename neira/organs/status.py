@@ -77,7 +77,8 @@ class HoldInfo(Answer):
 
 
 class VerdictSummary(Answer):
-    """The canary verdict an organ's promotion waits on (the full answer: `GET /organs/{id}/analysis`)."""
+    """The canary verdict an organ's promotion waits on or rests on, as status, events and audit records show
+    it (graduation's `Verdict`; the full answer: `GET /organs/{id}/analysis`)."""
 
     verdict: str
     stage: str | None
