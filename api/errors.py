@@ -7,6 +7,7 @@ import secrets
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DataError, DBAPIError
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.paths import check_path
@@ -107,7 +108,20 @@ def bad_encoding_handler(_: Request, exc: UnicodeDecodeError) -> Response:
     return _json({"code": "invalid_request", "reason": "request body is not valid UTF-8"}, 400)
 
 
+def database_error_handler(request: Request, exc: DBAPIError) -> Response:
+    """A value the database refuses to store or compare (SQLSTATE class 22, data exception: PostgreSQL's text
+    cannot hold a NUL character; a number past its column's range) is the client's input, refused before
+    anything was written (the transaction rolled back); any other database error is ours."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    if not (isinstance(exc, DataError) or sqlstate.startswith("22")):
+        return internal_error_handler(request, exc)
+    return _json({"code": "invalid_request",
+                  "reason": "the request holds a value that cannot be stored (a NUL character, or a number out of range)"},
+                 400)
+
+
 EXCEPTION_HANDLERS = {
+    DBAPIError: database_error_handler,
     RecursionError: too_deep_handler,
     UnicodeDecodeError: bad_encoding_handler,
     NeiraError: neira_error_handler,
