@@ -1,7 +1,7 @@
 """In-process apply of the voice organ's saved plan (issue 10: p50 ≤ 2 ms), next to its peer in the same run:
 a write transaction holding one statement (the floor any apply pays). Rounds interleave the two so a noisy
 spell touches both alike; wall and CPU (process time: the event loop's and the driver thread's) are reported,
-with the hand-offs to the database driver's thread each apply waits for. Optionally profiles the applies.
+with the SQLite driver calls each apply makes (inline, on the loop: neira/storage/inline.py). Optionally profiles the applies.
 
 Usage: `python bench/apply.py [--n 300] [--profile]`.
 """
@@ -54,22 +54,21 @@ async def one_peer(core) -> tuple[float, float]:
 
 
 async def main(n: int, profile: bool) -> dict:
-    import aiosqlite
-
     from neira.config import Settings
     from neira.core import Core
+    from neira.storage import inline
 
     with tempfile.TemporaryDirectory() as tmp:
         core = Core(Settings(data_dir=tmp, admin_token="bench-admin-token", stage_delays_ms=(1, 1, 1)))
         await core.start()
-        statements: list[str] = []  # every hand-off to the driver's thread (what an apply waits for)
-        queue = aiosqlite.core.Connection._execute
+        statements: list[str] = []  # every SQLite driver call an apply makes
+        queue = inline.Connection._execute
 
         async def counted(self, fn, *args, **kwargs):
             statements.append(getattr(fn, "__name__", "?"))
             return await queue(self, fn, *args, **kwargs)
 
-        aiosqlite.core.Connection._execute = counted
+        inline.Connection._execute = counted
         try:
             for _ in range(20):
                 await one_apply(core, statements)
@@ -84,7 +83,7 @@ async def main(n: int, profile: bool) -> dict:
         finally:
             await core.stop()
     if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(40)
+        pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "40")))
 
     def p50(xs: list[tuple[float, float]], i: int) -> float:
         return round(statistics.median(x[i] for x in xs), 3)
@@ -92,7 +91,7 @@ async def main(n: int, profile: bool) -> dict:
     return {
         "n": n, "load": os.getloadavg()[0],
         "apply_wall_p50_ms": p50(applies, 0), "apply_wall_p99_ms": round(percentile([a[0] for a in applies], 99), 3),
-        "apply_cpu_p50_ms": p50(applies, 1), "driver_handoffs": statistics.median(sent),
+        "apply_cpu_p50_ms": p50(applies, 1), "driver_calls": statistics.median(sent),
         "peer_wall_p50_ms": p50(peers, 0), "peer_cpu_p50_ms": p50(peers, 1),
     }
 
@@ -104,6 +103,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     res = asyncio.run(main(args.n, args.profile))
     print(f"apply p50 {res['apply_wall_p50_ms']:.2f} ms wall (p99 {res['apply_wall_p99_ms']:.2f}), "
-          f"{res['apply_cpu_p50_ms']:.2f} ms CPU, {res['driver_handoffs']:.0f} hand-offs to the driver's thread | peer (one-statement write "
+          f"{res['apply_cpu_p50_ms']:.2f} ms CPU, {res['driver_calls']:.0f} driver calls | peer (one-statement write "
           f"transaction) {res['peer_wall_p50_ms']:.2f} ms wall, {res['peer_cpu_p50_ms']:.2f} ms CPU | load {res['load']:.1f}")
     print("saved", save("apply", res))

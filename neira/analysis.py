@@ -106,8 +106,9 @@ class Analyzer:
                 raise
             except Exception as exc:  # one bad tick must not end the analysis; the next one tries again
                 log.warning("canary analysis tick failed (%s)", type(exc).__name__)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that meets a set event
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -174,8 +174,10 @@ class CoreExecutor:
 
     async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
                           decision_ids: list[str]) -> str:
-        """A new organ in draft from the (now registered) template the plan carries."""
-        return str(await self.organs.start_in(tx, parse_organ(step.template), cells, actor, decision_ids))
+        """A new organ in draft from the (now registered) template the plan carries: its body as the catalog
+        holds it, validated when it was registered."""
+        return str(await self.organs.start_in(tx, step.template_id, step.version, step.template, cells, actor,
+                                              decision_ids))
 
     async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None:
         """approve / disable / rollback of one record."""

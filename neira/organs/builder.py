@@ -38,7 +38,7 @@ from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
 from neira.structs import Base, to_builtins
-from neira.templates import OrganTemplate, template_dict
+from neira.templates import OrganTemplate
 
 if TYPE_CHECKING:
     from neira.graduation import Graduation, Verdict
@@ -375,18 +375,19 @@ class OrganBuilder:
                                                       0 if was_building else 1))
         return {"organ_id": organ_id, "state": DRAFT}
 
-    async def start_in(self, tx: Tx, template: OrganTemplate, cells: list[dict[str, str]], actor: str,
-                       decision_ids: list[str]) -> str:
-        """Inside the caller's transaction: a new organ in draft from a registered template, with the cell
-        records a plan chose (`[{id, record_id}]`). Its stages start once the transaction commits."""
+    async def start_in(self, tx: Tx, template_id: str, version: str, body: dict[str, Any], cells: list[dict[str, str]],
+                       actor: str, decision_ids: list[str]) -> str:
+        """Inside the caller's transaction: a new organ in draft from a registered template (`body`, as the
+        catalog holds it: a plan carries it so), with the cell records a plan chose (`[{id, record_id}]`).
+        Its stages start once the transaction commits."""
         organ_id = f"organ-{await tx.next_counter('organ')}"
         now = time.time()
         deadline = now + self.progress.delays_s[DRAFT]
         subject = f"organ:{organ_id}"
-        await store.insert_organs(tx, [(organ_id, template.id, template_dict(template), DRAFT, True, deadline, 1, cells,
+        await store.insert_organs(tx, [(organ_id, template_id, body, DRAFT, True, deadline, 1, cells,
                                         {DRAFT: now}, now, None, now, now)])
         await self.events.emit(tx, "organ.stage", subject, {"id": organ_id, "state": DRAFT, "attempt": 1})
         await self.audit.record(tx, actor, "organ.build", subject, None,
-                                {"state": DRAFT, "template_id": template.id, "version": template.version}, None, decision_ids)
-        tx.after_commit(lambda: self.progress.started([(organ_id, template.id, 1)], deadline, now, 1))
+                                {"state": DRAFT, "template_id": template_id, "version": version}, None, decision_ids)
+        tx.after_commit(lambda: self.progress.started([(organ_id, template_id, 1)], deadline, now, 1))
         return organ_id

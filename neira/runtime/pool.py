@@ -207,7 +207,8 @@ class Pool:
                 self._fail_waiters()
                 return
             try:  # warmed before it takes a run: a cold engine's start-up is no run's deadline
-                await asyncio.wait_for(w.receive(), READY_S)
+                async with asyncio.timeout(READY_S):  # not wait_for: it can swallow a cancel on 3.11
+                    await w.receive()
             except (TimeoutError, WorkerLost) as exc:
                 log.error("a run worker did not get ready (%s)", type(exc).__name__)
                 w.kill()

@@ -153,8 +153,8 @@ class Runner:
             return
         start = time.perf_counter()
         try:
-            result = await asyncio.wait_for(step.impl.fn(out.output, step.params, self.memory, scope),
-                                            max(0.0, deadline - time.monotonic()))
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):  # not wait_for (3.11 can lose a cancel)
+                result = await step.impl.fn(out.output, step.params, self.memory, scope)
         except TimeoutError:
             self._fail(out, step, "timeout", "the run went past its time limit", (time.perf_counter() - start) * 1000)
             return

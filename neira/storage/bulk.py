@@ -55,4 +55,4 @@ async def insert_tuples(tx: Tx, table: Table, cols: tuple[str, ...], rows: list[
     names = ", ".join(f'"{c}"' for c in cols)
     sql = f'INSERT INTO {table.name} ({names}) VALUES ({", ".join("?" * len(cols))})'
     drv = await tx.driver()
-    await drv.executemany(sql, _driver_params(table, cols, rows))  # one hand-off to the driver's thread
+    await drv.executemany(sql, _driver_params(table, cols, rows))  # one driver call

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from neira.storage import migrate
+from neira.storage import inline, migrate
 from neira.storage.feed import Changed, ChangeFeed
 from neira.storage.notify import CHANNEL, Listener, Relay, payloads
 
@@ -27,8 +27,8 @@ LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 class Driver:
-    """The SQLite driver's connection under a transaction: one hand-off to its thread per call. Its errors
-    are SQLAlchemy's (an `IntegrityError` is `sqlalchemy.exc.IntegrityError`, as on the Core path)."""
+    """The SQLite driver's connection under a transaction, without SQLAlchemy's layers (its statement
+    processing and a greenlet per call cost more than a small statement itself). Its errors are SQLAlchemy's (an `IntegrityError` is `sqlalchemy.exc.IntegrityError`, as on the Core path)."""
 
     __slots__ = ("_conn",)
 
@@ -72,10 +72,10 @@ class Tx:
         self._changes: list[Changed] = []
 
     async def driver(self) -> Driver | None:
-        """On SQLite, the driver's own connection (aiosqlite) under this transaction, else None. A statement
-        sent there is one hand-off to the driver's thread; through SQLAlchemy's async adapter it is four
-        (cursor, execute, fetch, close: ~1 ms a statement under load against ~0.2 ms, `bench/apply.py`).
-        Same connection, so the same transaction: a rollback undoes both."""
+        """On SQLite, the driver's own connection (aiosqlite's, run inline: neira/storage/inline.py) under this
+        transaction, else None. A statement sent there is one driver call; through SQLAlchemy's async adapter
+        it is four (cursor, execute, fetch, close), each through a greenlet. Same connection, so the same
+        transaction: a rollback undoes both."""
         if self._driver is None and self.conn.dialect.name == "sqlite":
             self._driver = Driver((await self.conn.get_raw_connection()).driver_connection)
         return self._driver
@@ -147,13 +147,17 @@ class Database:
         if self.is_sqlite:
             # Every connection ends its own work (a transaction commits or rolls back; a read connection's
             # close rolls back what it began), so the pool's own rollback on return is a second, empty one:
-            # on SQLite it costs a hand-off to the driver's thread per connection use.
-            options: dict[str, Any] = {"pool_reset_on_return": None}
+            # on SQLite it would cost a driver call per connection use.
+            # Its calls run on the loop's thread (neira/storage/inline.py): no hand-off to a driver thread. LIFO:
+            # the connection used last is the one whose page cache is warm.
+            options: dict[str, Any] = {"pool_reset_on_return": None, "pool_use_lifo": True,
+                                       "async_creator": inline.connector(url)}
         else:  # a server: a connection the server or a proxy closed meanwhile is noticed before it is used
             options = {"pool_size": pool.size, "max_overflow": pool.max_overflow, "pool_timeout": pool.timeout_s,
                        "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, future=True, **options)
         self._write_lock = asyncio.Lock()
+        self._writer: AsyncConnection | None = None  # SQLite's one write connection (`_connect_writer`)
         self.feed = ChangeFeed()
         self.replica = secrets.token_hex(6)  # this process, in the notifications other processes hear
         self._listener: Listener | None = None
@@ -189,15 +193,29 @@ class Database:
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
         await self.engine.dispose()
+
+    async def _connect_writer(self) -> AsyncConnection:
+        """The connection a write transaction runs on. On SQLite one connection, kept: the writes take turns
+        anyway, and checking a connection out of the pool and back costs more than a small transaction's
+        statements (`bench/apply.py`). Elsewhere one from the pool per transaction."""
+        if not self.is_sqlite:
+            return await self.engine.connect()
+        if self._writer is None or self._writer.closed or self._writer.invalidated:
+            self._writer = await self.engine.connect()
+        return self._writer
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A serialised write transaction; post-commit hooks run after a successful commit."""
         tx: Tx | None = None
         async with self._write_lock:
+            conn = await self._connect_writer()
             try:
-                async with self.engine.begin() as conn:
+                async with conn.begin():
                     tx = Tx(conn)
                     yield tx
                     for write in (*tx._before, *tx._last):  # the batched rows, inside the transaction
@@ -209,6 +227,9 @@ class Database:
                 for undo in tx._undo if tx is not None else ():
                     undo()
                 raise
+            finally:
+                if conn is not self._writer:
+                    await conn.close()
         if tx._changes:
             self.feed.publish(tx._changes)  # read models first: hooks (events to subscribers) may read them
         for fn in tx._after:

@@ -1,0 +1,91 @@
+"""SQLite on the event loop's own thread: aiosqlite's connection without its thread.
+
+aiosqlite runs each call on a thread of its own and wakes the loop with the answer. For the statements a
+server here sends (a row, a few rows, a commit of a WAL page or two: 5–50 µs each) the two wake-ups cost far
+more than the work: 0.2–0.3 ms a call on a quiet two-vCPU machine, several times that under load
+(`bench/apply.py`: an apply of 8 calls took 2.3 one-statement transactions, and that transaction was itself
+~1.3 ms). Here each call runs at once, where it is awaited, and its awaitable is already done.
+
+What that trades, and why it holds for neira: the loop waits while SQLite works. A statement that waits on a
+lock would stall every request, but nothing else writes the file: the data dir is locked to one server
+(`api.server.lock_data_dir`), this process's writes take turns (`Database.transaction`), and in WAL mode
+readers and the writer never wait for each other. With `synchronous=NORMAL` a commit appends to the WAL and
+does not sync; the sync comes at a checkpoint, once per ~1,000 pages written. PostgreSQL keeps its own
+asynchronous driver; this is the embedded default only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import aiosqlite
+
+
+class _Now:
+    """Stands where aiosqlite's queue to its thread was: a call put here runs at once and settles its future.
+    (SQLAlchemy's adapter puts its isolation-level change on that queue directly.)"""
+
+    __slots__ = ()
+
+    def put_nowait(self, item: tuple[asyncio.Future | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever awaits it, as the thread would
+            if future is not None and not future.done():
+                future.set_exception(e)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+class Connection(aiosqlite.Connection):
+    """An aiosqlite connection whose calls run on the caller's thread, in the order they are awaited."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _Now()  # type: ignore[assignment]
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    async def _connect(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    def __await__(self):  # no thread to start
+        return self._connect().__await__()
+
+    def stop(self) -> None:
+        """Close the connection (what aiosqlite's `stop` asks its thread to do)."""
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
+
+
+def connector(url: str) -> Callable[[], Awaitable[Connection]]:
+    """The `async_creator` for SQLAlchemy's async engine: a new inline connection to the database `url` names,
+    with the arguments SQLAlchemy's own SQLite dialect reads from it (path, `?uri=true`, `timeout`, …).
+    `check_same_thread=False`: the connection is used from whichever thread runs the loop (one at a time;
+    Python's SQLite is built serialised)."""
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+    from sqlalchemy.engine import make_url
+
+    args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    connect_sqlite = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+
+    async def connect() -> Connection:
+        return await Connection(connect_sqlite)
+
+    return connect
