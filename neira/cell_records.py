@@ -28,28 +28,54 @@ from neira.policy import Decision
 from neira.selector import LIVE_STATES, Candidate, candidate
 from neira.storage import tables
 from neira.storage.db import Database, Tx
+from neira.structs import Answer
 from neira.templates import CellTemplate, template_dict
 
 R = tables.cell_records
 H = tables.record_history
 
 
-def record_dict(row: Any) -> dict[str, Any]:
+class HistoryEntry(Answer):
+    """One move of a record."""
+
+    from_: str | None = msgspec.field(name="from")
+    to: str
+    at: float
+    actor: str
+    reason: str | None
+
+
+class CellRecord(Answer):
+    """A cell record as the factory answers it (`history`, oldest first, on `GET /factory/cells/{id}` only)."""
+
+    id: str
+    state: str
+    template_id: str
+    version: str
+    backend: str
+    hitl: bool
+    kind: str
+    previous_state: str | None
+    digest: str
+    template: dict[str, Any]
+    created_at: float
+    updated_at: float
+    history: list[HistoryEntry] | msgspec.UnsetType = msgspec.UNSET
+
+
+class RecordMoved(Answer):
+    """A record's move: `{id, state}`; a rollback also says which record is `restored` (stable again), if any."""
+
+    id: str
+    state: str
+    restored: str | None | msgspec.UnsetType = msgspec.UNSET
+
+
+def record_view(row: Any) -> CellRecord:
     """The wire form of a cell record."""
-    return {
-        "id": row.id,
-        "state": row.state,
-        "template_id": row.template_id,
-        "version": row.version,
-        "backend": row.backend,
-        "hitl": row.hitl,
-        "kind": candidate(row).kind,
-        "previous_state": row.previous_state,
-        "digest": row.digest,
-        "template": row.template,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
+    return CellRecord(id=row.id, state=row.state, template_id=row.template_id, version=row.version, backend=row.backend,
+                      hitl=bool(row.hitl), kind=candidate(row).kind, previous_state=row.previous_state, digest=row.digest,
+                      template=row.template, created_at=row.created_at, updated_at=row.updated_at)
 
 
 def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
@@ -170,7 +196,7 @@ class Records:
             R.c.template_id == template_id, R.c.version == version, R.c.backend == backend))).first()
 
     async def list(self, conn: AsyncConnection, state: str | None = None, after: str | None = None,
-                   limit: int | None = None) -> list[dict[str, Any]]:
+                   limit: int | None = None) -> list[CellRecord]:
         """Records, oldest first (by id number: the order they were made in); `state` filters (validated);
         `after` and `limit` give a page: at most `limit` records after the record id `after`."""
         query = select(R).order_by(*by_number(R.c.id)).limit(limit)
@@ -180,15 +206,15 @@ class Records:
             if state not in {s.value for s in CellState}:
                 raise InvalidRequest(f"state must be one of {', '.join(s.value for s in CellState)}")
             query = query.where(R.c.state == state)
-        return [record_dict(r) for r in await conn.execute(query)]
+        return [record_view(r) for r in await conn.execute(query)]
 
-    async def history(self, conn: AsyncConnection, id: str) -> list[dict[str, Any]]:
+    async def history(self, conn: AsyncConnection, id: str) -> list[HistoryEntry]:
         """`[{from, to, at, actor, reason}]`, oldest first."""
         rows = await conn.execute(select(H).where(H.c.record_id == id).order_by(H.c.seq))
-        return [{"from": r.from_state, "to": r.to_state, "at": r.at, "actor": r.actor, "reason": r.reason} for r in rows]
+        return [HistoryEntry(from_=r.from_state, to=r.to_state, at=r.at, actor=r.actor, reason=r.reason) for r in rows]
 
     async def insert(self, tx: Tx, t: CellTemplate, digest: str, backend: str, hitl: bool, actor: str,
-                     reason: str | None, decision_ids: list[str]) -> dict[str, Any]:
+                     reason: str | None, decision_ids: list[str]) -> CellRecord:
         """A new draft record `cell-<n>` (ids from a counter, never reused)."""
         record_id = f"cell-{await tx.next_counter('cell')}"
         now = time.time()
@@ -202,7 +228,7 @@ class Records:
         await self._log(tx, row, None, CellState.DRAFT.value, actor, "create", reason, decision_ids, now)
         tx.changed("cell_records", record_id, candidate(row))
         tx.after_commit(lambda: self.metrics.factory_cells_created.labels(backend).inc())
-        return record_dict(row)
+        return record_view(row)
 
     async def move(self, tx: Tx, row: Any, event: CellEvent, actor: str, reason: str | None,
                    decisions: Iterable[Decision] = (), decision_ids: Iterable[str] = ()) -> CellState:

@@ -71,7 +71,7 @@ class Core:
         """Create the schema, load policy state, register the example catalog, resume in-flight builds."""
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         _, self.schema = await self.db.create()
-        await self.db.listen()  # PostgreSQL: the other replicas' commits reach this one's caches
+        await self.db.start()  # SQLite's checkpoints; on PostgreSQL the other replicas' commits reach the caches
         await self.policy.load(self.settings.capabilities, self.settings.safe_mode)
         await self.immune.start()  # before the examples: their registration writes missing catalog files again
         added = await self.catalog.register_examples(Path(self.settings.examples_dir) if self.settings.examples_dir else EXAMPLES_DIR)

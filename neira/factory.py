@@ -26,13 +26,14 @@ from neira.catalog import (
 )
 from neira.cell_plan import (
     SANDBOXED,
+    CellDryRun,
     CellRequest,
     parse_request,
     plan_cell,
     sandbox_reason,
     with_decisions,
 )
-from neira.cell_records import RecordCache, Records, record_dict
+from neira.cell_records import CellRecord, RecordCache, RecordMoved, Records, record_view
 from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.lifecycle import CellEvent, CellState, advance
@@ -44,6 +45,7 @@ from neira.policy import Decision, PolicyEngine
 from neira.selector import LIVE_STATES, candidate
 from neira.storage import tables
 from neira.storage.db import Database, Tx
+from neira.structs import to_builtins
 from neira.templates import CellTemplate, template_dict
 from neira.lifecycle import CELL_STAGES
 
@@ -70,7 +72,7 @@ class Factory:
         self.db, self.catalog, self.policy, self.events, self.audit, self.metrics = db, catalog, policy, events, audit, metrics
         self.records = Records(events, audit, metrics, RecordCache(db))
         self._dryruns = {ok: metrics.factory_dryrun_requests.labels(str(ok).lower()) for ok in (True, False)}
-        self._memo: OrderedDict[tuple, dict[str, Any]] = OrderedDict()  # dry-runs for `_memo_state`, see _plan
+        self._memo: OrderedDict[tuple, CellDryRun] = OrderedDict()  # dry-runs for `_memo_state`, see _plan
         self._memo_state: tuple[int, int] = (-1, -1)
         self.heal_delay_s = heal_delay_s
         self.sandbox_limits = sandbox_limits or {}  # what each script / wasm run may use (dry-run, audit)
@@ -140,11 +142,11 @@ class Factory:
         records = await self.records.cache.of_templates(sorted(ids))
         return Snapshot(latest=latest_bodies, digests={f"cell:{t.id}": versions}, records=records)
 
-    async def plan(self, template: dict[str, Any] | str, backend: str = "adapter", hitl: bool = True) -> dict[str, Any]:
+    async def plan(self, template: dict[str, Any] | str, backend: str = "adapter", hitl: bool = True) -> CellDryRun:
         """`{ok, report, plan}` for creating a record of `template` (the dry-run, for the Command Cell). Reads only."""
         return await self._plan(parse_request({"template": template, "backend": backend, "hitl": hitl}))
 
-    async def _plan(self, req: CellRequest) -> dict[str, Any]:
+    async def _plan(self, req: CellRequest) -> CellDryRun:
         """The dry-run, remembered for the current catalog and records: the Command Cell plans the same
         catalog cells on every command, and a report only changes when one of them commits a write. Each
         answer still gets its own gate decision (id, metrics); the memo is keyed by the decision's verdict."""
@@ -165,14 +167,14 @@ class Factory:
                 self._memo[key] = result
         return with_decisions(result, [gate])
 
-    async def dryrun(self, body: Any, actor: str) -> dict[str, Any]:
+    async def dryrun(self, body: Any, actor: str) -> CellDryRun:
         """`POST /factory/cells/dryrun`: the report and plan; never writes, never refuses for a closed gate."""
         result = await self._plan(parse_request(body))
-        self._dryruns[result["ok"]].inc()
+        self._dryruns[result.ok].inc()
         return result
 
     # --- create ------------------------------------------------------------------------------------
-    async def create(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def create(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, CellRecord]:
         """`POST /factory/cells`: 201 new draft record, or 200 the existing record of the same
         template+version+backend, unchanged. The template is registered in the catalog too."""
         try:
@@ -181,7 +183,7 @@ class Factory:
             self.metrics.factory_exec_errors.labels("create").inc()
             raise
 
-    async def _create(self, body: Any, actor: str, key: str | None) -> tuple[int, dict[str, Any]]:
+    async def _create(self, body: Any, actor: str, key: str | None) -> tuple[int, CellRecord]:
         check_key(key)
         body_digest = idempotency.body_hash(body)
         await self.catalog.index()  # loaded before the writer lock: _template and check_links read it from memory
@@ -189,7 +191,7 @@ class Factory:
         async with self.db.transaction() as tx:
             # a replay first: the stored answer stands even if the gate closed or the catalog moved since
             if (hit := await idempotency.replay(tx, IDEMPOTENCY_SCOPE, key, body_digest)) is not None:
-                return hit
+                return hit[0], msgspec.convert(hit[1], CellRecord)
             req = parse_request(body)
             t, digest = await self._template(req.template)
             gate = self.policy.gate(f"factory_{req.backend}")
@@ -203,17 +205,17 @@ class Factory:
             if row is not None:
                 if row.digest != digest:
                     raise Conflict(f"{t.id} {t.version} already has a record with other content")
-                status, record = 200, record_dict(row)
+                status, record = 200, record_view(row)
             else:  # a one-change plan, carried out by the executor the chat's apply uses
                 status = 201
                 why = sandbox_reason(req.backend, self.sandbox_limits, gate) if req.backend in SANDBOXED else None
                 step = CreateRecord(template=template_dict(t), template_id=t.id, version=t.version, digest=digest,
                                     backend=req.backend, hitl=req.hitl, own_reason=True, reason=why)
-                made: list[dict[str, Any]] = []
+                made: list[CellRecord] = []
                 await carry_out(tx, Plan(id="", lang="en", steps=[step], decisions=[decision_of(gate)], facts={}), actor,
                                 self.executor, made)
                 [record] = made
-            await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, record)
+            await idempotency.remember(tx, IDEMPOTENCY_SCOPE, key, body_digest, status, to_builtins(record))
             await self.catalog.register(tx, t)  # last: a rolled-back create leaves no file behind
         return status, record
 
@@ -244,42 +246,42 @@ class Factory:
         found = (await self.records.cache.of_templates([template_id])).get(template_id)
         return max(found, key=lambda c: c.number).id if found else None
 
-    async def list(self, state: str | None = None, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    async def list(self, state: str | None = None, after: str | None = None, limit: int | None = None) -> list[CellRecord]:
         """Records, oldest first; `state` filters (validated); at most `limit` after the record id `after`."""
         async with self.db.read() as conn:
             return await self.records.list(conn, state, after, limit)
 
-    async def get(self, id: str) -> dict[str, Any]:
+    async def get(self, id: str) -> CellRecord:
         """A record with its `history: [{from, to, at, actor, reason}]`."""
         async with self.db.read() as conn:
             row = await self.records.row(conn, id)
-            return record_dict(row) | {"history": await self.records.history(conn, id)}
+            return msgspec.structs.replace(record_view(row), history=await self.records.history(conn, id))
 
     # --- moves -------------------------------------------------------------------------------------
-    async def approve(self, id: str, actor: str, reason: str | None = None, force: bool = False) -> dict[str, Any]:
+    async def approve(self, id: str, actor: str, reason: str | None = None, force: bool = False) -> RecordMoved:
         """draft → canary → experimental → stable; reaching stable deprecates the other stable record
         of the same template. The backend's gate must be open. Elsewhere 409 invalid_transition. Out of
         canary/experimental the canary verdict must pass, or `force` with a reason overrides it (graduation)."""
         async with self.db.transaction() as tx:
             return await self.move_in(tx, id, CellEvent.APPROVE, actor, reason, force=force)
 
-    async def disable(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def disable(self, id: str, actor: str, reason: str | None = None) -> RecordMoved:
         """Any non-terminal state → disabled."""
         async with self.db.transaction() as tx:
             return await self.move_in(tx, id, CellEvent.DISABLE, actor, reason)
 
-    async def rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def rollback(self, id: str, actor: str, reason: str | None = None) -> RecordMoved:
         """→ rolled_back; the last stable version of the same template becomes active again (`restored`)."""
         async with self.db.transaction() as tx:
             return await self.move_in(tx, id, CellEvent.ROLLBACK, actor, reason)
 
-    async def auto_rollback(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def auto_rollback(self, id: str, actor: str, reason: str | None = None) -> RecordMoved:
         """The Immune System's rollback: like rollback, plus a `factory.auto_rollback` event."""
         async with self.db.transaction() as tx:
             return await self.move_in(tx, id, CellEvent.AUTO_ROLLBACK, actor, reason)
 
     async def move_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str | None = None,
-                      decision_ids: tuple[str, ...] = (), force: bool = False) -> dict[str, Any]:
+                      decision_ids: tuple[str, ...] = (), force: bool = False) -> RecordMoved:
         """One lifecycle move of a record inside the caller's transaction (REST routes and plans alike):
         approve (gate checked; the canary verdict checked by graduation; stable deprecates the other stable
         record), disable, rollback and auto_rollback (the last stable version restored)."""
@@ -296,10 +298,10 @@ class Factory:
             if new is CellState.STABLE:
                 await self.records.deprecate_others(tx, row, actor)
             tx.after_commit(lambda: self._count_approval(new))
-            return {"id": id, "state": new.value}
+            return RecordMoved(id=id, state=new.value)
         if event is CellEvent.DISABLE:
             new = await self.records.move(tx, row, event, actor, reason, (), decision_ids)
-            return {"id": id, "state": new.value}
+            return RecordMoved(id=id, state=new.value)
         new = await self.records.move(tx, row, event, actor, reason, (), decision_ids)
         restored = await self.records.restore(tx, row, actor)
         kind = "auto" if event is CellEvent.AUTO_ROLLBACK else "manual"
@@ -307,7 +309,7 @@ class Factory:
             await self.events.emit(tx, "factory.auto_rollback", f"cell:{id}", {
                 "id": id, "from": row.state, "state": new.value, "restored": restored, "reason": reason})
         tx.after_commit(lambda: self.metrics.factory_rollbacks.labels(kind).inc())
-        return {"id": id, "state": new.value, "restored": restored}
+        return RecordMoved(id=id, state=new.value, restored=restored)
 
     async def graduate_in(self, tx: Tx, id: str, event: CellEvent, actor: str, reason: str) -> str:
         """A move a verdict caused (graduation): approve one stage (stable deprecates the other stable record)
@@ -348,20 +350,20 @@ class Factory:
     def _count_approval(self, new: CellState) -> None:
         self.metrics.factory_approvals.labels(new.value).inc()
 
-    async def auto_heal(self, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def auto_heal(self, id: str, actor: str, reason: str | None = None) -> RecordMoved:
         """→ healing now; a background check then returns the record to its previous state, or to
         `failed` when its template no longer validates or its links are missing from the catalog."""
         async with self.db.transaction() as tx:
             return await self.auto_heal_in(tx, id, actor, reason)
 
-    async def auto_heal_in(self, tx: Tx, id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def auto_heal_in(self, tx: Tx, id: str, actor: str, reason: str | None = None) -> RecordMoved:
         """`auto_heal` inside the caller's transaction (the immune system quarantines and heals in one)."""
         row = await self.records.row(tx.conn, id, lock=True)
         new = await self.records.move(tx, row, CellEvent.HEAL, actor, reason)
         await self.events.emit(tx, "factory.auto_heal", f"cell:{id}", {
             "id": id, "phase": "started", "from": row.state, "state": new.value, "reason": reason})
         tx.after_commit(lambda: self._spawn_heal(id))
-        return {"id": id, "state": new.value}
+        return RecordMoved(id=id, state=new.value)
 
     def _spawn_heal(self, id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._heal(id), name=f"heal {id}")
@@ -457,8 +459,8 @@ class Factory:
             assert isinstance(step, CreateRecord) and gate is not None
             ids = [gate.decision_id]
             rec = await self.executor.create_record(tx, step, actor, ids)
-            out.append({"id": step.template_id, "record_id": rec["id"], "action": "create", "reason": change(step).reason,
-                        "state": rec["state"], "decision_ids": ids})
+            out.append({"id": step.template_id, "record_id": rec.id, "action": "create", "reason": change(step).reason,
+                        "state": rec.state, "decision_ids": ids})
         return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from neira.selector import Candidate
-from neira.structs import Base, Frozen
+from neira.structs import Answer, Base, Frozen
 
 MARKERS = {"create": "+", "update": "~", "delete": "-", "reuse": "=", "no-op": "="}
 """The text marker of each change action; the pages render the text and the JSON they are given."""
@@ -131,14 +131,18 @@ class Decision(Frozen):
     capability: str | None = None
 
 
-class Risk(Frozen, omit_defaults=True):
-    """Something the plan's result would get wrong, found while planning (the pathway type chain)."""
+class Risk(Answer, kw_only=True, omit_defaults=True):
+    """One finding of a dry-run or plan, cells and organs alike: `{code, severity, id?, message, cells?, cycle?,
+    capability?}` (`cells`: the two cells a type chain breaks between; `cycle`: the links that close a cycle;
+    `capability`: the closed gate)."""
 
     code: str
     severity: str
-    id: str
+    id: str | None = None
     message: str
     cells: list[str] = []
+    cycle: list[str] | None = None
+    capability: str | None = None
 
 
 class Plan(Base):
@@ -163,7 +167,7 @@ class Plan(Base):
         return not any(d.action == "deny" for d in self.decisions)
 
 
-class Change(Frozen, omit_defaults=True):
+class Change(Answer, kw_only=True, omit_defaults=True):
     """One change as the contract shows it: `{action, kind, id, record_id?, before?, after?, reason}`."""
 
     action: str
@@ -175,7 +179,7 @@ class Change(Frozen, omit_defaults=True):
     after: Any = None
 
 
-class PlanView(Frozen):
+class PlanView(Answer, kw_only=True):
     """The plan as every answer carries it: `{id, base, changes, summary, text}`."""
 
     id: str | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from neira.catalog import parse_cell, parse_organ
+from neira.cell_records import CellRecord
 from neira.errors import PlanStale
 from neira.lifecycle import CellEvent, OrganEvent
 from neira.plan import (
@@ -42,7 +43,7 @@ class ApplyResult(Base):
 class Executor(Protocol):
     """The primitives a plan's steps need, each inside the caller's transaction."""
 
-    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]: ...
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> CellRecord: ...
 
     async def register(self, tx: Tx, step: RegisterTemplate) -> None: ...
 
@@ -83,7 +84,7 @@ async def check_facts(tx: Tx, plan: Plan, gates: dict[str, str]) -> None:
             raise PlanStale(why.format(plan_id=plan.id, what=key, planned=planned, now=now.get(key, "")))
 
 
-async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[dict[str, Any]] | None = None,
+async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[CellRecord] | None = None,
                     shown: dict[int, tuple[AnyStep, Change]] | None = None) -> list[Applied]:
     """Every step of `plan`, in order, inside `tx`. The plan must be allowed and its facts checked. `created`,
     when given, receives each record the plan creates (the REST create answers with it). `shown`: the changes
@@ -118,12 +119,12 @@ async def carry_out(tx: Tx, plan: Plan, actor: str, ex: Executor, created: list[
 
 
 async def _one(tx: Tx, step: AnyStep, shown: Change, records: dict[str, str], actor: str, ids: list[str],
-               ex: Executor, made: list[dict[str, Any]]) -> Applied:
+               ex: Executor, made: list[CellRecord]) -> Applied:
     match step:
         case CreateRecord():
             record = await ex.create_record(tx, step, actor, ids)
             made.append(record)
-            records[step.template_id] = str(record["id"])
+            records[step.template_id] = record.id
             return _applied(shown, record_id=records[step.template_id])
         case ReuseRecord():
             records[step.template_id] = step.record_id
@@ -158,7 +159,7 @@ class CoreExecutor:
     def __init__(self, factory: Any, catalog: Any, organs: Any = None) -> None:
         self.factory, self.catalog, self.organs = factory, catalog, organs
 
-    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> dict[str, Any]:
+    async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> CellRecord:
         """A draft record (and the template in the catalog when the plan registers it)."""
         t = parse_cell(step.template)
         reason = step.reason if step.own_reason else change(step).reason

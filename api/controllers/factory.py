@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post, route
 from litestar.params import FromPath, QueryParameter
@@ -10,11 +10,12 @@ from litestar.params import FromPath, QueryParameter
 from api.apidoc import doc
 from api.controllers.common import Json, NeiraRequest, json_body
 from api.wire.base import Reason
-from api.wire.factory import CellRecord, DryRun, FactoryRequest, RecordMoved
+from api.wire.factory import CellRecord, FactoryRequest, RecordMoved
 from api.controllers.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 import msgspec
 
 from neira.catalog import check_id
+from neira.cell_plan import CellDryRun
 from neira.graduation import Approval
 from neira.errors import InvalidRequest, NotFound
 
@@ -44,14 +45,14 @@ class FactoryController(Controller):
     path = "/factory/cells"
     tags = ["factory"]
 
-    @post("/dryrun", status_code=200, opt=doc(DryRun, body=FactoryRequest))
+    @post("/dryrun", status_code=200, opt=doc(CellDryRun, body=FactoryRequest))
     async def dryrun(self, request: NeiraRequest) -> Json:
         """`{ok, report, plan}`; never writes; a closed gate is a violation (ok false), not a 403."""
         return Json(await request.core.factory.dryrun(await json_body(request), request.user))
 
     @post("/", opt=doc({201: CellRecord, 200: CellRecord}, body=FactoryRequest, errors=(403, 409),
                    idempotent=True))
-    async def create(self, request: NeiraRequest) -> Response[dict[str, Any]]:
+    async def create(self, request: NeiraRequest) -> Response[CellRecord]:
         """201 a new draft record; 200 the existing record of the same template+version+backend."""
         key = request.headers.get("idempotency-key")
         status, record = await request.core.factory.create(await json_body(request), request.user, key)
@@ -61,18 +62,18 @@ class FactoryController(Controller):
     async def list_records(
         self, request: NeiraRequest, state_filter: Annotated[str | None, QueryParameter(name="state")] = None,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
-    ) -> Response[list[dict[str, Any]]]:
+    ) -> Response[list[CellRecord]]:
         """Records, oldest first; `?state=` filters. A page of `limit`; the next one is in the `Link` header."""
         rows = await request.core.factory.list(state_filter or None, decode_cursor(cursor), limit + 1)
-        return page(request, rows, limit, lambda r: r["id"])
+        return page(request, rows, limit, lambda r: r.id)
 
     @get("/{record_id:str}", opt=doc(CellRecord))
-    async def get_record(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def get_record(self, request: NeiraRequest, record_id: FromPath[str]) -> CellRecord:
         """A record with its history."""
         return await request.core.factory.get(record_id)
 
     @post("/{record_id:str}/approve", status_code=200, opt=doc(RecordMoved, body=Approval, optional=True, errors=(403, 409)))
-    async def approve(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def approve(self, request: NeiraRequest, record_id: FromPath[str]) -> RecordMoved:
         """draft → canary → experimental → stable; out of canary/experimental the canary verdict must pass
         (403 `policy_denied` naming the failing metric, 409 `held` while it is not in) unless
         `{"force": true, "reason"}`."""
@@ -84,22 +85,22 @@ class FactoryController(Controller):
         return await request.core.factory.approve(record_id, request.user, req.reason, req.force)
 
     @post("/{record_id:str}/disable", status_code=200, opt=MOVE_DOC)
-    async def disable(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def disable(self, request: NeiraRequest, record_id: FromPath[str]) -> RecordMoved:
         """→ disabled."""
         return await request.core.factory.disable(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/rollback", status_code=200, opt=MOVE_DOC)
-    async def rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> RecordMoved:
         """→ rolled_back; `restored` names the record of the same template that is stable now, if any."""
         return await request.core.factory.rollback(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_heal", status_code=200, opt=MOVE_DOC)
-    async def auto_heal(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def auto_heal(self, request: NeiraRequest, record_id: FromPath[str]) -> RecordMoved:
         """→ healing; the check finishes in the background (previous state, or failed)."""
         return await request.core.factory.auto_heal(record_id, request.user, await move_reason(request))
 
     @post("/{record_id:str}/auto_rollback", status_code=200, opt=MOVE_DOC)
-    async def auto_rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> dict[str, Any]:
+    async def auto_rollback(self, request: NeiraRequest, record_id: FromPath[str]) -> RecordMoved:
         """→ rolled_back, with a `factory.auto_rollback` event."""
         return await request.core.factory.auto_rollback(record_id, request.user, await move_reason(request))
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from api.wire.base import Wire
-from neira.plan import PlanView
+from neira.cell_records import CellRecord, HistoryEntry, RecordMoved  # noqa: F401 - the core's answers, named here too
 
 
 class TemplateRef(Wire):
@@ -52,45 +52,3 @@ class FactoryRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hitl: bool = True
 
 
-class HistoryEntry(Wire):
-    """One move of a record."""
-
-    from_: str | None = msgspec.field(name="from")
-    to: str
-    at: float
-    actor: str
-    reason: str | None = None
-
-
-class CellRecord(Wire):
-    """A cell record of the factory (`history` on `GET /factory/cells/{id}`)."""
-
-    id: str
-    state: str
-    template_id: str
-    version: str
-    backend: str
-    hitl: bool
-    kind: str
-    digest: str
-    template: dict[str, Any]
-    created_at: float
-    updated_at: float
-    previous_state: str | None = None
-    history: list[HistoryEntry] | None = None
-
-
-class DryRun(Wire):
-    """`POST /factory/cells/dryrun`: `{ok, report: {kind, deps, links, risks, compat, selector, policy}, plan}`."""
-
-    ok: bool
-    report: dict[str, Any]
-    plan: PlanView | None = None
-
-
-class RecordMoved(Wire):
-    """A record's move: `{id, state}`; a rollback says which record is `restored` (stable again), if any."""
-
-    id: str
-    state: str
-    restored: str | None = None

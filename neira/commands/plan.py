@@ -88,9 +88,9 @@ async def _cell_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
     step = create_step(t, digest, spec["backend"], spec["hitl"], snap)
     gate = svc.policy.gate(f"factory_{spec['backend']}")
     decisions = [_decision(gate)]
-    for r in report["report"]["risks"]:
-        if r["severity"] == "error" and r["code"] != "capability_disabled":
-            decisions.append(_deny(f"factory.{r['code']}", r["message"]))
+    for r in report.report.risks:
+        if r.severity == "error" and r.code != "capability_disabled":
+            decisions.append(_deny(f"factory.{r.code}", r.message))
     return Plan(id=plan_id, lang=res.lang, steps=[step], decisions=decisions, facts=facts([step], snap, _gates(decisions)))
 
 
@@ -124,7 +124,7 @@ async def _organ_plan(res: Resolution, svc: Services, plan_id: str) -> Plan:
     added = [c for c in cell_ids if res.base and c not in base_cells]
     steps = organ_steps(body, digest, registered is not None, res.base if res.intent == "update_organ" else None,
                         added, steps, snap)
-    risks = [Risk(**r) for r in svc.runs.pathway_risks(template, {**latest, **drafts})]
+    risks = svc.runs.pathway_risks(template, {**latest, **drafts})
     for r in risks:
         if r.severity == "error":  # the organ could never pass its first run: say so, and do not build it
             decisions.append(_deny(f"compat.{r.code}", r.message))

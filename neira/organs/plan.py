@@ -147,5 +147,5 @@ def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list
     if denied:
         report["violations"] = denied
     ok = not denied and not any(r["severity"] == "error" for r in risks)
-    shown = view(None, None, steps, risks=[Risk(**r) for r in compat or ()])
+    shown = view(None, None, steps, risks=list(compat or ()))
     return {"organ_id": None, "dryrun": True, "ok": ok, "report": report, "plan": to_builtins(shown)}

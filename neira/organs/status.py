@@ -4,25 +4,11 @@ order the JSON has always had."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-import msgspec
+from neira.structs import Answer
 
 Waiting = Literal["delay", "analysis", "approval", "gate"]
-
-
-class Answer(msgspec.Struct, kw_only=True, frozen=True):
-    """An answer's value. Other fields are tolerated when decoded (a client keeps working as it grows); a field is
-    also read by its JSON name (`status["state"]`), as callers written against the JSON do."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__struct_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field `key`, or `default` for a name it does not have."""
-        return getattr(self, key) if key in self.__struct_fields__ else default
 
 
 class OrganCell(Answer):

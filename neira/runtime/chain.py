@@ -5,24 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import msgspec
-
 from neira.runtime.backends import Backend
 from neira.runtime.payloads import TYPES
 from neira.runtime.registry import ANY, Impl
 from neira.catalog import parse_cell
+from neira.plan import Risk
 from neira.planning import generated_template
 from neira.templates import CellTemplate, OrganTemplate
-
-
-class Risk(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
-    """One finding, in the dry-run's risk shape `{code, severity, id, message, cells?}`."""
-
-    code: str
-    severity: str
-    id: str
-    message: str
-    cells: tuple[str, ...] = ()
 
 
 def backend_of(template: CellTemplate) -> str:
@@ -58,7 +47,7 @@ def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], 
             usable = flowing & accepted
             if not usable:
                 risks.append(Risk(
-                    code="type_mismatch", severity="error", id=t.id, cells=(previous.id, t.id),
+                    code="type_mismatch", severity="error", id=t.id, cells=[previous.id, t.id],
                     message=f"{previous.id} gives {', '.join(sorted(flowing))}; {t.id} takes {', '.join(sorted(accepted))}"))
                 usable = accepted
             accepted = usable
@@ -68,17 +57,16 @@ def check_chain(cells: Sequence[CellTemplate], backends: Mapping[str, Backend], 
 
 
 def pathway_risks(organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]], backends: Mapping[str, Backend],
-                  parse: Callable[[Any], CellTemplate] = parse_cell) -> list[dict[str, Any]]:
+                  parse: Callable[[Any], CellTemplate] = parse_cell) -> list[Risk]:
     """`check_chain` over every pathway of `organ`, the cells read from `bodies` (cell id → template body; a
     cell missing there gets the generated adapter template a build would draft). In the dry-run risk shape:
     a break is an error, a missing implementation a warning (the cell can still be built and replaced)."""
-    out: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
+    out: dict[tuple[str, str | None, tuple[str, ...]], Risk] = {}
     parsed = {c: parse(bodies.get(c) or generated_template(c, organ.id)) for c in organ.cells}
     for pathway in organ.pathways:
         for r in check_chain([parsed[c] for c in pathway.cells if c in parsed], backends):
             severity = "warning" if r.code == "no_implementation" else r.severity
-            found = {"code": r.code, "severity": severity, "id": r.id, "message": f"pathway {pathway.name}: {r.message}"}
-            if r.cells:
-                found["cells"] = list(r.cells)
-            out.setdefault((r.code, r.id, r.cells), found)
+            found = Risk(code=r.code, severity=severity, id=r.id, message=f"pathway {pathway.name}: {r.message}",
+                         cells=r.cells)
+            out.setdefault((r.code, r.id, tuple(r.cells)), found)
     return list(out.values())

@@ -22,6 +22,7 @@ from neira.lifecycle import OrganState
 from neira.metrics import Metrics
 from neira.policy import PolicyEngine
 from neira.runtime.backends import AdapterBackend, Backend, Step
+from neira.plan import Risk
 from neira.runtime.chain import pathway_risks
 from neira.runtime.memory import DbMemory
 from neira.runtime.payloads import AnyPayload, as_payload, from_wire
@@ -107,7 +108,7 @@ class RunService:
         self.guard: Guard = OpenGuard()  # which records get no traffic (the immune system's quarantine)
         self.listeners: list[ServedListener] = []  # told of every run a caller got its answer from
 
-    def pathway_risks(self, organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def pathway_risks(self, organ: OrganTemplate, bodies: Mapping[str, Mapping[str, Any]]) -> list[Risk]:
         """The type chain of every pathway of `organ` (dry-run risks: `type_mismatch`, `no_implementation`);
         catalog cells come parsed from the catalog's cache."""
         return pathway_risks(organ, bodies, self.backends, lambda body: self.sources.catalog.parsed(body)[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
@@ -24,6 +25,7 @@ _COUNT = ('INSERT INTO counters ("name", "value") VALUES ({}, {}) '
           'ON CONFLICT ("name") DO UPDATE SET "value" = counters."value" + excluded."value" RETURNING "value"')
 COUNT_DRIVER, COUNT = _COUNT.format("?", "?"), text(_COUNT.format(":name", ":n"))
 LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+TURN_S = 0.001  # on SQLite, the longest the database's work goes on without letting other tasks run
 
 
 class Driver:
@@ -158,12 +160,21 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, future=True, **options)
         self._write_lock = asyncio.Lock()
         self._writer: AsyncConnection | None = None  # SQLite's one write connection (`_connect_writer`)
+        self._turn = 0.0  # when SQLite's statements last let the loop run others (`_take_turns`)
         self.feed = ChangeFeed()
         self.replica = secrets.token_hex(6)  # this process, in the notifications other processes hear
         self._listener: Listener | None = None
         self.relay: Relay | None = None  # who delivers the events other processes commit (neira/events.py)
+        self._checkpoints: inline.Checkpointer | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self._checkpoints = inline.Checkpointer(url)
+
+    async def start(self) -> None:
+        """The database's own background work: SQLite's checkpoints, or following PostgreSQL's other replicas."""
+        if self._checkpoints is not None:
+            self._checkpoints.start()
+        await self.listen()
 
     async def listen(self) -> None:
         """On PostgreSQL, follow the other processes' commits (neira/storage/notify.py); SQLite has one."""
@@ -193,6 +204,8 @@ class Database:
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.close()
@@ -208,10 +221,21 @@ class Database:
             self._writer = await self.engine.connect()
         return self._writer
 
+    async def _take_turns(self) -> None:
+        """SQLite's calls never suspend (neira/storage/inline.py), so a loop of transactions and reads (a canary
+        analysis filling 1,000 runs) would keep the event loop from every request meanwhile. Before one starts,
+        the others get a turn if this process's statements have not given one for TURN_S."""
+        now = time.monotonic()
+        if now - self._turn >= TURN_S:
+            await asyncio.sleep(0)
+            self._turn = time.monotonic()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A serialised write transaction; post-commit hooks run after a successful commit."""
         tx: Tx | None = None
+        if self.is_sqlite:
+            await self._take_turns()
         async with self._write_lock:
             conn = await self._connect_writer()
             try:
@@ -238,6 +262,8 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads."""
+        if self.is_sqlite:
+            await self._take_turns()
         async with self.engine.connect() as conn:
             yield conn
 
@@ -258,4 +284,5 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA wal_autocheckpoint=0")  # a checkpoint's fsyncs would stall the loop: inline.Checkpointer
     cur.close()

@@ -71,11 +71,11 @@ async def test_a_client_that_never_reads_does_not_hold_up_builds(live: Live) -> 
     the organ's current state (the lag itself is covered in tests/unit/test_organs_stream.py)."""
     organ_id = await live.build()
     async with live.ws(f"/organs/{organ_id}/stream?token={ADMIN}") as stalled:
-        for _ in range(40):
-            await live.move(organ_id, "canary")
-            await live.move(organ_id, "experimental")
+        for _ in range(40):  # each round held in draft first: with 20 ms stages a build may be past canary already
             while await live.restart(organ_id) != "draft":  # the fresh build may step on before it is held
                 pass
+            await live.move(organ_id, "canary")
+            await live.move(organ_id, "experimental")
         await live.move(organ_id, "stable")
         ids = [(await live.http.post("/organs/build", json={"organ_template": VOICE})).json()["organ_id"] for _ in range(50)]
         deadline = asyncio.get_running_loop().time() + 10

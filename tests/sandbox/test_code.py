@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from neira.structs import to_builtins
 from neira.catalog import parse_cell, template_digest
 from neira.core import Core
 from neira.errors import CapabilityDisabled, InvalidTemplate, NotRunnable
@@ -67,7 +68,7 @@ async def test_a_create_on_a_sandboxed_backend_needs_the_code(core: Core) -> Non
     with pytest.raises(InvalidTemplate) as caught:
         await core.factory.create({"template": plain, "backend": "wasm"}, "admin")
     assert caught.value.errors[0]["path"] == "$.metadata.wasm"
-    dry = await core.factory.dryrun({"template": plain, "backend": "script"}, "admin")
+    dry = to_builtins(await core.factory.dryrun({"template": plain, "backend": "script"}, "admin"))
     assert dry["ok"] is False and "no_code" in [r["code"] for r in dry["report"]["risks"]]
 
 
@@ -84,17 +85,17 @@ def test_the_code_is_part_of_the_digest(name: str) -> None:
 
 async def test_the_dryrun_reports_backend_limits_and_gate(core: Core, locked: Core) -> None:
     template = example("analysis.word_count_script.v1")
-    opened = await core.factory.dryrun({"template": template, "backend": "script"}, "admin")
+    opened = to_builtins(await core.factory.dryrun({"template": template, "backend": "script"}, "admin"))
     assert opened["ok"] is True
     sandbox = opened["report"]["sandbox"]
     assert sandbox["backend"] == "script" and sandbox["runtime"].startswith("Lua 5.4")
     assert sandbox["limits"] == {"fuel": 500_000, "time_ms": 1000, "memory_mb": 64, "output_bytes": 1 << 20}
     assert sandbox["gate"] == {"capability": "factory_script", "action": "allow", "reason": "factory_script is experimental"}
-    closed = await locked.factory.dryrun({"template": example("analysis.reverse_wasm.v1"), "backend": "wasm"}, "admin")
+    closed = to_builtins(await locked.factory.dryrun({"template": example("analysis.reverse_wasm.v1"), "backend": "wasm"}, "admin"))
     assert closed["ok"] is False
     assert closed["report"]["sandbox"]["gate"] == {"capability": "factory_wasm", "action": "deny", "reason": "factory_wasm is locked"}
     assert [v["capability"] for v in closed["report"]["policy"]["violations"]] == ["factory_wasm"]
-    adapter = await core.factory.dryrun({"template": template}, "admin")
+    adapter = to_builtins(await core.factory.dryrun({"template": template}, "admin"))
     assert "sandbox" not in adapter["report"]
 
 

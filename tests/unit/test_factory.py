@@ -19,6 +19,7 @@ from neira.catalog import CELL, Catalog
 from neira.cell_plan import parse_request
 from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
 from neira.events import EventBus
+from neira.structs import to_builtins
 from neira.factory import Factory
 from neira.plan import Blocked, Snapshot
 from neira.planning import cell_step, generated_template
@@ -117,14 +118,14 @@ def test_parse_request_rejects(body):
 async def test_create_makes_a_draft_record_and_registers_the_template(s: Services):
     status, record = await s.factory.create({"tpl": tpl()}, "operator")
     assert status == 201
-    assert record == {
+    assert to_builtins(record) == {
         "id": "cell-1", "state": "draft", "template_id": T, "version": "1.0.0", "backend": "adapter", "hitl": True,
         "kind": "analysis", "previous_state": None, "digest": record["digest"], "template": tpl(),
         "created_at": record["created_at"], "updated_at": record["created_at"],
     }
     assert await s.catalog.get_cell(T) == tpl()
     got = await s.factory.get("cell-1")
-    assert got == record | {"history": [{"from": None, "to": "draft", "at": got["history"][0]["at"], "actor": "operator", "reason": None}]}
+    assert to_builtins(got) == to_builtins(record) | {"history": [{"from": None, "to": "draft", "at": got["history"][0]["at"], "actor": "operator", "reason": None}]}
     assert s.metric("factory_cells_created_total", backend="adapter") == 1
 
 
@@ -245,7 +246,7 @@ async def test_a_new_stable_deprecates_the_old_and_rollback_restores_it(s: Servi
     old = await promote(s, "1.0.0")
     new = await promote(s, "1.1.0")
     assert [await state_of(s, i) for i in (old, new)] == ["deprecated", "stable"]
-    assert await s.factory.rollback(new, "admin", "bad release") == {"id": new, "state": "rolled_back", "restored": old}
+    assert to_builtins(await s.factory.rollback(new, "admin", "bad release")) == {"id": new, "state": "rolled_back", "restored": old}
     assert [await state_of(s, i) for i in (old, new)] == ["stable", "rolled_back"]
     history = (await s.factory.get(old))["history"]
     assert [(h["from"], h["to"], h["reason"]) for h in history][-2:] == [
@@ -264,14 +265,14 @@ async def test_rollback_of_a_canary_keeps_the_stable_one(s: Services):
     stable = await promote(s, "1.0.0")
     _, canary = await s.factory.create({"tpl": tpl("1.1.0")}, "admin")
     await s.factory.approve(canary["id"], "admin")
-    assert await s.factory.rollback(canary["id"], "admin") == {"id": canary["id"], "state": "rolled_back", "restored": stable}
+    assert to_builtins(await s.factory.rollback(canary["id"], "admin")) == {"id": canary["id"], "state": "rolled_back", "restored": stable}
     assert await state_of(s, stable) == "stable"
 
 
 async def test_rollback_without_a_previous_version(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.approve("cell-1", "admin")
-    assert await s.factory.rollback("cell-1", "admin") == {"id": "cell-1", "state": "rolled_back", "restored": None}
+    assert to_builtins(await s.factory.rollback("cell-1", "admin")) == {"id": "cell-1", "state": "rolled_back", "restored": None}
     with pytest.raises(InvalidTransition):
         await s.factory.rollback("cell-1", "admin")
 
@@ -279,7 +280,7 @@ async def test_rollback_without_a_previous_version(s: Services):
 async def test_auto_rollback_emits_its_event(s: Services):
     old = await promote(s, "1.0.0")
     new = await promote(s, "2.0.0")
-    assert await s.factory.auto_rollback(new, "system", "error budget spent") == {"id": new, "state": "rolled_back", "restored": old}
+    assert to_builtins(await s.factory.auto_rollback(new, "system", "error budget spent")) == {"id": new, "state": "rolled_back", "restored": old}
     events = [e for e in await s.events.list() if e.type == "factory.auto_rollback"]
     assert [(e.subject, e.data) for e in events] == [(f"cell:{new}", {
         "id": new, "from": "stable", "state": "rolled_back", "restored": old, "reason": "error budget spent"})]
@@ -319,7 +320,7 @@ async def test_every_move_is_in_history_audit_and_events(s: Services):
 async def test_auto_heal_returns_to_the_previous_state(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.approve("cell-1", "admin")
-    assert await s.factory.auto_heal("cell-1", "system", "probe failed") == {"id": "cell-1", "state": "healing"}
+    assert to_builtins(await s.factory.auto_heal("cell-1", "system", "probe failed")) == {"id": "cell-1", "state": "healing"}
     assert s.metric("factory_cells_active") == 0
     await s.factory.drain()
     assert await state_of(s, "cell-1") == "canary"
@@ -339,7 +340,7 @@ async def test_auto_heal_fails_when_links_are_missing(s: Services):
     await s.factory.drain()
     got = await s.factory.get("cell-1")
     assert got["state"] == "failed"
-    assert got["history"][-1] | {"at": 0} == {
+    assert to_builtins(got["history"][-1]) | {"at": 0} == {
         "from": "healing", "to": "failed", "at": 0, "actor": "system", "reason": "link analysis.gone.v1 is missing from the catalog"}
     assert s.metric("factory_exec_errors_total", operation="auto_heal") == 1
 
@@ -420,9 +421,9 @@ async def test_dryrun_writes_nothing(s: Services):
 async def test_dryrun_report_for_a_new_cell(s: Services):
     await put_cells(s, tpl(id="analysis.text_normalize.v1"))
     await s.factory.create({"tpl": tpl(id="analysis.text_normalize.v1")}, "admin")
-    result = await s.factory.dryrun({"tpl": tpl("0.1.0", links=["analysis.text_normalize.v1"])}, "admin")
+    result = to_builtins(await s.factory.dryrun({"tpl": tpl("0.1.0", links=["analysis.text_normalize.v1"])}, "admin"))
     decision = result["report"]["policy"]["decisions"][0]
-    assert result == {
+    assert to_builtins(result) == {
         "ok": True,
         "report": {
             "kind": "analysis", "analysis_type": "summarize", "backend": "adapter", "hitl": True,
@@ -450,7 +451,7 @@ async def test_dryrun_report_for_a_new_cell(s: Services):
 
 
 async def test_dryrun_shows_a_closed_gate_as_a_violation(s: Services):
-    result = await s.factory.dryrun({"tpl": tpl(), "backend": "wasm"}, "admin")
+    result = to_builtins(await s.factory.dryrun({"tpl": tpl(), "backend": "wasm"}, "admin"))
     assert result["ok"] is False
     policy = result["report"]["policy"]
     assert policy["allowed"] is False
@@ -462,7 +463,7 @@ async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
     await put_cells(s, tpl(id="analysis.a.v1", links=["analysis.b.v1"]), tpl(id="analysis.b.v1", links=[T]),
                     tpl("2.0.0", memory_type="ctx", analysis_type=None))
     body = tpl("1.0.0", links=["analysis.a.v1", "analysis.missing.v1"])
-    result = await s.factory.dryrun({"tpl": body, "hitl": False}, "admin")
+    result = to_builtins(await s.factory.dryrun({"tpl": body, "hitl": False}, "admin"))
     risks = result["report"]["risks"]
     assert [(r["code"], r["severity"]) for r in risks] == [
         ("missing_link", "error"), ("link_cycle", "error"), ("older_version", "warning"), ("kind_changed", "warning"), ("no_hitl", "warning")]
@@ -471,7 +472,7 @@ async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
         ("analysis.a.v1", 1, "present"), ("analysis.missing.v1", 1, "missing"), ("analysis.b.v1", 2, "present")]
     assert result["ok"] is False
     await put_cells(s, tpl("1.0.0"))
-    conflicting = await s.factory.dryrun({"tpl": tpl("1.0.0", description="x")}, "admin")
+    conflicting = to_builtins(await s.factory.dryrun({"tpl": tpl("1.0.0", description="x")}, "admin"))
     assert conflicting["report"]["compat"]["catalog"] == "conflict"
     assert "catalog_conflict" in [r["code"] for r in conflicting["report"]["risks"]]
 
@@ -479,7 +480,7 @@ async def test_dryrun_finds_missing_links_cycles_and_conflicts(s: Services):
 async def test_create_and_catalog_put_refuse_a_link_cycle_the_dryrun_rejects(s: Services):
     await s.catalog.put_cell(tpl(id="analysis.a.v1", links=["analysis.b.v1"]))  # a missing link is accepted
     cyclic = tpl(id="analysis.b.v1", links=["analysis.a.v1"])
-    assert (await s.factory.dryrun({"tpl": cyclic}, "admin"))["ok"] is False
+    assert (to_builtins(await s.factory.dryrun({"tpl": cyclic}, "admin")))["ok"] is False
     message = "links form a cycle: analysis.b.v1 → analysis.a.v1 → analysis.b.v1"
     for attempt in (lambda: s.factory.create({"tpl": cyclic}, "admin"), lambda: s.catalog.put_cell(cyclic)):
         with pytest.raises(InvalidTemplate) as err:
@@ -508,13 +509,13 @@ async def test_an_idempotent_replay_is_answered_even_after_the_gate_closed(s: Se
 async def test_dryrun_plan_follows_what_create_would_do(s: Services):
     await s.factory.create({"tpl": tpl()}, "admin")
     await s.factory.approve("cell-1", "admin")
-    same = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    same = to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin"))
     assert same["plan"]["changes"][0]["action"] == "no-op"
     assert same["plan"]["text"].startswith(f"= cell cell-1 ({T}) — cell-1 already holds {T} 1.0.0 (canary)")
     assert same["report"]["selector"] == {"action": "reuse", "record_id": "cell-1", "state": "canary",
                                           "reason": "cell-1 already holds version 1.0.0"}
     assert same["report"]["compat"]["record"] == {"id": "cell-1", "state": "canary"}
-    newer = await s.factory.dryrun({"tpl": tpl("1.1.0")}, "admin")
+    newer = to_builtins(await s.factory.dryrun({"tpl": tpl("1.1.0")}, "admin"))
     assert newer["plan"]["changes"] == [{
         "action": "update", "kind": "cell", "id": T, "before": "1.0.0", "after": "1.1.0",
         "reason": f"new draft record of {T} 1.1.0 (the catalog has 1.0.0)"}]

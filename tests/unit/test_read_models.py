@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from neira.structs import to_builtins
 from neira.catalog import CELL, ORGAN, CatalogIndex
 from neira.cell_records import RecordCache
 from neira.errors import InvalidTransition
@@ -77,7 +78,7 @@ async def test_the_record_cache_follows_every_move(s: Services):
     await assert_in_step(s, [T])
     await s.factory.disable(old, "admin")
     await assert_in_step(s, [T])
-    dry = await s.factory.dryrun({"tpl": tpl("1.2.0")}, "admin")
+    dry = to_builtins(await s.factory.dryrun({"tpl": tpl("1.2.0")}, "admin"))
     assert dry["report"]["selector"] == {"action": "create", "record_id": None, "state": None,
                                          "reason": f"no live record of {T} (existing: disabled, rolled_back)"}
 
@@ -102,7 +103,7 @@ async def test_ensure_cells_reaches_both_read_models(s: Services):
     async with s.db.transaction() as tx:
         await s.factory.ensure_cells(tx, [OTHER], "admin", "organ.x.v1")
     await assert_in_step(s, [T, OTHER])
-    dry = await s.factory.dryrun({"tpl": tpl(links=[OTHER])}, "admin")
+    dry = to_builtins(await s.factory.dryrun({"tpl": tpl(links=[OTHER])}, "admin"))
     assert dry["report"]["links"] == [{"id": OTHER, "status": "present", "version": "0.1.0",
                                        "record": {"id": "cell-1", "state": "draft", "version": "0.1.0"}}]
 
@@ -224,9 +225,9 @@ async def _run(data: Path, steps: list[tuple[str, int]]) -> None:
             if action == "create" or not records:
                 await s.factory.create({"tpl": tpl(f"1.{len(records)}.0")}, "admin")
             elif action == "dryrun":
-                remembered = await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin")
+                remembered = to_builtins(await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin"))
                 s.factory._memo.clear()
-                fresh = await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin")
+                fresh = to_builtins(await s.factory.dryrun({"tpl": tpl(f"1.{n}.0")}, "admin"))
                 assert without_ids(remembered) == without_ids(fresh)
             elif action == "failed_tx":
                 with pytest.raises(RuntimeError):
@@ -254,19 +255,19 @@ def test_any_sequence_keeps_the_read_models_in_step_with_storage(tmp_path: Path,
 
 
 async def test_remembered_dry_runs_follow_writes_and_gates_with_fresh_decisions(s: Services):
-    first = await s.factory.dryrun({"tpl": tpl()}, "admin")
-    again = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    first = to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin"))
+    again = to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin"))
     ids = [r["report"]["policy"]["decisions"][0]["decision_id"] for r in (first, again)]
     assert ids[0] != ids[1]  # one decision per dry-run, remembered report or not
     assert {**again, "report": {**again["report"], "policy": None}} == {**first, "report": {**first["report"], "policy": None}}
     assert s.metric("neira_policy_decisions_total", rule="capability.factory_adapter", action="allow") == 2
     await s.factory.create({"tpl": tpl()}, "admin")  # a record write
-    assert (await s.factory.dryrun({"tpl": tpl()}, "admin"))["plan"]["changes"][0]["action"] == "no-op"
+    assert (to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin")))["plan"]["changes"][0]["action"] == "no-op"
     await s.catalog.put_cell(tpl("2.0.0"))  # a catalog write
-    risks = (await s.factory.dryrun({"tpl": tpl()}, "admin"))["report"]["risks"]
+    risks = (to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin")))["report"]["risks"]
     assert [r["code"] for r in risks] == ["older_version"]
     await s.policy.set_capability("admin", "factory_adapter", "disabled")  # a gate flip
-    closed = await s.factory.dryrun({"tpl": tpl()}, "admin")
+    closed = to_builtins(await s.factory.dryrun({"tpl": tpl()}, "admin"))
     assert closed["ok"] is False and closed["report"]["policy"]["violations"][0]["capability"] == "factory_adapter"
     assert [r["code"] for r in closed["report"]["risks"]] == ["capability_disabled", "older_version"]
 
