@@ -357,8 +357,9 @@ def cell_plan_step(t: CellTemplate, digest: str, backend: str, hitl: bool, ident
         return ReuseRecord(template_id=t.id, version=t.version, record_id=identity.id, state=identity.state, same=True)
     latest_version = compat.latest_version
     before = latest_version if latest_version is not None and latest_version != t.version else None
-    return CreateRecord(template=template_dict(t), template_id=t.id, version=t.version, digest=digest, backend=backend,
-                        hitl=hitl, register=compat.catalog == "new", before=before)
+    register = compat.catalog == "new"
+    return CreateRecord(template=template_dict(t) if register else None, template_id=t.id, version=t.version,
+                        digest=digest, backend=backend, hitl=hitl, register=register, before=before)
 
 
 def create_step(t: CellTemplate, digest: str, backend: str, hitl: bool, snap: Snapshot) -> CreateRecord | ReuseRecord:

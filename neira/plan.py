@@ -26,9 +26,11 @@ class Step(Frozen, tag_field="op", kw_only=True):
 
 
 class CreateRecord(Step, tag="create_record", kw_only=True):
-    """A new draft record of a cell template on a backend; the template is registered when `register`."""
+    """A new draft record of a cell template on a backend; the template is registered when `register`. The plan
+    carries the template's body only then: a catalog template is named (`template_id@version`, its digest one
+    of the plan's facts), which keeps a saved plan a few hundred bytes instead of kilobytes a cell."""
 
-    template: dict[str, Any]
+    template: dict[str, Any] | None = None
     template_id: str
     version: str
     digest: str
@@ -72,13 +74,14 @@ class RegisterTemplate(Step, tag="register_template", kw_only=True):
 
 
 class StartBuild(Step, tag="start_build", kw_only=True):
-    """A new organ built from a template (its body, as registered), with the records chosen for its cells by the
-    steps before it."""
+    """A new organ built from a template, with the records chosen for its cells by the steps before it. The body
+    (as registered) is carried when the plan registers the template or builds one inline; a saved plan names a
+    catalog template instead (its digest is then one of the plan's facts)."""
 
     template_id: str
     version: str
     cells: list[str]
-    template: dict[str, Any]
+    template: dict[str, Any] | None = None
 
 
 class ReuseOrgan(Step, tag="reuse_organ", kw_only=True):

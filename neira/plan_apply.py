@@ -161,7 +161,10 @@ class CoreExecutor:
 
     async def create_record(self, tx: Tx, step: CreateRecord, actor: str, decision_ids: list[str]) -> CellRecord:
         """A draft record (and the template in the catalog when the plan registers it)."""
-        t = parse_cell(step.template)
+        if step.template is not None:
+            t = parse_cell(step.template)
+        else:  # the catalog's, and still the planned one: its digest was a fact, checked before the steps
+            t = (await self.catalog.cell_template(step.template_id, step.version))[0]
         reason = step.reason if step.own_reason else change(step).reason
         record = await self.factory.records.insert(tx, t, step.digest, step.backend, step.hitl, actor, reason,
                                                    decision_ids)
@@ -175,10 +178,12 @@ class CoreExecutor:
 
     async def start_build(self, tx: Tx, step: StartBuild, cells: list[dict[str, str]], actor: str,
                           decision_ids: list[str]) -> str:
-        """A new organ in draft from the (now registered) template the plan carries: its body as the catalog
-        holds it, validated when it was registered."""
-        return str(await self.organs.start_in(tx, step.template_id, step.version, step.template, cells, actor,
-                                              decision_ids))
+        """A new organ in draft from the (now registered) template: the body the plan carries, or the catalog's
+        (validated when it was registered; its digest was a fact, checked before the steps)."""
+        body = step.template
+        if body is None:
+            body = await self.catalog.get_organ_template(step.template_id, step.version)
+        return str(await self.organs.start_in(tx, step.template_id, step.version, body, cells, actor, decision_ids))
 
     async def move_record(self, tx: Tx, step: MoveRecord, actor: str, reason: str, decision_ids: list[str]) -> None:
         """approve / disable / rollback of one record."""

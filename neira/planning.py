@@ -71,8 +71,9 @@ def cell_step(cell_id: str, snap: Snapshot, drafted: dict[str, Any] | None = Non
         return ReuseRecord(template_id=cell_id, version=t.version, record_id=same.id, state=same.state, same=True)
     registered = snap.digests.get(f"cell:{cell_id}", {})
     why = "drafted" if drafted is not None and not known else "generated" if generated else ("no_live" if own else "new_record")
-    return CreateRecord(template=body, template_id=cell_id, version=t.version, digest=digest,
-                        register=t.version not in registered, why=why, word=word)
+    register = t.version not in registered
+    return CreateRecord(template=body if register else None, template_id=cell_id, version=t.version, digest=digest,
+                        register=register, why=why, word=word)
 
 
 def organ_steps(template: dict[str, Any], digest: str, registered: bool, base: str | None, added: list[str],
@@ -87,9 +88,9 @@ def organ_steps(template: dict[str, Any], digest: str, registered: bool, base: s
     live = snap.live_organs.get(tid)
     if live is not None:
         steps.append(ReuseOrgan(template_id=tid, organ_id=live[0], state=live[1]))
-    else:
+    else:  # a registered template is named, not carried (its digest becomes a fact)
         steps.append(StartBuild(template_id=tid, version=template["version"], cells=list(template["cells"]),
-                                template=template))
+                                template=None if registered else template))
     return steps
 
 
@@ -115,7 +116,10 @@ def fact_keys(step: AnyStep) -> list[str]:
             return [f"record:{step.record_id}"]
         case RegisterTemplate():
             return [f"catalog:organ:{step.template_id}@{step.version}"]
-        case StartBuild() | ReuseOrgan():
+        case StartBuild():
+            named = [] if step.template is not None else [f"catalog:organ:{step.template_id}@{step.version}"]
+            return [f"organ_of:{step.template_id}", *named]
+        case ReuseOrgan():
             return [f"organ_of:{step.template_id}"]
         case MoveRecord():
             return [f"record:{step.record_id}"]

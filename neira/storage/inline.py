@@ -22,6 +22,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -103,8 +104,9 @@ def connector(url: str) -> Callable[[], Awaitable[Connection]]:
 
 
 class Checkpointer:
-    """Copies the WAL back into the database file every CHECKPOINT_S, on a thread with a connection of its own
-    (a PASSIVE checkpoint: it waits for no reader or writer, and copies what no reader still needs)."""
+    """Copies the WAL back into the database file every CHECKPOINT_S, on a thread of its own with a connection of
+    its own (a PASSIVE checkpoint: it waits for no reader or writer, and copies what no reader still needs). One
+    thread, so the connection's close waits for a checkpoint still running."""
 
     def __init__(self, url: str) -> None:
         self._args = _connect_args(url)
@@ -123,17 +125,19 @@ class Checkpointer:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         args, kwargs = self._args
-        conn = await asyncio.to_thread(sqlite3.connect, *args, **kwargs)
-        try:
-            while True:
-                await asyncio.sleep(CHECKPOINT_S)  # a period, not a wait for another task
-                try:
-                    await asyncio.to_thread(_checkpoint, conn)
-                except sqlite3.Error as exc:  # a busy or full disk: the WAL grows until the next one succeeds
-                    log.warning("sqlite checkpoint failed (%s)", exc)
-        finally:
-            await asyncio.to_thread(conn.close)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neira-checkpoint") as thread:
+            conn = await loop.run_in_executor(thread, partial(sqlite3.connect, *args, **kwargs))
+            try:
+                while True:
+                    await asyncio.sleep(CHECKPOINT_S)  # a period, not a wait for another task
+                    try:
+                        await loop.run_in_executor(thread, _checkpoint, conn)
+                    except sqlite3.Error as exc:  # busy, or a full disk: the WAL grows until one succeeds
+                        log.warning("sqlite checkpoint failed (%s)", exc)
+            finally:
+                thread.submit(conn.close)  # after a checkpoint still running; the executor's exit waits for it
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

@@ -31,11 +31,11 @@ def test_every_example_organ_chains() -> None:
 @pytest.mark.parametrize(("cells", "expected"), [
     (["analysis.text_to_phonemes.v1", "analysis.reverse.v1"],
      [Risk(code="type_mismatch", severity="error", id="analysis.reverse.v1",
-           cells=("analysis.text_to_phonemes.v1", "analysis.reverse.v1"),
+           cells=["analysis.text_to_phonemes.v1", "analysis.reverse.v1"],
            message="analysis.text_to_phonemes.v1 gives phonemes; analysis.reverse.v1 takes text")]),
     (["analysis.image_decode.v1", "action.echo.v1", "analysis.summarize.v1"],
      [Risk(code="type_mismatch", severity="error", id="analysis.summarize.v1",
-           cells=("action.echo.v1", "analysis.summarize.v1"),
+           cells=["action.echo.v1", "analysis.summarize.v1"],
            message="action.echo.v1 gives image; analysis.summarize.v1 takes text")]),
     (["action.echo.v1", "analysis.speak_adapter.v1"], []),  # echo passes text through
 ])
