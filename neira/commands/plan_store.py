@@ -131,7 +131,7 @@ class PlanStore:
                     del self._pending[p.id]
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(off_loop=True) as tx:
             # rows through bulk.insert_tuples: on SQLite straight to the driver, bodies encoded by msgspec
             await insert_tuples(tx, P, _COLUMNS, rows)
 

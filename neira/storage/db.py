@@ -32,10 +32,11 @@ class Driver:
     """The SQLite driver's connection under a transaction, without SQLAlchemy's layers (its statement
     processing and a greenlet per call cost more than a small statement itself). Its errors are SQLAlchemy's (an `IntegrityError` is `sqlalchemy.exc.IntegrityError`, as on the Core path)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_off_loop")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, off_loop: bool = False) -> None:
         self._conn = conn
+        self._off_loop = off_loop  # many rows at once go to a thread (`Database.transaction(off_loop=True)`)
 
     async def execute_fetchall(self, sql: str, params: Any = ()) -> list[Any]:
         """The rows of one statement."""
@@ -54,7 +55,10 @@ class Driver:
     async def executemany(self, sql: str, rows: list[Any]) -> None:
         """One statement over many parameter rows."""
         try:
-            await self._conn.executemany(sql, rows)
+            if self._off_loop:
+                await asyncio.to_thread(self._conn._conn.executemany, sql, rows)
+            else:
+                await self._conn.executemany(sql, rows)
         except sqlite3.Error as e:
             raise DBAPIError.instance(sql, rows, e, sqlite3.Error) from e
 
@@ -63,8 +67,9 @@ class Tx:
     """A write transaction: the connection plus work to run after it commits (events to subscribers) or
     to undo outside the database if it rolls back (a staged file)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, off_loop: bool = False) -> None:
         self.conn = conn
+        self.off_loop = off_loop
         self._driver: Driver | None = None
         self._before: list[Callable[[], Awaitable[None]]] = []
         self._last: list[Callable[[], Awaitable[None]]] = []
@@ -79,7 +84,7 @@ class Tx:
         it is four (cursor, execute, fetch, close), each through a greenlet. Same connection, so the same
         transaction: a rollback undoes both."""
         if self._driver is None and self.conn.dialect.name == "sqlite":
-            self._driver = Driver((await self.conn.get_raw_connection()).driver_connection)
+            self._driver = Driver((await self.conn.get_raw_connection()).driver_connection, self.off_loop)
         return self._driver
 
     async def lock(self, kind: str, key: str) -> None:
@@ -231,8 +236,13 @@ class Database:
             self._turn = time.monotonic()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """A serialised write transaction; post-commit hooks run after a successful commit."""
+    async def transaction(self, off_loop: bool = False) -> AsyncIterator[Tx]:
+        """A serialised write transaction; post-commit hooks run after a successful commit.
+
+        `off_loop`, for a big write made in the background (the plans said in the last 5 ms): on SQLite its
+        bulk statements and its commit run on a thread, where their I/O overlaps the requests the loop serves
+        meanwhile (the connection is this transaction's alone until it ends). A small transaction stays on the
+        loop: two thread hops cost more than its work."""
         tx: Tx | None = None
         if self.is_sqlite:
             await self._take_turns()
@@ -240,10 +250,12 @@ class Database:
             conn = await self._connect_writer()
             try:
                 async with conn.begin():
-                    tx = Tx(conn)
+                    tx = Tx(conn, off_loop and self.is_sqlite)
                     yield tx
                     for write in (*tx._before, *tx._last):  # the batched rows, inside the transaction
                         await write()
+                    if tx.off_loop:  # SQLAlchemy's own commit then finds nothing left to commit
+                        await asyncio.to_thread((await conn.get_raw_connection()).driver_connection._conn.commit)
                     if tx._changes and not self.is_sqlite:  # delivered to the other processes at commit
                         for payload in payloads(self.replica, tx._changes):
                             await conn.execute(NOTIFY, {"channel": CHANNEL, "payload": payload})
