@@ -261,9 +261,10 @@ def _kind_of(body: Mapping[str, Any]) -> str:
     return body_kind(body)[0]
 
 
-def risk(code: str, message: str, id: str | None = None, severity: str = "warning", **extra: Any) -> Risk:
+def risk(code: str, message: str, id: str | None = None, severity: str = "warning", cycle: list[str] | None = None,
+         capability: str | None = None) -> Risk:
     """One entry of a dry-run's `report.risks` (cells and organs alike): `{code, severity, id?, message, ...}`."""
-    return Risk(code=code, severity=severity, id=id or None, message=message, **extra)
+    return Risk(code=code, severity=severity, id=id or None, message=message, cycle=cycle, capability=capability)
 
 
 def _risks(t: CellTemplate, kind: str, deps: list[Dependency], cycle: list[str] | None, compat: Compat,

@@ -34,7 +34,7 @@ class Driver:
 
     __slots__ = ("_conn", "_off_loop")
 
-    def __init__(self, conn: Any, off_loop: bool = False) -> None:
+    def __init__(self, conn: inline.Connection, off_loop: bool = False) -> None:
         self._conn = conn
         self._off_loop = off_loop  # many rows at once go to a thread (`Database.transaction(off_loop=True)`)
 
