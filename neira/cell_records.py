@@ -7,7 +7,6 @@ committed write here (this module holds all writes of `cell_records`), so a dry-
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.audit import Audit
 from neira.catalog import check_id
+from neira.ids import new_id
 from neira.storage.pages import after_id, by_number
 from neira.errors import InvalidRequest, NotFound
 from neira.events import EventBus
@@ -81,7 +81,7 @@ def record_view(row: Any) -> CellRecord:
 def lifecycle_decision(event: CellEvent, before: str, after: str) -> Decision:
     """The lifecycle table's verdict on a move, as a decision with an id for the audit trail."""
     return Decision(
-        decision_id=f"dec-{secrets.token_hex(6)}", rule=f"lifecycle.{event.value}", action="allow",
+        decision_id=new_id("dec"), rule=f"lifecycle.{event.value}", action="allow",
         reason=f"{before} → {after} is in the transition table",
     )
 

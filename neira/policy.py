@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
-import secrets
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
@@ -24,6 +22,7 @@ from neira.errors import (
     SafeModeActive,
 )
 from neira.events import EventBus
+from neira.ids import new_id
 from neira.metrics import Metrics
 from neira.storage import tables
 from neira.storage.db import Database, Tx
@@ -78,7 +77,7 @@ class Decision(Base):
 
 
 def _decision(rule: str, action: str, reason: str, capability: str | None = None) -> Decision:
-    return Decision(decision_id=f"dec-{secrets.token_hex(6)}", rule=rule, action=action, reason=reason, capability=capability)
+    return Decision(decision_id=new_id("dec"), rule=rule, action=action, reason=reason, capability=capability)
 
 
 class PolicyEngine:

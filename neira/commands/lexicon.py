@@ -102,7 +102,7 @@ class Lexicon:
         for (first, second), verb, _lang in self.gapped:
             terminal = str(self.verbs.get(verb, {}).get("terminal", verb)).upper()
             self.gapped_by_first.setdefault(first, []).append((second, terminal))
-        self.text_memo: dict[str, object] = {}  # text → what parse() said when the grammar alone did not read it
+        self.text_memo: dict[str, object] = {}  # text → what parse() said (parse.py)
         for kind in ("synonyms", "questions", "nominal"):
             for verb, by_lang in cues.get(kind, {}).items():
                 self._add_verb_words(verb, by_lang, kind.rstrip("s"), generated=False)

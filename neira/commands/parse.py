@@ -26,6 +26,7 @@ from neira.commands.transform import Rejected, ToCommand
 
 MAX_TEXT = 10_000  # characters looked at; a command is a sentence, not an essay
 MEMO_LIMIT = 4096
+MEMO_TEXT = 512  # longer phrases (a run's input text) are parsed every time rather than kept
 _RECORD_ID_RE = re.compile(r"(?:organ|cell|record|plan)[-_]\w+")
 _NOUN_CLASSES = frozenset({"ORGAN", "CELL", "PIPELINE", "ALIAS"})
 _DANGLING = frozenset({"TO", "FROM", "VWORD", "LPAR", "COLON", "ARROW", "COMMA"})
@@ -47,19 +48,26 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
 
     The strict LALR grammar reads it first; when it fails, the frame tier (frames.py) does. Many phrasings share
     one canonical stream («создай голосовой орган v1», «создайте голосового органа версии 1» →
-    `!make@голосовой#organ v1`), so the grammar's parses are memoised per canonical stream on the lexicon;
-    refusals and frame readings per text (both bounded; `memo=False` skips them, to measure a phrase never
-    seen before).
+    `!make@голосовой#organ v1`), so the grammar's parses are memoised per canonical stream on the lexicon, and
+    what was said per text (a phrase said again costs one lookup; both bounded, phrases up to MEMO_TEXT
+    characters; `memo=False` skips them, to measure a phrase never seen before). Both memos live on the
+    lexicon, which is made anew when the catalog's words change.
     """
+    if memo and len(text) <= MEMO_TEXT:
+        said = lexicon.text_memo.get(text)
+        if said is None:
+            said = _parse(text, lexicon, memo)
+            _remember(lexicon.text_memo, text, said)
+        return said  # type: ignore[return-value]
+    return _parse(text, lexicon, memo)
+
+
+def _parse(text: str, lexicon: Lexicon, memo: bool) -> Command | ParseFailure:
     split = split_run(text[:MAX_TEXT], lexicon)
     if split is not None and split.input is not None:  # the input is the user's own text: parse the rest
         command = parse(split.command, lexicon, memo=memo)
         if isinstance(command, Run):
             return msgspec.structs.replace(command, input=split.input)
-    if memo:
-        said = lexicon.text_memo.get(text)
-        if said is not None:
-            return said  # type: ignore[return-value]
     s = stream(text[:MAX_TEXT], lexicon)
     if not s.toks:
         return ParseFailure(code="empty", lang=s.lang)  # type: ignore[arg-type]
@@ -71,10 +79,7 @@ def parse(text: str, lexicon: Lexicon, *, memo: bool = True) -> Command | ParseF
         if memo:
             _remember(lexicon.parse_memo, s.canon, said)
         return _checked(said, s, lexicon)
-    said = said if isinstance(said, ParseFailure) else _checked(said, s, lexicon)
-    if memo:  # a refusal or a frame reading depends on the words as typed (positions, skipped particles)
-        _remember(lexicon.text_memo, text, said)
-    return said
+    return said if isinstance(said, ParseFailure) else _checked(said, s, lexicon)
 
 
 def _remember(table: dict, key: str, value: object) -> None:

@@ -4,7 +4,6 @@ out exactly these steps (neira/plan_apply.py)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,6 +12,7 @@ from neira.cell_plan import create_step
 from neira.commands.plan_store import new_plan_id
 from neira.commands.resolve import Resolution
 from neira.errors import InvalidRequest, InvalidTransition, NotFound
+from neira.ids import new_id
 from neira.lifecycle import DEAD_CELL_STATES, CellEvent, CellState, OrganEvent, OrganState, advance, organ_move
 from neira.organs.status import OrganStatus
 from neira.plan_apply import decision_of
@@ -55,7 +55,7 @@ _decision = decision_of  # a policy decision as a plan keeps it
 
 
 def _deny(rule: str, reason: str) -> Decision:
-    return Decision(decision_id=f"dec-{secrets.token_hex(6)}", rule=rule, action="deny", reason=reason)
+    return Decision(decision_id=new_id("dec"), rule=rule, action="deny", reason=reason)
 
 
 def _gates(decisions: list[Decision]) -> dict[str, str]:

@@ -6,12 +6,12 @@ id and metric, and a changed verdict makes it a miss)."""
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from typing import Any, Protocol
 
 import msgspec
 
+from neira.ids import new_id
 from neira.plan import Decision, Plan, plan_view
 from neira.structs import Frozen, to_builtins
 
@@ -91,7 +91,7 @@ class PlanMemo:
                 decisions.append(Decision(decision_id=fresh.decision_id, rule=fresh.rule, action=fresh.action,
                                           reason=fresh.reason, capability=fresh.capability))
             else:
-                decisions.append(msgspec.structs.replace(d, decision_id=f"dec-{secrets.token_hex(6)}"))
+                decisions.append(msgspec.structs.replace(d, decision_id=new_id("dec")))
         plan = msgspec.structs.replace(hit.plan, id=plan_id, decisions=decisions)
         body = {"id": plan_id, "lang": hit.lang, "steps": hit.steps, "decisions": [to_builtins(d) for d in decisions],
                 "facts": hit.facts, "risks": hit.risks, "base": hit.base}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from neira.errors import NotFound
+from neira.ids import new_id
 from neira.plan import Plan
 from neira.storage import tables
 from neira.storage.bulk import insert_tuples, json_encoder
@@ -27,7 +27,7 @@ _COLUMNS = ("id", "session_id", "base", "body", "created_at")
 
 def new_plan_id() -> str:
     """plan-<12 hex>: unguessable, short enough to type."""
-    return f"plan-{secrets.token_hex(6)}"
+    return new_id("plan")
 
 
 FLUSH_S = 0.005  # how long a plan may wait to share its write with the plans said after it

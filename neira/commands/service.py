@@ -3,7 +3,6 @@ saying «применить» / "apply" in the same session. One code path for R
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any, Protocol
 
@@ -24,6 +23,7 @@ from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
 from neira.commands.resolve import Resolution, resolve
 from neira.errors import NeiraError
+from neira.ids import new_id
 from neira.metrics import Metrics
 from neira.storage.feed import RESET
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
@@ -108,7 +108,7 @@ class CommandService:
         started = time.perf_counter()
         parsed = parse(text, known.lexicon)
         self.core.metrics.command_parse_seconds.observe(time.perf_counter() - started)
-        out = await self._answer(parsed, text, session_id or f"s-{secrets.token_hex(8)}", actor, known)
+        out = await self._answer(parsed, text, session_id or new_id("s", 8), actor, known)
         reading = getattr(parsed, "reading", None)
         if reading and out.get("understood"):
             out["understood_as"] = reading

@@ -7,7 +7,6 @@ organ's recent-run window, and answers a RunResult."""
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ import msgspec
 from neira.catalog import Catalog
 from neira.config import Settings
 from neira.errors import CapabilityDisabled, InvalidRequest, NotRunnable
+from neira.ids import new_id
 from neira.planning import is_dead
 from neira.lifecycle import OrganState
 from neira.metrics import Metrics
@@ -278,7 +278,7 @@ class RunService:
             self._observe(entry.impl, entry.ms)
         if out.error is not None:
             self._failed_runs.inc()
-        return RunResult(ok=out.error is None, run_id=f"run-{secrets.token_hex(8)}", output=out.output,
+        return RunResult(ok=out.error is None, run_id=new_id("run", 8), output=out.output,
                          trace=out.trace, ms=ms, error=out.error)
 
     def _count(self, metric: Any, *labels: str) -> None:

@@ -13,6 +13,7 @@ from neira.storage.db import Tx
 
 json_encoder = msgspec.json.Encoder()
 DRIVER_FAST_PATH = {"sqlite"}  # dialects whose batched writes skip SQLAlchemy's per-row processing
+MAX_VARIABLES = 32766  # SQLite's limit on a statement's parameters (since 3.32)
 
 
 def fast_path(tx: Tx) -> bool:
@@ -53,6 +54,14 @@ async def insert_tuples(tx: Tx, table: Table, cols: tuple[str, ...], rows: list[
         await tx.conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
         return
     names = ", ".join(f'"{c}"' for c in cols)
-    sql = f'INSERT INTO {table.name} ({names}) VALUES ({", ".join("?" * len(cols))})'
+    one = f'({", ".join("?" * len(cols))})'
     drv = await tx.driver()
-    await drv.executemany(sql, _driver_params(table, cols, rows))  # one driver call
+    params = _driver_params(table, cols, rows)
+    if not drv.off_loop:
+        await drv.executemany(f"INSERT INTO {table.name} ({names}) VALUES {one}", params)  # one driver call
+        return
+    per = MAX_VARIABLES // len(cols)  # on a thread: one statement (one GIL hand-over) per `per` rows
+    for at in range(0, len(params), per):
+        chunk = params[at:at + per]
+        await drv.execute(f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * len(chunk))}",
+                          [v for row in chunk for v in row])

@@ -52,13 +52,27 @@ class Driver:
         except sqlite3.Error as e:
             raise DBAPIError.instance(sql, params, e, sqlite3.Error) from e
 
-    async def executemany(self, sql: str, rows: list[Any]) -> None:
-        """One statement over many parameter rows."""
+    @property
+    def off_loop(self) -> bool:
+        """Whether this transaction's statements run on a thread (`Database.transaction(off_loop=True)`)."""
+        return self._off_loop
+
+    async def execute(self, sql: str, params: Any = ()) -> None:
+        """One statement whose rows nobody reads (on a thread when the transaction is off the loop)."""
         try:
             if self._off_loop:
-                await asyncio.to_thread(self._conn._conn.executemany, sql, rows)
+                await asyncio.to_thread(self._conn._conn.execute, sql, params)
             else:
-                await self._conn.executemany(sql, rows)
+                await self._conn.execute_fetchall(sql, params)
+        except sqlite3.Error as e:
+            raise DBAPIError.instance(sql, params, e, sqlite3.Error) from e
+
+    async def executemany(self, sql: str, rows: list[Any]) -> None:
+        """One statement over many parameter rows. Not for a transaction off the loop: the driver takes the
+        GIL back after every row, and on a thread each of those waits for the loop to hand it over (up to the
+        5 ms switch interval); `bulk.insert_tuples` sends one multi-row statement there instead."""
+        try:
+            await self._conn.executemany(sql, rows)
         except sqlite3.Error as e:
             raise DBAPIError.instance(sql, rows, e, sqlite3.Error) from e
 
