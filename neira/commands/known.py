@@ -56,6 +56,9 @@ class Known:
         self.cell_types: dict[str, list[str]] = {}
         for cid, cell in sorted(self.cells.items()):
             self.cell_types.setdefault(cell_kind(cell)[1], []).append(cid)
+        # parsed command → what it resolved to against this view (resolve.resolve_known); the parse memo hands
+        # out the same command object for a phrase said again, so it is found by identity
+        self.resolved: dict[int, tuple[object, object]] = {}
 
     def newest_organ(self, family: str) -> dict | None:
         """The catalog template of the family's highest major version that has a template."""

@@ -32,9 +32,9 @@ class Remembered(Frozen):
     """One plan, ready to hand out again: its parts as the saved body and the reply carry them."""
 
     lang: str
-    steps: list[Any]
-    facts: dict[str, str]
-    risks: list[Any]
+    steps: msgspec.Raw  # the saved body's parts that stay the same, encoded once (the store writes them as
+    facts: msgspec.Raw  # they are; only the apply reads them, from the row)
+    risks: msgspec.Raw
     base: str
     decisions: list[Decision]
     changes: list[Any]
@@ -59,6 +59,7 @@ class PlanMemo:
         self._organs = 0
         self._state: tuple[Any, ...] | None = None
         self._memo: OrderedDict[bytes, Remembered] = OrderedDict()
+        self._encoded: dict[int, tuple[Any, bytes]] = {}  # id(resolution) → (it, its encoding)
         feed.subscribe("organs", self._organs_moved)
 
     def _organs_moved(self, changes: list[Any]) -> None:
@@ -69,8 +70,14 @@ class PlanMemo:
         return (self.catalog.generation, self.records.generation, self._organs, gates)
 
     def key(self, resolution: Any) -> tuple[bytes, tuple[Any, ...]]:
-        """The memo key of a resolution, and the state it is valid for."""
-        return msgspec.json.encode(resolution), self._now()
+        """The memo key of a resolution, and the state it is valid for. A resolution said again is the same
+        object (resolve.resolve_known), so its encoding is found by identity."""
+        hit = self._encoded.get(id(resolution))
+        if hit is None or hit[0] is not resolution:
+            if len(self._encoded) >= SIZE * 4:
+                self._encoded.clear()
+            hit = self._encoded[id(resolution)] = (resolution, msgspec.json.encode(resolution))
+        return hit[1], self._now()
 
     def get(self, key: tuple[bytes, tuple[Any, ...]], plan_id: str) -> Handed | None:
         """The remembered plan under a new id with fresh decisions, or None."""
@@ -96,7 +103,7 @@ class PlanMemo:
         body = {"id": plan_id, "lang": hit.lang, "steps": hit.steps, "decisions": [to_builtins(d) for d in decisions],
                 "facts": hit.facts, "risks": hit.risks, "base": hit.base}
         shown = {"id": plan_id, "base": hit.base, "changes": hit.changes, "summary": hit.summary, "text": hit.text,
-                 "risks": hit.risks}
+                 "risks": to_builtins(hit.plan.risks)}
         return Handed(plan=plan, body=body, shown=shown)
 
     def put(self, key: tuple[bytes, tuple[Any, ...]], plan: Plan) -> Handed:
@@ -108,8 +115,10 @@ class PlanMemo:
             if state != self._state:
                 self._memo.clear()
                 self._state = state
+            raw = msgspec.json.encode
             self._memo[encoded] = Remembered(
-                lang=plan.lang, steps=body["steps"], facts=body["facts"], risks=body["risks"], base=plan.base,
+                lang=plan.lang, steps=msgspec.Raw(raw(body["steps"])), facts=msgspec.Raw(raw(body["facts"])),
+                risks=msgspec.Raw(raw(body["risks"])), base=plan.base,
                 decisions=list(plan.decisions), changes=shown["changes"], summary=shown["summary"],
                 text=shown["text"], plan=plan)
             if len(self._memo) > SIZE:

@@ -46,6 +46,23 @@ def resolve(command: Command, known: Known) -> Resolution | ParseFailure:
         return ParseFailure(code=exc.code, lang=command.lang, word=exc.word, candidates=tuple(exc.candidates))  # type: ignore[arg-type]
 
 
+RESOLVED_LIMIT = 4096
+
+
+def resolve_known(command: Command, known: Known) -> Resolution | ParseFailure:
+    """`resolve`, remembered on the view: while the catalog and organs it was made from stand still (a new
+    Known is made when they move), the same command resolves the same way. Callers treat the answer as
+    read-only: it is shared by every command that said the same."""
+    hit = known.resolved.get(id(command))
+    if hit is not None and hit[0] is command:
+        return hit[1]  # type: ignore[return-value]
+    res = resolve(command, known)
+    if len(known.resolved) >= RESOLVED_LIMIT:
+        known.resolved.clear()
+    known.resolved[id(command)] = (command, res)
+    return res
+
+
 class Unresolved(Exception):
     """Raised inside the resolver; turned into a ParseFailure at the boundary."""
 

@@ -21,7 +21,7 @@ from neira.commands.plan import Services, active_record, gate_verdicts, make_pla
 from neira.commands.plan_memo import PlanMemo
 from neira.commands.plan_store import PlanStore, new_plan_id
 from neira.commands.reply import done_text, error_reply, failure_body, failure_reply, say, violations_text
-from neira.commands.resolve import Resolution, resolve
+from neira.commands.resolve import Resolution, resolve_known
 from neira.errors import NeiraError
 from neira.ids import new_id
 from neira.metrics import Metrics
@@ -116,7 +116,7 @@ class CommandService:
         return out
 
     async def _answer(self, parsed: Any, text: str, session_id: str, actor: str, known: Known) -> dict[str, Any]:
-        res = parsed if isinstance(parsed, ParseFailure) else resolve(parsed, known)
+        res = parsed if isinstance(parsed, ParseFailure) else resolve_known(parsed, known)
         if isinstance(res, ParseFailure):
             intent = getattr(parsed, "__struct_config__", None)
             self._count(intent.tag if intent and not isinstance(parsed, ParseFailure) else "unknown", "not_understood")
