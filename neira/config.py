@@ -46,6 +46,7 @@ class Settings(Base):
     sweep_grace_ms: int = 2000  # how far past its deadline a stage must be before another replica takes it over
     canary_share: float = 0.2  # the share of a stable version's runs shadowed to its canary/experimental versions
     integrity_interval_s: int = 60  # the immune system checks the catalog's files against their digests this often
+    plan_ttl_s: int = 86400  # a plan nobody applied is dropped this long after it was said; 0: kept for ever
     sandbox_fuel: int = DEFAULT_SANDBOX_FUEL
     sandbox_timeout_ms: int = DEFAULT_SANDBOX_TIMEOUT_MS
     sandbox_memory_mb: int = DEFAULT_SANDBOX_MEMORY_MB
@@ -168,6 +169,7 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         "sweep_grace_ms": _count(env, "NEIRA_SWEEP_GRACE_MS", 2000, 0),
         "canary_share": _share(env, "NEIRA_CANARY_SHARE", 0.2),
         "integrity_interval_s": _count(env, "NEIRA_INTEGRITY_INTERVAL_S", 60, 0),
+        "plan_ttl_s": _count(env, "NEIRA_PLAN_TTL_S", 86400, 0),
         "sandbox_fuel": _count(env, "NEIRA_SANDBOX_FUEL", DEFAULT_SANDBOX_FUEL, 1000),
         "sandbox_timeout_ms": _count(env, "NEIRA_SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 1),
         "sandbox_memory_mb": _count(env, "NEIRA_SANDBOX_MEMORY_MB", DEFAULT_SANDBOX_MEMORY_MB, 1),

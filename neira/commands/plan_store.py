@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from neira.errors import NotFound
@@ -32,6 +32,7 @@ def new_plan_id() -> str:
 
 FLUSH_S = 0.005  # how long a plan may wait to share its write with the plans said after it
 FLUSH_AT = 256  # pending plans that start a write at once
+PRUNE_EVERY_S = 600.0  # how often a write also drops the plans nobody applied within the TTL
 
 
 class SavedBody(msgspec.Struct):
@@ -75,10 +76,15 @@ class PlanStore:
     plans said meanwhile (a command's own write transaction was ~85% of its CPU). An apply writes the pending
     plans first, and a stop writes them all; a crash inside that window loses only plans nobody applied yet
     (applying one then answers 404, and saying the command again makes it anew). On a shared database
-    (PostgreSQL, several replicas) a plan is written before its answer, since any replica may apply it."""
+    (PostgreSQL, several replicas) a plan is written before its answer, since any replica may apply it.
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    A plan nobody applied is dropped `ttl_s` after it was said (NEIRA_PLAN_TTL_S, a day by default): the first
+    write after a start, and one every PRUNE_EVERY_S, also deletes those. Without it every command said would
+    keep its 2 kB for ever."""
+
+    def __init__(self, db: Any, ttl_s: int = 0) -> None:
+        self.db, self.ttl_s = db, ttl_s
+        self._pruned_at: float | None = None  # monotonic time of the last prune; None: not since start
         self._pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
@@ -134,6 +140,20 @@ class PlanStore:
         async with self.db.transaction(off_loop=True) as tx:
             # rows through bulk.insert_tuples: on SQLite straight to the driver, bodies encoded by msgspec
             await insert_tuples(tx, P, _COLUMNS, rows)
+            now = time.monotonic()
+            if self.ttl_s and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_S):
+                await self._prune(tx, time.time() - self.ttl_s)
+                self._pruned_at = now
+
+    @staticmethod
+    async def _prune(tx: Tx, before: float) -> None:
+        """Drop the plans said before `before` that nobody applied (by `ix_plans_created_at`). An applied plan
+        stays: a repeated apply answers with its result. Applying a dropped one answers 404."""
+        drv = await tx.driver()
+        if drv is not None:  # on the transaction's thread when it is off the loop: a first prune may drop many
+            await drv.execute('DELETE FROM plans WHERE "created_at" < ? AND "applied_at" IS NULL', (before,))
+        else:
+            await tx.conn.execute(delete(P).where(P.c.created_at < before, P.c.applied_at.is_(None)))
 
     async def close(self) -> None:
         """Write the plans not yet written."""
@@ -179,11 +199,11 @@ class PlanStore:
             row = (await tx.conn.execute(select(P.c.body, P.c.applied_at, P.c.result).where(P.c.id == plan_id)
                                          .with_for_update())).first()
             if row is None:
-                raise NotFound(f"no plan {plan_id}")
+                raise NotFound(f"no plan {plan_id} (a plan nobody applied in time is dropped: say the command again)")
             return msgspec.convert({"body": row.body, "applied_at": row.applied_at, "result": row.result}, ToApply)
         got = await drv.execute_fetchall("SELECT body, applied_at, result FROM plans WHERE id = ?", (plan_id,))
         if not got:
-            raise NotFound(f"no plan {plan_id}")
+            raise NotFound(f"no plan {plan_id} (a plan nobody applied in time is dropped: say the command again)")
         body, applied_at, result = got[0]
         return ToApply(_body.decode(body), applied_at, None if result is None else _result.decode(result))
 

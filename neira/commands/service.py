@@ -47,7 +47,7 @@ class CommandService:
 
     def __init__(self, core: CommandCore) -> None:
         self.core = core
-        self.store = PlanStore(core.db)
+        self.store = PlanStore(core.db, core.settings.plan_ttl_s)
         self._seen: tuple[Any, Any, tuple[str, ...]] | None = None  # (cells map, organs map, built organs)
         self._lexicon: Lexicon | None = None
         self._known: Known | None = None

@@ -126,7 +126,7 @@ plans = Table(
     Column("session_id", String(128), index=True),
     Column("base", String(64), nullable=False),
     Column("body", JSON, nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),  # plans never applied are dropped after the TTL
     Column("applied_at", Float),
     Column("result", JSON),
 )

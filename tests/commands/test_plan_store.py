@@ -56,3 +56,40 @@ async def test_a_taken_id_is_dropped_and_the_others_kept(store: PlanStore):
     assert (await store.load("plan-new-1")).body == {}
     with pytest.raises(NotFound):
         await store.load("plan-missing")
+
+
+async def test_a_plan_nobody_applied_is_dropped_after_the_ttl(tmp_path: Path):
+    """Said a day ago and never applied: the first write after a restart drops it (404 at apply); a plan that was
+    applied stays, and so does one said within the TTL."""
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from neira.core import Core
+    from tests.conftest import auth, make_settings
+
+    settings = make_settings(tmp_path / "data", plan_ttl_s=3600)
+    say = {"text": "создай голосовой орган v1"}
+
+    async def plan(c: AsyncTestClient) -> str:
+        r = await c.post("/api/neira/commands", json=say, headers=auth())
+        assert r.status_code == 200 and r.json()["plan"]["changes"], r.text
+        return r.json()["plan"]["id"]
+
+    async with AsyncTestClient(create_app(Core(settings))) as c:
+        applied = await plan(c)
+        assert (await c.post(f"/api/neira/commands/plans/{applied}/apply", headers=auth())).status_code == 200
+        old, recent = await plan(c), await plan(c)  # against the new base: both would apply
+    db = Database(settings.db_url)
+    async with db.transaction() as tx:  # a day passes for two of them
+        await tx.conn.execute(tables.plans.update().where(tables.plans.c.id.in_([applied, old]))
+                              .values(created_at=tables.plans.c.created_at - 86400))
+    await db.close()
+
+    async with AsyncTestClient(create_app(Core(settings))) as c:
+        await plan(c)  # the first write after the start prunes
+        gone = await c.post(f"/api/neira/commands/plans/{old}/apply", headers=auth())
+        assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+        assert "say the command again" in gone.json()["reason"]
+        again = await c.post(f"/api/neira/commands/plans/{applied}/apply", headers=auth())
+        assert again.status_code == 200 and again.json()["already_applied"] is True
+        assert (await c.post(f"/api/neira/commands/plans/{recent}/apply", headers=auth())).status_code == 200
