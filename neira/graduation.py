@@ -33,7 +33,7 @@ from neira.errors import Held, InvalidRequest, PolicyDenied
 from neira.lifecycle import (
     ANALYSED_STAGES, BUILDING_ORGAN_STATES, CellEvent, OrganEvent, OrganState, advance, organ_move,
 )
-from neira.organs.status import VerdictSummary
+from neira.organs.status import OrganMoved, VerdictSummary
 from neira.storage import tables
 from neira.storage.db import Database, Tx
 from neira.structs import Base, Frozen, to_builtins
@@ -279,11 +279,11 @@ class Graduation:
         return any(c.get("record_id") == record_id for (cells,) in rows for c in cells or [])
 
     # --- a human ---------------------------------------------------------------------------------------------
-    async def hold_in(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> dict[str, Any]:
+    async def hold_in(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> OrganMoved:
         """Stop the organ's progression where it is until `approve` (a row; idempotent while held)."""
         organ_move(row.state, OrganEvent.HOLD)
         if await self._held_in(tx, row.id):  # the row, not the mirror: it may have been made on another replica
-            return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
+            return OrganMoved(id=row.id, state=row.state, held=True, waiting_for="approval")
         now = time.time()
         await tx.conn.execute(HOLDS.insert().values(subject=f"organ:{row.id}", since=now, actor=actor, reason=reason))
         tx.changed("organs", row.id)
@@ -292,7 +292,7 @@ class Graduation:
                                 {"state": row.state, "held": True}, reason, list(decision_ids))
         hold = {"since": now, "actor": actor, "reason": reason}
         tx.after_commit(lambda: self._holds.__setitem__(row.id, hold))
-        return {"id": row.id, "state": row.state, "held": True, "waiting_for": "approval"}
+        return OrganMoved(id=row.id, state=row.state, held=True, waiting_for="approval")
 
     async def release_in(self, tx: Tx, row: Any, actor: str, reason: str | None) -> bool:
         if not await self._held_in(tx, row.id):
@@ -305,7 +305,7 @@ class Graduation:
         return True
 
     async def approve_organ_in(self, tx: Tx, row: Any, actor: str, reason: str | None, force: bool,
-                               decision_ids: tuple[str, ...]) -> dict[str, Any]:
+                               decision_ids: tuple[str, ...]) -> OrganMoved:
         """A human's approve under evidence: it ends a hold, and promotes one stage when the verdict passes (a
         draft has none to wait for); against any other verdict only with `force` and a reason."""
         new = organ_move(row.state, OrganEvent.APPROVE).value
@@ -313,20 +313,19 @@ class Graduation:
         released = await self.release_in(tx, row, actor, reason)
         if row.state == OrganState.DRAFT:
             await self.organs.promote_in(tx, row, actor, "organ.approve", reason or "approved", None, decision_ids)
-            return {"id": row.id, "state": new}
+            return OrganMoved(id=row.id, state=new)
         result = await self.analysis.analysis_in(tx.conn, await self.analysis.subject(f"organ:{row.id}", tx.conn))
         verdict = summary(result)
         if result.verdict != "pass":
             if not force:
                 if released:  # the hold ended; the promotion waits for the evidence
-                    return {"id": row.id, "state": row.state, "held": False, "waiting_for": "analysis",
-                            "analysis": to_builtins(verdict)}
+                    return OrganMoved(id=row.id, state=row.state, held=False, waiting_for="analysis", analysis=verdict)
                 refuse(f"organ {row.id}", row.state, new, result)
             await self.audit.record(tx, actor, "organ.force_approve", f"organ:{row.id}", {"state": row.state, "verdict": to_builtins(verdict)},
                                     {"state": new}, reason, list(decision_ids))
         why = f"{reason or 'approved'} ({in_words(verdict)})"
         await self.organs.promote_in(tx, row, actor, "organ.approve", why, verdict, decision_ids)
-        return {"id": row.id, "state": new}
+        return OrganMoved(id=row.id, state=new)
 
     async def guard_cell(self, tx: Tx, row: Any, force: bool, reason: str | None, actor: str) -> str | None:
         """Before a human approves a record out of canary/experimental (analysis on): the verdict must pass, or

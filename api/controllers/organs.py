@@ -14,7 +14,7 @@ import msgspec
 
 from api.controllers.factory import move_reason
 from api.wire.base import Moved, Reason
-from api.wire.organs import BuildDryRun, BuildStarted, OrganApproved, OrganEntry, OrganStatus, RunFigures
+from api.wire.organs import BuildDryRun, BuildStarted, OrganEntry, OrganMoved, OrganStatus, RunFigures
 from neira.errors import InvalidRequest
 from neira.graduation import Approval
 from neira.organs import BuildRequest
@@ -71,30 +71,30 @@ class OrgansController(Controller):
         return Json(msgspec.structs.replace(status, metrics=msgspec.structs.replace(status.metrics, runs=runs)))
 
     @post("/{organ_id:str}/status", status_code=200, opt=doc(Moved, body=StatusChange, errors=(409,)))
-    async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> dict[str, Any]:
+    async def set_status(self, request: NeiraRequest, organ_id: str, data: StatusChange) -> OrganMoved:
         """Move by hand (draft|canary|experimental|stable|failed); stops the automatic progression."""
         return await request.core.organs.set_status(organ_id, data.state, data.reason, request.user)
 
-    @post("/{organ_id:str}/approve", status_code=200, opt=doc(OrganApproved, body=Approval, optional=True, errors=(403, 409)))
-    async def approve_organ(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+    @post("/{organ_id:str}/approve", status_code=200, opt=doc(OrganMoved, body=Approval, optional=True, errors=(403, 409)))
+    async def approve_organ(self, request: NeiraRequest, organ_id: str) -> OrganMoved:
         """A human's approve: ends a hold; promotes one stage when the canary verdict passes. Against a failing
         verdict 403 `policy_denied` (naming the metric) unless `{"force": true, "reason"}`; while the verdict
         is not in, 409 `held` with `waiting_for: "analysis"`."""
         body = await approval(request)
         return await request.core.organs.approve(organ_id, request.user, body.reason, body.force)
 
-    @post("/{organ_id:str}/hold", status_code=200, opt=doc(OrganApproved, body=Reason, optional=True, errors=(409,)))
-    async def hold_organ(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+    @post("/{organ_id:str}/hold", status_code=200, opt=doc(OrganMoved, body=Reason, optional=True, errors=(409,)))
+    async def hold_organ(self, request: NeiraRequest, organ_id: str) -> OrganMoved:
         """Stop the organ's progression where it is until `approve` (`{reason?}`); 409 once it is stable or failed."""
         return await request.core.organs.hold(organ_id, request.user, await move_reason(request))
 
     @delete("/{organ_id:str}/build", status_code=200, opt=doc(Moved, errors=(409,)))
-    async def cancel(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+    async def cancel(self, request: NeiraRequest, organ_id: str) -> OrganMoved:
         """Cancel a build in flight → `{id, state: failed}`; 409 when it is not building."""
         return await request.core.organs.cancel(organ_id, request.user)
 
     @post("/{organ_id:str}/rebuild", status_code=200, opt=doc(BuildStarted, errors=(409,)))
-    async def rebuild(self, request: NeiraRequest, organ_id: str) -> dict[str, Any]:
+    async def rebuild(self, request: NeiraRequest, organ_id: str) -> BuildStarted:
         """Build again with the same id: `{organ_id, state: draft}`, fresh stages, attempts + 1."""
         return await request.core.organs.rebuild(organ_id, request.user)
 

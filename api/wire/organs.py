@@ -5,23 +5,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from api.wire.base import Wire
-from neira.organs.status import (  # noqa: F401 - the status's shapes are the core's own
+from neira.organs.status import (  # noqa: F401 - the status's and the moves' shapes are the core's own
+    BuildStarted,
     HoldInfo,
     OrganCell,
     OrganMetrics,
+    OrganMoved,
     OrganStatus,
     RunFigures,
     RunWindow,
     VerdictSummary,
 )
 from neira.plan import PlanView
-
-
-class BuildStarted(Wire):
-    """`POST /organs/build` (201) and `POST /organs/{id}/rebuild`: `{organ_id, state: "draft"}`."""
-
-    organ_id: str
-    state: str
 
 
 class BuildDryRun(Wire):
@@ -41,14 +36,3 @@ class OrganEntry(Wire):
     state: str
     template_id: str
     updated_at: float
-
-
-class OrganApproved(Wire):
-    """`POST /organs/{id}/approve` and `/hold`: the organ's state after; `held`, and what its promotion waits for
-    when it did not move (a hold released while the verdict is not in)."""
-
-    id: str
-    state: str
-    held: bool | None = None
-    waiting_for: Literal["delay", "analysis", "approval", "gate"] | None = None
-    analysis: VerdictSummary | None = None

@@ -33,7 +33,7 @@ from neira.plan_apply import CoreExecutor, decision_of
 from neira.organs.by_template import TemplateOrgans
 from neira.organs.progress import DRAFT, Progress, status_metrics, waiting
 from neira.organs.rows import OrganRows
-from neira.organs.status import HoldInfo, OrganCell, OrganMetrics, OrganStatus, VerdictSummary
+from neira.organs.status import BuildStarted, HoldInfo, OrganCell, OrganMetrics, OrganMoved, OrganStatus, VerdictSummary
 from neira.organs.stream import organ_stream
 from neira.policy import Decision, PolicyEngine
 from neira.storage.db import Database, Tx
@@ -215,38 +215,38 @@ class OrganBuilder:
         return organ_stream(self.db, self.events, organ_id, self._gate, f"capability:{GATE}")
 
     # --- manual control --------------------------------------------------------------------------------
-    async def set_status(self, organ_id: str, state: str, reason: str | None, actor: str) -> dict[str, Any]:
+    async def set_status(self, organ_id: str, state: str, reason: str | None, actor: str) -> OrganMoved:
         """Move an organ by hand, as the transition table allows: forward, hold where it is, or to failed;
         automatic progression stops. Audited."""
         try:
             new = OrganState(state).value
         except ValueError:
             raise InvalidRequest(f"state must be one of {STATES}") from None
-        return await self.move(organ_id, OrganEvent.SET, actor, reason, new)
+        return _moved(await self.move(organ_id, OrganEvent.SET, actor, reason, new))
 
-    async def cancel(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def cancel(self, organ_id: str, actor: str, reason: str | None = None) -> OrganMoved:
         """Stop a build in flight: it ends `failed`. 409 once it is stable or failed. Audited."""
-        return await self.move(organ_id, OrganEvent.CANCEL, actor, reason or "build cancelled")
+        return _moved(await self.move(organ_id, OrganEvent.CANCEL, actor, reason or "build cancelled"))
 
-    async def approve(self, organ_id: str, actor: str, reason: str | None = None, force: bool = False) -> dict[str, Any]:
+    async def approve(self, organ_id: str, actor: str, reason: str | None = None, force: bool = False) -> OrganMoved:
         """A human's approve (contract §7): ends a hold and promotes one stage when the canary verdict passes
         (against another verdict only with `force` and a reason); with analysis off, one stage forward and the
         automatic progression stops there. Audited."""
-        return await self.move(organ_id, OrganEvent.APPROVE, actor, reason, force=force)
+        return _moved(await self.move(organ_id, OrganEvent.APPROVE, actor, reason, force=force))
 
-    async def hold(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def hold(self, organ_id: str, actor: str, reason: str | None = None) -> OrganMoved:
         """Stop the organ's progression where it is until `approve`. Audited."""
-        return await self.move(organ_id, OrganEvent.HOLD, actor, reason)
+        return _moved(await self.move(organ_id, OrganEvent.HOLD, actor, reason))
 
     async def move(self, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
-                   target: str | None = None, force: bool = False) -> dict[str, Any]:
+                   target: str | None = None, force: bool = False) -> OrganMoved | BuildStarted:
         """One lifecycle move in its own transaction (see `move_in`)."""
         decision = self._gate()
         async with self.db.transaction() as tx:
             return await self.move_in(tx, organ_id, via, actor, reason, target, (decision.decision_id,), force)
 
     async def move_in(self, tx: Tx, organ_id: str, via: OrganEvent, actor: str, reason: str | None = None,
-                      target: str | None = None, decision_ids: tuple[str, ...] = (), force: bool = False) -> dict[str, Any]:
+                      target: str | None = None, decision_ids: tuple[str, ...] = (), force: bool = False) -> OrganMoved | BuildStarted:
         """Inside the caller's transaction: the move `via` (to `target` for a manual `set`), judged by the organ
         transition table (409 invalid_transition naming both states). Rebuild starts the build again; approve
         and hold are graduation's (neira/graduation.py)."""
@@ -265,7 +265,7 @@ class OrganBuilder:
         await self._settle_manually(tx, row, new, actor, action, reason or ("approved" if via is OrganEvent.APPROVE else None), decision_ids)
         if via is OrganEvent.APPROVE:
             await self._carry(tx, [(row.id, row.cells, new)], actor, reason or "approved")
-        return {"id": organ_id, "state": new}
+        return OrganMoved(id=organ_id, state=new)
 
     # --- graduation's moves (neira/graduation.py) -----------------------------------------------------------
     async def promote_in(self, tx: Tx, row: Any, actor: str, action: str, reason: str, verdict: Verdict | None,
@@ -351,13 +351,15 @@ class OrganBuilder:
 
         tx.after_commit(lambda: self.progress.stopped(row.id, was_building, building, new, started, now))
 
-    async def rebuild(self, organ_id: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+    async def rebuild(self, organ_id: str, actor: str, reason: str | None = None) -> BuildStarted:
         """Build the same organ again from its stored template: same id, fresh stages, attempts + 1. The
         cells are selected again (a live or draft record; a cell whose only record of its version is
         disabled, failed or rolled back is a 409 `conflict`). Audited."""
-        return await self.move(organ_id, OrganEvent.REBUILD, actor, reason)
+        started = await self.move(organ_id, OrganEvent.REBUILD, actor, reason)
+        assert isinstance(started, BuildStarted)
+        return started
 
-    async def _restart(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> dict[str, Any]:
+    async def _restart(self, tx: Tx, row: Any, actor: str, reason: str | None, decision_ids: tuple[str, ...]) -> BuildStarted:
         organ_id = row.id
         template = parse_organ(row.template)
         cells = [{"id": c["id"], "record_id": c["record_id"]} for c in await self._ensure_cells(tx, list(template.cells), actor, organ_id)]
@@ -373,7 +375,7 @@ class OrganBuilder:
 
         tx.after_commit(lambda: self.progress.started([(organ_id, row.template_id, attempts)], deadline, now,
                                                       0 if was_building else 1))
-        return {"organ_id": organ_id, "state": DRAFT}
+        return BuildStarted(organ_id=organ_id, state=DRAFT)
 
     async def start_in(self, tx: Tx, template_id: str, version: str, body: dict[str, Any], cells: list[dict[str, str]],
                        actor: str, decision_ids: list[str]) -> str:
@@ -391,3 +393,9 @@ class OrganBuilder:
                                 {"state": DRAFT, "template_id": template_id, "version": version}, None, decision_ids)
         tx.after_commit(lambda: self.progress.started([(organ_id, template_id, 1)], deadline, now, 1))
         return organ_id
+
+
+def _moved(answer: OrganMoved | BuildStarted) -> OrganMoved:
+    """A move other than rebuild answers the state it reached."""
+    assert isinstance(answer, OrganMoved)
+    return answer

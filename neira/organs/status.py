@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import msgspec
+
 from neira.structs import Answer
 
 Waiting = Literal["delay", "analysis", "approval", "gate"]
@@ -98,3 +100,22 @@ class OrganStatus(Answer):
     cells: list[OrganCell]
     metrics: OrganMetrics
     updated_at: float
+
+
+class OrganMoved(Answer):
+    """A lifecycle move's answer (`POST /organs/{id}/status`, `/approve`, `/hold`, `DELETE …/build`): the state
+    after. An approve or a hold also says whether the organ is `held` and what its promotion waits for, with the
+    verdict in short when that is the analysis (a hold released while the verdict is not in)."""
+
+    id: str
+    state: str
+    held: bool | msgspec.UnsetType = msgspec.UNSET
+    waiting_for: Waiting | msgspec.UnsetType = msgspec.UNSET
+    analysis: VerdictSummary | msgspec.UnsetType = msgspec.UNSET
+
+
+class BuildStarted(Answer):
+    """A build started (`POST /organs/build`, 201) or started again (`POST /organs/{id}/rebuild`): in draft."""
+
+    organ_id: str
+    state: str

@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from neira.core import Core
 from neira.errors import Held, InvalidRequest, InvalidTransition, PolicyDenied
 from neira.lifecycle import ORGAN_STAGES
+from neira.structs import to_builtins
 from tests.conftest import auth
 from tests.evidence.conftest import GOOD, HALF_BAD, cell, record_of
 
@@ -93,7 +94,7 @@ async def test_a_good_organ_waits_for_approval_out_of_canary_when_hitl_is_true(e
     assert (await ecore.organs.status(organ_id, query=False))["state"] == "canary"
     waiting = [e for e in await ecore.events.list(0, 10_000) if e.type == "organ.waiting" and e.subject == f"organ:{organ_id}"]
     assert len(waiting) == 1 and waiting[0].data["analysis"]["verdict"] == "pass"
-    assert await ecore.organs.approve(organ_id, "admin", "looks right") == {"id": organ_id, "state": "experimental"}
+    assert to_builtins(await ecore.organs.approve(organ_id, "admin", "looks right")) == {"id": organ_id, "state": "experimental"}
     status = await wait_for(ecore, organ_id, lambda s: s["state"] == "stable", watch=never_ahead)  # by itself from there
     approved = [a for a in await audit_of(ecore, f"organ:{organ_id}") if a.action == "organ.approve"]
     assert len(approved) == 1 and approved[0].actor == "admin" and "verdict pass" in approved[0].reason
@@ -133,7 +134,7 @@ async def test_no_data_is_inconclusive_and_held_until_a_forced_approval_with_a_r
     assert held.value.extra["waiting_for"] == "analysis" and (held.value.extra["from"], held.value.extra["to"]) == ("canary", "experimental")
     with pytest.raises(InvalidRequest):
         await ecore.organs.approve(organ_id, "admin", None, force=True)  # force needs a reason
-    assert await ecore.organs.approve(organ_id, "admin", "no samples yet; traffic checked by hand", force=True) == {
+    assert to_builtins(await ecore.organs.approve(organ_id, "admin", "no samples yet; traffic checked by hand", force=True)) == {
         "id": organ_id, "state": "experimental"}
     forced = [a for a in await audit_of(ecore, f"organ:{organ_id}") if a.action == "organ.force_approve"]
     assert len(forced) == 1 and forced[0].reason == "no samples yet; traffic checked by hand"
@@ -148,7 +149,7 @@ async def test_hold_then_approve(ecore: Core) -> None:
     status = await ecore.organs.status(organ_id, query=False)
     assert (status["state"], status["waiting_for"], status["hold"]["reason"]) == (held["state"], "approval", "wait for me")
     if held["state"] == "draft":  # out of draft at once; from canary the approve first waits for its verdict
-        assert await ecore.organs.approve(organ_id, "admin") == {"id": organ_id, "state": "canary"}
+        assert to_builtins(await ecore.organs.approve(organ_id, "admin")) == {"id": organ_id, "state": "canary"}
     else:
         await ecore.organs.approve(organ_id, "admin")
     status = await wait_for(ecore, organ_id, lambda s: s["state"] == "stable", watch=never_ahead)

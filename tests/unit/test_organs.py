@@ -18,6 +18,7 @@ from neira.config import Settings
 from neira.core import Core
 from neira.errors import CapabilityDisabled, Conflict, InvalidRequest, InvalidTemplate, InvalidTransition, NotFound
 from neira.storage import tables
+from neira.structs import to_builtins
 from tests.conftest import make_settings, started
 
 VOICE = "organ.voice.v1"
@@ -98,7 +99,7 @@ async def test_list(core: Core) -> None:
 async def test_manual_status_stops_progression(slow_core: Core) -> None:
     core = slow_core
     organ_id = await build(core)
-    assert await core.organs.set_status(organ_id, "canary", "hold here", "operator") == {"id": organ_id, "state": "canary"}
+    assert to_builtins(await core.organs.set_status(organ_id, "canary", "hold here", "operator")) == {"id": organ_id, "state": "canary"}
     control = await build(core)  # finishes well after the first organ's own timers were due
     await until_state(core, control, "stable")
     status = await core.organs.status(organ_id)
@@ -123,7 +124,7 @@ async def test_cancel_while_building_then_conflict(slow_core: Core) -> None:
     core = slow_core
     organ_id = await build(core)
     failures = core.metrics.organ_build_failures._value.get()
-    assert await core.organs.cancel(organ_id, "admin") == {"id": organ_id, "state": "failed"}
+    assert to_builtins(await core.organs.cancel(organ_id, "admin")) == {"id": organ_id, "state": "failed"}
     assert core.metrics.organ_build_failures._value.get() == failures + 1
     with pytest.raises(InvalidTransition) as info:
         await core.organs.cancel(organ_id, "admin")
@@ -147,7 +148,7 @@ async def test_rebuild_gets_fresh_stages_and_a_stale_timer_never_touches_it(slow
     organ_id = await build(core)
     await core.organs.cancel(organ_id, "admin")
     # the first build's draft→canary timer is still in the heap, due ~400 ms after the build
-    assert await core.organs.rebuild(organ_id, "operator") == {"organ_id": organ_id, "state": "draft"}
+    assert to_builtins(await core.organs.rebuild(organ_id, "operator")) == {"organ_id": organ_id, "state": "draft"}
     status = await core.organs.status(organ_id)
     assert (status["state"], status["metrics"]["attempts"], list(status["metrics"]["stage_times"])) == ("draft", 2, ["draft"])
     await until_state(core, organ_id, "stable", timeout=15)
