@@ -29,7 +29,7 @@ async def started(path: Path):
     from neira.core import Core
 
     core = Core(Settings(data_dir=str(path), admin_token="bench-admin-token", stage_delays_ms=(1, 1, 1),
-                         analysis_interval_ms=0)  # commands, apply, builds: not the canary analysis)
+                         analysis_interval_ms=0))  # commands, apply, builds: not the canary analysis
     await core.start()
     return core
 

@@ -1,0 +1,24 @@
+"""`make bench` runs the scripts in bench/: each file must compile, and each script with options must answer
+`--help` (a bench that only breaks when someone measures is found a session late)."""
+
+from __future__ import annotations
+
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+FILES = sorted(BENCH.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_bench_file_compiles_and_answers_help(path: Path) -> None:
+    py_compile.compile(str(path), cfile=None, doraise=True, optimize=-1)
+    if "argparse" not in path.read_text(encoding="utf-8"):
+        return  # a module the scripts import (ws_client, hassil_grammar), or a script without options
+    done = subprocess.run([sys.executable, str(path), "--help"], cwd=BENCH, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage" in done.stdout.lower()
