@@ -332,9 +332,14 @@ def with_decisions(result: CellDryRun, decisions: list[Decision]) -> CellDryRun:
     return msgspec.structs.replace(result, report=msgspec.structs.replace(result.report, policy=_policy(decisions)))
 
 
+def shown_decision(d: Decision) -> ShownDecision:
+    """A policy decision as the dry-run reports show it (cells and organs alike)."""
+    return ShownDecision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason,
+                         capability=d.capability or None)
+
+
 def _policy(decisions: list[Decision]) -> PolicyShown:
-    shown = [ShownDecision(decision_id=d.decision_id, rule=d.rule, action=d.action, reason=d.reason,
-                           capability=d.capability or None) for d in decisions]
+    shown = [shown_decision(d) for d in decisions]
     violations = [out for d, out in zip(decisions, shown, strict=True) if d.denied]
     return PolicyShown(allowed=not violations, decisions=shown, violations=violations)
 

@@ -16,17 +16,7 @@ from neira.organs.status import (  # noqa: F401 - the status's and the moves' sh
     RunWindow,
     VerdictSummary,
 )
-from neira.plan import PlanView
-
-
-class BuildDryRun(Wire):
-    """`POST /organs/build` with `dryrun: true` (200): what the build would do; writes nothing."""
-
-    organ_id: None
-    dryrun: bool
-    ok: bool
-    report: dict[str, Any]
-    plan: PlanView | None
+from neira.organs.plan import BuildDryRun  # noqa: F401 - the dry-run is the core's own
 
 
 class OrganEntry(Wire):

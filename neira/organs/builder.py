@@ -19,7 +19,7 @@ import msgspec
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import CELL, Catalog, check_key, parse_organ
-from neira.plan import CreateRecord, Snapshot
+from neira.plan import CreateRecord, Risk, Snapshot
 from neira.planning import cell_step
 from neira.errors import InvalidRequest, NeiraError
 from neira.events import EventBus
@@ -50,7 +50,7 @@ SETTLED_MEMO = 2048  # remembered status answers of organs that are not building
 STATES = ", ".join(s.value for s in OrganState)
 
 
-Compat = Callable[[OrganTemplate, Mapping[str, Any]], list[dict[str, Any]]]
+Compat = Callable[[OrganTemplate, Mapping[str, Any]], list[Risk]]
 
 
 class BuildRequest(Base):
@@ -111,7 +111,7 @@ class OrganBuilder:
         return decision
 
     # --- build -----------------------------------------------------------------------------------------
-    async def build(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def build(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any] | plan.BuildDryRun]:
         """Start a build: (201, {organ_id, state: draft}); a dry-run answers (200, {organ_id: null, dryrun,
         ok, report, plan}) and writes nothing. The same Idempotency-Key and body replay the first answer."""
         decision = self._gate()
@@ -128,7 +128,7 @@ class OrganBuilder:
                    digest=idempotency.body_hash(body) if idempotency_key else "")
         return await self._builds.submit(job)
 
-    async def _dryrun(self, req: BuildRequest, actor: str, decision: Decision) -> dict[str, Any]:
+    async def _dryrun(self, req: BuildRequest, actor: str, decision: Decision) -> plan.BuildDryRun:
         """What the build would do, planned from one snapshot (catalog, cell records); writes nothing."""
         try:
             async with self.db.read() as conn:
@@ -136,8 +136,7 @@ class OrganBuilder:
         except NeiraError as exc:
             if exc.code != "invalid_template":
                 raise
-            return {"organ_id": None, "dryrun": True, "ok": False,
-                    "report": {"errors": exc.extra["errors"], "policy": [to_builtins(decision)]}, "plan": None}
+            return plan.invalid_result(exc.extra["errors"], decision)
         cell_ids = [c["id"] for c in resolved.cells]
         snap = Snapshot(latest=await self.catalog.latest_view(CELL), digests={},
                         records=await self.factory.records.cache.of_templates(cell_ids))

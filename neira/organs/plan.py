@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from neira.catalog import (
@@ -16,7 +17,7 @@ from neira.catalog import (
     parse_organ,
     template_digest,
 )
-from neira.cell_plan import risk
+from neira.cell_plan import ShownDecision, risk, shown_decision
 from neira.errors import InvalidRequest, InvalidTemplate, NotFound
 from neira.plan import (
     AnyStep,
@@ -24,13 +25,67 @@ from neira.plan import (
     CreateRecord,
     ReuseRecord,
     Risk,
+    PlanView,
     StartBuild,
     change,
     view,
 )
 from neira.policy import Decision
-from neira.structs import Base, to_builtins
+from neira.structs import Answer, Base
 from neira.templates import OrganTemplate, body_kind, find_cycle, template_dict
+
+
+class TemplateShown(Answer):
+    """The organ template a dry-run planned: id, version and the digest of its canonical body."""
+
+    id: str
+    version: str
+    digest: str
+
+
+class CellSelection(Answer):
+    """The selector's answer for one cell of the organ (`action`: reuse | create | blocked; a record only when
+    one exists)."""
+
+    id: str
+    action: str
+    record_id: str | None
+    state: str | None
+    reason: str | None
+
+
+class StageDelay(Answer):
+    """A stage the build reaches and its minimum delay."""
+
+    state: str
+    after_ms: int
+
+
+class OrganReport(Answer, kw_only=True):
+    """An organ dry-run's report: the template, its cells as the catalog knows them, the links reached, each
+    cell's record choice, the policy decisions (the denying ones again as `violations`), the stages and risks.
+    An invalid template's report has only `errors` (every problem) and `policy`."""
+
+    template: TemplateShown | msgspec.UnsetType = msgspec.UNSET
+    cells: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET  # Resolved.cells
+    links: list[list[str]] | msgspec.UnsetType = msgspec.UNSET
+    cycle: None | msgspec.UnsetType = msgspec.UNSET
+    selector: list[CellSelection] | msgspec.UnsetType = msgspec.UNSET
+    errors: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    policy: list[ShownDecision]
+    stages: list[StageDelay] | msgspec.UnsetType = msgspec.UNSET
+    risks: list[Risk] | msgspec.UnsetType = msgspec.UNSET
+    violations: list[ShownDecision] | msgspec.UnsetType = msgspec.UNSET
+
+
+class BuildDryRun(Answer, kw_only=True):
+    """`POST /organs/build` with `dryrun: true`: `{organ_id: null, dryrun: true, ok, report, plan}`."""
+
+    organ_id: None = None
+    dryrun: bool = True
+    ok: bool
+    report: OrganReport
+    plan: PlanView | None
 
 
 class Resolved(Base, frozen=True):
@@ -41,7 +96,7 @@ class Resolved(Base, frozen=True):
     digest: str
     cells: list[dict[str, Any]]  # [{id, version, kind, in_catalog}] of the organ's cells
     links: list[list[str]]  # [from, to] edges reachable from the organ's cells
-    warnings: list[dict[str, Any]]  # risks found while resolving: links to cells the catalog lacks
+    warnings: list[Risk]  # risks found while resolving: links to cells the catalog lacks
 
 
 async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved:
@@ -75,10 +130,10 @@ async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved
                     cells=cells, links=links, warnings=warnings)
 
 
-def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+def _link_graph(roots: list[str], known: dict[str, dict[str, Any]]) -> tuple[dict[str, list[str]], list[Risk]]:
     """Links reachable from `roots` through the catalog; links to cells the catalog lacks become risks."""
     edges: dict[str, list[str]] = {}
-    warnings: dict[tuple[str, str], dict[str, Any]] = {}
+    warnings: dict[tuple[str, str], Risk] = {}
     todo = [c for c in roots if c in known]
     while todo:
         cid = todo.pop()
@@ -98,16 +153,16 @@ def _kind(body: dict[str, Any]) -> str:
     return body_kind(body)[0]
 
 
-def _selection(step: AnyStep) -> dict[str, Any]:
+def _selection(step: AnyStep) -> CellSelection:
     """The selector's answer for one cell, as the report shows it (a record only when one exists)."""
     shown = change(step)
     if isinstance(step, (ReuseRecord, Blocked)):
-        return {"id": step.template_id, "action": "reuse" if isinstance(step, ReuseRecord) else "blocked",
-                "record_id": step.record_id, "state": step.state, "reason": shown.reason}
-    return {"id": shown.id, "action": "create", "record_id": None, "state": None, "reason": shown.reason}
+        return CellSelection(id=step.template_id, action="reuse" if isinstance(step, ReuseRecord) else "blocked",
+                             record_id=step.record_id, state=step.state, reason=shown.reason)
+    return CellSelection(id=shown.id, action="create", record_id=None, state=None, reason=shown.reason)
 
 
-def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[dict[str, Any]]:
+def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[Risk]:
     risks = list(resolved.warnings)
     risks += [risk("not_in_catalog", f"{c['id']} is not in the catalog: a generated adapter template will be used", c["id"])
               for c in resolved.cells if not c["in_catalog"]]
@@ -125,27 +180,29 @@ def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[dict[st
 
 
 def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list[Decision],
-                  stage_delays_ms: tuple[int, ...], compat: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  stage_delays_ms: tuple[int, ...], compat: list[Risk] | None = None) -> BuildDryRun:
     """`{organ_id: null, dryrun: true, ok, report, plan}`: the steps a build takes (each cell's record, then the
     organ), from the plan module, with the report around them."""
     t = resolved.template
     steps = list(cell_steps)
     steps.append(StartBuild(template_id=t.id, version=t.version, cells=list(t.cells), template=resolved.body))
     risks = _risks(resolved, steps, t.policies.hitl) + list(compat or ())
-    denied = [to_builtins(d) for d in decisions if d.denied]
-    stages = [{"state": s, "after_ms": d} for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)]
-    report = {
-        "template": {"id": t.id, "version": t.version, "digest": resolved.digest},
-        "cells": resolved.cells,
-        "links": resolved.links,
-        "cycle": None,
-        "selector": [_selection(s) for s in steps[:-1]],
-        "policy": [to_builtins(d) for d in decisions],
-        "stages": stages,
-        "risks": risks,
-    }
-    if denied:
-        report["violations"] = denied
-    ok = not denied and not any(r["severity"] == "error" for r in risks)
-    shown = view(None, None, steps, risks=list(compat or ()))
-    return {"organ_id": None, "dryrun": True, "ok": ok, "report": report, "plan": to_builtins(shown)}
+    denied = [d for d in decisions if d.denied]
+    report = OrganReport(
+        template=TemplateShown(id=t.id, version=t.version, digest=resolved.digest),
+        cells=resolved.cells,
+        links=resolved.links,
+        cycle=None,
+        selector=[_selection(s) for s in steps[:-1]],
+        policy=[shown_decision(d) for d in decisions],
+        stages=[StageDelay(state=s, after_ms=d) for s, d in zip(("canary", "experimental", "stable"), stage_delays_ms, strict=True)],
+        risks=risks,
+        violations=[shown_decision(d) for d in denied] or msgspec.UNSET,
+    )
+    ok = not denied and not any(r.severity == "error" for r in risks)
+    return BuildDryRun(ok=ok, report=report, plan=view(None, None, steps, risks=list(compat or ())))
+
+
+def invalid_result(errors: list[dict[str, Any]], decision: Decision) -> BuildDryRun:
+    """The dry-run of an invalid template: not ok, every problem, no plan."""
+    return BuildDryRun(ok=False, report=OrganReport(errors=errors, policy=[shown_decision(decision)]), plan=None)
