@@ -18,7 +18,7 @@ from neira.ids import new_id
 from neira.plan import Plan
 from neira.storage import tables
 from neira.storage.bulk import insert_tuples, json_encoder
-from neira.storage.db import Tx
+from neira.storage.db import Database, Tx
 
 log = logging.getLogger("neira.commands")
 P = tables.plans
@@ -82,7 +82,7 @@ class PlanStore:
     write after a start, and one every PRUNE_EVERY_S, also deletes those. Without it every command said would
     keep its 2 kB for ever."""
 
-    def __init__(self, db: Any, ttl_s: int = 0) -> None:
+    def __init__(self, db: Database, ttl_s: int = 0) -> None:
         self.db, self.ttl_s = db, ttl_s
         self._pruned_at: float | None = None  # monotonic time of the last prune; None: not since start
         self._pending: dict[str, _Pending] = {}

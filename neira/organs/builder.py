@@ -137,7 +137,7 @@ class OrganBuilder:
             if exc.code != "invalid_template":
                 raise
             return plan.invalid_result(exc.extra["errors"], decision)
-        cell_ids = [c["id"] for c in resolved.cells]
+        cell_ids = [c.id for c in resolved.cells]
         snap = Snapshot(latest=await self.catalog.latest_view(CELL), digests={},
                         records=await self.factory.records.cache.of_templates(cell_ids))
         steps = [cell_step(c, snap, parse=self.catalog.parsed) for c in cell_ids]

@@ -43,6 +43,23 @@ class TemplateShown(Answer):
     digest: str
 
 
+class CatalogCell(Answer):
+    """A cell of the organ as the catalog knows it (version and kind are null for a cell the catalog lacks: a
+    build drafts it from a generated adapter template)."""
+
+    id: str
+    version: str | None
+    kind: str | None
+    in_catalog: bool
+
+
+class Problem(Answer):
+    """One problem of an invalid template: where (a JSON path) and what."""
+
+    path: str
+    message: str
+
+
 class CellSelection(Answer):
     """The selector's answer for one cell of the organ (`action`: reuse | create | blocked; a record only when
     one exists)."""
@@ -67,11 +84,11 @@ class OrganReport(Answer, kw_only=True):
     An invalid template's report has only `errors` (every problem) and `policy`."""
 
     template: TemplateShown | msgspec.UnsetType = msgspec.UNSET
-    cells: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET  # Resolved.cells
+    cells: list[CatalogCell] | msgspec.UnsetType = msgspec.UNSET
     links: list[list[str]] | msgspec.UnsetType = msgspec.UNSET
     cycle: None | msgspec.UnsetType = msgspec.UNSET
     selector: list[CellSelection] | msgspec.UnsetType = msgspec.UNSET
-    errors: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    errors: list[Problem] | msgspec.UnsetType = msgspec.UNSET
     policy: list[ShownDecision]
     stages: list[StageDelay] | msgspec.UnsetType = msgspec.UNSET
     risks: list[Risk] | msgspec.UnsetType = msgspec.UNSET
@@ -94,7 +111,7 @@ class Resolved(Base, frozen=True):
     template: OrganTemplate
     body: dict[str, Any]
     digest: str
-    cells: list[dict[str, Any]]  # [{id, version, kind, in_catalog}] of the organ's cells
+    cells: list[CatalogCell]  # the organ's cells
     links: list[list[str]]  # [from, to] edges reachable from the organ's cells
     warnings: list[Risk]  # risks found while resolving: links to cells the catalog lacks
 
@@ -121,8 +138,8 @@ async def resolve(catalog: Catalog, conn: AsyncConnection, ref: Any) -> Resolved
         path = f"$.cells[{first}]" if first is not None else "$.cells"
         raise InvalidTemplate([{"path": path, "message": "cell links form a cycle: " + " → ".join(cycle)}])
     cells = [
-        {"id": c, "version": known[c]["version"], "kind": _kind(known[c]), "in_catalog": True} if c in known
-        else {"id": c, "version": None, "kind": None, "in_catalog": False}
+        CatalogCell(id=c, version=known[c]["version"], kind=_kind(known[c]), in_catalog=True) if c in known
+        else CatalogCell(id=c, version=None, kind=None, in_catalog=False)
         for c in template.cells
     ]
     links = [[a, b] for a, targets in edges.items() for b in targets]
@@ -165,7 +182,7 @@ def _selection(step: AnyStep) -> CellSelection:
 def _risks(resolved: Resolved, steps: list[AnyStep], hitl: bool) -> list[Risk]:
     risks = list(resolved.warnings)
     risks += [risk("not_in_catalog", f"{c['id']} is not in the catalog: a generated adapter template will be used", c["id"])
-              for c in resolved.cells if not c["in_catalog"]]
+              for c in resolved.cells if not c.in_catalog]
     for s in steps:
         if isinstance(s, Blocked):
             risks.append(risk("conflict", f"cell {s.template_id} has only a {s.state} record ({s.record_id}) of version "
@@ -203,6 +220,7 @@ def dryrun_result(resolved: Resolved, cell_steps: list[AnyStep], decisions: list
     return BuildDryRun(ok=ok, report=report, plan=view(None, None, steps, risks=list(compat or ())))
 
 
-def invalid_result(errors: list[dict[str, Any]], decision: Decision) -> BuildDryRun:
-    """The dry-run of an invalid template: not ok, every problem, no plan."""
-    return BuildDryRun(ok=False, report=OrganReport(errors=errors, policy=[shown_decision(decision)]), plan=None)
+def invalid_result(errors: list[Any], decision: Decision) -> BuildDryRun:
+    """The dry-run of an invalid template (the `errors` of its InvalidTemplate): not ok, every problem, no plan."""
+    return BuildDryRun(ok=False, report=OrganReport(errors=msgspec.convert(errors, list[Problem]),
+                                                    policy=[shown_decision(decision)]), plan=None)
