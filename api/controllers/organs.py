@@ -49,7 +49,7 @@ class OrgansController(Controller):
     tags = ["organs"]
 
     @post("/build", opt=doc({201: BuildStarted, 200: BuildDryRun}, body=BuildRequest, errors=(409,), idempotent=True))
-    async def build(self, request: NeiraRequest) -> Response[Any]:
+    async def build(self, request: NeiraRequest) -> Response[BuildStarted | BuildDryRun]:
         """201 `{organ_id, state: draft}`; `dryrun: true` → 200 `{organ_id: null, dryrun, ok, report, plan}`."""
         key = request.headers.get("idempotency-key")
         status, body = await request.core.organs.build(await json_body(request), request.user, key)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from api.wire.base import Wire
 from neira.organs.status import (  # noqa: F401 - the status's and the moves' shapes are the core's own
     BuildStarted,

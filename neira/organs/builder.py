@@ -111,7 +111,7 @@ class OrganBuilder:
         return decision
 
     # --- build -----------------------------------------------------------------------------------------
-    async def build(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, dict[str, Any] | plan.BuildDryRun]:
+    async def build(self, body: Any, actor: str, idempotency_key: str | None = None) -> tuple[int, BuildStarted | plan.BuildDryRun]:
         """Start a build: (201, {organ_id, state: draft}); a dry-run answers (200, {organ_id: null, dryrun,
         ok, report, plan}) and writes nothing. The same Idempotency-Key and body replay the first answer."""
         decision = self._gate()

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import msgspec
+
 from neira import idempotency
 from neira.audit import Audit
 from neira.catalog import Catalog
@@ -17,6 +19,7 @@ from neira.errors import Conflict, NeiraError
 from neira.events import EventBus
 from neira.organs import plan, store
 from neira.organs.progress import DRAFT, YIELD_EVERY, Progress
+from neira.organs.status import BuildStarted
 from neira.plan import (
     AnyStep,
     Change,
@@ -33,7 +36,7 @@ from neira.plan import (
 from neira.plan_apply import Executor, carry_out, decision_of
 from neira.storage.batch import Batch, GroupCommit
 from neira.storage.db import Database, Tx
-from neira.structs import Base
+from neira.structs import Base, to_builtins
 
 IDEMPOTENCY_SCOPE = "organs.build"
 NO_FACTS = base_of({})  # a build is planned inside the transaction that carries it out: nothing can move between
@@ -116,7 +119,7 @@ class BuildQueue:
         self.cell_steps, self.executor = cell_steps, executor
         self._queue: GroupCommit[Job] = GroupCommit(self._run, name="neira-organ-builds")
 
-    async def submit(self, job: Job) -> tuple[int, dict[str, Any]]:
+    async def submit(self, job: Job) -> tuple[int, BuildStarted]:
         """Queue a build and wait for its answer."""
         return await self._queue.submit(job)
 
@@ -167,9 +170,11 @@ class BuildQueue:
                                                    base=NO_FACTS), job.actor, ex, shown=shown)
                 if group not in reused:
                     reused[group] = [_reuse(s, a.record_id or "") for s, a in zip(steps, applied, strict=True)]
-                response = {"organ_id": applied[-1].organ_id, "state": DRAFT}
+                organ_id = applied[-1].organ_id  # the StartBuild's, last in every plan
+                assert organ_id is not None
+                response = BuildStarted(organ_id=organ_id, state=DRAFT)
                 if job.key:
-                    await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, response)
+                    await idempotency.remember(tx, IDEMPOTENCY_SCOPE, job.key, job.digest, 201, to_builtins(response))
                 answers.append((fut, (201, response)))
                 answers.extend((f, (201, response)) for f in followers.get(job.key or "", ()))
                 if len(ex.started) % YIELD_EVERY == 0:
@@ -223,7 +228,7 @@ class BuildQueue:
                     settle(fut, exc)
                     continue
                 if hit is not None:
-                    answers.append((fut, hit))
+                    answers.append((fut, (hit[0], msgspec.convert(hit[1], BuildStarted))))
                     continue
                 first[job.key] = job
             fresh.append((job, fut))
