@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from api.errors import STATUS_BY_CODE
 from neira.errors import NeiraError
+from neira.metrics import cumulative
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)  # prometheus_client's
 LABELS = ["method", "path", "status_code", "app_name"]
@@ -67,11 +68,7 @@ class HttpMetrics(Collector):
             requests.add_metric(labels, s.count)
             if status >= 500:
                 errors.add_metric(labels, s.count)
-            cumulative, running = [], 0
-            for bound, n in zip([*map(str, BUCKETS), "+Inf"], s.buckets, strict=True):
-                running += n
-                cumulative.append((bound, running))
-            durations.add_metric(labels, cumulative, s.total)
+            durations.add_metric(labels, cumulative(BUCKETS, s.buckets), s.total)
         for (method, path), n in list(self.in_progress.items()):
             progress.add_metric([method, path, "200", app], n)
         yield from (requests, durations, progress, errors)

@@ -67,13 +67,18 @@ class LoopHistogram(Collector):
         self.total += value
 
     def collect(self) -> Iterator[Any]:
-        cumulative, running = [], 0
-        for bound, n in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
-            running += n
-            cumulative.append((bound, running))
         family = HistogramMetricFamily(self.name, self.doc)
-        family.add_metric([], cumulative, self.total)
+        family.add_metric([], cumulative(self.bounds, self.counts), self.total)
         yield family
+
+
+def cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
+    """Per-bucket counts (the last one +Inf) as the exposition's cumulative `le` buckets."""
+    out, running = [], 0
+    for bound, n in zip([*map(str, bounds), "+Inf"], counts, strict=True):
+        running += n
+        out.append((bound, running))
+    return out
 
 
 class Metrics:
