@@ -35,6 +35,10 @@ FLUSH_AT = 256  # pending plans that start a write at once
 PRUNE_EVERY_S = 600.0  # how often a write also drops the plans nobody applied within the TTL
 
 
+def _gone(plan_id: str) -> str:
+    return f"no plan {plan_id} (a plan nobody applied in time is dropped: say the command again)"
+
+
 class SavedBody(msgspec.Struct):
     """What a saved plan's `body` holds: the plan, the words that made it, who said them."""
 
@@ -137,13 +141,15 @@ class PlanStore:
                     del self._pending[p.id]
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        now = time.monotonic()
+        prune = bool(self.ttl_s) and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_S)
         async with self.db.transaction(off_loop=True) as tx:
             # rows through bulk.insert_tuples: on SQLite straight to the driver, bodies encoded by msgspec
             await insert_tuples(tx, P, _COLUMNS, rows)
-            now = time.monotonic()
-            if self.ttl_s and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_S):
+            if prune:
                 await self._prune(tx, time.time() - self.ttl_s)
-                self._pruned_at = now
+        if prune:  # committed: a write that rolled back prunes again next time
+            self._pruned_at = now
 
     @staticmethod
     async def _prune(tx: Tx, before: float) -> None:
@@ -199,11 +205,11 @@ class PlanStore:
             row = (await tx.conn.execute(select(P.c.body, P.c.applied_at, P.c.result).where(P.c.id == plan_id)
                                          .with_for_update())).first()
             if row is None:
-                raise NotFound(f"no plan {plan_id} (a plan nobody applied in time is dropped: say the command again)")
+                raise NotFound(_gone(plan_id))
             return msgspec.convert({"body": row.body, "applied_at": row.applied_at, "result": row.result}, ToApply)
         got = await drv.execute_fetchall("SELECT body, applied_at, result FROM plans WHERE id = ?", (plan_id,))
         if not got:
-            raise NotFound(f"no plan {plan_id} (a plan nobody applied in time is dropped: say the command again)")
+            raise NotFound(_gone(plan_id))
         body, applied_at, result = got[0]
         return ToApply(_body.decode(body), applied_at, None if result is None else _result.decode(result))
 
