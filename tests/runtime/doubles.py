@@ -19,6 +19,14 @@ def spin(payload: Payload, _: object) -> Payload:
     return payload
 
 
+def spin_until(payload: Text, _: object) -> Text:
+    """Burns CPU until the file its input names exists (a held runaway: the test decides when it ends)."""
+    end = time.monotonic() + 60
+    while not os.path.exists(payload.text) and time.monotonic() < end:
+        pass
+    return payload
+
+
 def crash(payload: Payload, _: object) -> Payload:
     """Dies the way native code can: the process ends under the job."""
     os._exit(3)
@@ -55,9 +63,11 @@ def with_slow_start() -> Registry:
 
 
 def with_doubles() -> Registry:
-    """The built-in registry plus the doubles (`spin`, `crash`, `boom`, `not_a_payload`, `upper`, `unsendable`)."""
+    """The built-in registry plus the doubles (`spin`, `spin_until`, `crash`, `boom`, `not_a_payload`, `upper`,
+    `unsendable`)."""
     r = builtin_registry().copy()
     r.register(impl("spin", ["text"], "text", spin))
+    r.register(impl("spin_until", ["text"], "text", spin_until))
     r.register(impl("crash", ["text"], "text", crash))
     r.register(impl("boom", ["text"], "text", boom))
     r.register(impl("not_a_payload", ["text"], "text", not_a_payload))
