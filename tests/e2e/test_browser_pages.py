@@ -33,3 +33,21 @@ def test_the_panel_lists_organs_from_every_page(neira_server, open_tab):
     for organ in (*first, *rest):
         expect(tab.page.locator(f'#organs-body tr[data-organ-id="{organ["id"]}"]')).to_be_visible()
     assert seen and any("cursor=" in url for url in tab.urls)
+
+
+def test_a_confirmation_answers_only_the_opening_it_was_given_to(neira_server, open_tab):
+    """Backing out and asking again at once: the first opening's queued close must not answer the second."""
+    tab = open_tab(locale="en-US")
+    sign_in(tab.page, neira_server)
+    tab.page.goto(f"{neira_server.url}/organs.html")
+    answers = tab.page.evaluate("""async () => {
+        const { confirmAction } = await import("./js/confirm.js");
+        const dialog = document.querySelector("#confirm");
+        const first = confirmAction("first");
+        dialog.dispatchEvent(new Event("cancel"));  // what Escape does: cancel now, close as a queued task
+        dialog.close();
+        const second = confirmAction("second");  // opened again before that task ran
+        document.querySelector("#confirm-ok").click();
+        return [await first, await second];
+    }""")
+    assert answers == [False, True]
