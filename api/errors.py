@@ -92,9 +92,10 @@ def _reason(exc: HTTPException, status: int) -> str:
 
 
 def internal_error_handler(_: Request, exc: Exception) -> Response:
-    """Anything unexpected: an opaque error id for the operator, nothing about the internals for the client."""
+    """Anything unexpected: an opaque error id for the client, and the traceback under that id in the server's
+    log for the operator (a bug: the log is where it is found); nothing about the internals for the client."""
     error_id = secrets.token_hex(6)
-    log.error("internal error %s (%s)", error_id, type(exc).__name__)
+    log.error("internal error %s (%s)", error_id, type(exc).__name__, exc_info=exc)
     return _json({"code": "internal", "reason": f"internal error {error_id}"}, HTTP_500_INTERNAL_SERVER_ERROR)
 
 

@@ -17,7 +17,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -182,6 +182,7 @@ class Pool:
         self._all: set[_Worker] = set()
         self._waiters: deque[asyncio.Future[_Worker]] = deque()
         self._starting: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._keys: dict[tuple[Any, ...], tuple[int, bytes]] = {}
         self._key_bytes, self._next_key = 0, 0
         self._ctx = multiprocessing.get_context("forkserver")
@@ -308,9 +309,7 @@ class Pool:
             raise
         except WorkerLost as exc:
             step = int(w.progress[0])
-            w.proc.join(0.2)
-            log.warning("a run worker died under a job (exit code %s, %s)", w.proc.exitcode, exc)
-            self._replace(w)
+            self._replace(w, lost=str(exc))
             raise WorkerLost(str(exc), step, list(w.progress[1:1 + step])) from None
         except msgspec.DecodeError:  # (ValidationError is one) not what the worker writes: a fault, start afresh
             self._replace(w)
@@ -352,15 +351,34 @@ class Pool:
         _encode_into(JobMessage(key, job.payload, steps, forget), buf, HEADROOM)
         return framed(buf)
 
-    def _replace(self, w: _Worker) -> None:
-        """Kill a worker and start another in its place (once: a worker already replaced, say after dying idle
-        while handed to a waiting run, is not replaced again)."""
+    def _replace(self, w: _Worker, lost: str | None = None) -> None:
+        """Stop a worker and start another in its place (once: a worker already replaced, say after dying idle
+        while handed to a waiting run, is not replaced again). A worker `lost` under a job is left to end on
+        its own, so its exit code can be logged; any other is killed."""
         counted = w in self._all
         self._all.discard(w)
-        w.kill()
-        asyncio.get_running_loop().create_task(asyncio.to_thread(w.proc.join, 5))
+        if lost is None:
+            w.kill()
+        else:
+            w.close()
+        self._background(self._reap(w, lost))
         if counted and not self.closed:
-            asyncio.get_running_loop().create_task(self._spawn(1))
+            self._background(self._spawn(1))
+
+    async def _reap(self, w: _Worker, lost: str | None) -> None:
+        """Join a stopped worker's process on a thread (never on the loop), logging how a lost one ended."""
+        await asyncio.to_thread(w.proc.join, 0.2 if lost is not None else 5)
+        if lost is not None:
+            log.warning("a run worker died under a job (exit code %s, %s)", w.proc.exitcode, lost)
+            if w.proc.is_alive():  # the socket failed but the process lives on: it is done for anyway
+                w.proc.kill()
+                await asyncio.to_thread(w.proc.join, 5)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the pool holds until it ends (the loop keeps only weak references)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def stop_spawning(self) -> None:
         """No worker is started from now on, not even in place of one killed under a cancelled run (at

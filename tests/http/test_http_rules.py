@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
+from neira.config import Settings
+from neira.core import Core
 from tests.conftest import auth
 
 SAMPLES = {"cell_id": "analysis.grayscale.v1", "template_id": "organ.voice.v1", "name": "schema.css", "version": "1.0.0", "rest": "x", "path": "swagger", "file_path": "organs.html"}
@@ -85,3 +88,21 @@ async def test_session_id_is_bounded(client: AsyncTestClient) -> None:
     long = await client.post("/api/neira/commands", json={"text": "help", "session_id": "s" * 100_000}, headers=auth())
     assert (long.status_code, long.json()["code"]) == (400, "invalid_request")
     assert "sss" not in long.text
+
+
+async def test_an_internal_error_tells_the_client_an_id_and_the_operator_the_traceback(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    core = Core(settings)
+
+    def broken() -> dict[str, str]:
+        raise RuntimeError("opened /srv/neira/secret.db with token t0ken")
+
+    async with AsyncTestClient(create_app(core)) as client:
+        monkeypatch.setattr(core.policy, "capability_list", broken)
+        r = await client.get("/api/neira/capabilities", headers=auth())
+    body = r.json()
+    assert (r.status_code, body["code"]) == (500, "internal")
+    error_id = body["reason"].removeprefix("internal error ")
+    assert len(error_id) == 12 and "secret" not in r.text and "t0ken" not in r.text
+    [record] = [rec for rec in caplog.records if error_id in rec.getMessage()]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError  # the operator can find the bug

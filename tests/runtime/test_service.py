@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -64,6 +65,16 @@ async def test_a_failing_cell_stops_the_run_and_is_named(rcore: Core, impl: str,
     assert [(e.impl, e.ok) for e in result.trace] == [("upper", True), (impl, False)]
     # the pool is whole again: the next run works
     assert (await rcore.runs.run_organ(await organ(rcore, "reverse"), {"input": "ab"})).output == Text(text="ba")
+
+
+async def test_a_worker_that_dies_under_a_job_is_logged_with_its_exit_code(rcore: Core, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "neira.runtime")
+    assert (await rcore.runs.run_organ(await organ(rcore, "crash"), {"input": "x"})).ok is False
+    died = "a run worker died under a job (exit code 3,"
+    async with asyncio.timeout(10):  # logged once its process is joined, off the loop: the answer did not wait
+        while not any(r.getMessage().startswith(died) for r in caplog.records):
+            await asyncio.sleep(0.01)
+    assert [r.getMessage()[:len(died)] for r in caplog.records if "died" in r.getMessage()] == [died]
 
 
 async def test_a_runaway_cell_hits_the_timeout_and_its_worker_is_replaced(rcore: Core) -> None:
