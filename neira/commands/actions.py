@@ -14,7 +14,7 @@ from neira.graduation import summary
 from neira.structs import to_builtins
 
 async def run(res: Resolution, core: Services) -> tuple[dict[str, Any], str]:
-    """Answer a status or list command: (what was read, reply)."""
+    """Answer a status, why or list command: (what was read, reply)."""
     if res.intent == "list":
         return await _list(res, core)
     if res.intent == "why":

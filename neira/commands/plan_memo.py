@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import msgspec
 
 from neira.ids import new_id
-from neira.plan import Decision, Plan, plan_view
+from neira.plan import Decision, Plan, PlanView, plan_view
 from neira.structs import Frozen, to_builtins
 
 SIZE = 256  # remembered plans (the oldest goes first)
@@ -37,18 +37,16 @@ class Remembered(Frozen):
     risks: msgspec.Raw
     base: str
     decisions: list[Decision]
-    changes: list[Any]
-    summary: str
-    text: str
+    shown: PlanView  # (under the id it was made with)
     plan: Plan
 
 
 class Handed(Frozen):
-    """A plan handed out: the Plan, its saved body and its view as builtins."""
+    """A plan handed out: the Plan, its saved body and its view."""
 
     plan: Plan
     body: dict[str, Any]
-    shown: dict[str, Any]
+    shown: PlanView
 
 
 class PlanMemo:
@@ -102,15 +100,13 @@ class PlanMemo:
         plan = msgspec.structs.replace(hit.plan, id=plan_id, decisions=decisions)
         body = {"id": plan_id, "lang": hit.lang, "steps": hit.steps, "decisions": [to_builtins(d) for d in decisions],
                 "facts": hit.facts, "risks": hit.risks, "base": hit.base}
-        shown = {"id": plan_id, "base": hit.base, "changes": hit.changes, "summary": hit.summary, "text": hit.text,
-                 "risks": to_builtins(hit.plan.risks)}
-        return Handed(plan=plan, body=body, shown=shown)
+        return Handed(plan=plan, body=body, shown=msgspec.structs.replace(hit.shown, id=plan_id))
 
     def put(self, key: tuple[bytes, tuple[Any, ...]], plan: Plan) -> Handed:
         """Remember a plan just made (unless something committed while it was made) and hand it out."""
         encoded, state = key
         body: dict[str, Any] = to_builtins(plan)  # type: ignore[assignment]
-        shown: dict[str, Any] = to_builtins(plan_view(plan))  # type: ignore[assignment]
+        shown = plan_view(plan)
         if state == self._now():
             if state != self._state:
                 self._memo.clear()
@@ -119,8 +115,7 @@ class PlanMemo:
             self._memo[encoded] = Remembered(
                 lang=plan.lang, steps=msgspec.Raw(raw(body["steps"])), facts=msgspec.Raw(raw(body["facts"])),
                 risks=msgspec.Raw(raw(body["risks"])), base=plan.base,
-                decisions=list(plan.decisions), changes=shown["changes"], summary=shown["summary"],
-                text=shown["text"], plan=plan)
+                decisions=list(plan.decisions), shown=shown, plan=plan)
             if len(self._memo) > SIZE:
                 self._memo.popitem(last=False)
         return Handed(plan=plan, body=body, shown=shown)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neira.commands.answer import Violation
 from neira.commands.model import ParseFailure
 from neira.lifecycle import CellState, OrganState
 
@@ -169,14 +170,14 @@ _RULES = {
 }
 
 
-def violations_text(lang: str, violations: list[dict[str, Any]]) -> str:
+def violations_text(lang: str, violations: list[Violation]) -> str:
     """The policy's refusals in `lang` (the decisions' own reasons are kept in the JSON)."""
     words = _RULES.get(lang, _RULES["en"])
     out = []
     for v in violations:
-        rule, reason = v.get("rule", ""), v.get("reason", "")
-        if rule.startswith("capability.") and v.get("capability"):
-            out.append(words["capability"].format(capability=v["capability"], state=reason.rsplit(" ", 1)[-1]))
+        rule, reason = v.rule, v.reason
+        if rule.startswith("capability.") and v.capability:
+            out.append(words["capability"].format(capability=v.capability, state=reason.rsplit(" ", 1)[-1]))
         elif rule == "role":
             out.append(words["admin"] if "admin" in reason else words["role"].format(role=reason.split()[1]))
         elif rule == "safe_mode":

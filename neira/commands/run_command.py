@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from neira.commands.answer import Told
 from neira.commands.reply import say
 from neira.commands.resolve import Resolution
 from neira.errors import NotFound
@@ -31,10 +32,10 @@ class Records(Protocol):
     async def newest_record_id(self, template_id: str) -> str | None: ...
 
 
-async def run(res: Resolution, runs: Runs, records: Records) -> dict[str, Any]:
+async def run(res: Resolution, runs: Runs, records: Records) -> Told:
     """`{run, reply}` for a resolved run command (`run` is null when the command gave no input)."""
     if res.input is None:
-        return {"run": None, "reply": say(res.lang, "run_needs_input")}
+        return Told(run=None, reply=say(res.lang, "run_needs_input"))
     target = res.target or {}
     if target.get("kind") == "cell":
         record_id = target["id"] if target["id"].startswith("cell-") else await records.newest_record_id(target["id"])
@@ -46,7 +47,7 @@ async def run(res: Resolution, runs: Runs, records: Records) -> dict[str, Any]:
         organ_id = await runs.organ_for(target["id"])
         result = await runs.run_input(organ_id, payload_of(res.input))
         name = organ_id
-    return {"run": msgspec.to_builtins(result), "reply": reply(res.lang, name, result)}
+    return Told(run=result, reply=reply(res.lang, name, result))
 
 
 def reply(lang: str, name: str, result: RunResult) -> str:

@@ -7,11 +7,13 @@ import time
 from typing import Any, Protocol
 
 import msgspec
-
+from msgspec import UNSET
+from msgspec.structs import replace
 
 from neira.audit import Audit
 from neira.catalog import CELL, ORGAN, check_id
 from neira.commands import actions, run_command, train_command
+from neira.commands.answer import ALLOWED, CommandReply, PolicyVerdict, Target, Told, violation
 from neira.commands.known import Known
 from neira.commands.lexicon import Lexicon
 from neira.commands.model import ParseFailure
@@ -28,7 +30,7 @@ from neira.metrics import Metrics
 from neira.storage.feed import RESET
 from neira.plan import MoveOrgan, MoveRecord, Plan, plan_view
 from neira.plan_apply import Applied, ApplyResult, CoreExecutor, carry_out, check_facts
-from neira.policy import OPEN_STATES, Decision, decision_error
+from neira.policy import OPEN_STATES, decision_error
 from neira.structs import to_builtins
 
 
@@ -99,8 +101,8 @@ class CommandService:
         """Let the plans already said commit."""
         await self.store.close()
 
-    async def handle(self, text: str, session_id: str | None, actor: str) -> dict[str, Any]:
-        """The reply to one phrase: always a dict in the contract's shape (200), never an exception.
+    async def handle(self, text: str, session_id: str | None, actor: str) -> CommandReply:
+        """The reply to one phrase, in the contract's shape (200), never an exception.
 
         A phrase the frame tier read (not the grammar) is said back first: «Понял так: …», "I understood: …";
         `understood_as` carries the same words."""
@@ -110,31 +112,29 @@ class CommandService:
         self.core.metrics.command_parse_seconds.observe(time.perf_counter() - started)
         out = await self._answer(parsed, text, session_id or new_id("s", 8), actor, known)
         reading = getattr(parsed, "reading", None)
-        if reading and out.get("understood"):
-            out["understood_as"] = reading
-            out["reply"] = say(out["lang"], "understood_as", reading=reading) + str(out.get("reply", ""))
+        if reading and out.understood:
+            out = replace(out, understood_as=reading, reply=say(out.lang, "understood_as", reading=reading) + out.reply)
         return out
 
-    async def _answer(self, parsed: Any, text: str, session_id: str, actor: str, known: Known) -> dict[str, Any]:
+    async def _answer(self, parsed: Any, text: str, session_id: str, actor: str, known: Known) -> CommandReply:
         res = parsed if isinstance(parsed, ParseFailure) else resolve_known(parsed, known)
         if isinstance(res, ParseFailure):
             intent = getattr(parsed, "__struct_config__", None)
             self._count(intent.tag if intent and not isinstance(parsed, ParseFailure) else "unknown", "not_understood")
-            return {"understood": False, "lang": res.lang, "error": failure_body(res), "reply": failure_reply(res),
-                    "session_id": session_id}
-        out: dict[str, Any] = {"understood": True, "lang": res.lang, "intent": res.intent, "spec": res.spec,
-                               "policy": {"allowed": True, "violations": []}, "plan": None, "session_id": session_id}
-        if res.target is not None:
-            out["target"] = res.target
+            return CommandReply(understood=False, lang=res.lang, error=failure_body(res), reply=failure_reply(res),
+                                session_id=session_id)
+        out = CommandReply(understood=True, lang=res.lang, reply="", session_id=session_id, intent=res.intent,
+                           spec=res.spec, policy=ALLOWED, plan=None,
+                           target=_target(res.target) if res.target is not None else UNSET)
         how = does(res.intent)
         if how is not Does.READ:  # the route is open to every role; writes are checked here
-            refused = self.core.policy.access(actor, write=True)
-            if any(d.denied for d in refused):
+            refused = [d for d in self.core.policy.access(actor, write=True) if d.denied]
+            if refused:
                 self._count(res.intent, "denied")
-                violations = [_decision_body(d) for d in refused if d.denied]
-                return out | {"policy": {"allowed": False, "violations": violations},
-                              "error": decision_error(next(d for d in refused if d.denied)).body(),
-                              "reply": say(res.lang, "refused", violations=violations_text(res.lang, violations))}
+                violations = [violation(d) for d in refused]
+                return replace(out, policy=PolicyVerdict(allowed=False, violations=violations),
+                               error=decision_error(refused[0]).body(),
+                               reply=say(res.lang, "refused", violations=violations_text(res.lang, violations)))
         try:
             if how is Does.PLAN:
                 return await self._plan(res, session_id, out, text, actor)
@@ -142,32 +142,32 @@ class CommandService:
                 return await self._apply_in_session(res, session_id, actor, out)
             if res.intent == "help":
                 self._count("help", "done")
-                return out | {"reply": say(res.lang, "help")}
+                return replace(out, reply=say(res.lang, "help"))
             if res.intent in ("train", "review"):  # evidence at once, no plan (neira/commands/train_command.py)
-                answer = await self._training(res, session_id, text, actor)
+                told = await self._training(res, session_id, text, actor)
                 self._count(res.intent, "done")
-                return out | answer
+                return _with(out, told)
             if how is Does.RUN:  # changes nothing: runs at once, no plan (neira/commands/run_command.py)
-                answer = await run_command.run(res, self.core.runs, self.core.factory)
+                told = await run_command.run(res, self.core.runs, self.core.factory)
                 self._count("run", "done")
-                return out | answer
+                return _with(out, told)
             result, reply = await actions.run(res, self.core)
         except NeiraError as exc:
             self._count(res.intent, "stale" if exc.code == "plan_stale" else "error")
-            return out | {"error": exc.body(), "reply": error_reply(res.lang, exc)}
+            return replace(out, error=exc.body(), reply=error_reply(res.lang, exc))
         self._count(res.intent, "done")
-        target = out.get("target")
-        if target and target["id"] != result.get("id") and isinstance(result.get("id"), str):
-            out["target"] = {"kind": target["kind"], "id": result["id"], "template_id": target["id"]}  # what it read
-        return out | {"result": result, "reply": reply}
+        target = out.target
+        if isinstance(target, Target) and isinstance(result.get("id"), str) and target.id != result["id"]:
+            out = replace(out, target=Target(kind=target.kind, id=result["id"], template_id=target.id))  # what it read
+        return replace(out, result=result, reply=reply)
 
-    async def _training(self, res: Resolution, session_id: str, said: str, actor: str) -> dict[str, Any]:
+    async def _training(self, res: Resolution, session_id: str, said: str, actor: str) -> Told:
         async def active(ref: str) -> dict[str, Any]:
             return await active_record(self.core, ref)
 
         return await train_command.answer(res, self.core.training, active, session_id, said, actor)
 
-    async def _plan(self, res: Resolution, session_id: str, out: dict[str, Any], said: str, actor: str) -> dict[str, Any]:
+    async def _plan(self, res: Resolution, session_id: str, out: CommandReply, said: str, actor: str) -> CommandReply:
         started = time.perf_counter()
         key = self.memo.key(res)
         plan_id = new_plan_id()
@@ -176,29 +176,27 @@ class CommandService:
         await self.store.save(plan.id, session_id, plan.base,
                               {"plan": handed.body, "text": said, "actor": actor, "intent": res.intent})
         self.core.metrics.command_plan_seconds.observe(time.perf_counter() - started)
-        violations = [to_builtins(d) for d in plan.decisions if d.action == "deny"]
+        violations = [violation(d) for d in plan.decisions if d.action == "deny"]
         self._count(res.intent, "planned" if plan.allowed else "denied")
         if plan.allowed:
-            reply = say(res.lang, "planned", summary=shown["summary"])
+            reply = say(res.lang, "planned", summary=shown.summary)
         else:
             reply = say(res.lang, "planned_denied", violations=violations_text(res.lang, violations))
         target = _acted_on(plan)
-        if target is not None:
-            out["target"] = target
-        return out | {"policy": {"allowed": plan.allowed, "violations": violations}, "plan": shown,
-                      "reply": reply + "\n" + shown["text"]}
+        policy = ALLOWED if plan.allowed and not violations else PolicyVerdict(allowed=plan.allowed, violations=violations)
+        return replace(out, policy=policy, plan=shown, reply=reply + "\n" + shown.text, target=target or out.target)
 
-    async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: dict[str, Any]) -> dict[str, Any]:
+    async def _apply_in_session(self, res: Resolution, session_id: str, actor: str, out: CommandReply) -> CommandReply:
         row = await self.store.load(res.plan_id) if res.plan_id else await self.store.last_of_session(session_id)
         if row is not None and row.body.get("actor", actor) != actor:
             row = None  # «apply» applies the caller's own last plan: a session id is not a credential
         if row is None:
             self._count("apply", "nothing")
-            return out | {"reply": say(res.lang, "nothing_to_apply")}
+            return replace(out, reply=say(res.lang, "nothing_to_apply"))
         applied = await self.apply(row.id, actor)
         self._count("apply", "applied" if not applied.already_applied else "repeat")
-        return out | {"plan": to_builtins(applied.plan), "applied": to_builtins(applied.applied),
-                      "summary": applied.summary, "already_applied": applied.already_applied, "reply": applied.reply}
+        return replace(out, plan=applied.plan, applied=applied.applied, summary=applied.summary,
+                       already_applied=applied.already_applied, reply=applied.reply)
 
     async def apply(self, plan_id: str, actor: str) -> ApplyResult:
         """Carry out a saved plan exactly as shown, once, in one transaction: its facts are read again first
@@ -240,17 +238,23 @@ class _Done(msgspec.Struct):
     summary: str | None = None
 
 
-def _decision_body(d: Decision) -> dict[str, Any]:
-    return {k: v for k, v in to_builtins(d).items() if v is not None}  # type: ignore[union-attr]
+def _target(target: dict[str, str]) -> Target:
+    return Target(kind=target["kind"], id=target["id"], template_id=target.get("template_id"))  # type: ignore[arg-type]
 
 
-def _acted_on(plan: Plan) -> dict[str, str] | None:
+def _with(out: CommandReply, told: Told) -> CommandReply:
+    """The reply with what an intent's handler told filled in."""
+    fields = {name: getattr(told, name) for name in told.__struct_fields__}
+    return replace(out, **{k: v for k, v in fields.items() if v is not UNSET})
+
+
+def _acted_on(plan: Plan) -> Target | None:
     """The exact record or organ a one-change lifecycle plan names."""
     if len(plan.steps) != 1:
         return None
     step = plan.steps[0]
     if isinstance(step, MoveRecord):
-        return {"kind": "cell", "id": step.record_id, "template_id": step.template_id}
+        return Target(kind="cell", id=step.record_id, template_id=step.template_id)
     if isinstance(step, MoveOrgan):
-        return {"kind": "organ", "id": step.organ_id, "template_id": step.template_id}
+        return Target(kind="organ", id=step.organ_id, template_id=step.template_id)
     return None

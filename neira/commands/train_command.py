@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import msgspec
-
+from neira.commands.answer import Target, Told
 from neira.commands.reply import say
 from neira.commands.resolve import Resolution
 from neira.errors import NotFound, NotRunnable
@@ -44,20 +43,20 @@ async def _record(res: Resolution, active: Records) -> str:
 
 
 async def answer(res: Resolution, trainer: Trainer, active: Records, session_id: str, said: str,
-                 actor: str) -> dict[str, Any]:
+                 actor: str) -> Told:
     """The reply to a `train` or `review` command; refusals are worded in the command's language."""
     try:
         if res.intent == "train":
             return await train(res, trainer, active, session_id, actor)
         return await review(res, trainer, active, session_id, said, actor)
     except Refused as exc:
-        return {res.intent if res.intent == "review" else "training": None, "reply": exc.reply}
+        return Told(review=None, reply=exc.reply) if res.intent == "review" else Told(training=None, reply=exc.reply)
 
 
-async def train(res: Resolution, trainer: Trainer, active: Records, session_id: str, actor: str) -> dict[str, Any]:
+async def train(res: Resolution, trainer: Trainer, active: Records, session_id: str, actor: str) -> Told:
     """`{training, target, reply}` for «обучи клетку summarize» / "train the summarize cell"."""
     if res.target is None:
-        return {"training": None, "reply": say(res.lang, "train_needs_cell")}
+        return Told(training=None, reply=say(res.lang, "train_needs_cell"))
     record_id = await _record(res, active)
     try:
         it = await trainer.train(record_id, actor, session_id)
@@ -68,20 +67,20 @@ async def train(res: Resolution, trainer: Trainer, active: Records, session_id: 
     failing = [r for r in it.results if not r.passed]
     if failing:
         reply += " " + say(res.lang, "trained_failing", samples=", ".join(str(r.sample + 1) for r in failing))
-    return {"training": msgspec.to_builtins(it), "target": {"kind": "cell", "id": record_id}, "reply": reply}
+    return Told(training=it, target=Target(kind="cell", id=record_id), reply=reply)
 
 
 async def review(res: Resolution, trainer: Trainer, active: Records, session_id: str, said: str,
-                 actor: str) -> dict[str, Any]:
+                 actor: str) -> Told:
     """`{review, target, reply}` for «прими итерацию 3» / "accept iteration 3"."""
     record_id = await _record(res, active) if res.target is not None else await trainer.last_trained(session_id)
     if record_id is None:
-        return {"review": None, "reply": say(res.lang, "review_needs_cell", iteration=res.iteration)}
+        return Told(review=None, reply=say(res.lang, "review_needs_cell", iteration=res.iteration))
     try:
         done = await trainer.review(record_id, res.iteration or 0, {"verdict": res.verdict, "comment": said}, actor)
     except NotFound:
         raise Refused(say(res.lang, "no_iteration", record=record_id, iteration=res.iteration)) from None
     key = "reviewed_converged" if done.converged else "reviewed"
     verdict = say(res.lang, f"verdict_{done.verdict}")
-    return {"review": msgspec.to_builtins(done), "target": {"kind": "cell", "id": record_id},
-            "reply": say(res.lang, key, record=record_id, iteration=done.iteration, verdict=verdict)}
+    return Told(review=done, target=Target(kind="cell", id=record_id),
+                reply=say(res.lang, key, record=record_id, iteration=done.iteration, verdict=verdict))

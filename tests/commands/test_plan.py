@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 from neira.core import Core
 from tests.conftest import make_settings
 
@@ -12,7 +13,8 @@ LATIN_WORD = re.compile(r"(?<![\w.\-])[A-Za-z]{3,}(?![\w.\-])")  # an English wo
 
 
 async def say(core: Core, text: str, session: str = "s-plan", actor: str = "admin") -> dict:
-    return await core.commands.handle(text, session, actor)
+    """The reply as its JSON (what a client reads)."""
+    return msgspec.to_builtins(await core.commands.handle(text, session, actor))
 
 
 def marks(body: dict) -> list[tuple[str, str, str]]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 from neira.core import Core
 from tests.evidence.conftest import GOOD
 from tests.evidence.test_graduation import organ_with, wait_for
 
 
 async def say(core: Core, text: str, session: str = "s-grad") -> dict:
-    return await core.commands.handle(text, session, "admin")
+    """The reply as its JSON (what a client reads)."""
+    return msgspec.to_builtins(await core.commands.handle(text, session, "admin"))
 
 
 async def test_why_hold_and_approve_in_the_chat(ecore: Core) -> None:
