@@ -147,8 +147,10 @@ async def test_metrics_count_runs(client: AsyncTestClient) -> None:
 
 
 @pytest.fixture
-async def busy_live(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Core]]:
-    """A served app with the doubles, two workers and a queue of one."""
+async def busy_live(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Core, Path]]:
+    """A served app with the doubles, two workers and a queue of one; and the file that ends `spin_until` runs
+    (made at teardown too, so a failing test does not leave runs spinning under the server's shutdown)."""
+    release = tmp_path / "release"
     core = Core(make_settings(tmp_path / "data", run_workers=2, run_queue=1, run_timeout_ms=30_000), with_doubles())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(core), host="127.0.0.1", port=port, log_config=None))
@@ -156,30 +158,33 @@ async def busy_live(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Co
     while not server.started:
         assert not task.done(), "server exited"
         await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=40) as http:
-        yield http, core
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth(), timeout=40) as http:
+            yield http, core, release
+    finally:
+        release.touch()
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 async def test_status_answers_while_every_worker_spins_and_the_queue_is_full(
-        busy_live: tuple[httpx.AsyncClient, Core], tmp_path: Path) -> None:
-    http, core = busy_live
-    release = tmp_path / "release"  # the spinning runs burn CPU until this file exists
+        busy_live: tuple[httpx.AsyncClient, Core, Path]) -> None:
+    http, core, release = busy_live  # the spinning runs burn CPU until `release` exists
     r = await http.post("/factory/cells", json={"template": cell("spin_until")})
     spin = r.json()["id"]
     organ_id = (await http.post("/organs/build", json={"organ_template": "organ.echo.v1"})).json()["organ_id"]
     runs = [asyncio.create_task(http.post(f"/factory/cells/{spin}/run", json={"input": str(release)}))
             for _ in range(3)]
-    while core.runs.pool.busy_workers + core.runs.pool.waiting < 3:
-        await asyncio.sleep(0.01)  # until the three runs hold both workers and the queue's one place
+    async with asyncio.timeout(30):  # until the three runs hold both workers (both started) and the queue's place
+        while (core.runs.pool.busy_workers, core.runs.pool.waiting) != (2, 1):
+            await asyncio.sleep(0.01)
     r = await http.post(f"/factory/cells/{spin}/run", json={"input": str(release)})
     assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (429, "busy", "1")
     for _ in range(20):
         assert (await http.get(f"/organs/{organ_id}/status")).status_code == 200
     # every status answer came while the spinning runs held every worker: the loop never waited for them
     # (how fast it answers is bench/runs.py's business, not a unit test's)
-    assert core.runs.pool.busy_workers == 2 and not any(t.done() for t in runs)
+    assert (core.runs.pool.busy_workers, core.runs.pool.waiting) == (2, 1) and not any(t.done() for t in runs)
     release.touch()
     answers = [(await t).json() for t in runs]
     assert [(a["ok"], a["output"]["text"]) for a in answers] == [(True, str(release))] * 3
