@@ -51,6 +51,7 @@ log = logging.getLogger("neira.graduation")
 WaitingFor = Literal["delay", "analysis", "approval", "gate"]
 ACTOR = "analysis"  # the actor of a promotion or failure a verdict caused
 HOLDS = tables.holds
+HOLDS_FEED = "holds"  # the change feed's table of holds made and ended (each organ's key)
 R, O = tables.cell_records, tables.organs
 
 
@@ -123,7 +124,7 @@ class Graduation:
         self._announced: set[tuple[str, float]] = set()  # (organ, stint) whose wait for approval was announced
         self._reload_holds = False  # another process changed an organ (perhaps its hold): read the holds again
         self._reloading: asyncio.Task | None = None
-        db.feed.subscribe("organs", self._organs_changed)
+        db.feed.subscribe(HOLDS_FEED, self._holds_changed)
         organs.attach(self)
         factory.approval_guard = self.guard_cell
         if enabled:
@@ -138,10 +139,11 @@ class Graduation:
             rows = list(await conn.execute(select(HOLDS)))
         self._holds = {r.subject.partition(":")[2]: {"since": r.since, "actor": r.actor, "reason": r.reason} for r in rows}
 
-    def _organs_changed(self, changes: list[Any]) -> None:
-        """Another replica's organ writes (changes without a value; a hold or a release is one) may have made
-        or ended a hold: the mirror of the holds is read again (one small SELECT for a burst of changes).
-        What decides a move reads the row itself (`_held_in`); the mirror serves the status."""
+    def _holds_changed(self, changes: list[Any]) -> None:
+        """Another replica made or ended a hold (its changes arrive without a value; ours carry the hold and
+        the mirror follows them after the commit): the mirror of the holds is read again (one small SELECT for
+        a burst of changes). Only holds are followed — a replica's stage moves read nothing here. What decides
+        a move reads the row itself (`_held_in`); the mirror serves the status."""
         if all(c.value is not None for c in changes) or self.db.is_sqlite:
             return
         self._reload_holds = True
@@ -286,11 +288,12 @@ class Graduation:
             return OrganMoved(id=row.id, state=row.state, held=True, waiting_for="approval")
         now = time.time()
         await tx.conn.execute(HOLDS.insert().values(subject=f"organ:{row.id}", since=now, actor=actor, reason=reason))
+        hold = {"since": now, "actor": actor, "reason": reason}
         tx.changed("organs", row.id)
+        tx.changed(HOLDS_FEED, row.id, hold)
         await self.events.emit(tx, "organ.hold", f"organ:{row.id}", {"id": row.id, "state": row.state, "actor": actor, "reason": reason})
         await self.audit.record(tx, actor, "organ.hold", f"organ:{row.id}", {"state": row.state, "held": False},
                                 {"state": row.state, "held": True}, reason, list(decision_ids))
-        hold = {"since": now, "actor": actor, "reason": reason}
         tx.after_commit(lambda: self._holds.__setitem__(row.id, hold))
         return OrganMoved(id=row.id, state=row.state, held=True, waiting_for="approval")
 
@@ -299,6 +302,7 @@ class Graduation:
             return False
         await tx.conn.execute(delete(HOLDS).where(HOLDS.c.subject == f"organ:{row.id}"))
         tx.changed("organs", row.id)
+        tx.changed(HOLDS_FEED, row.id, {})  # (a value: this process's own change, its mirror follows below)
         await self.audit.record(tx, actor, "organ.release", f"organ:{row.id}", {"state": row.state, "held": True},
                                 {"state": row.state, "held": False}, reason)
         tx.after_commit(lambda: self._holds.pop(row.id, None))
