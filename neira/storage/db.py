@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 from neira.storage import inline, migrate
 from neira.storage.feed import Changed, ChangeFeed
@@ -174,9 +175,10 @@ class Database:
             options: dict[str, Any] = {"pool_reset_on_return": None, "pool_use_lifo": True,
                                        "async_creator": inline.connector(url)}
         else:  # a server: a connection the server or a proxy closed meanwhile is noticed before it is used
-            options = {"pool_size": pool.size, "max_overflow": pool.max_overflow, "pool_timeout": pool.timeout_s,
-                       "pool_pre_ping": True}
+            options = {"pool_size": pool.size, "max_overflow": pool.max_overflow, "pool_timeout": pool.timeout_s}
         self.engine: AsyncEngine = create_async_engine(url, future=True, **options)
+        if not self.is_sqlite:
+            event.listen(self.engine.sync_engine, "checkout", _ping)
         # Reads on a server run in autocommit: no BEGIN before and no ROLLBACK after, two round trips of the
         # four a read took (with the pre-ping and the statement). The same answers: at PostgreSQL's READ
         # COMMITTED each statement of a transaction takes a snapshot of its own anyway, and reads write nothing.
@@ -307,6 +309,17 @@ class Database:
 
             stmt = pg_insert(table).values(**values)
         return stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in values.items() if k not in keys})
+
+
+def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection is checked before it is handed out: one simple query (one round
+    trip; SQLAlchemy's pre-ping for asyncpg takes three, wrapping it in BEGIN and ROLLBACK). The simple query
+    protocol prepares nothing, so it is safe behind PgBouncer in transaction mode too. A connection that fails
+    it is dropped and the pool tries another (DisconnectionError: SQLAlchemy's pessimistic disconnect check)."""
+    try:
+        await_only(dbapi_conn.driver_connection.execute("SELECT 1"))  # (asyncpg fails on ";": no command tag)
+    except Exception as exc:
+        raise DisconnectionError(f"the pooled connection is gone ({type(exc).__name__})") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
