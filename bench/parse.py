@@ -10,7 +10,8 @@ included. Rows:
 - neira and hassil (bench/hassil_grammar.py: the same create/update/build intents and word lists) on the
   phrases of those intents that *both* understand, and the speedup;
 - the share each understands on the held-out split (neira: the whole meaning; hassil: the intent, on the
-  create/update/build rows it has a grammar for).
+  create/update/build rows it has a grammar for);
+- what a catalog change costs: the lexicon rebuilt for the examples plus 500 cells, next to it built whole.
 Targets (issue 13): whole corpus p50 ≤ 50 µs, p99 ≤ 500 µs; unseen p50 ≤ 100 µs; ≥ 3× faster than hassil.
 Not a timed test: run it by hand; the machine's load average is printed with the figures.
 """
@@ -88,6 +89,32 @@ def summary_row(name: str, samples: list[float], understood: int, total: int) ->
             "mean_us": round(statistics.fmean(samples) * 1e6, 1)}
 
 
+def lexicon_rebuild(cells: list[dict], organs: list[dict], rounds: int) -> list[dict]:
+    """What a catalog change costs the Command Cell: the lexicon built again, as the server does it
+    (grammar/lexicon.json's words built once, the catalog's aliases on top), next to its peer in the same run,
+    the lexicon built whole (`data` passed: nothing kept); for the examples, and with 500 created cells."""
+    data = json.loads((ROOT / "grammar" / "lexicon.json").read_text(encoding="utf-8"))
+    out = []
+    for extra in (0, 500):
+        grown = cells + [{"id": f"analysis.grown{i}.v1", "version": "1.0.0", "analysis_type": f"grown{i}", "links": [],
+                          "metadata": {"schema": "v1", "aliases": {"ru": [f"рост{i}"], "en": [f"grown{i}"]}}}
+                         for i in range(extra)]
+        Lexicon.from_templates(grown, organs)  # the shared words, built once (as at the server's first command)
+        kept, whole = [], []
+        for _ in range(rounds):  # interleaved, so the machine's load falls on both alike
+            t = time.perf_counter()
+            Lexicon.from_templates(grown, organs)
+            kept.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            Lexicon.from_templates(grown, organs, data=data)
+            whole.append(time.perf_counter() - t)
+        row = summary_row(f"lexicon rebuilt after a catalog change (+{extra} cells)", kept, rounds, rounds)
+        peer = summary_row(f"lexicon built whole (+{extra} cells; the peer)", whole, rounds, rounds)
+        row["whole_over_rebuild_p50"] = round(peer["p50_us"] / row["p50_us"], 1)
+        out += [row, peer]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=100)
@@ -153,13 +180,16 @@ def main() -> None:
         h_both["neira_unseen_speedup_p50"] = round(h_both["p50_us"] / n_cold["p50_us"], 1)
         results += [n_both, n_cold, h_both]
 
+    results += lexicon_rebuild(cells, organs, max(args.rounds // 10, 5))
+
     width = max(len(r["system"]) for r in results)
     print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"{'system':<{width}}  phrases  understood  p50 µs  p99 µs  mean µs")
     for r in results:
         timing = f"  {r['p50_us']:>6}  {r['p99_us']:>6}  {r['mean_us']:>7}" if "p50_us" in r else ""
         extra = (f"   neira is {r['neira_speedup_p50']}× faster (p50; {r['neira_unseen_speedup_p50']}× unseen)"
-                 if "neira_speedup_p50" in r else "")
+                 if "neira_speedup_p50" in r else
+                 f"   the whole build takes {r['whole_over_rebuild_p50']}× as long (p50)" if "whole_over_rebuild_p50" in r else "")
         print(f"{r['system']:<{width}}  {r['phrases']:>7}  {r['share']:>9.1%}{timing}{extra}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

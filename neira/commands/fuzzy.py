@@ -44,16 +44,28 @@ def within_one_edit(a: str, b: str) -> bool:
 
 
 class FuzzyIndex:
-    """Maps a misspelt word to known words one edit away (a symmetric-delete index, built once)."""
+    """Maps a misspelt word to known words one edit away (a symmetric-delete index). `over()` gives an index
+    that holds this one's words and takes more on top, leaving this one as it is: the lexicon's fixed words
+    are indexed once, each catalog's aliases on a layer of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: FuzzyIndex | None = None) -> None:
+        if base is not None and base._base is not None:
+            raise ValueError("an index is layered over an index without a base")
+        self._base = base
         self._by_variant: dict[str, set[str]] = defaultdict(set)
         self._meaning: dict[str, Hashable] = {}
         self._preferred: set[str] = set()
 
+    def over(self) -> FuzzyIndex:
+        """A new index over this one (see the class)."""
+        return FuzzyIndex(self)
+
+    def _known(self, word: str) -> bool:
+        return word in self._meaning or (self._base is not None and word in self._base._meaning)
+
     def add(self, word: str, meaning: Hashable, preferred: bool = False) -> None:
         """Index `word`; words with the same `meaning` (forms of one lemma) never compete with each other."""
-        if len(word) < MIN_LENGTH - 1 or word in self._meaning:
+        if len(word) < MIN_LENGTH - 1 or self._known(word):
             return
         self._meaning[word] = meaning
         if preferred:
@@ -62,16 +74,23 @@ class FuzzyIndex:
         for variant in _deletes(word):
             self._by_variant[variant].add(word)
 
+    def _near(self, word: str) -> set[str]:
+        """Known words sharing a delete-variant with `word` (the candidates within one edit)."""
+        found: set[str] = set()
+        for index in (self, self._base) if self._base is not None else (self,):
+            by_variant = index._by_variant
+            found |= by_variant.get(word, set())
+            for variant in _deletes(word):
+                found |= by_variant.get(variant, set())
+        return found
+
     def guess(self, word: str, allowed: set[Hashable] | None = None, kinds: set[str] | None = None) -> Guess:
         """The closest known word, or none; `kinds` restricts meanings to those whose first element is listed."""
-        if len(word) < MIN_LENGTH or word in self._meaning:
+        if len(word) < MIN_LENGTH or self._known(word):
             return Guess(None, ())
-        found: set[str] = set(self._by_variant.get(word, ()))
-        for variant in _deletes(word):
-            found |= self._by_variant.get(variant, set())
         by_meaning: dict[Hashable, list[str]] = defaultdict(list)
-        for cand in found:
-            meaning = self._meaning[cand]
+        for cand in self._near(word):
+            meaning = self._meaning[cand] if cand in self._meaning else self._base._meaning[cand]  # type: ignore[union-attr]
             if kinds is not None and meaning[0] not in kinds:  # type: ignore[index]
                 continue
             if allowed is not None and meaning not in allowed:
@@ -87,6 +106,9 @@ class FuzzyIndex:
             return Guess(None, tuple(sorted(best)))
         return Guess(best[0], ())
 
+    def _preferred_word(self, word: str) -> bool:
+        return word in self._preferred or (self._base is not None and word in self._base._preferred)
+
     def _best(self, words: list[str]) -> str:
-        preferred = sorted(w for w in words if w in self._preferred)
+        preferred = sorted(w for w in words if self._preferred_word(w))
         return preferred[0] if preferred else sorted(words, key=lambda w: (len(w), w))[0]

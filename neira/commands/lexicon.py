@@ -164,12 +164,24 @@ class Lexicon:
                     if words:
                         self._put(words, entry._replace(lang=lang), preferred=False, override=False)
 
+    def _over(self) -> Lexicon:
+        """A lexicon that starts with this one's words and takes a catalog's aliases on top, leaving this one
+        as it is: the tables aliases add to are copied (the fuzzy index is layered), the rest is shared, and
+        the memos start empty (they are functions of the whole lexicon)."""
+        lex = object.__new__(Lexicon)
+        lex.__dict__.update(self.__dict__)
+        lex.phrases, lex.max_len, lex.multi_first = dict(self.phrases), dict(self.max_len), set(self.multi_first)
+        lex.word_memo, lex.parse_memo, lex.text_memo = {}, {}, {}
+        lex.aliases, lex.names = {}, {}
+        lex.fuzzy = self.fuzzy.over()
+        return lex
+
     @classmethod
     def from_templates(cls, cells: Iterable[dict], organs: Iterable[dict], data: dict[str, Any] | None = None) -> "Lexicon":
-        """Build the lexicon from grammar/lexicon.json (or `data`) plus the catalog's aliases."""
-        if data is None:
-            data = json.loads((GRAMMAR_DIR / "lexicon.json").read_text(encoding="utf-8"))
-        lex = cls(data)
+        """Build the lexicon from grammar/lexicon.json (or `data`) plus the catalog's aliases. The words of
+        grammar/lexicon.json are built once (again only when the file changes): a catalog change, which
+        rebuilds the lexicon, then costs the aliases alone (bench/parse.py, "lexicon rebuild")."""
+        lex = (_base() if data is None else cls(data))._over()
         found: dict[str, dict[str, Any]] = {}
         for kind, templates in (("organs", organs), ("cells", cells)):
             for template in templates:
@@ -249,6 +261,19 @@ class Lexicon:
         """The dictionary form of a verb, noun or particle in `lang` (the first listed)."""
         forms = getattr(self, table).get(key, {}).get(lang) or []
         return forms[0] if forms else None
+
+
+_BASE: tuple[int, Lexicon] | None = None  # (lexicon.json's mtime, the lexicon of its words alone)
+
+
+def _base() -> Lexicon:
+    """The lexicon of grammar/lexicon.json's words, built once per version of the file."""
+    global _BASE
+    path = GRAMMAR_DIR / "lexicon.json"
+    stamp = path.stat().st_mtime_ns
+    if _BASE is None or _BASE[0] != stamp:
+        _BASE = (stamp, Lexicon(json.loads(path.read_text(encoding="utf-8"))))
+    return _BASE[1]
 
 
 def _expand(phrase: str, lang: str) -> set[str]:

@@ -99,3 +99,22 @@ def test_odd_alias_shapes_do_not_break_the_lexicon():
            "not a template"]
     lex = Lexicon.from_templates(cells + odd, organs)
     assert lex.aliases["странный"].cells == ("analysis.odd.v1",) and lex.aliases["odd"].cells == ("analysis.odd.v1",)
+
+
+def test_a_lexicon_keeps_its_catalogs_words_to_itself():
+    """The words of grammar/lexicon.json are built once and shared; each catalog's aliases stay in its own
+    lexicon: one built after a catalog with «слух» neither knows the word nor guesses it for a typo."""
+    cells, organs = load_examples()
+    hearing = {"id": "organ.hearing.v1", "version": "1.0.0", "roles": ["hearing"], "cells": ["analysis.text_normalize.v1"],
+               "pathways": [{"name": "main", "cells": ["analysis.text_normalize.v1"]}],
+               "policies": {"stage": "draft", "hitl": True},
+               "metadata": {"schema": "v1", "aliases": {"ru": ["слуховой"], "en": ["hearing"]}}}
+    with_hearing = Lexicon.from_templates(cells, organs + [hearing])
+    without = Lexicon.from_templates(cells, organs)
+    assert with_hearing.guess("hearinq").suggestion == "hearing" and ("hearing",) in with_hearing.phrases
+    assert without.guess("hearinq") == (None, ()) and ("hearing",) not in without.phrases
+    assert "hearing" not in without.aliases
+    typo = parse("create hearinq organ", without)
+    assert isinstance(typo, ParseFailure) and "hearing" not in (typo.suggestions or ())
+    # and the shared words still win over an alias that spells one of them, in every lexicon
+    assert with_hearing.guess("creaet").suggestion == without.guess("creaet").suggestion == "create"
