@@ -77,6 +77,7 @@ class Lexicon:
         self.nouns: dict[str, dict[str, list[str]]] = data["nouns"]
         self.particles: dict[str, dict[str, list[str]]] = data["particles"]
         self.run: dict[str, Any] = data.get("run", {})  # where a run's input starts; which organ speaks
+        self.base: Lexicon = self  # the lexicon of the fixed words this one was laid over (`_over`), or itself
         for verb, spec in self.verbs.items():
             terminal = spec.get("terminal", verb)
             self._add_all({k: v for k, v in spec.items() if k != "terminal"}, Entry(terminal.upper(), "!" + terminal, ""))

@@ -34,7 +34,9 @@ _WORDS: weakref.WeakKeyDictionary[Lexicon, _Words] = weakref.WeakKeyDictionary()
 
 
 def _words(lexicon: Lexicon) -> _Words:
-    """The run words of a lexicon, prepared once per lexicon."""
+    """The run words of a lexicon, prepared once per lexicon of fixed words: they are all function words
+    (a catalog alias never stands for a verb), so every catalog's lexicon over the same base shares them."""
+    lexicon = lexicon.base
     found = _WORDS.get(lexicon)
     if found is None:
         listed = {(tuple(p.text for p in pieces(v) if p.shape == "word"), kind) for kind in ("run", "say")
