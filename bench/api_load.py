@@ -54,9 +54,9 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
-def start_neira(data_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_neira(data_dir: Path, stage_delays: str = "1,1,1") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "NEIRA_ADMIN_TOKEN": TOKEN, "ORGANS_BUILDER_STAGE_DELAYS": "1,1,1",
+    env = {**os.environ, "NEIRA_ADMIN_TOKEN": TOKEN, "ORGANS_BUILDER_STAGE_DELAYS": stage_delays,
            "NEIRA_ANALYSIS_INTERVAL_MS": "0"}  # the API is measured here, not the canary analysis (bench/analysis.py)
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "neira"), "serve", "--port", str(port), "--data-dir", str(data_dir)],

@@ -1,8 +1,9 @@
 """WebSocket fan-out: N subscribers on one organ's stream; time from a stage change to its delivery.
 
-A real server subprocess; the subscribers live in this (separate) process. Each round sets the organ's state
-through `POST /organs/{id}/status` and measures, per subscriber, the time until the frame with that state
-arrives. The subscribers stand in for 1,000 separate clients: each is a bare asyncio Protocol (bench/ws_client.py)
+A real server subprocess; the subscribers live in this (separate) process. Each round moves the organ one legal
+step round the lifecycle (draft → canary → experimental → stable by `POST /organs/{id}/status`, then failed, then
+`POST /organs/{id}/rebuild` back to draft; the stages last an hour, so nothing else moves it) and measures, per
+subscriber, the time until the frame with that state arrives. The subscribers stand in for 1,000 separate clients: each is a bare asyncio Protocol (bench/ws_client.py)
 on uvloop, and this process's own cyclic GC is frozen once they are connected (its pauses are not the
 server's latency). The server's full collections during the rounds
 are counted from its `/metrics` (`python_gc_collections_total{generation="2"}`) and reported next to the
@@ -28,8 +29,20 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import percentile, save, summary  # noqa: E402
-from api_load import TOKEN, prepare, start_neira  # noqa: E402
+from api_load import TOKEN, start_neira  # noqa: E402
 from ws_client import StreamClient, connect  # noqa: E402
+
+
+CYCLE = ("canary", "experimental", "stable", "failed", "draft")  # from draft, each a legal move (lifecycle table)
+HOUR_STAGES = "3600000,3600000,3600000"
+
+
+def prepare(url: str) -> str:
+    """A new build, in draft (its stages last an hour: only the rounds move it)."""
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    resp = httpx.post(f"{url}/organs/build", json={"organ_template": "organ.echo.v1"}, headers=h)
+    resp.raise_for_status()
+    return resp.json()["organ_id"]
 
 
 class Round:
@@ -86,9 +99,12 @@ async def run(base: str, organ: str, n: int, rounds: int, pid: int) -> dict:
         full_gcs = await server_full_collections(client)
         cpu, own = cpu_seconds(pid), time.process_time()
         for r in range(rounds):
-            state = "canary" if r % 2 == 0 else "experimental"
+            state = CYCLE[r % len(CYCLE)]
             current.start(state)
-            resp = await client.post(f"/organs/{organ}/status", json={"state": state, "reason": "bench"})
+            if state == "draft":
+                resp = await client.post(f"/organs/{organ}/rebuild")
+            else:
+                resp = await client.post(f"/organs/{organ}/status", json={"state": state, "reason": "bench"})
             resp.raise_for_status()
             await asyncio.wait_for(current.done.wait(), 30)
             latencies += current.latencies
@@ -117,7 +133,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_neira(Path(tmp) / "data")
+        proc, url = start_neira(Path(tmp) / "data", stage_delays=HOUR_STAGES)
         try:
             organ = prepare(url)
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the server runs on uvloop too
