@@ -26,6 +26,12 @@ _T: dict[str, dict[str, str]] = {
         "refused": "Нельзя: {violations}.",
         "invalid_transition": "Так нельзя: {target} сейчас в состоянии {from_state}, переход в {to_state} не предусмотрен.",
         "missing": "Не нашёл: {reason}.",
+        "no_organ": "Органа {organ} нет. Соберите его сначала: «создай орган {organ}».",
+        "no_organ_id": "Органа {organ} нет. Скажите «покажи органы», чтобы увидеть все.",
+        "organ_failed": "{organ} провален, запустить его нельзя. Скажите «пересобери {organ}».",
+        "not_stable_yet": "{organ} ещё не стабилен: его последняя сборка {newest} сейчас в состоянии {state}. "
+                          "Её можно запустить по номеру: «запусти {newest}: …».",
+        "no_live_build": "У {organ} нет ни одной живой сборки: все провалены. Скажите «пересобери {organ}».",
         "missing_target": "Для «{target}» нет ни одной живой записи или органа.",
         "status": "{target}: {state}.",
         "status_all": "Органов: {organs}, записей клеток: {records}, безопасный режим: {safe}.",
@@ -80,6 +86,12 @@ _T: dict[str, dict[str, str]] = {
         "refused": "Not allowed: {violations}.",
         "invalid_transition": "That move is not possible: {target} is {from_state}, and {to_state} is not a legal next state.",
         "missing": "Not found: {reason}.",
+        "no_organ": "There is no organ {organ}. Build it first: 'create organ {organ}'.",
+        "no_organ_id": "There is no organ {organ}. Say 'list organs' to see them all.",
+        "organ_failed": "{organ} has failed and cannot run. Say 'rebuild {organ}'.",
+        "not_stable_yet": "{organ} is not stable yet: its newest build {newest} is {state}. "
+                          "That build runs when you name it: 'run {newest} on …'.",
+        "no_live_build": "{organ} has no live build: every one failed. Say 'rebuild {organ}'.",
         "missing_target": "Not found: {reason}.",
         "status": "{target}: {state}.",
         "status_all": "Organs: {organs}, cell records: {records}, safe mode: {safe}.",
@@ -195,7 +207,16 @@ def error_reply(lang: str, exc: Any) -> str:
     if exc.code == "plan_stale":
         return say(lang, "stale", reason=exc.reason)
     if exc.code == "not_found":
+        if "organ" in body:
+            return say(lang, "no_organ_id" if body["organ"].startswith("organ-") else "no_organ", organ=body["organ"])
         return say(lang, "missing_target" if "target" in body else "missing", reason=exc.reason, target=body.get("target"))
+    if exc.code == "not_runnable" and "organ" in body and "cell" not in body:
+        if body.get("state") == "failed":
+            return say(lang, "organ_failed", organ=body["organ"])
+        if "newest" in body:  # a run by name found no stable organ
+            if body["newest"] is None:
+                return say(lang, "no_live_build", organ=body["organ"])
+            return say(lang, "not_stable_yet", organ=body["organ"], newest=body["newest"], state=body["newest_state"])
     return say(lang, "service_error", reason=exc.reason)
 
 

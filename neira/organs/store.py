@@ -117,7 +117,7 @@ def check_organ_id(organ_id: str) -> None:
     other that is not an organ id (`organ-<n>`): `organ-missing` and `organ-01` name nothing."""
     if not ORGAN_ID_RE.fullmatch(organ_id):
         check_lookup_id(organ_id, "organ id")
-        raise NotFound(f"no organ {organ_id}")
+        raise NotFound(f"no organ {organ_id}", organ=organ_id)
 
 
 async def get_row(conn: AsyncConnection, organ_id: str, lock: bool = False) -> Any:
@@ -128,7 +128,7 @@ async def get_row(conn: AsyncConnection, organ_id: str, lock: bool = False) -> A
     stmt = select(ORGANS).where(ORGANS.c.id == organ_id)
     row = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
     if row is None:
-        raise NotFound(f"no organ {organ_id}")
+        raise NotFound(f"no organ {organ_id}", organ=organ_id)
     return row
 
 
@@ -141,7 +141,7 @@ async def state_and_seq(conn: AsyncConnection, organ_id: str) -> tuple[str, int]
     seq = select(func.max(e.seq)).where(e.subject == f"organ:{organ_id}").scalar_subquery()
     row = (await conn.execute(select(ORGANS.c.state, seq).where(ORGANS.c.id == organ_id))).first()
     if row is None:
-        raise NotFound(f"no organ {organ_id}")
+        raise NotFound(f"no organ {organ_id}", organ=organ_id)
     return row[0], row[1] or 0
 
 

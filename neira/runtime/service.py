@@ -155,7 +155,7 @@ class RunService:
 
     async def _organ_steps(self, organ: OrganView, pathway: str | None) -> tuple[list[Step], list[RecordView], str]:
         if organ.state == OrganState.FAILED.value:
-            raise NotRunnable(f"organ {organ.id} is failed", organ=organ.id)
+            raise NotRunnable(f"organ {organ.id} is failed", organ=organ.id, state="failed")
         pathways = organ.template.pathways
         if not pathways:
             raise NotRunnable(f"organ {organ.id} has no pathway", organ=organ.id)

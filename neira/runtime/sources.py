@@ -143,10 +143,13 @@ class Sources:
             rows = list(await conn.execute(select(O.c.id, O.c.template_id, O.c.state, O.c.created_at).where(or_(*conds))))
         rows = [r for r in rows if r.template_id in exact or family_of(r.template_id) in families]
         if not rows:
-            raise NotFound(f"no organ is named {name!r}")
+            raise NotFound(f"no organ is named {name!r}", organ=name)
         stable = [r for r in rows if r.state == OrganState.STABLE.value]
         if not stable:
-            raise NotRunnable(f"no organ named {name!r} is stable yet", organ=name)
+            live = [r for r in rows if r.state != OrganState.FAILED.value]
+            newest = ({"newest": (n := max(live, key=lambda r: r.created_at)).id, "newest_state": n.state} if live
+                      else {"newest": None})  # every build of it failed
+            raise NotRunnable(f"no organ named {name!r} is stable yet", organ=name, **newest)
         best = max(stable, key=lambda r: (_major(r.template_id), r.created_at))
         if writes == self._writes:  # nothing was written while it was read
             if len(self._named) >= CACHE_LIMIT:

@@ -190,3 +190,34 @@ async def test_a_remembered_plan_gets_its_own_id_and_decisions_and_follows_every
     await say(core, "apply", session="s-memo")
     after = await say(core, "create voice organ v1", session="s-memo")  # records and an organ moved: planned anew
     assert {c["action"] for c in after["plan"]["changes"]} <= {"reuse", "no-op"}
+
+
+async def test_a_run_that_cannot_happen_says_why_in_the_commands_language(tmp_path) -> None:
+    """Runs by name serve the stable organ; before there is one, the reply says what there is and how to run
+    it, wholly in the command's language (ids and states aside)."""
+    core = Core(make_settings(tmp_path / "slow", stage_delays_ms=(600_000, 600_000, 600_000)))  # nothing moves by itself
+    await core.start()
+    try:
+        await say(core, "создай голосовой орган v1", session="s-run")
+        organ_id = (await say(core, "применить", session="s-run"))["applied"][-1]["organ_id"]
+        replies = {text: (await say(core, text, session="s-run"))["reply"] for text in (
+            "запусти голосовой орган: привет", "запусти зрение: привет", "запусти organ-9: привет")}
+        assert replies == {
+            "запусти голосовой орган: привет": f"organ.voice.v1 ещё не стабилен: его последняя сборка {organ_id} сейчас "
+                                                f"в состоянии draft. Её можно запустить по номеру: «запусти {organ_id}: …».",
+            "запусти зрение: привет": "Органа organ.vision.v1 нет. Соберите его сначала: «создай орган organ.vision.v1».",
+            "запусти organ-9: привет": "Органа organ-9 нет. Скажите «покажи органы», чтобы увидеть все.",
+        }
+        english = await say(core, "run the voice organ on hello", session="s-run")
+        assert english["reply"].startswith(f"organ.voice.v1 is not stable yet: its newest build {organ_id} is draft.")
+        assert english["error"]["code"] == "not_runnable"  # the JSON keeps the service's own error
+        await say(core, f"cancel build {organ_id}", session="s-run")
+        await say(core, "применить", session="s-run")
+        failed = await say(core, f"запусти {organ_id}: привет", session="s-run")
+        assert failed["reply"] == f"{organ_id} провален, запустить его нельзя. Скажите «пересобери {organ_id}»."
+        assert (await say(core, "запусти голосовой орган: привет", session="s-run"))["reply"] == (
+            "У organ.voice.v1 нет ни одной живой сборки: все провалены. Скажите «пересобери organ.voice.v1».")
+        for reply in replies.values():
+            assert not LATIN_WORD.findall(reply.replace("draft", "")), reply
+    finally:
+        await core.stop()
