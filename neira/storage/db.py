@@ -179,9 +179,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, future=True, **options)
         if not self.is_sqlite:
             event.listen(self.engine.sync_engine, "checkout", _ping)
-        # Reads on a server run in autocommit: no BEGIN before and no ROLLBACK after, two round trips of the
-        # four a read took (with the pre-ping and the statement). The same answers: at PostgreSQL's READ
-        # COMMITTED each statement of a transaction takes a snapshot of its own anyway, and reads write nothing.
+        # Reads on a server run in autocommit: no BEGIN before and no ROLLBACK after, so a read is the check at
+        # checkout (`_ping`) and its statements. The same answers: at PostgreSQL's READ COMMITTED each
+        # statement of a transaction takes a snapshot of its own anyway, and reads write nothing.
         self._reads: AsyncEngine = (self.engine if self.is_sqlite
                                     else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._write_lock = asyncio.Lock()

@@ -138,7 +138,7 @@ def test_chat_speaks_and_shows_a_failed_run(neira_server, open_tab):
         assert api.post(f"/organs/{reverse}/status", json={"state": "failed"}).status_code == 200
     send(page, f"run {reverse} with «текст»")
     refused = last_reply(page, 5).locator(".run-refused")
-    expect(refused).to_contain_text(f"organ {reverse} is failed")
+    expect(refused).to_contain_text(f"{reverse} has failed and cannot run. Say 'rebuild {reverse}'.")
 
     # A plan's risk is a `!` line, styled as the error it is.
     send(page, "build odd-pipeline reverse -> decode")
