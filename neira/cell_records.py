@@ -183,7 +183,7 @@ class Records:
         stmt = select(R).where(R.c.id == id)
         found = (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
         if found is None:
-            raise NotFound(f"no cell record {id}")
+            raise NotFound(f"no cell record {id}", record=id)
         return found
 
     async def of_template(self, conn: AsyncConnection, template_id: str) -> list[Any]:

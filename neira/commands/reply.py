@@ -28,6 +28,8 @@ _T: dict[str, dict[str, str]] = {
         "missing": "Не нашёл: {reason}.",
         "no_organ": "Органа {organ} нет. Соберите его сначала: «создай орган {organ}».",
         "no_organ_id": "Органа {organ} нет. Скажите «покажи органы», чтобы увидеть все.",
+        "no_record": "Записи клетки {record} нет.",
+        "no_cell_record": "У клетки {cell} ещё нет записи. Создайте её: «создай клетку {cell}».",
         "organ_failed": "{organ} провален, запустить его нельзя. Скажите «пересобери {organ}».",
         "not_stable_yet": "{organ} ещё не стабилен: его последняя сборка {newest} сейчас в состоянии {state}. "
                           "Её можно запустить по номеру: «запусти {newest}: …».",
@@ -88,6 +90,8 @@ _T: dict[str, dict[str, str]] = {
         "missing": "Not found: {reason}.",
         "no_organ": "There is no organ {organ}. Build it first: 'create organ {organ}'.",
         "no_organ_id": "There is no organ {organ}. Say 'list organs' to see them all.",
+        "no_record": "There is no cell record {record}.",
+        "no_cell_record": "Cell {cell} has no record yet. Create one: 'create cell {cell}'.",
         "organ_failed": "{organ} has failed and cannot run. Say 'rebuild {organ}'.",
         "not_stable_yet": "{organ} is not stable yet: its newest build {newest} is {state}. "
                           "That build runs when you name it: 'run {newest} on …'.",
@@ -209,6 +213,10 @@ def error_reply(lang: str, exc: Any) -> str:
     if exc.code == "not_found":
         if "organ" in body:
             return say(lang, "no_organ_id" if body["organ"].startswith("organ-") else "no_organ", organ=body["organ"])
+        if "record" in body:
+            return say(lang, "no_record", record=body["record"])
+        if "cell" in body:
+            return say(lang, "no_cell_record", cell=body["cell"])
         return say(lang, "missing_target" if "target" in body else "missing", reason=exc.reason, target=body.get("target"))
     if exc.code == "not_runnable" and "organ" in body and "cell" not in body:
         if body.get("state") == "failed":

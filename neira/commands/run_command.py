@@ -40,7 +40,7 @@ async def run(res: Resolution, runs: Runs, records: Records) -> Told:
     if target.get("kind") == "cell":
         record_id = target["id"] if target["id"].startswith("cell-") else await records.newest_record_id(target["id"])
         if record_id is None:
-            raise NotFound(f"cell {target['id']} has no record to run")
+            raise NotFound(f"cell {target['id']} has no record to run", cell=target["id"])
         result = await runs.serve_cell(record_id, {"input": res.input})
         name = record_id
     else:

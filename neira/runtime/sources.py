@@ -91,7 +91,7 @@ class Sources:
         async with self.db.read() as conn:
             row = (await conn.execute(select(R).where(R.c.id == record_id))).first()
         if row is None:
-            raise NotFound(f"no cell record {record_id}")
+            raise NotFound(f"no cell record {record_id}", record=record_id)
         view = RecordView(row.id, row.state, row.previous_state, row.backend, parse_cell(row.template))
         if len(self._records) >= CACHE_LIMIT:
             self._records.clear()

@@ -208,6 +208,9 @@ async def test_a_run_that_cannot_happen_says_why_in_the_commands_language(tmp_pa
             "запусти зрение: привет": "Органа organ.vision.v1 нет. Соберите его сначала: «создай орган organ.vision.v1».",
             "запусти organ-9: привет": "Органа organ-9 нет. Скажите «покажи органы», чтобы увидеть все.",
         }
+        assert (await say(core, "статус cell-99", session="s-run"))["reply"] == "Записи клетки cell-99 нет."
+        assert (await say(core, "запусти клетку реверс: привет", session="s-run"))["reply"] == (
+            "У клетки analysis.reverse.v1 ещё нет записи. Создайте её: «создай клетку analysis.reverse.v1».")
         english = await say(core, "run the voice organ on hello", session="s-run")
         assert english["reply"].startswith(f"organ.voice.v1 is not stable yet: its newest build {organ_id} is draft.")
         assert english["error"]["code"] == "not_runnable"  # the JSON keeps the service's own error

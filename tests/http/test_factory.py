@@ -253,7 +253,7 @@ async def test_move_bodies(client: AsyncTestClient):
 async def test_unknown_and_unsafe_record_ids(client: AsyncTestClient):
     before = await dump(core_of(client))
     r = await client.get("/factory/cells/cell-42", headers=auth())
-    assert (r.status_code, r.json()) == (404, {"code": "not_found", "reason": "no cell record cell-42"})
+    assert (r.status_code, r.json()) == (404, {"code": "not_found", "reason": "no cell record cell-42", "record": "cell-42"})
     assert (await move(client, "cell-42", "approve")).status_code == 404
     for path in ("/factory/cells/%2E%2E", "/factory/cells/..%2Fcell-1", "/factory/cells/..%2F..%2Fetc%2Fpasswd"):
         r = await client.get(path, headers=auth())
