@@ -79,11 +79,11 @@ class CommandReply(Answer, kw_only=True):
 
 
 class Told(msgspec.Struct, kw_only=True, frozen=True):
-    """What one intent's handler adds to the reply: its words, and the fields it fills."""
+    """What the run, train and review handlers add to the reply: its words, and the fields they fill (the
+    reads answer `(result, reply)`, neira/commands/actions.py)."""
 
     reply: str
     target: Target | UnsetType = UNSET
-    result: Any = UNSET
     run: RunResult | None | UnsetType = UNSET
     training: Iteration | None | UnsetType = UNSET
     review: Reviewed | None | UnsetType = UNSET
